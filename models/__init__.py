@@ -1,0 +1,1 @@
+"""Keras model builders. `models.plan` is pure Python (no Keras): shapes, parameter counts, FLOPs."""

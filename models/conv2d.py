@@ -1,0 +1,109 @@
+"""params dict -> compiled keras.Model: N Conv2D blocks, optional pooling, dense head."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from models.plan import block_arg, block_filters
+
+
+def regularizer(kind: str, strength: float) -> keras.regularizers.Regularizer | None:
+    if kind == "none":
+        return None
+    if kind == "l1":
+        return keras.regularizers.L1(l1=strength)
+    if kind == "l2":
+        return keras.regularizers.L2(l2=strength)
+    if kind == "l1_l2":
+        return keras.regularizers.L1L2(l1=strength, l2=strength)
+    raise ValueError(f"unknown regularizer {kind!r}")
+
+
+def constraint(kind: str, value: float) -> keras.constraints.Constraint | None:
+    if kind == "none":
+        return None
+    if kind == "max_norm":
+        return keras.constraints.MaxNorm(max_value=value)
+    if kind == "non_neg":
+        return keras.constraints.NonNeg()
+    if kind == "unit_norm":
+        return keras.constraints.UnitNorm()
+    if kind == "min_max_norm":
+        return keras.constraints.MinMaxNorm(min_value=0.0, max_value=value)
+    raise ValueError(f"unknown constraint {kind!r}")
+
+
+def conv2d_layer(params: Mapping[str, Any], block: int) -> keras.layers.Conv2D:
+    """The Conv2D of block N with every argument of the Keras signature taken from params."""
+
+    def arg(name: str) -> Any:
+        return block_arg(params, block, name)
+
+    kernel = int(arg("kernel_size"))
+    return keras.layers.Conv2D(
+        filters=block_filters(params, block),
+        kernel_size=(kernel, kernel),
+        strides=(int(arg("strides")),) * 2,
+        padding=arg("padding"),
+        data_format=arg("data_format"),
+        dilation_rate=(int(arg("dilation_rate")),) * 2,
+        activation=arg("activation"),
+        use_bias=bool(arg("use_bias")),
+        kernel_initializer=arg("kernel_initializer"),
+        bias_initializer=arg("bias_initializer"),
+        kernel_regularizer=regularizer(arg("kernel_regularizer"), arg("kernel_regularizer_strength")),
+        bias_regularizer=regularizer(arg("bias_regularizer"), arg("bias_regularizer_strength")),
+        activity_regularizer=regularizer(arg("activity_regularizer"), arg("activity_regularizer_strength")),
+        kernel_constraint=constraint(arg("kernel_constraint"), arg("kernel_constraint_value")),
+        bias_constraint=constraint(arg("bias_constraint"), arg("bias_constraint_value")),
+        name=f"conv{block}",
+    )
+
+
+def pooling_layer(params: Mapping[str, Any], block: int) -> keras.layers.Layer | None:
+    kind = params["pooling"]
+    if kind == "none":
+        return None
+    layer = keras.layers.MaxPooling2D if kind == "max" else keras.layers.AveragePooling2D
+    size = int(params["pool_size"])
+    return layer(pool_size=(size, size), data_format=block_arg(params, block, "data_format"), name=f"pool{block}")
+
+
+def build_conv2d(params: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
+    """A compiled Sequential CNN. Images arrive channels-last; a block asking for channels_first
+    gets its input transposed, so data_format is honoured without touching the data."""
+    layers: list[keras.layers.Layer] = [keras.Input(shape=input_shape)]
+    current_format = "channels_last"
+    for block in range(1, int(params["blocks"]) + 1):
+        wanted = block_arg(params, block, "data_format")
+        if wanted != current_format:
+            layers.append(keras.layers.Permute((3, 1, 2) if wanted == "channels_first" else (2, 3, 1)))
+            current_format = wanted
+        layers.append(conv2d_layer(params, block))
+        pool = pooling_layer(params, block)
+        if pool is not None:
+            layers.append(pool)
+    layers.append(keras.layers.Flatten(name="flatten"))
+    for i in range(1, int(params["dense_layers"]) + 1):
+        layers.append(keras.layers.Dense(int(params["dense_units"]), activation="relu", name=f"dense{i}"))
+        if params["dropout"] > 0:
+            layers.append(keras.layers.Dropout(float(params["dropout"]), name=f"dropout{i}"))
+    layers.append(keras.layers.Dense(num_classes, activation="softmax", name="head"))
+    model = keras.Sequential(layers, name="conv2d")
+    optimizer = keras.optimizers.get({"class_name": params["optimizer"], "config": {"learning_rate": float(params["learning_rate"])}})
+    # XLA compilation costs more than it saves on the small CPU models of a sweep.
+    model.compile(
+        optimizer=optimizer,
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=bool(params.get("jit_compile", False)),
+    )
+    return model
+
+
+def load_model(path: str | Path) -> keras.Model:
+    return keras.saving.load_model(path)

@@ -1,0 +1,71 @@
+"""`python -m sweeps <command>`: parse arguments, call the orchestrator, map errors to exit codes.
+
+Exit codes: 0 done; 1 the sweep ran but no trial completed; 2 bad input (nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+
+from sweeps.config import ConfigError, load_config
+from sweeps.datasets import DatasetError
+
+EXIT_BAD_INPUT = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sweeps", description="Hyperparameter sweeps for Keras Conv2D classifiers.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a sweep: python -m sweeps run [key=value ...]")
+    run.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. n_trials=20 sampler=random space=conv2d")
+    run.add_argument("--cfg", action="store_true", help="print the resolved config and exit")
+    ui = sub.add_parser("ui", help="open the MLflow UI on the configured tracking store")
+    ui.add_argument("overrides", nargs="*", help="the same overrides as the sweep (output_dir=..., tracking.uri=...)")
+    ui.add_argument("--port", type=int, default=5000)
+    return parser
+
+
+def _fail(exc: Exception) -> int:
+    print(f"error: {exc}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # TensorFlow's C++ start-up lines (CUDA probing, oneDNN notes) say nothing a user can act on.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    args = _parser().parse_args(argv)
+    try:
+        cfg = load_config(list(args.overrides))
+    except ConfigError as exc:
+        return _fail(exc)
+    if args.command == "ui":
+        return _ui(cfg, args.port)
+    if args.cfg:
+        print(cfg.to_yaml())
+        return 0
+    from sweeps import sweep
+
+    try:
+        summary = sweep.run(cfg)
+    except (ConfigError, DatasetError) as exc:
+        return _fail(exc)
+    print(summary.text())
+    return 0 if summary.best_number is not None else 1
+
+
+def _ui(cfg, port: int) -> int:
+    from tracking import default_tracking_uri
+
+    uri = cfg.tracking.uri or default_tracking_uri(cfg.output_dir)
+    if uri.startswith("http"):
+        print(f"The tracking server already serves the UI: {uri}")
+        return 0
+    if not (cfg.output_dir / "mlflow.db").exists():
+        return _fail(ConfigError("output_dir", f"no MLflow store at {cfg.output_dir / 'mlflow.db'}", "run a sweep first, or set output_dir=<the sweep's folder>"))
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]
+    print(f"MLflow UI on http://127.0.0.1:{port}  ({' '.join(command)})", flush=True)
+    return subprocess.call(command, env=os.environ.copy())

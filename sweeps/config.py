@@ -1,0 +1,241 @@
+"""Compose conf/ with Hydra, then validate it into small typed settings, before anything is written.
+
+Search-space entries given on the command line (`space.kernel_size='choice(3,5)'`) are taken out
+of Hydra's hands first: in compose mode Hydra would read them as its own multirun sweeps.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from sweeps.space import Space, SpaceError, parse_space
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+REPORTED_METRICS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
+SAMPLERS = ("tpe", "random")
+SCHEDULERS = ("asha", "none")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+class ConfigError(ValueError):
+    """A setting that cannot run; names the field and the fix."""
+
+    def __init__(self, key: str, problem: str, fix: str) -> None:
+        self.key, self.problem, self.fix = key, problem, fix
+        super().__init__(f"{key}: {problem}. Fix: {fix}")
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    name: str
+    n_startup_trials: int = 10
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    name: str
+    grace_period: int = 1
+    reduction_factor: int = 3
+
+
+@dataclass(frozen=True)
+class ResourceSettings:
+    cpus_per_trial: float
+    gpus_per_trial: float
+    num_cpus: int | None
+    max_retries: int
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    uri: str | None
+    experiment: str
+    log_best_model: bool
+
+
+@dataclass(frozen=True)
+class DatasetSettings:
+    name: str
+    path: str | None
+    val_fraction: float
+    limit: int | None
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """One validated sweep: what the runner, the tracker and the trials read."""
+
+    name: str
+    n_trials: int
+    metric: str
+    mode: str
+    max_epochs: int
+    seed: int
+    time_budget_s: float | None
+    output_dir: Path
+    verbose: bool
+    dataset: DatasetSettings
+    sampler: SamplerSettings
+    scheduler: SchedulerSettings
+    resources: ResourceSettings
+    tracking: TrackingSettings
+    model: dict[str, Any]
+    space: Space
+    resolved: dict[str, Any]  # the whole composed config, resolved, for logging
+
+    def to_yaml(self) -> str:
+        return OmegaConf.to_yaml(OmegaConf.create(self.resolved))
+
+    @property
+    def sweep_dir(self) -> Path:
+        return self.output_dir / "sweeps" / self.name
+
+
+# ---------------------------------------------------------------- composing
+
+
+def split_space_overrides(overrides: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """Separate `space.<key>=<grammar or value>` overrides from the ones Hydra composes."""
+    parser = OverridesParser.create()
+    hydra_overrides: list[str] = []
+    space: dict[str, Any] = {}
+    for text in overrides:
+        key = text.split("=", 1)[0].lstrip("+~")
+        if not key.startswith("space.") or "=" not in text:
+            hydra_overrides.append(text)
+            continue
+        try:
+            parsed = parser.parse_override(text.lstrip("+"))
+        except HydraException as exc:
+            raise ConfigError(key, f"cannot parse override {text!r}: {exc}", "write space.<param>='choice(a,b)' or space.<param>=<value>") from None
+        space[key.removeprefix("space.")] = (
+            text.split("=", 1)[1] if parsed.is_sweep_override() else parsed.value()
+        )
+    return hydra_overrides, space
+
+
+def compose_config(overrides: list[str], config_dir: Path = CONF_DIR) -> dict[str, Any]:
+    """Hydra composition of conf/ plus overrides -> a plain, fully resolved dict."""
+    hydra_overrides, space_overrides = split_space_overrides(overrides)
+    try:
+        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
+            cfg: DictConfig = compose(config_name="config", overrides=hydra_overrides)
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    except HydraException as exc:
+        raise ConfigError("override", str(exc).strip().splitlines()[0] + _hydra_hint(str(exc)), _hydra_fix(str(exc))) from None
+    except OmegaConfBaseException as exc:
+        raise ConfigError("config", str(exc).strip().splitlines()[0], "check the value's type and spelling in conf/ or the override") from None
+    assert isinstance(resolved, dict)
+    resolved["space"] = {**(resolved.get("space") or {}), **space_overrides}
+    return resolved
+
+
+def _hydra_hint(message: str) -> str:
+    match = re.search(r"Available options in '(\w+)':\s*((?:\n\s+\w+)+)", message)
+    return f" (options: {', '.join(match[2].split())})" if match else ""
+
+
+def _hydra_fix(message: str) -> str:
+    if "To append to your config use" in message:
+        return "check the key's spelling (python -m sweeps run --cfg shows every key), or add a new key with +key=value"
+    if "Could not find" in message:
+        return "pick one of the listed options, or add a YAML file to that group in conf/"
+    return "write overrides as key=value (e.g. n_trials=20 sampler=random); quote values with parentheses"
+
+
+# ---------------------------------------------------------------- validating
+
+
+def _section(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    value = raw.get(key)
+    if not isinstance(value, dict):
+        raise ConfigError(key, "missing or not a mapping", f"choose a {key} config: {key}=<option>")
+    return value
+
+
+def _number(raw: dict[str, Any], key: str, kind: type, low: float | None = None, allow_none: bool = False, label: str | None = None) -> Any:
+    label = label or key
+    value = raw.get(key)
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
+        raise ConfigError(label, f"{value!r} is not {'a whole number' if kind is int else 'a number'}", f"set {label}=<{'integer' if kind is int else 'number'}>")
+    if low is not None and value < low:
+        raise ConfigError(label, f"{value!r} is below {low:g}", f"set {label} to {low:g} or more")
+    return kind(value)
+
+
+def _choice(raw: dict[str, Any], key: str, options: tuple[str, ...], label: str | None = None) -> str:
+    label = label or key
+    value = raw.get(key)
+    if value not in options:
+        raise ConfigError(label, f"{value!r} is not one of {', '.join(options)}", f"set {label}={options[0]} (or {', '.join(options[1:])})")
+    return str(value)
+
+
+def validate(raw: dict[str, Any]) -> SweepConfig:
+    name = str(raw.get("name"))
+    if not _NAME.match(name):
+        raise ConfigError("name", f"{name!r} is not a usable sweep name", "use letters, digits, '.', '_' and '-' (e.g. name=digits-tpe)")
+    output_dir = raw.get("output_dir")
+    if not output_dir:
+        raise ConfigError("output_dir", "empty", "set output_dir=<folder> (default: outputs)")
+    d, sm, sc, rs, tr = (_section(raw, k) for k in ("dataset", "sampler", "scheduler", "resources", "tracking"))
+    model, space_spec = _section(raw, "model"), raw.get("space") or {}
+    max_epochs = _number(raw, "max_epochs", int, 1)
+    scheduler = SchedulerSettings(
+        name=_choice(sc, "name", SCHEDULERS, "scheduler.name"),
+        grace_period=_number(sc, "grace_period", int, 1, label="scheduler.grace_period") if "grace_period" in sc else 1,
+        reduction_factor=_number(sc, "reduction_factor", int, 2, label="scheduler.reduction_factor") if "reduction_factor" in sc else 3,
+    )
+    if scheduler.name == "asha" and scheduler.grace_period > max_epochs:
+        raise ConfigError("scheduler.grace_period", f"{scheduler.grace_period} is more than max_epochs={max_epochs}", f"set scheduler.grace_period to at most {max_epochs}")
+    try:
+        space = parse_space(space_spec, model)
+    except SpaceError as exc:
+        key = exc.key if exc.key.startswith("model.") else f"space.{exc.key}"
+        raise ConfigError(key, exc.problem, exc.fix) from None
+    return SweepConfig(
+        name=name,
+        n_trials=_number(raw, "n_trials", int, 1),
+        metric=_choice(raw, "metric", REPORTED_METRICS),
+        mode=_choice(raw, "mode", ("max", "min")),
+        max_epochs=max_epochs,
+        seed=_number(raw, "seed", int),
+        time_budget_s=_number(raw, "time_budget_s", float, 1, allow_none=True),
+        output_dir=Path(str(output_dir)).expanduser().resolve(),
+        verbose=bool(raw.get("verbose", False)),
+        dataset=DatasetSettings(
+            name=str(d.get("name")), path=d.get("path"),
+            val_fraction=_number(d, "val_fraction", float, label="dataset.val_fraction"),
+            limit=_number(d, "limit", int, 2, allow_none=True, label="dataset.limit"),
+        ),
+        sampler=SamplerSettings(
+            name=_choice(sm, "name", SAMPLERS, "sampler.name"),
+            n_startup_trials=_number(sm, "n_startup_trials", int, 0, label="sampler.n_startup_trials") if "n_startup_trials" in sm else 10,
+        ),
+        scheduler=scheduler,
+        resources=ResourceSettings(
+            cpus_per_trial=_number(rs, "cpus_per_trial", float, 0.01, label="resources.cpus_per_trial"),
+            gpus_per_trial=_number(rs, "gpus_per_trial", float, 0, label="resources.gpus_per_trial"),
+            num_cpus=_number(rs, "num_cpus", int, 1, allow_none=True, label="resources.num_cpus"),
+            max_retries=_number(rs, "max_retries", int, 0, label="resources.max_retries"),
+        ),
+        tracking=TrackingSettings(uri=tr.get("uri"), experiment=str(tr.get("experiment") or "sweeps"), log_best_model=bool(tr.get("log_best_model", True))),
+        model=dict(model),
+        space=space,
+        resolved=raw,
+    )
+
+
+def load_config(overrides: list[str], config_dir: Path = CONF_DIR) -> SweepConfig:
+    return validate(compose_config(overrides, config_dir))

@@ -1,0 +1,209 @@
+"""Datasets: the registry of loaders, preprocessing in one place, and a content digest.
+
+`digits` (scikit-learn's 1,797 real 8x8 handwritten digits) needs no network and is the default.
+`mnist`, `fashion_mnist`, `cifar10` come from keras.datasets (downloaded once on a normal machine);
+`npz` reads a local file with x_train, y_train and optionally x_test, y_test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+Arrays = dict[str, np.ndarray]
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be loaded; names the config field and the fix."""
+
+    def __init__(self, key: str, problem: str, fix: str) -> None:
+        self.key, self.problem, self.fix = key, problem, fix
+        super().__init__(f"{key}: {problem}. Fix: {fix}")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Preprocessed, split arrays plus what tracking needs to identify this exact version."""
+
+    name: str
+    source: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    num_classes: int
+    digest: str  # over the raw content and the preprocessing settings
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
+
+    def arrays(self) -> Arrays:
+        """What a trial needs, as plain arrays (put once into Ray's object store)."""
+        return {"x_train": self.x_train, "y_train": self.y_train, "x_val": self.x_val, "y_val": self.y_val}
+
+    def summary(self) -> dict[str, str]:
+        return {
+            "dataset.name": self.name,
+            "dataset.source": self.source,
+            "dataset.digest": self.digest,
+            "dataset.input_shape": "x".join(map(str, self.input_shape)),
+            "dataset.num_classes": str(self.num_classes),
+            "dataset.train_size": str(len(self.x_train)),
+            "dataset.val_size": str(len(self.x_val)),
+        }
+
+
+def content_digest(*arrays: np.ndarray, salt: str = "") -> str:
+    """BLAKE2b over every byte, shape and dtype (MLflow's own digest reads only 10,000 values)."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(salt.encode())
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- loaders: raw (x_train, y_train, x_test, y_test)
+
+Raw = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, str]
+
+
+def _load_digits(path: str | None) -> Raw:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    # Pixels are counts 0..16 of an 8x8 grid: scaled here, since 16 is no dtype's range.
+    images = (bunch.images / 16.0).astype(np.float32)
+    return images, bunch.target.astype(np.int64), None, None, "sklearn.datasets.load_digits"
+
+
+def _keras_loader(name: str) -> Callable[[str | None], Raw]:
+    def load(path: str | None) -> Raw:
+        if path:
+            return _load_npz(path)
+        import keras
+
+        try:
+            (x, y), (xt, yt) = getattr(keras.datasets, name).load_data()
+        except Exception as exc:  # the download is the only step that fails here; say what to do
+            raise DatasetError(
+                "dataset",
+                f"downloading keras.datasets.{name} failed ({type(exc).__name__}: {str(exc)[:200]})",
+                f"on a machine without network, save the arrays to an .npz with x_train, y_train, x_test, y_test "
+                f"and run with dataset={name} dataset.path=/path/to/{name}.npz (or dataset=npz dataset.path=...)",
+            ) from None
+        return x, y.reshape(-1), xt, yt.reshape(-1), f"keras.datasets.{name}"
+
+    return load
+
+
+def _load_npz(path: str | None) -> Raw:
+    if not path:
+        raise DatasetError("dataset.path", "no file given", "run with dataset=npz dataset.path=/path/to/file.npz")
+    file = Path(path).expanduser().resolve()
+    if not file.is_file():
+        raise DatasetError("dataset.path", f"{file} does not exist", "point dataset.path at an existing .npz file")
+    try:
+        with np.load(file, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise DatasetError(
+            "dataset.path", f"{file} is not a readable .npz ({type(exc).__name__}: {exc})",
+            "write it with numpy.savez(path, x_train=..., y_train=...)",
+        ) from None
+    missing = [k for k in ("x_train", "y_train") if k not in arrays]
+    if missing:
+        raise DatasetError(
+            "dataset.path", f"{file} lacks {', '.join(missing)} (has {', '.join(arrays) or 'nothing'})",
+            "save the arrays under the names x_train and y_train (optionally x_test and y_test)",
+        )
+    return arrays["x_train"], arrays["y_train"], arrays.get("x_test"), arrays.get("y_test"), file.as_uri()
+
+
+LOADERS: dict[str, Callable[[str | None], Raw]] = {
+    "digits": _load_digits,
+    "mnist": _keras_loader("mnist"),
+    "fashion_mnist": _keras_loader("fashion_mnist"),
+    "cifar10": _keras_loader("cifar10"),
+    "npz": _load_npz,
+}
+
+
+# ---------------------------------------------------------------- preprocessing, in one place
+
+
+def _images(x: np.ndarray, key: str) -> np.ndarray:
+    """Check and shape images to (N, H, W, C) float32 in [0, 1]."""
+    if x.dtype.kind not in "uif" or x.dtype == np.bool_:
+        raise DatasetError(key, f"images have dtype {x.dtype}", "store images as integers or floats")
+    if x.ndim == 3:
+        x = x[..., np.newaxis]
+    if x.ndim != 4:
+        raise DatasetError(key, f"images have shape {x.shape}", "use (N, height, width) or (N, height, width, channels)")
+    if x.dtype.kind == "f":
+        if not np.isfinite(x).all():
+            raise DatasetError(key, "images contain NaN or infinity", "clean the data before the sweep")
+        top = float(x.max()) if x.size else 1.0
+        scale = top if top > 1.0 else 1.0
+    else:
+        scale = float(np.iinfo(x.dtype).max)
+    return (x.astype(np.float32) / np.float32(scale)).astype(np.float32)
+
+
+def _labels(y: np.ndarray, n: int, key: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] > 1:  # one-hot
+        y = y.argmax(axis=1)
+    y = y.reshape(-1)
+    if len(y) != n:
+        raise DatasetError(key, f"{len(y)} labels for {n} images", "give exactly one label per image")
+    if y.dtype.kind == "f" and not np.all(np.mod(y, 1) == 0):
+        raise DatasetError(key, "labels are not whole numbers", "use integer class ids 0..K-1")
+    if y.dtype.kind not in "uif":
+        raise DatasetError(key, f"labels have dtype {y.dtype}", "use integer class ids 0..K-1")
+    if y.size and y.min() < 0:
+        raise DatasetError(key, f"label {int(y.min())} is negative", "use integer class ids 0..K-1")
+    return y.astype(np.int64)
+
+
+def load_dataset(name: str, path: str | None = None, val_fraction: float = 0.2, limit: int | None = None, seed: int = 0) -> Dataset:
+    """Load, check, scale, add the channel axis and split train/validation by seed."""
+    if name not in LOADERS:
+        raise DatasetError("dataset", f"unknown dataset {name!r}", f"use one of {', '.join(LOADERS)} (dataset=<name>)")
+    if not 0.0 < val_fraction < 1.0:
+        raise DatasetError("dataset.val_fraction", f"{val_fraction} is not between 0 and 1", "use e.g. 0.2")
+    if limit is not None and limit < 2:
+        raise DatasetError("dataset.limit", f"{limit} keeps too few images", "use null (all) or a number >= 2")
+    x_raw, y_raw, xt_raw, yt_raw, source = LOADERS[name](path)
+    x = _images(np.asarray(x_raw), "dataset x_train")
+    y = _labels(y_raw, len(x), "dataset y_train")
+    x_test = y_test = None
+    if xt_raw is not None and yt_raw is not None:
+        x_test = _images(np.asarray(xt_raw), "dataset x_test")
+        y_test = _labels(yt_raw, len(x_test), "dataset y_test")
+    num_classes = int(y.max()) + 1
+    if y_test is not None and y_test.size and int(y_test.max()) >= num_classes:
+        raise DatasetError("dataset y_test", f"label {int(y_test.max())} never occurs in y_train", "check the labels")
+    if num_classes < 2:
+        raise DatasetError("dataset y_train", "fewer than two classes", "give labels of at least two classes")
+    digest = content_digest(np.asarray(x_raw), np.asarray(y_raw), salt=f"val_fraction={val_fraction};limit={limit};seed={seed}")
+    order = np.random.default_rng(seed).permutation(len(x))
+    if limit is not None:
+        order = order[:limit]
+    n_val = max(1, int(round(len(order) * val_fraction)))
+    val, train = order[:n_val], order[n_val:]
+    return Dataset(
+        name=name, source=source,
+        x_train=x[train], y_train=y[train], x_val=x[val], y_val=y[val],
+        num_classes=num_classes, digest=digest, x_test=x_test, y_test=y_test,
+    )

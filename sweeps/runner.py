@@ -1,0 +1,248 @@
+"""The only door to Ray: a Tune Tuner driven by OptunaSearch, a scheduler, resources, retries.
+
+The searcher proposes (Optuna, persistent storage), the scheduler stops (ASHA), the executor owns
+resources (Tune). Trial outcomes are decided in one pure function, `trial_outcome`, so Optuna and
+MLflow always agree on what happened to a trial.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+# Our one-line progress replaces Ray's tables unless verbose; TensorBoard's logger is left out
+# (it rejects the -inf an infeasible trial reports); JSON and CSV results are kept, explicitly.
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+
+import ray  # noqa: E402
+from ray import tune  # noqa: E402
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback  # noqa: E402
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler  # noqa: E402
+from ray.tune.search.optuna import OptunaSearch  # noqa: E402
+
+from sweeps.config import SweepConfig  # noqa: E402
+from sweeps.search import make_sampler, open_storage  # noqa: E402
+from sweeps.space import define_by_run  # noqa: E402
+from sweeps.trial import FINISHED, INFEASIBLE, MODEL_FILE, TrialSettings, best_key, train_trial  # noqa: E402
+from tracking import RunStatus, SweepTracker  # noqa: E402
+
+REPORTED = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+
+
+class Outcome(str, Enum):
+    COMPLETE = "COMPLETE"
+    PRUNED = "PRUNED"  # stopped early by the scheduler or the time budget
+    INFEASIBLE = "INFEASIBLE"  # rejected before training (shape, strides with dilation, budget)
+    FAILED = "FAILED"
+
+
+def trial_outcome(last_result: dict[str, Any] | None, error: bool) -> Outcome:
+    """What happened to a trial, from its last report: the single rule for Optuna and MLflow."""
+    if error:
+        return Outcome.FAILED
+    if not last_result or FINISHED not in last_result:
+        return Outcome.PRUNED  # stopped before its first report
+    if last_result.get(INFEASIBLE):
+        return Outcome.INFEASIBLE
+    return Outcome.COMPLETE if last_result[FINISHED] else Outcome.PRUNED
+
+
+_MLFLOW_STATUS = {
+    Outcome.COMPLETE: RunStatus.FINISHED,
+    Outcome.PRUNED: RunStatus.KILLED,
+    Outcome.INFEASIBLE: RunStatus.KILLED,
+    Outcome.FAILED: RunStatus.FAILED,
+}
+
+
+class SweepSearch(OptunaSearch):
+    """OptunaSearch that tells Optuna the truth: early-stopped trials PRUNED, errors FAIL, the
+    objective = the best epoch's value (the checkpoint that is kept), infeasible trials PRUNED with
+    no intermediate value so TPE ranks them worst and learns to avoid them."""
+
+    def __init__(self, *args: Any, objective_key: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._objective_key = objective_key
+
+    def optuna_trial(self, trial_id: str) -> optuna.Trial | None:
+        return self._ot_trials.get(trial_id)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if not result.get(INFEASIBLE):
+            super().on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        ot_trial = self._ot_trials[trial_id]
+        outcome = trial_outcome(result, error)
+        ot_trial.set_user_attr("outcome", outcome.value)
+        if outcome is Outcome.INFEASIBLE:
+            ot_trial.set_user_attr("infeasible_reason", str(result[INFEASIBLE]))  # type: ignore[index]
+        if outcome is Outcome.COMPLETE:
+            self._ot_study.tell(ot_trial, float(result[self._objective_key]))  # type: ignore[index]
+        else:
+            state = optuna.trial.TrialState.FAIL if outcome is Outcome.FAILED else optuna.trial.TrialState.PRUNED
+            self._ot_study.tell(ot_trial, state=state)
+        self._completed_trials.add(trial_id)
+
+
+class TrackingCallback(tune.Callback):
+    """Mirrors every Tune trial into a nested MLflow run, from the driver process."""
+
+    def __init__(self, tracker: SweepTracker, search: SweepSearch, metric: str, on_done: Callable[[str], None]) -> None:
+        self.tracker, self.search, self.metric, self.on_done = tracker, search, metric, on_done
+        self.run_ids: dict[str, str] = {}
+        self.outcomes: dict[str, Outcome] = {}
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if trial.trial_id in self.run_ids:
+            return  # a retry restarts the same trial: same run
+        ot_trial = self.search.optuna_trial(trial.trial_id)
+        number = ot_trial.number if ot_trial is not None else -1
+        run_id = self.tracker.start_trial(
+            f"trial-{number:03d}", trial.config,
+            {"tune.trial_id": trial.trial_id, "optuna.trial_number": str(number)},
+        )
+        self.run_ids[trial.trial_id] = run_id
+        if ot_trial is not None:
+            ot_trial.set_user_attr("mlflow_run_id", run_id)
+            ot_trial.set_user_attr("tune_trial_id", trial.trial_id)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        if result.get(INFEASIBLE) or trial.trial_id not in self.run_ids:
+            return
+        values = {k: result[k] for k in (*REPORTED, best_key(self.metric)) if k in result}
+        values["epoch_time_s"] = result.get("time_this_iter_s", math.nan)
+        self.tracker.log_metrics(self.run_ids[trial.trial_id], values, step=int(result["training_iteration"]))
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        run_id = self.run_ids.get(trial.trial_id)
+        if run_id:
+            self.tracker.set_tags(run_id, {"sweeps.retries": str(trial.num_failures)})
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._finish(trial, trial_outcome(trial.last_result, error=False))
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._finish(trial, Outcome.FAILED)
+
+    def _finish(self, trial: Any, outcome: Outcome) -> None:
+        run_id = self.run_ids.get(trial.trial_id)
+        if run_id is None or trial.trial_id in self.outcomes:
+            return
+        self.outcomes[trial.trial_id] = outcome
+        tags = {"sweeps.state": outcome.value, "sweeps.epochs": str(trial.last_result.get("training_iteration", 0))}
+        error_text = None
+        if outcome is Outcome.INFEASIBLE:
+            tags["sweeps.infeasible_reason"] = str(trial.last_result[INFEASIBLE])
+        if outcome is Outcome.FAILED:
+            error_text = _error_text(trial)
+            last_line = error_text.strip().splitlines()[-1] if error_text.strip() else "unknown error"
+            tags["sweeps.error"] = last_line[:500]
+            tags["sweeps.error_type"] = last_line.split(":", 1)[0][:200]
+        self.tracker.end_trial(run_id, _MLFLOW_STATUS[outcome], tags, error=error_text)
+        self.on_done(outcome.value)
+
+
+def _error_text(trial: Any) -> str:
+    path = trial.error_file
+    if path and Path(path).is_file():
+        return Path(path).read_text(errors="replace")
+    return "the trial's worker died without leaving an error file"
+
+
+@dataclass
+class SweepRun:
+    """What the orchestrator needs after Ray has finished."""
+
+    study: optuna.Study
+    run_ids: dict[str, str]  # tune trial id -> MLflow run id
+    checkpoints: dict[str, Path] = field(default_factory=dict)  # tune trial id -> best model file
+    wall_time_s: float = 0.0
+
+
+def slots(cfg: SweepConfig, cluster_cpus: float) -> int:
+    """How many trials run at once: the CPUs Ray has over the CPUs a trial takes."""
+    return max(1, int(cluster_cpus // cfg.resources.cpus_per_trial))
+
+
+def make_scheduler(cfg: SweepConfig) -> TrialScheduler:
+    if cfg.scheduler.name == "asha":
+        return ASHAScheduler(
+            time_attr="training_iteration", max_t=cfg.max_epochs,
+            grace_period=cfg.scheduler.grace_period, reduction_factor=cfg.scheduler.reduction_factor,
+        )
+    return FIFOScheduler()
+
+
+def run_sweep(cfg: SweepConfig, data: dict[str, Any], settings: TrialSettings, tracker: SweepTracker, progress: Callable[[str], None]) -> SweepRun:
+    started = time.monotonic()
+    if not ray.is_initialized():
+        ray.init(
+            num_cpus=cfg.resources.num_cpus,
+            include_dashboard=False,
+            log_to_driver=cfg.verbose,
+            logging_level="INFO" if cfg.verbose else "ERROR",
+            runtime_env={"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}},
+        )
+    storage = open_storage(cfg.output_dir)
+    search = SweepSearch(
+        space=define_by_run(cfg.space, cfg.model),
+        metric=cfg.metric, mode=cfg.mode,
+        sampler=make_sampler(cfg.sampler, cfg.seed),
+        study_name=cfg.name, storage=storage,
+        objective_key=best_key(cfg.metric),
+    )
+    callback = TrackingCallback(tracker, search, cfg.metric, progress)
+    trainable = tune.with_resources(
+        tune.with_parameters(train_trial, data=data, settings=settings),
+        {"cpu": cfg.resources.cpus_per_trial, "gpu": cfg.resources.gpus_per_trial},
+    )
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=search, scheduler=make_scheduler(cfg), metric=cfg.metric, mode=cfg.mode,
+            num_samples=cfg.n_trials, max_concurrent_trials=slots(cfg, ray.cluster_resources().get("CPU", 1)),
+            time_budget_s=cfg.time_budget_s, reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=cfg.name,
+            storage_path=str(cfg.output_dir / "ray"),
+            callbacks=[callback, JsonLoggerCallback(), CSVLoggerCallback()],
+            verbose=2 if cfg.verbose else 0,
+            checkpoint_config=tune.CheckpointConfig(
+                num_to_keep=1, checkpoint_score_attribute=best_key(cfg.metric), checkpoint_score_order=cfg.mode,
+            ),
+            failure_config=tune.FailureConfig(max_failures=cfg.resources.max_retries),
+        ),
+    )
+    grid = tuner.fit()
+    checkpoints = {}
+    for result in grid:
+        if result.checkpoint is not None:
+            checkpoints[result.metrics.get("trial_id", "")] = Path(result.checkpoint.path) / MODEL_FILE
+    study = search._ot_study
+    _fail_leftovers(study)
+    return SweepRun(study=study, run_ids=dict(callback.run_ids), checkpoints=checkpoints, wall_time_s=time.monotonic() - started)
+
+
+def _fail_leftovers(study: optuna.Study) -> None:
+    """Trials Optuna handed out that Tune never finished (e.g. cut by the time budget) must not stay RUNNING."""
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study._storage.set_trial_user_attr(trial._trial_id, "outcome", "NOT_RUN")
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+
+
+def shutdown() -> None:
+    if ray.is_initialized():
+        ray.shutdown()

@@ -1,0 +1,382 @@
+"""Search spaces: Hydra sweep grammar in YAML -> Optuna distributions -> a define-by-run function.
+
+Pure: imports optuna and hydra's grammar parser only, so a space is validated (and logged)
+before any Ray worker or TensorFlow process exists.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
+from hydra.errors import HydraException
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+
+class SpaceError(ValueError):
+    """A search space or model setting that cannot be searched; names the key and the fix."""
+
+    def __init__(self, key: str, problem: str, fix: str) -> None:
+        self.key, self.problem, self.fix = key, problem, fix
+        super().__init__(f"{key}: {problem}. Fix: {fix}")
+
+
+# The Conv2D arguments that may also be set per block as "blockN.<arg>".
+CONV_ARGS = (
+    "filters",
+    "kernel_size",
+    "strides",
+    "padding",
+    "data_format",
+    "dilation_rate",
+    "activation",
+    "use_bias",
+    "kernel_initializer",
+    "bias_initializer",
+    "kernel_regularizer",
+    "kernel_regularizer_strength",
+    "bias_regularizer",
+    "bias_regularizer_strength",
+    "activity_regularizer",
+    "activity_regularizer_strength",
+    "kernel_constraint",
+    "kernel_constraint_value",
+    "bias_constraint",
+    "bias_constraint_value",
+)
+
+# Names Keras accepts (keras.activations / keras.initializers); a test checks them against Keras.
+ACTIVATIONS = (
+    "relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "swish", "mish",
+    "tanh", "sigmoid", "hard_sigmoid", "softplus", "softsign", "exponential", "linear",
+)
+INITIALIZERS = (
+    "glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "lecun_normal",
+    "lecun_uniform", "orthogonal", "random_normal", "random_uniform", "truncated_normal",
+    "variance_scaling", "zeros", "ones",
+)
+REGULARIZERS = ("none", "l1", "l2", "l1_l2")
+CONSTRAINTS = ("none", "max_norm", "non_neg", "unit_norm", "min_max_norm")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "nadam", "adamax", "adagrad")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What values one parameter may take: a set of names, or a numeric range."""
+
+    names: tuple[Any, ...] = ()
+    kind: type | None = None  # int or float for numeric parameters
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # True: value must be > low
+    high_open: bool = False  # True: value must be < high
+
+    def problem(self, value: Any) -> str | None:
+        if self.names:
+            if value not in self.names or isinstance(value, bool) != isinstance(self.names[0], bool):
+                return f"{value!r} is not one of {', '.join(map(str, self.names))}"
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{value!r} is not a number"
+        if self.kind is int and not float(value).is_integer():
+            return f"{value!r} is not a whole number"
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return f"{value!r} is below the {'exclusive ' if self.low_open else ''}minimum {self.low}"
+        if self.high is not None and (value >= self.high if self.high_open else value > self.high):
+            return f"{value!r} is above the {'exclusive ' if self.high_open else ''}maximum {self.high}"
+        return None
+
+
+_POSITIVE_INT = Rule(kind=int, low=1)
+_STRENGTH = Rule(kind=float, low=0.0, low_open=True)
+RULES: dict[str, Rule] = {
+    "blocks": _POSITIVE_INT,
+    "filters": _POSITIVE_INT,
+    "filters_growth": Rule(kind=float, low=0.0, low_open=True),
+    "kernel_size": _POSITIVE_INT,
+    "strides": _POSITIVE_INT,
+    "padding": Rule(names=("valid", "same")),
+    "data_format": Rule(names=("channels_last", "channels_first")),
+    "dilation_rate": _POSITIVE_INT,
+    "activation": Rule(names=ACTIVATIONS),
+    "use_bias": Rule(names=(True, False)),
+    "kernel_initializer": Rule(names=INITIALIZERS),
+    "bias_initializer": Rule(names=INITIALIZERS),
+    "kernel_regularizer": Rule(names=REGULARIZERS),
+    "kernel_regularizer_strength": _STRENGTH,
+    "bias_regularizer": Rule(names=REGULARIZERS),
+    "bias_regularizer_strength": _STRENGTH,
+    "activity_regularizer": Rule(names=REGULARIZERS),
+    "activity_regularizer_strength": _STRENGTH,
+    "kernel_constraint": Rule(names=CONSTRAINTS),
+    "kernel_constraint_value": _STRENGTH,
+    "bias_constraint": Rule(names=CONSTRAINTS),
+    "bias_constraint_value": _STRENGTH,
+    "pooling": Rule(names=("max", "average", "none")),
+    "pool_size": _POSITIVE_INT,
+    "dense_layers": Rule(kind=int, low=0),
+    "dense_units": _POSITIVE_INT,
+    "dropout": Rule(kind=float, low=0.0, high=1.0, high_open=True),
+    "optimizer": Rule(names=OPTIMIZERS),
+    "learning_rate": Rule(kind=float, low=0.0, low_open=True),
+    "batch_size": _POSITIVE_INT,
+}
+
+_BLOCK_KEY = re.compile(r"^block(\d+)\.(\w+)$")
+
+
+def rule_for(key: str) -> Rule:
+    """The rule of a model parameter or of a per-block Conv2D argument `blockN.<arg>`."""
+    match = _BLOCK_KEY.match(key)
+    if match and int(match[1]) >= 1 and match[2] in CONV_ARGS:
+        return RULES[match[2]]
+    if key in RULES:
+        return RULES[key]
+    raise SpaceError(
+        key,
+        "unknown parameter",
+        f"use one of {', '.join(RULES)}, or blockN.<Conv2D argument> (e.g. block2.kernel_size)",
+    )
+
+
+def _check_value(key: str, value: Any) -> None:
+    problem = rule_for(key).problem(value)
+    if problem:
+        raise SpaceError(key, problem, _fix_for(key))
+
+
+def _fix_for(key: str) -> str:
+    rule = rule_for(key)
+    if rule.names:
+        return f"pick from {', '.join(map(str, rule.names))}"
+    bounds = []
+    if rule.low is not None:
+        bounds.append(f"{'>' if rule.low_open else '>='} {rule.low:g}")
+    if rule.high is not None:
+        bounds.append(f"{'<' if rule.high_open else '<='} {rule.high:g}")
+    kind = "a whole number" if rule.kind is int else "a number"
+    return f"use {kind}" + (f" {' and '.join(bounds)}" if bounds else "")
+
+
+# ---------------------------------------------------------------- grammar -> distribution
+
+_PARSER = OverridesParser.create()
+
+
+def parse_value(key: str, text: Any) -> BaseDistribution | Any:
+    """One space entry: Hydra sweep grammar -> an Optuna distribution; anything else -> a constant."""
+    if not isinstance(text, str):
+        return text
+    try:
+        override = _PARSER.parse_override(f"{key}={text}")
+        value = override.value()
+    except HydraException as exc:
+        raise SpaceError(
+            key,
+            f"cannot parse {text!r} ({exc})",
+            "write choice(a,b), interval(lo,hi), int(interval(lo,hi)), range(start,stop[,step]) "
+            "or tag(log, interval(lo,hi))",
+        ) from None
+    if isinstance(value, ChoiceSweep):
+        return _choice(key, value)
+    if isinstance(value, IntervalSweep):
+        return _interval(key, value)
+    if isinstance(value, RangeSweep):
+        return _range(key, value)
+    return value
+
+
+def _choice(key: str, sweep: ChoiceSweep) -> CategoricalDistribution:
+    options = list(sweep.list)
+    if len(set(map(repr, options))) != len(options):
+        raise SpaceError(key, f"choice{tuple(options)} repeats an option", "list each option once")
+    return CategoricalDistribution(options)
+
+
+def _interval(key: str, sweep: IntervalSweep) -> BaseDistribution:
+    low, high, log = sweep.start, sweep.end, "log" in sweep.tags
+    if low >= high:
+        raise SpaceError(
+            key,
+            f"interval({low}, {high}) is empty: its low end is not below its high end",
+            f"write interval({min(low, high)}, {max(low, high)})" if low != high else "widen it",
+        )
+    if log and low <= 0:
+        raise SpaceError(
+            key, f"tag(log, interval({low}, {high})) includes values <= 0, which have no logarithm",
+            "start the interval above 0 (e.g. 1e-6) or drop tag(log, ...)",
+        )
+    if isinstance(low, int) and isinstance(high, int):
+        return IntDistribution(low, high, log=log)
+    return FloatDistribution(float(low), float(high), log=log)
+
+
+def _range(key: str, sweep: RangeSweep) -> BaseDistribution:
+    start, stop, step = sweep.start, sweep.stop, sweep.step
+    count = math.ceil(round((stop - start) / step, 9)) if step else 0
+    if count <= 0:
+        raise SpaceError(key, f"range({start}, {stop}, {step}) holds no value", "make stop > start with a positive step")
+    if "log" in sweep.tags:
+        raise SpaceError(key, "tag(log, ...) applies to interval, not range", "write tag(log, interval(lo, hi))")
+    last = start + step * (count - 1)
+    if all(isinstance(v, int) for v in (start, stop, step)):
+        return IntDistribution(start, last, step=step)
+    return FloatDistribution(float(start), float(round(last, 12)), step=float(step))
+
+
+# ---------------------------------------------------------------- the space
+
+
+@dataclass(frozen=True)
+class Space:
+    """A validated space: searched distributions (parents before the parameters they enable) and constants."""
+
+    searched: dict[str, BaseDistribution] = field(default_factory=dict)
+    fixed: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, str]:
+        """Flat, loggable description: key -> distribution or constant."""
+        out = {k: repr(v) for k, v in self.fixed.items()}
+        out.update({k: _describe(d) for k, d in self.searched.items()})
+        return out
+
+
+def _describe(dist: BaseDistribution) -> str:
+    if isinstance(dist, CategoricalDistribution):
+        return f"choice{tuple(dist.choices)}"
+    log = "log " if getattr(dist, "log", False) else ""
+    step = f" step {dist.step}" if getattr(dist, "step", None) not in (None, 1) else ""
+    kind = "int" if isinstance(dist, IntDistribution) else "float"
+    return f"{log}{kind} [{dist.low}, {dist.high}]{step}"
+
+
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested YAML (block2: {kernel_size: ...}) -> dotted keys (block2.kernel_size)."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{path}."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def parse_space(spec: Mapping[str, Any], model: Mapping[str, Any]) -> Space:
+    """Validate a space against the model's parameters; raise SpaceError naming the first bad key."""
+    for key, value in flatten(model).items():
+        _check_model_value(key, value)
+    searched: dict[str, BaseDistribution] = {}
+    fixed: dict[str, Any] = {}
+    for key, text in flatten(spec).items():
+        rule_for(key)
+        parsed = parse_value(key, text)
+        if isinstance(parsed, BaseDistribution):
+            _check_distribution(key, parsed)
+            searched[key] = parsed
+        else:
+            _check_value(key, parsed)
+            fixed[key] = parsed
+    return Space(searched=dict(sorted(searched.items(), key=lambda kv: _depth(kv[0]))), fixed=fixed)
+
+
+def _check_model_value(key: str, value: Any) -> None:
+    try:
+        _check_value(key, value)
+    except SpaceError as exc:
+        raise SpaceError(f"model.{key}", exc.problem, exc.fix) from None
+
+
+def _check_distribution(key: str, dist: BaseDistribution) -> None:
+    if isinstance(dist, CategoricalDistribution):
+        for option in dist.choices:
+            _check_value(key, option)
+        return
+    rule = rule_for(key)
+    if rule.names:
+        raise SpaceError(key, "a numeric range for a named setting", f"write choice({', '.join(map(str, rule.names))})")
+    for end in (dist.low, dist.high):
+        _check_value(key, end)
+    if rule.kind is int and isinstance(dist, FloatDistribution):
+        raise SpaceError(key, "a float interval for a whole-number parameter", f"write int(interval({dist.low:g}, {dist.high:g}))")
+
+
+# ---------------------------------------------------------------- conditions
+
+
+def _depth(key: str) -> int:
+    """Suggestion order: a parameter comes after the ones that decide whether it exists."""
+    return len(_parents(key))
+
+
+def _parents(key: str) -> list[str]:
+    chain = []
+    match = _BLOCK_KEY.match(key)
+    arg = match[2] if match else key
+    if match:
+        chain.append("blocks")
+    if arg.endswith("_regularizer_strength") or arg.endswith("_constraint_value"):
+        chain.append(key.rsplit("_", 1)[0])
+    return chain
+
+
+def is_active(key: str, values: Mapping[str, Any]) -> bool:
+    """Whether a parameter is used, given the values already chosen (sampled or fixed).
+
+    The regularizer strength exists only with a regularizer, the constraint value only for
+    max_norm/min_max_norm, and blockN.* only when the network has at least N blocks.
+    """
+    match = _BLOCK_KEY.match(key)
+    if match and int(match[1]) > int(values.get("blocks", 1)):
+        return False
+    arg = match[2] if match else key
+    if arg.endswith("_regularizer_strength"):
+        return values.get(key.removesuffix("_strength"), "none") != "none"
+    if arg.endswith("_constraint_value"):
+        return values.get(key.removesuffix("_value"), "none") in ("max_norm", "min_max_norm")
+    return True
+
+
+@dataclass(frozen=True)
+class DefineByRun:
+    """An Optuna define-by-run function that suggests only the parameters that are active.
+
+    A class rather than a closure: Ray Tune pickles the searcher, and with it this function.
+    """
+
+    space: Space
+    model: dict[str, Any]
+
+    def __call__(self, trial: Any) -> None:
+        values = {**flatten(self.model), **self.space.fixed}
+        for key, dist in self.space.searched.items():
+            if is_active(key, values):
+                values[key] = _suggest(trial, key, dist)
+
+
+def define_by_run(space: Space, model: Mapping[str, Any]) -> DefineByRun:
+    return DefineByRun(space, dict(model))
+
+
+def _suggest(trial: Any, key: str, dist: BaseDistribution) -> Any:
+    if isinstance(dist, CategoricalDistribution):
+        return trial.suggest_categorical(key, list(dist.choices))
+    if isinstance(dist, IntDistribution):
+        return trial.suggest_int(key, dist.low, dist.high, step=dist.step, log=dist.log)
+    assert isinstance(dist, FloatDistribution)
+    return trial.suggest_float(key, dist.low, dist.high, step=dist.step, log=dist.log)
+
+
+def resolve_params(model: Mapping[str, Any], space: Space, sampled: Mapping[str, Any]) -> dict[str, Any]:
+    """The full parameter set of one trial: model defaults < space constants < sampled values."""
+    return {**flatten(model), **space.fixed, **sampled}

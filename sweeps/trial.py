@@ -1,0 +1,118 @@
+"""The trainable: sampled params -> Keras model -> fit epoch by epoch -> one report per epoch.
+
+Runs inside a (reused) Ray actor: TensorFlow is imported once per actor, the data arrives from the
+object store, and the Keras session is cleared at the start of every trial.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# Keep TensorFlow's C++ start-up chatter out of trial logs.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+MODEL_FILE = "model.keras"
+# Keys every report carries besides the per-epoch metrics.
+FINISHED = "trial_finished"  # True only on the report after the last epoch the trial meant to train
+INFEASIBLE = "infeasible_reason"
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """Everything a trial needs besides its sampled params; picklable, sent once per sweep."""
+
+    model: dict[str, Any]  # model defaults merged with the space's constants
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    metric: str
+    mode: str
+    max_epochs: int
+    seed: int
+    cpus: int
+    max_params: int | None = None
+    max_flops: int | None = None
+
+
+def best_key(metric: str) -> str:
+    return f"best_{metric}"
+
+
+def _set_threads(cpus: int) -> None:
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(max(1, cpus))
+        tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, cpus)))
+    except RuntimeError:
+        pass  # a reused actor already initialised TensorFlow with these settings
+
+
+def _better(value: float, best: float | None, mode: str) -> bool:
+    return best is None or (value > best if mode == "max" else value < best)
+
+
+def train_trial(config: dict[str, Any], data: dict[str, Any], settings: TrialSettings) -> None:
+    from ray import tune
+
+    from models.plan import InfeasibleModel, plan_conv2d
+
+    params = {**settings.model, **config}
+    try:
+        plan = plan_conv2d(params, settings.input_shape, settings.num_classes, settings.max_params, settings.max_flops)
+    except InfeasibleModel as exc:
+        # Tune insists on the metric in every report: give it the worst value, flagged infeasible.
+        worst = -math.inf if settings.mode == "max" else math.inf
+        tune.report({settings.metric: worst, best_key(settings.metric): worst, INFEASIBLE: str(exc), FINISHED: True})
+        return
+
+    _set_threads(settings.cpus)
+    import keras
+
+    from models.conv2d import build_conv2d
+
+    keras.backend.clear_session()
+    gc.collect()
+    keras.utils.set_random_seed(settings.seed)
+    model = build_conv2d(params, settings.input_shape, settings.num_classes)
+    best: float | None = None
+    for epoch in range(1, settings.max_epochs + 1):
+        history = model.fit(
+            data["x_train"], data["y_train"],
+            batch_size=int(params["batch_size"]),
+            epochs=epoch, initial_epoch=epoch - 1,
+            validation_data=(data["x_val"], data["y_val"]),
+            verbose=0,
+        ).history
+        metrics = {
+            "train_loss": float(history["loss"][-1]),
+            "train_accuracy": float(history["accuracy"][-1]),
+            "val_loss": float(history["val_loss"][-1]),
+            "val_accuracy": float(history["val_accuracy"][-1]),
+        }
+        if not math.isfinite(metrics["train_loss"]):
+            raise FloatingPointError(f"training loss became {metrics['train_loss']} at epoch {epoch}")
+        value = metrics[settings.metric]
+        improved = _better(value, best, settings.mode)
+        if improved:
+            best = value
+        metrics.update({
+            best_key(settings.metric): best,
+            "params": plan.params,
+            "flops": plan.flops,
+            FINISHED: epoch == settings.max_epochs,
+        })
+        if improved:
+            with tempfile.TemporaryDirectory() as folder:
+                model.save(Path(folder) / MODEL_FILE)
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+        else:
+            tune.report(metrics)
+    del model
+    keras.backend.clear_session()
+    gc.collect()

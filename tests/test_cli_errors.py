@@ -1,0 +1,52 @@
+"""Bad input through the real CLI: one clear error naming the field, exit code 2, nothing written."""
+
+import numpy as np
+import pytest
+
+
+def _npz(tmp_path, **arrays):
+    path = tmp_path / "data.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+CASES = [
+    (["sampler=bayes"], "sampler/bayes"),
+    (["n_trials=0"], "n_trials"),
+    (["mode=best"], "mode"),
+    (["metric=f1"], "metric"),
+    (["n_trial=3"], "n_trial"),
+    (["n_trials=("], "Error parsing override"),
+    (["dataset=imagenet"], "dataset/imagenet"),
+    (["dataset=npz"], "dataset.path"),
+    (["dataset=npz", "dataset.path=/nonexistent/x.npz"], "does not exist"),
+    (["space.kernel_size=int(interval(5,1))"], "space.kernel_size"),
+    (["space.learning_rate=tag(log,interval(0,1))"], "space.learning_rate"),
+    (["space.activation=choice(relu,relux)"], "space.activation"),
+    (["output_dir=/proc/forbidden"], "output_dir"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "named"), CASES, ids=[" ".join(c[0]) for c in CASES])
+def test_bad_input_exits_2_and_writes_nothing(cli, tmp_path, overrides, named):
+    out = tmp_path / "out"
+    if not any(o.startswith("output_dir=") for o in overrides):
+        overrides = [*overrides, f"output_dir={out}"]
+    result = cli("run", *overrides, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert named in result.stderr and "Fix:" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_labels_out_of_step_with_images(cli, tmp_path):
+    path = _npz(tmp_path, x_train=np.zeros((10, 8, 8), np.uint8), y_train=np.arange(9))
+    result = cli("run", "dataset=npz", f"dataset.path={path}", f"output_dir={tmp_path}/out", cwd=tmp_path)
+    assert result.returncode == 2 and "9 labels for 10 images" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_cfg_prints_the_resolved_config(cli, tmp_path):
+    result = cli("run", "--cfg", "n_trials=7", cwd=tmp_path)
+    assert result.returncode == 0 and "n_trials: 7" in result.stdout

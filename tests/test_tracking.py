@@ -1,0 +1,40 @@
+"""The tracker against a real MLflow sqlite store in a temp dir, asserted through MlflowClient."""
+
+import numpy as np
+from mlflow import MlflowClient
+
+from tracking import RunStatus, SweepTracker, default_tracking_uri
+
+
+def test_parent_and_nested_runs(tmp_path):
+    uri = default_tracking_uri(tmp_path)
+    tracker = SweepTracker(uri, "exp", tmp_path / "artifacts")
+    parent = tracker.start_sweep("s", {"a.b": 1, "long": "x" * 7000}, {"sweeps.name": "s"}, "a:\n  b: 1\n")
+    tracker.log_dataset(parent, np.zeros((4, 8, 8, 1), np.float32), np.arange(4), "digits", "sklearn.datasets.load_digits", "d" * 32)
+    child = tracker.start_trial("trial-000", {"filters": 16}, {"tune.trial_id": "t1"})
+    for step in (1, 2, 3):
+        tracker.log_metrics(child, {"val_accuracy": step / 10, "val_loss": float("nan")}, step=step)
+    tracker.end_trial(child, RunStatus.FAILED, {"sweeps.state": "FAILED"}, error="Traceback...\nValueError: boom")
+    tracker.end_sweep({"best": 0.3}, {}, RunStatus.FINISHED)
+
+    client = MlflowClient(uri)
+    runs = client.search_runs([tracker.experiment_id])
+    assert len(runs) == 2
+    c = client.get_run(child)
+    assert c.data.tags["mlflow.parentRunId"] == parent and c.info.status == "FAILED"
+    assert [m.value for m in client.get_metric_history(child, "val_accuracy")] == [0.1, 0.2, 0.3]
+    assert client.get_metric_history(child, "val_loss") == []  # NaN is not logged
+    assert [d.dataset.digest for d in c.inputs.dataset_inputs] == ["d" * 32]
+    p = client.get_run(parent)
+    assert p.data.params["a.b"] == "1" and p.data.params["long"].endswith("...")
+    assert p.info.status == "FINISHED"
+    artifacts = {a.path for a in client.list_artifacts(parent, "config")}
+    assert artifacts == {"config/resolved.yaml"}
+    assert {a.path for a in client.list_artifacts(child, "error")} == {"error/traceback.txt"}
+    assert (tmp_path / "artifacts").is_dir()  # artifacts never land in the current folder
+
+
+def test_reopening_an_experiment_keeps_its_id(tmp_path):
+    uri = default_tracking_uri(tmp_path)
+    first = SweepTracker(uri, "exp", tmp_path / "a").experiment_id
+    assert SweepTracker(uri, "exp", tmp_path / "a").experiment_id == first

@@ -1,0 +1,146 @@
+"""MLflow records of a sweep, written from the driver only, so trials never contend for the store.
+
+Every call names its run id explicitly (MlflowClient), never the implicit active run.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+import warnings
+from collections.abc import Mapping
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from mlflow import MlflowClient
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+# MLflow refuses params longer than this; longer values are cut with a marker.
+_PARAM_LIMIT = 6000
+_BATCH = 100  # MLflow's limit on params per log_batch call
+
+
+class RunStatus(str, Enum):
+    FINISHED = "FINISHED"
+    KILLED = "KILLED"
+    FAILED = "FAILED"
+
+
+def default_tracking_uri(output_dir: Path) -> str:
+    return f"sqlite:///{(output_dir / 'mlflow.db').resolve()}"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class SweepTracker:
+    """Writes one sweep to an MLflow tracking store (a sqlite file or a tracking server)."""
+
+    def __init__(self, tracking_uri: str, experiment: str, artifact_root: Path | None = None) -> None:
+        self.tracking_uri = tracking_uri
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        found = self.client.get_experiment_by_name(experiment)
+        if found is not None:
+            self.experiment_id = found.experiment_id
+        else:
+            # A file store's default artifact root is ./mlruns of the *current* folder: pin it.
+            location = artifact_root.resolve().as_uri() if artifact_root else None
+            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+        self.parent_run_id: str | None = None
+        self._dataset_input: DatasetInput | None = None
+
+    # ------------------------------------------------------------ sweep (parent run)
+
+    def start_sweep(self, name: str, params: Mapping[str, Any], tags: Mapping[str, str], config_yaml: str) -> str:
+        run = self.client.create_run(self.experiment_id, run_name=name, tags={**tags, "sweeps.kind": "sweep"})
+        self.parent_run_id = run.info.run_id
+        self.log_params(self.parent_run_id, params)
+        self.client.log_text(self.parent_run_id, config_yaml, "config/resolved.yaml")
+        return self.parent_run_id
+
+    def end_sweep(self, metrics: Mapping[str, float], tags: Mapping[str, str], status: RunStatus) -> None:
+        assert self.parent_run_id is not None
+        self.log_metrics(self.parent_run_id, metrics)
+        self.set_tags(self.parent_run_id, tags)
+        self.client.set_terminated(self.parent_run_id, status=status.value)
+
+    # ------------------------------------------------------------ trials (nested runs)
+
+    def start_trial(self, name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> str:
+        assert self.parent_run_id is not None, "start_sweep first"
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=name,
+            tags={**tags, MLFLOW_PARENT_RUN_ID: self.parent_run_id, MLFLOW_RUN_NAME: name, "sweeps.kind": "trial"},
+        )
+        self.log_params(run.info.run_id, params)
+        if self._dataset_input is not None:
+            self.client.log_inputs(run.info.run_id, datasets=[self._dataset_input])
+        return run.info.run_id
+
+    def end_trial(self, run_id: str, status: RunStatus, tags: Mapping[str, str], error: BaseException | str | None = None) -> None:
+        self.set_tags(run_id, tags)
+        if error is not None:
+            text = error if isinstance(error, str) else "".join(traceback.format_exception(error))
+            self.client.log_text(run_id, text, "error/traceback.txt")
+        self.client.set_terminated(run_id, status=status.value)
+
+    # ------------------------------------------------------------ values
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        items = [Param(str(k), _param_text(v)) for k, v in params.items()]
+        for i in range(0, len(items), _BATCH):
+            self.client.log_batch(run_id, params=items[i : i + _BATCH], synchronous=True)
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
+        now = _now_ms()
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None and np.isfinite(v)]
+        if batch:
+            self.client.log_batch(run_id, metrics=batch, synchronous=True)
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        if tags:
+            self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()], synchronous=True)
+
+    # ------------------------------------------------------------ dataset and model
+
+    def log_dataset(self, run_id: str, features: np.ndarray, targets: np.ndarray, name: str, source: str, digest: str) -> None:
+        """Link the sweep's run (and, from now on, every trial's) to the exact dataset version,
+        identified by our own full-content digest."""
+        import mlflow.data
+
+        dataset = mlflow.data.from_numpy(features, targets=targets, source=_dataset_source(source), name=name, digest=digest)
+        self._dataset_input = DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")])
+        self.client.log_inputs(run_id, datasets=[self._dataset_input])
+
+    def log_keras_model(self, run_id: str, model: Any, example: np.ndarray) -> str:
+        """Log a Keras model with its signature; returns the model URI (runs:/<id>/model)."""
+        import mlflow
+        import mlflow.keras
+        from mlflow.models import infer_signature
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        signature = infer_signature(example, np.asarray(model.predict(example, verbose=0)))
+        # log_model works on the fluent active run; resume the (finished) trial run just for this.
+        with mlflow.start_run(run_id=run_id):
+            info = mlflow.keras.log_model(model, name="model", signature=signature)
+        self.client.set_terminated(run_id, status=RunStatus.FINISHED.value)
+        return info.model_uri
+
+
+def _param_text(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= _PARAM_LIMIT else text[: _PARAM_LIMIT - 3] + "..."
+
+
+def _dataset_source(source: str) -> Any:
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+
+    with warnings.catch_warnings():
+        # A package loader's name (sklearn.datasets.load_digits) matches several source kinds; any will do.
+        warnings.simplefilter("ignore")
+        return resolve_dataset_source(source)
