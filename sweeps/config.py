@@ -6,6 +6,7 @@ of Hydra's hands first: in compose mode Hydra would read them as its own multiru
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +18,13 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from sweeps.space import Space, SpaceError, parse_space
+from sweeps.space import Space, SpaceError, grid_points, grid_size, parse_space
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 REPORTED_METRICS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
-SAMPLERS = ("tpe", "random")
+OBJECTIVE_METRICS = (*REPORTED_METRICS, "params", "flops")  # params/flops: known before training
+SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp", "qmc", "nsga2")
+SINGLE_OBJECTIVE_SAMPLERS = ("cmaes",)
 SCHEDULERS = ("asha", "none")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -38,6 +41,8 @@ class ConfigError(ValueError):
 class SamplerSettings:
     name: str
     n_startup_trials: int = 10
+    population_size: int = 20  # NSGA-II's generation size
+    grid: dict[str, list[Any]] | None = None  # the grid sampler's points
 
 
 @dataclass(frozen=True)
@@ -76,8 +81,9 @@ class SweepConfig:
 
     name: str
     n_trials: int
-    metric: str
+    metric: str  # the first objective: drives early stopping and the kept checkpoint
     mode: str
+    objectives: tuple[tuple[str, str], ...]  # (metric, mode) of every objective; one unless multi-objective
     max_epochs: int
     seed: int
     time_budget_s: float | None
@@ -91,6 +97,10 @@ class SweepConfig:
     model: dict[str, Any]
     space: Space
     resolved: dict[str, Any]  # the whole composed config, resolved, for logging
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
 
     def to_yaml(self) -> str:
         return OmegaConf.to_yaml(OmegaConf.create(self.resolved))
@@ -182,6 +192,47 @@ def _choice(raw: dict[str, Any], key: str, options: tuple[str, ...], label: str 
     return str(value)
 
 
+def _objectives(raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """`objectives=[val_accuracy:max, params:min]`, or the single metric/mode."""
+    value = raw.get("objectives")
+    if value is None:
+        return ((_choice(raw, "metric", REPORTED_METRICS), _choice(raw, "mode", ("max", "min"))),)
+    fix = "write objectives=[val_accuracy:max,params:min] (metric:mode pairs; the first must be an epoch metric)"
+    if not isinstance(value, list) or not value:
+        raise ConfigError("objectives", f"{value!r} is not a list of metric:mode", fix)
+    pairs = []
+    for item in value:
+        name, _, mode = str(item).partition(":")
+        if name not in OBJECTIVE_METRICS or mode not in ("max", "min"):
+            raise ConfigError("objectives", f"{item!r} is not metric:mode with metric in {', '.join(OBJECTIVE_METRICS)} and mode max or min", fix)
+        pairs.append((name, mode))
+    if len({n for n, _ in pairs}) != len(pairs):
+        raise ConfigError("objectives", "an objective is listed twice", fix)
+    if pairs[0][0] not in REPORTED_METRICS:
+        raise ConfigError("objectives", f"the first objective {pairs[0][0]!r} is not measured per epoch, so it cannot drive early stopping", fix)
+    return tuple(pairs)
+
+
+def _sampler(raw: dict[str, Any], space: Space, objectives: tuple[tuple[str, str], ...]) -> SamplerSettings:
+    name = _choice(raw, "name", SAMPLERS, "sampler.name")
+    if name in SINGLE_OBJECTIVE_SAMPLERS and len(objectives) > 1:
+        raise ConfigError("sampler", f"{name} optimises one objective only", "use sampler=nsga2 or sampler=tpe for several objectives")
+    if name == "gp" and importlib.util.find_spec("torch") is None:
+        raise ConfigError("sampler", "gp (Optuna's GPSampler) needs PyTorch, which is not installed", "pip install -e '.[gp]' (CPU torch), or use sampler=tpe")
+    grid = None
+    if name == "grid":
+        try:
+            grid = grid_points(space)
+        except SpaceError as exc:
+            raise ConfigError(f"space.{exc.key}", exc.problem, exc.fix) from None
+    return SamplerSettings(
+        name=name,
+        n_startup_trials=_number(raw, "n_startup_trials", int, 0, label="sampler.n_startup_trials") if "n_startup_trials" in raw else 10,
+        population_size=_number(raw, "population_size", int, 2, label="sampler.population_size") if "population_size" in raw else 20,
+        grid=grid,
+    )
+
+
 def validate(raw: dict[str, Any]) -> SweepConfig:
     name = str(raw.get("name"))
     if not _NAME.match(name):
@@ -192,6 +243,7 @@ def validate(raw: dict[str, Any]) -> SweepConfig:
     d, sm, sc, rs, tr = (_section(raw, k) for k in ("dataset", "sampler", "scheduler", "resources", "tracking"))
     model, space_spec = _section(raw, "model"), raw.get("space") or {}
     max_epochs = _number(raw, "max_epochs", int, 1)
+    objectives = _objectives(raw)
     scheduler = SchedulerSettings(
         name=_choice(sc, "name", SCHEDULERS, "scheduler.name"),
         grace_period=_number(sc, "grace_period", int, 1, label="scheduler.grace_period") if "grace_period" in sc else 1,
@@ -204,11 +256,16 @@ def validate(raw: dict[str, Any]) -> SweepConfig:
     except SpaceError as exc:
         key = exc.key if exc.key.startswith("model.") else f"space.{exc.key}"
         raise ConfigError(key, exc.problem, exc.fix) from None
+    sampler = _sampler(sm, space, objectives)
+    n_trials = _number(raw, "n_trials", int, 1)
+    if sampler.grid is not None:
+        n_trials = min(n_trials, grid_size(sampler.grid))  # a grid has no more points to try
     return SweepConfig(
         name=name,
-        n_trials=_number(raw, "n_trials", int, 1),
-        metric=_choice(raw, "metric", REPORTED_METRICS),
-        mode=_choice(raw, "mode", ("max", "min")),
+        n_trials=n_trials,
+        metric=objectives[0][0],
+        mode=objectives[0][1],
+        objectives=objectives,
         max_epochs=max_epochs,
         seed=_number(raw, "seed", int),
         time_budget_s=_number(raw, "time_budget_s", float, 1, allow_none=True),
@@ -219,10 +276,7 @@ def validate(raw: dict[str, Any]) -> SweepConfig:
             val_fraction=_number(d, "val_fraction", float, label="dataset.val_fraction"),
             limit=_number(d, "limit", int, 2, allow_none=True, label="dataset.limit"),
         ),
-        sampler=SamplerSettings(
-            name=_choice(sm, "name", SAMPLERS, "sampler.name"),
-            n_startup_trials=_number(sm, "n_startup_trials", int, 0, label="sampler.n_startup_trials") if "n_startup_trials" in sm else 10,
-        ),
+        sampler=sampler,
         scheduler=scheduler,
         resources=ResourceSettings(
             cpus_per_trial=_number(rs, "cpus_per_trial", float, 0.01, label="resources.cpus_per_trial"),

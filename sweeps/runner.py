@@ -32,7 +32,7 @@ from ray.tune.search.optuna import OptunaSearch  # noqa: E402
 from sweeps.config import SweepConfig  # noqa: E402
 from sweeps.search import make_sampler, open_storage  # noqa: E402
 from sweeps.space import define_by_run  # noqa: E402
-from sweeps.trial import FINISHED, INFEASIBLE, MODEL_FILE, TrialSettings, best_key, train_trial  # noqa: E402
+from sweeps.trial import FINISHED, INFEASIBLE, MODEL_FILE, TrialSettings, best_key, objective_key, train_trial  # noqa: E402
 from tracking import RunStatus, SweepTracker  # noqa: E402
 
 REPORTED = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
@@ -69,9 +69,9 @@ class SweepSearch(OptunaSearch):
     objective = the best epoch's value (the checkpoint that is kept), infeasible trials PRUNED with
     no intermediate value so TPE ranks them worst and learns to avoid them."""
 
-    def __init__(self, *args: Any, objective_key: str, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, objective_keys: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._objective_key = objective_key
+        self._objective_keys = objective_keys
 
     def optuna_trial(self, trial_id: str) -> optuna.Trial | None:
         return self._ot_trials.get(trial_id)
@@ -89,7 +89,8 @@ class SweepSearch(OptunaSearch):
         if outcome is Outcome.INFEASIBLE:
             ot_trial.set_user_attr("infeasible_reason", str(result[INFEASIBLE]))  # type: ignore[index]
         if outcome is Outcome.COMPLETE:
-            self._ot_study.tell(ot_trial, float(result[self._objective_key]))  # type: ignore[index]
+            values = [float(result[key]) for key in self._objective_keys]  # type: ignore[index]
+            self._ot_study.tell(ot_trial, values if len(values) > 1 else values[0])
         else:
             state = optuna.trial.TrialState.FAIL if outcome is Outcome.FAILED else optuna.trial.TrialState.PRUNED
             self._ot_study.tell(ot_trial, state=state)
@@ -99,8 +100,9 @@ class SweepSearch(OptunaSearch):
 class TrackingCallback(tune.Callback):
     """Mirrors every Tune trial into a nested MLflow run, from the driver process."""
 
-    def __init__(self, tracker: SweepTracker, search: SweepSearch, metric: str, on_done: Callable[[str], None]) -> None:
-        self.tracker, self.search, self.metric, self.on_done = tracker, search, metric, on_done
+    def __init__(self, tracker: SweepTracker, search: SweepSearch, objectives: list[str], on_done: Callable[[str], None]) -> None:
+        self.tracker, self.search, self.on_done = tracker, search, on_done
+        self.best_keys = [best_key(m) for m in objectives if m in REPORTED]
         self.run_ids: dict[str, str] = {}
         self.outcomes: dict[str, Outcome] = {}
 
@@ -121,9 +123,12 @@ class TrackingCallback(tune.Callback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if result.get(INFEASIBLE) or trial.trial_id not in self.run_ids:
             return
-        values = {k: result[k] for k in (*REPORTED, best_key(self.metric)) if k in result}
+        step = int(result["training_iteration"])
+        values = {k: result[k] for k in (*REPORTED, *self.best_keys) if k in result}
         values["epoch_time_s"] = result.get("time_this_iter_s", math.nan)
-        self.tracker.log_metrics(self.run_ids[trial.trial_id], values, step=int(result["training_iteration"]))
+        if step == 1:  # fixed by the architecture: logged once
+            values.update({k: result[k] for k in ("params", "flops") if k in result})
+        self.tracker.log_metrics(self.run_ids[trial.trial_id], values, step=step)
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         run_id = self.run_ids.get(trial.trial_id)
@@ -196,14 +201,17 @@ def run_sweep(cfg: SweepConfig, data: dict[str, Any], settings: TrialSettings, t
             runtime_env={"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}},
         )
     storage = open_storage(cfg.output_dir)
+    metrics = [m for m, _ in cfg.objectives]
+    modes = [d for _, d in cfg.objectives]
     search = SweepSearch(
         space=define_by_run(cfg.space, cfg.model),
-        metric=cfg.metric, mode=cfg.mode,
+        metric=metrics if cfg.multi_objective else cfg.metric,
+        mode=modes if cfg.multi_objective else cfg.mode,
         sampler=make_sampler(cfg.sampler, cfg.seed),
         study_name=cfg.name, storage=storage,
-        objective_key=best_key(cfg.metric),
+        objective_keys=[objective_key(m) for m in metrics],
     )
-    callback = TrackingCallback(tracker, search, cfg.metric, progress)
+    callback = TrackingCallback(tracker, search, metrics, progress)
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, data=data, settings=settings),
         {"cpu": cfg.resources.cpus_per_trial, "gpu": cfg.resources.gpus_per_trial},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import optuna
@@ -9,12 +10,37 @@ import optuna
 from sweeps.config import SamplerSettings
 
 
+class _GridSampler(optuna.samplers.GridSampler):
+    """GridSampler without its end-of-grid `study.stop()`, which only works inside
+    `study.optimize` and raises under ask/tell (Ray Tune's loop); n_trials is capped at the grid size."""
+
+    def after_trial(self, study, trial, state, values) -> None:  # type: ignore[no-untyped-def]
+        return None
+
+
 def make_sampler(settings: SamplerSettings, seed: int) -> optuna.samplers.BaseSampler:
-    if settings.name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=settings.n_startup_trials)
-    if settings.name == "random":
+    """Every sampler gets the sweep's seed explicitly; none reads global random state."""
+    name = settings.name
+    if name == "tpe":
+        # multivariate + group: TPE models the conditional parameters jointly, per active subspace
+        # (flagged experimental by Optuna since 2.2; stable in use, so the warning is silenced).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=settings.n_startup_trials, multivariate=True, group=True, warn_independent_sampling=False)
+    if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    raise ValueError(f"unknown sampler {settings.name!r}")
+    if name == "grid":
+        assert settings.grid is not None
+        return _GridSampler(settings.grid, seed=seed)
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=settings.n_startup_trials, warn_independent_sampling=False)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=settings.n_startup_trials, warn_independent_sampling=False)
+    if name == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_independent_sampling=False, warn_asynchronous_seeding=False)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=settings.population_size)
+    raise ValueError(f"unknown sampler {name!r}")
 
 
 def storage_url(output_dir: Path) -> str:

@@ -243,11 +243,16 @@ class Space:
 
     searched: dict[str, BaseDistribution] = field(default_factory=dict)
     fixed: dict[str, Any] = field(default_factory=dict)
+    # Budgets: a model over them is rejected before training, like an infeasible one.
+    max_params: int | None = None
+    max_flops: int | None = None
+    warnings: tuple[str, ...] = ()
 
     def describe(self) -> dict[str, str]:
         """Flat, loggable description: key -> distribution or constant."""
         out = {k: repr(v) for k, v in self.fixed.items()}
         out.update({k: _describe(d) for k, d in self.searched.items()})
+        out.update({k: str(v) for k, v in (("max_params", self.max_params), ("max_flops", self.max_flops)) if v is not None})
         return out
 
 
@@ -272,13 +277,18 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+BUDGETS = ("max_params", "max_flops")
+
+
 def parse_space(spec: Mapping[str, Any], model: Mapping[str, Any]) -> Space:
     """Validate a space against the model's parameters; raise SpaceError naming the first bad key."""
     for key, value in flatten(model).items():
         _check_model_value(key, value)
     searched: dict[str, BaseDistribution] = {}
     fixed: dict[str, Any] = {}
-    for key, text in flatten(spec).items():
+    flat = flatten(spec)
+    budgets = {key: _budget(key, flat.pop(key)) for key in BUDGETS if key in flat}
+    for key, text in flat.items():
         rule_for(key)
         parsed = parse_value(key, text)
         if isinstance(parsed, BaseDistribution):
@@ -287,7 +297,54 @@ def parse_space(spec: Mapping[str, Any], model: Mapping[str, Any]) -> Space:
         else:
             _check_value(key, parsed)
             fixed[key] = parsed
-    return Space(searched=dict(sorted(searched.items(), key=lambda kv: _depth(kv[0]))), fixed=fixed)
+    ordered = dict(sorted(searched.items(), key=lambda kv: _depth(kv[0])))
+    return Space(searched=ordered, fixed=fixed, warnings=_even_kernels(ordered, {**flatten(model), **fixed}), **budgets)
+
+
+def _budget(key: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 1:
+        raise SpaceError(key, f"{value!r} is not a positive number", f"set {key} to a whole number, e.g. {key}: 200000, or null")
+    return int(value)
+
+
+def _even_kernels(searched: Mapping[str, BaseDistribution], fixed: Mapping[str, Any]) -> tuple[str, ...]:
+    """Even kernel sizes are legal in Keras but have no centre pixel, so 'same' padding is lopsided."""
+    found = []
+    for key in [*searched, *fixed]:
+        if key.split(".")[-1] != "kernel_size":
+            continue
+        dist = searched.get(key)
+        values = list(dist.choices) if isinstance(dist, CategoricalDistribution) else (
+            [dist.low, dist.high] if dist is not None else [fixed[key]]  # type: ignore[union-attr]
+        )
+        if isinstance(dist, IntDistribution) and dist.high > dist.low:
+            values = list(range(dist.low, dist.high + 1, dist.step))
+        even = sorted({int(v) for v in values if int(v) % 2 == 0})
+        if even:
+            found.append(f"{key}: even kernel sizes {even} are allowed but have no centre pixel; odd sizes (1, 3, 5) are usual")
+    return tuple(found)
+
+
+def grid_points(space: Space) -> dict[str, list[Any]]:
+    """The values a grid sampler walks through; SpaceError for a continuous parameter."""
+    grid: dict[str, list[Any]] = {}
+    for key, dist in space.searched.items():
+        if isinstance(dist, CategoricalDistribution):
+            grid[key] = list(dist.choices)
+        elif isinstance(dist, IntDistribution) and not dist.log:
+            grid[key] = list(range(dist.low, dist.high + 1, dist.step))
+        elif isinstance(dist, FloatDistribution) and dist.step is not None:
+            count = int(round((dist.high - dist.low) / dist.step)) + 1
+            grid[key] = [round(dist.low + i * dist.step, 12) for i in range(count)]
+        else:
+            raise SpaceError(key, f"{_describe(dist)} is continuous, so a grid cannot enumerate it", "write it as choice(...) or range(...), or use another sampler")
+    return grid
+
+
+def grid_size(grid: Mapping[str, list[Any]]) -> int:
+    return math.prod(len(values) for values in grid.values())
 
 
 def _check_model_value(key: str, value: Any) -> None:

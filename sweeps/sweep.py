@@ -34,6 +34,8 @@ class Summary:
     tracking_uri: str
     metric: str
     study_url: str
+    objectives: tuple[tuple[str, str], ...] = ()
+    pareto: tuple[dict[str, Any], ...] = ()  # multi-objective: the non-dominated trials
 
     def text(self) -> str:
         c = self.counts
@@ -47,6 +49,12 @@ class Summary:
         else:
             lines.append(f"Best trial #{self.best_number}: {self.metric} = {self.best_value:.4f} (MLflow run {self.best_run_id})")
             lines += [f"    {k} = {v}" for k, v in self.best_params.items()]
+        if len(self.objectives) > 1:
+            names = [m for m, _ in self.objectives]
+            lines.append(f"Pareto front of {', '.join(f'{m} ({d})' for m, d in self.objectives)}: {len(self.pareto)} trials")
+            for point in self.pareto:
+                values = ", ".join(f"{n} = {point['values'][n]:.4g}" for n in names)
+                lines.append(f"    #{point['number']}: {values}")
         if self.model_uri:
             lines.append(f"Best model: {self.model_uri}")
         lines.append(f"MLflow UI: {ui_command(self.tracking_uri)}")
@@ -115,12 +123,15 @@ def run(cfg: SweepConfig, out: Any = sys.stdout) -> Summary:
         tags["mlflow.source.git.commit"] = commit
     parent = tracker.start_sweep(cfg.name, params, tags, cfg.to_yaml())
     tracker.log_dataset(parent, dataset.x_train, dataset.y_train, dataset.name, dataset.source, dataset.digest)
+    for warning in cfg.space.warnings:
+        print(f"warning: space.{warning}", file=sys.stderr)
     print(f"Sweep {cfg.name}: {cfg.n_trials} trials on {dataset.name} ({len(dataset.x_train)} train / {len(dataset.x_val)} val, digest {dataset.digest[:12]}), MLflow run {parent}", file=out, flush=True)
 
     settings = TrialSettings(
         model={**cfg.model, **cfg.space.fixed}, input_shape=dataset.input_shape, num_classes=dataset.num_classes,
-        metric=cfg.metric, mode=cfg.mode, max_epochs=cfg.max_epochs, seed=cfg.seed,
+        objectives=cfg.objectives, max_epochs=cfg.max_epochs, seed=cfg.seed,
         cpus=max(1, int(cfg.resources.cpus_per_trial)),
+        max_params=cfg.space.max_params, max_flops=cfg.space.max_flops,
     )
     done: Counter[str] = Counter()
 
@@ -144,7 +155,8 @@ def run(cfg: SweepConfig, out: Any = sys.stdout) -> Summary:
         {f"best_{cfg.metric}": summary.best_value if summary.best_value is not None else float("nan"),
          "wall_time_s": summary.wall_time_s, **{f"trials_{k.lower()}": v for k, v in summary.counts.items()}},
         {"sweeps.best_run_id": summary.best_run_id or "", "sweeps.best_model_uri": summary.model_uri or "",
-         "sweeps.study": summary.study_url},
+         "sweeps.study": summary.study_url, "sweeps.objectives": ",".join(f"{m}:{d}" for m, d in cfg.objectives),
+         **({"sweeps.pareto_trials": ",".join(str(p["number"]) for p in summary.pareto)} if summary.pareto else {})},
         RunStatus.FINISHED,
     )
     return summary
@@ -156,7 +168,16 @@ def _summarise(cfg: SweepConfig, result: Any, tracker: Any, dataset: Dataset, st
     trials = result.study.get_trials(deepcopy=False)
     counts = Counter(t.user_attrs.get("outcome", t.state.name) for t in trials)
     completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    best = result.study.best_trial if completed else None
+    front = result.study.best_trials if completed else []
+    # The best trial (whose model is kept) is the front's best on the first objective.
+    best = (max if cfg.mode == "max" else min)(front, key=lambda t: t.values[0]) if front else None
+    pareto = tuple(
+        {"number": t.number, "values": dict(zip([m for m, _ in cfg.objectives], t.values)), "params": t.params,
+         "mlflow_run_id": t.user_attrs.get("mlflow_run_id")}
+        for t in sorted(front, key=lambda t: t.number)
+    ) if cfg.multi_objective else ()
+    if pareto:
+        tracker.log_dict(tracker.parent_run_id, {"objectives": [list(o) for o in cfg.objectives], "front": list(pareto)}, "pareto_front.json")
     model_uri = None
     best_run_id = best.user_attrs.get("mlflow_run_id") if best else None
     if best is not None and cfg.tracking.log_best_model and best_run_id:
@@ -167,8 +188,9 @@ def _summarise(cfg: SweepConfig, result: Any, tracker: Any, dataset: Dataset, st
             model_uri = tracker.log_keras_model(best_run_id, load_model(checkpoint), dataset.x_val[:8])
     return Summary(
         name=cfg.name, wall_time_s=time.monotonic() - started, counts=dict(counts),
-        best_number=best.number if best else None, best_value=best.value if best else None,
+        best_number=best.number if best else None, best_value=best.values[0] if best else None,
         best_params=dict(best.params) if best else {}, best_run_id=best_run_id, model_uri=model_uri,
         parent_run_id=tracker.parent_run_id, experiment_id=tracker.experiment_id,
         tracking_uri=tracker.tracking_uri, metric=cfg.metric, study_url=storage_url(cfg.output_dir),
+        objectives=cfg.objectives, pareto=pareto,
     )

@@ -30,8 +30,7 @@ class TrialSettings:
     model: dict[str, Any]  # model defaults merged with the space's constants
     input_shape: tuple[int, int, int]
     num_classes: int
-    metric: str
-    mode: str
+    objectives: tuple[tuple[str, str], ...]  # (metric, mode); the first picks the kept checkpoint
     max_epochs: int
     seed: int
     cpus: int
@@ -39,8 +38,21 @@ class TrialSettings:
     max_flops: int | None = None
 
 
+EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+
+
 def best_key(metric: str) -> str:
     return f"best_{metric}"
+
+
+def objective_key(metric: str) -> str:
+    """The report key whose final value a trial's objective takes: the best epoch for epoch
+    metrics (the checkpoint that is kept), the value itself for params and flops."""
+    return best_key(metric) if metric in EPOCH_METRICS else metric
+
+
+def _worst(mode: str) -> float:
+    return -math.inf if mode == "max" else math.inf
 
 
 def _set_threads(cpus: int) -> None:
@@ -66,9 +78,11 @@ def train_trial(config: dict[str, Any], data: dict[str, Any], settings: TrialSet
     try:
         plan = plan_conv2d(params, settings.input_shape, settings.num_classes, settings.max_params, settings.max_flops)
     except InfeasibleModel as exc:
-        # Tune insists on the metric in every report: give it the worst value, flagged infeasible.
-        worst = -math.inf if settings.mode == "max" else math.inf
-        tune.report({settings.metric: worst, best_key(settings.metric): worst, INFEASIBLE: str(exc), FINISHED: True})
+        # Tune insists on the objectives in every report: give them the worst values, flagged infeasible.
+        report: dict[str, Any] = {INFEASIBLE: str(exc), FINISHED: True}
+        for metric, mode in settings.objectives:
+            report[metric] = report[objective_key(metric)] = _worst(mode)
+        tune.report(report)
         return
 
     _set_threads(settings.cpus)
@@ -80,7 +94,8 @@ def train_trial(config: dict[str, Any], data: dict[str, Any], settings: TrialSet
     gc.collect()
     keras.utils.set_random_seed(settings.seed)
     model = build_conv2d(params, settings.input_shape, settings.num_classes)
-    best: float | None = None
+    metric, mode = settings.objectives[0]
+    best: dict[str, float] = {}
     for epoch in range(1, settings.max_epochs + 1):
         history = model.fit(
             data["x_train"], data["y_train"],
@@ -97,12 +112,12 @@ def train_trial(config: dict[str, Any], data: dict[str, Any], settings: TrialSet
         }
         if not math.isfinite(metrics["train_loss"]):
             raise FloatingPointError(f"training loss became {metrics['train_loss']} at epoch {epoch}")
-        value = metrics[settings.metric]
-        improved = _better(value, best, settings.mode)
-        if improved:
-            best = value
+        improved = _better(metrics[metric], best.get(metric), mode)
+        for name, direction in settings.objectives:
+            if name in EPOCH_METRICS and _better(metrics[name], best.get(name), direction):
+                best[name] = metrics[name]
+        metrics.update({best_key(name): value for name, value in best.items()})
         metrics.update({
-            best_key(settings.metric): best,
             "params": plan.params,
             "flops": plan.flops,
             FINISHED: epoch == settings.max_epochs,

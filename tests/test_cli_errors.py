@@ -24,6 +24,12 @@ CASES = [
     (["space.learning_rate=tag(log,interval(0,1))"], "space.learning_rate"),
     (["space.activation=choice(relu,relux)"], "space.activation"),
     (["output_dir=/proc/forbidden"], "output_dir"),
+    (["space.filters=choice()"], "space.filters"),
+    (["space.filters=[16,32]"], "space.filters"),
+    (["space.kernel_initializer=choice(he_normal,he_magic)"], "space.kernel_initializer"),
+    (["space.kernel_regularizer=choice(l2,l3)"], "space.kernel_regularizer"),
+    (["sampler=grid"], "space.learning_rate"),
+    (["objectives=[params:min]"], "objectives"),
 ]
 
 

@@ -1,5 +1,6 @@
 """Every config group composes; overrides work; bad settings name the field."""
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,13 @@ def test_every_config_group_option_composes(group, option):
     overrides = [f"{group}={option}"]
     if (group, option) == ("dataset", "npz"):
         overrides.append("dataset.path=/tmp/some.npz")  # required (???) in that file
+    if (group, option) == ("sampler", "grid"):
+        overrides.append("space=vgg")
+        overrides += ["space.dropout=choice(0.2,0.4)", "space.learning_rate=choice(0.001,0.01)"]
+    if (group, option) == ("sampler", "gp") and importlib.util.find_spec("torch") is None:
+        with pytest.raises(ConfigError, match=r"needs PyTorch.*pip install -e '\.\[gp\]'"):
+            load_config(overrides)
+        return
     cfg = load_config(overrides)
     assert cfg.resolved[group] is not None
 
@@ -71,6 +79,13 @@ def test_split_space_overrides_leaves_the_rest_to_hydra():
         (["space.kernel_sise=3"], "space.kernel_sise", "unknown parameter"),
         (["model.padding=causal"], "model.padding", "'causal'"),
         (["dataset.val_fraction=abc"], "dataset.val_fraction", "not a number"),
+        (["sampler=grid"], "space.learning_rate", "continuous"),
+        (["sampler=cmaes", "objectives=[val_accuracy:max,params:min]"], "sampler", "one objective only"),
+        (["objectives=[params:min,val_accuracy:max]"], "objectives", "not measured per epoch"),
+        (["objectives=[val_accuracy:up]"], "objectives", "metric:mode"),
+        (["objectives=[val_accuracy:max,val_accuracy:max]"], "objectives", "listed twice"),
+        (["objectives=val_accuracy"], "objectives", "not a list"),
+        (["+space.max_params=-5"], "space.max_params", "not a positive number"),
     ],
 )
 def test_bad_settings_name_the_field(overrides, key, words):
@@ -85,3 +100,32 @@ def test_output_dir_is_absolute(tmp_path: Path):
     cfg = load_config([f"output_dir={tmp_path}/out"])
     assert cfg.output_dir == (tmp_path / "out").resolve()
     assert cfg.sweep_dir.is_relative_to(cfg.output_dir)
+
+
+def test_multi_objective_sets_the_first_objective_as_metric():
+    cfg = load_config(["objectives=[val_loss:min,params:min]"])
+    assert cfg.multi_objective and (cfg.metric, cfg.mode) == ("val_loss", "min")
+    assert cfg.objectives == (("val_loss", "min"), ("params", "min"))
+
+
+def test_grid_counts_points_and_caps_trials():
+    cfg = load_config(["sampler=grid", "n_trials=500", "space.kernel_regularizer_strength=choice(1e-4,1e-3)",
+                       "space.learning_rate=choice(1e-3,1e-2)"])
+    # filters 3 x kernel 2 x padding 2 x dilation 2 x strength 2 x lr 2
+    assert cfg.n_trials == 96 and len(cfg.sampler.grid["filters"]) == 3
+
+
+def test_budgets_and_even_kernel_warning():
+    cfg = load_config(["+space.max_params=50000", "space.kernel_size=choice(2,3)"])
+    assert cfg.space.max_params == 50000
+    assert any("even kernel sizes [2]" in w for w in cfg.space.warnings)
+
+
+def test_readme_documents_every_key_of_every_shipped_space():
+    import yaml
+
+    readme = (CONF_DIR.parent / "README.md").read_text()
+    for path in sorted((CONF_DIR / "space").glob("*.yaml")):
+        section = readme.split(f"\n`{path.stem}` (", 1)[1].split("\n\n", 2)[1]
+        documented = {line.split("|")[1].strip(" `") for line in section.splitlines() if line.startswith("| `")}
+        assert set(yaml.safe_load(path.read_text())) == documented, path.stem

@@ -106,6 +106,9 @@ class SweepTracker:
         if tags:
             self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()], synchronous=True)
 
+    def log_dict(self, run_id: str, value: Mapping[str, Any], path: str) -> None:
+        self.client.log_dict(run_id, dict(value), path)
+
     # ------------------------------------------------------------ dataset and model
 
     def log_dataset(self, run_id: str, features: np.ndarray, targets: np.ndarray, name: str, source: str, digest: str) -> None:
