@@ -1,6 +1,7 @@
 """`python -m sweeps <command>`: parse arguments, call the orchestrator, map errors to exit codes.
 
-Exit codes: 0 done; 1 the sweep ran but no trial completed; 2 bad input (nothing written).
+Exit codes: 0 done; 1 the sweep ran but no trial completed, or failures stopped it;
+2 bad input (one line naming the field and the fix; nothing written).
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a sweep: python -m sweeps run [key=value ...]")
     run.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. n_trials=20 sampler=random space=conv2d")
     run.add_argument("--cfg", action="store_true", help="print the resolved config and exit")
+    resume = sub.add_parser("resume", help="continue a sweep that was stopped or killed: python -m sweeps resume NAME")
+    resume.add_argument("name")
+    resume.add_argument("overrides", nargs="*", help=f"output_dir=... to find it; may change {', '.join(('n_trials', 'time_budget_s', 'max_failures', 'max_failure_rate'))}")
+    report = sub.add_parser("report", help="tables and plots of a sweep: python -m sweeps report NAME")
+    report.add_argument("name")
+    report.add_argument("overrides", nargs="*", help="the sweep's output_dir=... / tracking.uri=... if not the defaults")
     ui = sub.add_parser("ui", help="open the MLflow UI on the configured tracking store")
     ui.add_argument("overrides", nargs="*", help="the same overrides as the sweep (output_dir=..., tracking.uri=...)")
     ui.add_argument("--port", type=int, default=5000)
@@ -39,22 +46,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = _parser().parse_args(argv)
     try:
-        cfg = load_config(list(args.overrides))
-    except ConfigError as exc:
+        return _dispatch(args)
+    except (ConfigError, DatasetError) as exc:
         return _fail(exc)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "resume":
+        from sweeps import sweep
+
+        located = [o for o in args.overrides if o.startswith("output_dir=")]
+        output_dir = load_config(located).output_dir
+        rest = [o for o in args.overrides if not o.startswith("output_dir=")]
+        return _finish(sweep.resume(args.name, output_dir, rest))
+    cfg = load_config(list(args.overrides))
     if args.command == "ui":
         return _ui(cfg, args.port)
+    if args.command == "report":
+        from sweeps import report
+
+        return report.main(args.name, cfg)
     if args.cfg:
         print(cfg.to_yaml())
         return 0
     from sweeps import sweep
 
-    try:
-        summary = sweep.run(cfg)
-    except (ConfigError, DatasetError) as exc:
-        return _fail(exc)
+    return _finish(sweep.start(cfg))
+
+
+def _finish(summary) -> int:
     print(summary.text())
-    return 0 if summary.best_number is not None else 1
+    return 0 if summary.best_number is not None and not summary.stopped_because else 1
 
 
 def _ui(cfg, port: int) -> int:

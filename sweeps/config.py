@@ -87,6 +87,8 @@ class SweepConfig:
     max_epochs: int
     seed: int
     time_budget_s: float | None
+    max_failures: int | None  # stop the sweep when more trials than this fail
+    max_failure_rate: float | None  # ... or when more than this fraction of finished trials failed
     output_dir: Path
     verbose: bool
     dataset: DatasetSettings
@@ -192,6 +194,13 @@ def _choice(raw: dict[str, Any], key: str, options: tuple[str, ...], label: str 
     return str(value)
 
 
+def _rate(raw: dict[str, Any]) -> float | None:
+    rate = _number(raw, "max_failure_rate", float, 0, allow_none=True)
+    if rate is not None and rate >= 1:
+        raise ConfigError("max_failure_rate", f"{rate} is not below 1", "set max_failure_rate to a fraction such as 0.5, or null")
+    return rate
+
+
 def _objectives(raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     """`objectives=[val_accuracy:max, params:min]`, or the single metric/mode."""
     value = raw.get("objectives")
@@ -269,6 +278,8 @@ def validate(raw: dict[str, Any]) -> SweepConfig:
         max_epochs=max_epochs,
         seed=_number(raw, "seed", int),
         time_budget_s=_number(raw, "time_budget_s", float, 1, allow_none=True),
+        max_failures=_number(raw, "max_failures", int, 0, allow_none=True),
+        max_failure_rate=_rate(raw),
         output_dir=Path(str(output_dir)).expanduser().resolve(),
         verbose=bool(raw.get("verbose", False)),
         dataset=DatasetSettings(

@@ -12,7 +12,6 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -29,39 +28,15 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback  # noqa: E402
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler  # noqa: E402
 from ray.tune.search.optuna import OptunaSearch  # noqa: E402
 
-from sweeps.config import SweepConfig  # noqa: E402
+from sweeps import faults  # noqa: E402
+from sweeps.config import ConfigError, SweepConfig  # noqa: E402
+from sweeps.outcomes import RUN_STATUS, Outcome, trial_outcome  # noqa: E402
 from sweeps.search import make_sampler, open_storage  # noqa: E402
 from sweeps.space import define_by_run  # noqa: E402
 from sweeps.trial import FINISHED, INFEASIBLE, MODEL_FILE, TrialSettings, best_key, objective_key, train_trial  # noqa: E402
 from tracking import RunStatus, SweepTracker  # noqa: E402
 
 REPORTED = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
-
-
-class Outcome(str, Enum):
-    COMPLETE = "COMPLETE"
-    PRUNED = "PRUNED"  # stopped early by the scheduler or the time budget
-    INFEASIBLE = "INFEASIBLE"  # rejected before training (shape, strides with dilation, budget)
-    FAILED = "FAILED"
-
-
-def trial_outcome(last_result: dict[str, Any] | None, error: bool) -> Outcome:
-    """What happened to a trial, from its last report: the single rule for Optuna and MLflow."""
-    if error:
-        return Outcome.FAILED
-    if not last_result or FINISHED not in last_result:
-        return Outcome.PRUNED  # stopped before its first report
-    if last_result.get(INFEASIBLE):
-        return Outcome.INFEASIBLE
-    return Outcome.COMPLETE if last_result[FINISHED] else Outcome.PRUNED
-
-
-_MLFLOW_STATUS = {
-    Outcome.COMPLETE: RunStatus.FINISHED,
-    Outcome.PRUNED: RunStatus.KILLED,
-    Outcome.INFEASIBLE: RunStatus.KILLED,
-    Outcome.FAILED: RunStatus.FAILED,
-}
 
 
 class SweepSearch(OptunaSearch):
@@ -130,6 +105,13 @@ class TrackingCallback(tune.Callback):
             values.update({k: result[k] for k in ("params", "flops") if k in result})
         self.tracker.log_metrics(self.run_ids[trial.trial_id], values, step=step)
 
+    def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
+        # Where the best epoch's model lies (trials checkpoint only on improvement), for the summary
+        # of this run or of a later resume; recorded while the Optuna trial is still open.
+        ot_trial = self.search.optuna_trial(trial.trial_id)
+        if ot_trial is not None:
+            ot_trial.set_user_attr("checkpoint", str(Path(checkpoint.path) / MODEL_FILE))
+
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         run_id = self.run_ids.get(trial.trial_id)
         if run_id:
@@ -155,7 +137,7 @@ class TrackingCallback(tune.Callback):
             last_line = error_text.strip().splitlines()[-1] if error_text.strip() else "unknown error"
             tags["sweeps.error"] = last_line[:500]
             tags["sweeps.error_type"] = last_line.split(":", 1)[0][:200]
-        self.tracker.end_trial(run_id, _MLFLOW_STATUS[outcome], tags, error=error_text)
+        self.tracker.end_trial(run_id, RunStatus(RUN_STATUS[outcome]), tags, error=error_text)
         self.on_done(outcome.value)
 
 
@@ -172,8 +154,8 @@ class SweepRun:
 
     study: optuna.Study
     run_ids: dict[str, str]  # tune trial id -> MLflow run id
-    checkpoints: dict[str, Path] = field(default_factory=dict)  # tune trial id -> best model file
     wall_time_s: float = 0.0
+    stopped_because: str | None = None  # the failure limit that stopped the sweep, if any
 
 
 def slots(cfg: SweepConfig, cluster_cpus: float) -> int:
@@ -190,16 +172,59 @@ def make_scheduler(cfg: SweepConfig) -> TrialScheduler:
     return FIFOScheduler()
 
 
-def run_sweep(cfg: SweepConfig, data: dict[str, Any], settings: TrialSettings, tracker: SweepTracker, progress: Callable[[str], None]) -> SweepRun:
-    started = time.monotonic()
+def start_ray(cfg: SweepConfig) -> dict[str, float]:
+    """Start (or join, with RAY_ADDRESS) Ray and check that one trial's resources exist at all,
+    so a sweep asking for GPUs on a machine without any says so instead of waiting forever."""
     if not ray.is_initialized():
+        env = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+        env.update({k: os.environ[k] for k in (faults.ENV, faults.ENV_DIR) if k in os.environ})
         ray.init(
-            num_cpus=cfg.resources.num_cpus,
+            num_cpus=cfg.resources.num_cpus if not os.environ.get("RAY_ADDRESS") else None,
             include_dashboard=False,
             log_to_driver=cfg.verbose,
             logging_level="INFO" if cfg.verbose else "ERROR",
-            runtime_env={"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}},
+            runtime_env={"env_vars": env},
         )
+    total = ray.cluster_resources()
+    for kind, field_name, wanted in (("CPU", "cpus_per_trial", cfg.resources.cpus_per_trial), ("GPU", "gpus_per_trial", cfg.resources.gpus_per_trial)):
+        have = total.get(kind, 0.0)
+        if wanted > have:
+            shutdown()
+            raise ConfigError(
+                f"resources.{field_name}", f"a trial asks for {wanted:g} {kind} but the Ray cluster has {have:g}",
+                f"set resources.{field_name}={have:g} or less" + (" (resources=cpu), or add GPU nodes to the cluster" if kind == "GPU" else ""),
+            )
+    return total
+
+
+class FailureLimit(tune.Stopper):
+    """Stops the whole sweep once failed trials pass max_failures or max_failure_rate."""
+
+    def __init__(self, callback: "TrackingCallback", max_failures: int | None, max_rate: float | None, min_trials: int = 4) -> None:
+        self.callback, self.max_failures, self.max_rate, self.min_trials = callback, max_failures, max_rate, min_trials
+        self.reason: str | None = None
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        outcomes = list(self.callback.outcomes.values())
+        failed = sum(o is Outcome.FAILED for o in outcomes)
+        if self.max_failures is not None and failed > self.max_failures:
+            self.reason = f"{failed} trials failed, more than max_failures={self.max_failures}"
+        elif self.max_rate is not None and len(outcomes) >= self.min_trials and failed / len(outcomes) > self.max_rate:
+            self.reason = f"{failed} of {len(outcomes)} trials failed, more than max_failure_rate={self.max_rate:g}"
+        return self.reason is not None
+
+
+def run_sweep(
+    cfg: SweepConfig, data: dict[str, Any], settings: TrialSettings, tracker: SweepTracker,
+    progress: Callable[[str], None], n_trials: int | None = None, experiment: str | None = None,
+) -> SweepRun:
+    """Run n_trials (default cfg.n_trials) trials into the sweep's study; `experiment` names Ray's
+    result folder (a resumed sweep gets a fresh one beside the first)."""
+    started = time.monotonic()
+    start_ray(cfg)
     storage = open_storage(cfg.output_dir)
     metrics = [m for m, _ in cfg.objectives]
     modes = [d for _, d in cfg.objectives]
@@ -212,6 +237,7 @@ def run_sweep(cfg: SweepConfig, data: dict[str, Any], settings: TrialSettings, t
         objective_keys=[objective_key(m) for m in metrics],
     )
     callback = TrackingCallback(tracker, search, metrics, progress)
+    limit = FailureLimit(callback, cfg.max_failures, cfg.max_failure_rate)
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, data=data, settings=settings),
         {"cpu": cfg.resources.cpus_per_trial, "gpu": cfg.resources.gpus_per_trial},
@@ -220,11 +246,12 @@ def run_sweep(cfg: SweepConfig, data: dict[str, Any], settings: TrialSettings, t
         trainable,
         tune_config=tune.TuneConfig(
             search_alg=search, scheduler=make_scheduler(cfg), metric=cfg.metric, mode=cfg.mode,
-            num_samples=cfg.n_trials, max_concurrent_trials=slots(cfg, ray.cluster_resources().get("CPU", 1)),
+            num_samples=n_trials or cfg.n_trials, max_concurrent_trials=slots(cfg, ray.cluster_resources().get("CPU", 1)),
             time_budget_s=cfg.time_budget_s, reuse_actors=True,
         ),
         run_config=tune.RunConfig(
-            name=cfg.name,
+            name=experiment or cfg.name,
+            stop=limit,
             storage_path=str(cfg.output_dir / "ray"),
             callbacks=[callback, JsonLoggerCallback(), CSVLoggerCallback()],
             verbose=2 if cfg.verbose else 0,
@@ -234,21 +261,11 @@ def run_sweep(cfg: SweepConfig, data: dict[str, Any], settings: TrialSettings, t
             failure_config=tune.FailureConfig(max_failures=cfg.resources.max_retries),
         ),
     )
-    grid = tuner.fit()
-    checkpoints = {}
-    for result in grid:
-        if result.checkpoint is not None:
-            checkpoints[result.metrics.get("trial_id", "")] = Path(result.checkpoint.path) / MODEL_FILE
-    study = search._ot_study
-    _fail_leftovers(study)
-    return SweepRun(study=study, run_ids=dict(callback.run_ids), checkpoints=checkpoints, wall_time_s=time.monotonic() - started)
-
-
-def _fail_leftovers(study: optuna.Study) -> None:
-    """Trials Optuna handed out that Tune never finished (e.g. cut by the time budget) must not stay RUNNING."""
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        study._storage.set_trial_user_attr(trial._trial_id, "outcome", "NOT_RUN")
-        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+    tuner.fit()
+    return SweepRun(
+        study=search._ot_study, run_ids=dict(callback.run_ids),
+        wall_time_s=time.monotonic() - started, stopped_because=limit.reason,
+    )
 
 
 def shutdown() -> None:

@@ -5,15 +5,19 @@ Everything that can be wrong with the input is checked before the first record i
 
 from __future__ import annotations
 
+import hashlib
+import json
 import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sweeps.config import ConfigError, SweepConfig
+import yaml
+
+from sweeps.config import ConfigError, SweepConfig, validate
 from sweeps.datasets import Dataset, load_dataset
 from sweeps.search import storage_url, study_exists
 from sweeps.space import flatten
@@ -36,14 +40,18 @@ class Summary:
     study_url: str
     objectives: tuple[tuple[str, str], ...] = ()
     pareto: tuple[dict[str, Any], ...] = ()  # multi-objective: the non-dominated trials
+    stopped_because: str | None = None
 
     def text(self) -> str:
         c = self.counts
         lines = [
             f"Sweep {self.name} finished in {self.wall_time_s:.1f} s",
             f"Trials: {sum(c.values())} | completed {c.get('COMPLETE', 0)} | stopped early {c.get('PRUNED', 0)}"
-            f" | infeasible {c.get('INFEASIBLE', 0)} | failed {c.get('FAILED', 0) + c.get('NOT_RUN', 0)}",
+            f" | infeasible {c.get('INFEASIBLE', 0)} | failed {c.get('FAILED', 0) + c.get('INTERRUPTED', 0)}"
+            + (f" | not run {c['NOT_RUN']}" if c.get("NOT_RUN") else ""),
         ]
+        if self.stopped_because:
+            lines.insert(0, f"Sweep {self.name} STOPPED: {self.stopped_because}")
         if self.best_number is None:
             lines.append("Best trial: none completed")
         else:
@@ -92,40 +100,178 @@ def _prepare_output(cfg: SweepConfig) -> None:
         raise ConfigError("output_dir", f"{cfg.output_dir} is not writable ({exc.strerror})", "set output_dir=<a folder you can write> or SWEEPS_OUTPUT_DIR") from None
 
 
-def prepare(cfg: SweepConfig) -> Dataset:
-    """Every check on the input, before anything is written: dataset, name, output folder."""
-    dataset = load_dataset(cfg.dataset.name, cfg.dataset.path, cfg.dataset.val_fraction, cfg.dataset.limit, cfg.seed)
+def fingerprint(cfg: SweepConfig) -> str:
+    """What makes two sweeps the same experiment: space, model, data settings, objectives."""
+    same = {
+        "space": cfg.space.describe(), "model": cfg.model, "objectives": cfg.objectives,
+        "dataset": [cfg.dataset.name, cfg.dataset.path, cfg.dataset.val_fraction, cfg.dataset.limit, cfg.seed],
+    }
+    return hashlib.sha256(json.dumps(same, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _check_feasible(cfg: SweepConfig, dataset: Dataset, tries: int = 300) -> None:
+    """An impossible space (no point gives a buildable model) is bad input, not 30 infeasible trials."""
+    import optuna
+
+    from models.plan import InfeasibleModel, plan_conv2d
+    from sweeps.space import define_by_run, resolve_params
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=cfg.seed))
+    suggest = define_by_run(cfg.space, cfg.model)
+    reason = ""
+    for _ in range(tries if cfg.space.searched else 1):
+        trial = study.ask()
+        suggest(trial)
+        try:
+            plan_conv2d(resolve_params(cfg.model, cfg.space, trial.params), dataset.input_shape, dataset.num_classes,
+                        cfg.space.max_params, cfg.space.max_flops)
+            return
+        except InfeasibleModel as exc:
+            reason = str(exc)
+        finally:
+            study.tell(trial, 0.0)
+    raise ConfigError(
+        "space", f"no model of this space can be built on {'x'.join(map(str, dataset.input_shape))} images (e.g. {reason})",
+        "allow padding=same, smaller kernels or dilation, fewer blocks, or a larger budget",
+    )
+
+
+@dataclass(frozen=True)
+class SweepState:
+    """What a later `resume` needs, kept beside the sweep's outputs."""
+
+    parent_run_id: str
+    experiment_id: str
+    tracking_uri: str
+    dataset_digest: str
+    fingerprint: str
+    segments: int = 1
+
+    @staticmethod
+    def path(cfg: SweepConfig) -> Path:
+        return cfg.sweep_dir / "sweep.json"
+
+    @classmethod
+    def load(cls, cfg: SweepConfig) -> "SweepState | None":
+        path = cls.path(cfg)
+        return cls(**json.loads(path.read_text())) if path.is_file() else None
+
+    def save(self, cfg: SweepConfig) -> None:
+        _atomic_write(self.path(cfg), json.dumps(asdict(self), indent=2))
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def load_saved_config(name: str, output_dir: Path, overrides: list[str]) -> SweepConfig:
+    """The config a sweep started with, plus the few settings a resume may change."""
+    from omegaconf import OmegaConf
+
+    path = output_dir / "sweeps" / name / "config.yaml"
+    if not path.is_file():
+        known = sorted(p.parent.name for p in (output_dir / "sweeps").glob("*/config.yaml"))
+        raise ConfigError("name", f"no sweep named {name!r} in {output_dir}", f"resume one of: {', '.join(known)}" if known else "start it with python -m sweeps run name=...")
+    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    for text in overrides:
+        key, _, value = text.partition("=")
+        if key not in RESUMABLE:
+            raise ConfigError(key, "cannot change when resuming (the sweep keeps its space, data and model)", f"change only {', '.join(RESUMABLE)}, or start a new sweep with run name=<new>")
+        raw[key] = yaml.safe_load(value)
+    raw["output_dir"] = str(output_dir)
+    return validate(raw)
+
+
+RESUMABLE = ("n_trials", "time_budget_s", "max_failures", "max_failure_rate", "verbose")
+
+
+def start(cfg: SweepConfig, out: Any = sys.stdout) -> Summary:
+    """`run`: a new sweep, or, when one of that name exists with the same config, its resumption."""
+    state = SweepState.load(cfg)
+    if state is not None:
+        if state.fingerprint != fingerprint(cfg):
+            raise ConfigError(
+                "name", f"a sweep named {cfg.name!r} already exists in {cfg.output_dir} with a different space, model or data",
+                f"continue it as it was with `python -m sweeps resume {cfg.name}`, or pick another name=<new name>",
+            )
+        print(f"Sweep {cfg.name} exists with this config: resuming it (same as python -m sweeps resume {cfg.name})", file=out)
+        return _execute(cfg, state, out)
     if study_exists(cfg.output_dir, cfg.name):
         raise ConfigError("name", f"a sweep named {cfg.name!r} already exists in {cfg.output_dir}", "pick another name=<new name>")
-    _prepare_output(cfg)
-    return dataset
+    return _execute(cfg, None, out)
 
 
-def run(cfg: SweepConfig, out: Any = sys.stdout) -> Summary:
-    """Run a whole sweep; the config is already validated."""
-    dataset = prepare(cfg)
+def resume(name: str, output_dir: Path, overrides: list[str], out: Any = sys.stdout) -> Summary:
+    cfg = load_saved_config(name, output_dir, overrides)
+    state = SweepState.load(cfg)
+    if state is None:
+        raise ConfigError("name", f"sweep {name!r} never started its records", f"start it again with python -m sweeps run name={name}")
+    return _execute(cfg, state, out)
+
+
+def _execute(cfg: SweepConfig, state: SweepState | None, out: Any) -> Summary:
+    """Every check first (nothing written if one fails), then the sweep."""
+    dataset = load_dataset(cfg.dataset.name, cfg.dataset.path, cfg.dataset.val_fraction, cfg.dataset.limit, cfg.seed)
+    if state is not None and state.dataset_digest != dataset.digest:
+        raise ConfigError(
+            "dataset", f"the data changed since sweep {cfg.name!r} started (digest {state.dataset_digest[:12]} -> {dataset.digest[:12]})",
+            "restore the original data to resume, or start a new sweep on the new data with name=<new name>",
+        )
+    _check_feasible(cfg, dataset)
     # Heavy imports only once the input is known to be good.
     from sweeps import runner
+    from tracking import default_tracking_uri, unreachable
+
+    tracking_uri = state.tracking_uri if state else (cfg.tracking.uri or default_tracking_uri(cfg.output_dir))
+    problem = unreachable(tracking_uri)
+    if problem:
+        raise ConfigError("tracking.uri", problem, "start the server (python -m mlflow server ...) or set tracking.uri=null for the local store")
+    runner.start_ray(cfg)  # before any write: a GPU the cluster lacks is bad input too
+    try:
+        if state is None:
+            _prepare_output(cfg)
+        return _sweep(cfg, state, dataset, tracking_uri, runner, out)
+    finally:
+        runner.shutdown()
+
+
+def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, tracking_uri: str, runner: Any, out: Any) -> Summary:
+    import optuna
+
+    from sweeps.outcomes import Outcome
+    from sweeps.recovery import counted, reconcile
+    from sweeps.search import open_storage
     from sweeps.trial import TrialSettings
-    from tracking import RunStatus, SweepTracker, default_tracking_uri
+    from tracking import RunStatus, SweepTracker, find_sweep_run, redact
 
     started = time.monotonic()
-    tracking_uri = cfg.tracking.uri or default_tracking_uri(cfg.output_dir)
     tracker = SweepTracker(tracking_uri, cfg.tracking.experiment, cfg.output_dir / "mlartifacts")
-    params = {k: v for k, v in flatten(cfg.resolved).items() if not k.startswith("space.")}
-    params.update({f"space.{k}": v for k, v in cfg.space.describe().items()})
-    tags = {
-        "sweeps.name": cfg.name, "sweeps.sampler": cfg.sampler.name, "sweeps.scheduler": cfg.scheduler.name,
-        **dataset.summary(),
-    }
-    commit = _git_commit()
-    if commit:
-        tags["mlflow.source.git.commit"] = commit
-    parent = tracker.start_sweep(cfg.name, params, tags, cfg.to_yaml())
-    tracker.log_dataset(parent, dataset.x_train, dataset.y_train, dataset.name, dataset.source, dataset.digest)
+    if state is None:
+        parent = tracker.start_sweep(cfg.name, redact(_params(cfg)), _tags(cfg, dataset), yaml.safe_dump(redact(cfg.resolved), sort_keys=False))
+        tracker.log_dataset(parent, dataset.x_train, dataset.y_train, dataset.name, dataset.source, dataset.digest)
+        state = SweepState(parent, tracker.experiment_id, tracking_uri, dataset.digest, fingerprint(cfg))
+        _atomic_write(cfg.sweep_dir / "config.yaml", yaml.safe_dump(cfg.resolved, sort_keys=False))
+        state.save(cfg)
+        study = None
+    else:
+        tracker.reopen_sweep(state.parent_run_id)
+        tracker.use_dataset(dataset.x_train, dataset.y_train, dataset.name, dataset.source, dataset.digest)
+        state = SweepState(**{**asdict(state), "segments": state.segments + 1})
+        state.save(cfg)
+        study = optuna.load_study(study_name=cfg.name, storage=open_storage(cfg.output_dir))
+        record = find_sweep_run(tracking_uri, cfg.tracking.experiment, cfg.name)
+        assert record is not None
+        mended = reconcile(study, tracker, record, Outcome.INTERRUPTED)
+        print(f"Resuming sweep {cfg.name}: {counted(study)} of {cfg.n_trials} trials done, {mended} interrupted ones recorded as failed", file=out, flush=True)
     for warning in cfg.space.warnings:
         print(f"warning: space.{warning}", file=sys.stderr)
-    print(f"Sweep {cfg.name}: {cfg.n_trials} trials on {dataset.name} ({len(dataset.x_train)} train / {len(dataset.x_val)} val, digest {dataset.digest[:12]}), MLflow run {parent}", file=out, flush=True)
+    remaining = cfg.n_trials - (counted(study) if study is not None else 0)
+    print(f"Sweep {cfg.name}: {remaining} trials to run on {dataset.name} ({len(dataset.x_train)} train / {len(dataset.x_val)} val, "
+          f"digest {dataset.digest[:12]}), MLflow run {state.parent_run_id}", file=out, flush=True)
 
     settings = TrialSettings(
         model={**cfg.model, **cfg.space.fixed}, input_shape=dataset.input_shape, num_classes=dataset.num_classes,
@@ -137,38 +283,62 @@ def run(cfg: SweepConfig, out: Any = sys.stdout) -> Summary:
 
     def progress(outcome: str) -> None:
         done[outcome] += 1
-        print(f"  [{sum(done.values())}/{cfg.n_trials}] {outcome.lower()}  ({time.monotonic() - started:.0f} s)", file=out, flush=True)
+        print(f"  [{sum(done.values())}/{remaining}] {outcome.lower()}  ({time.monotonic() - started:.0f} s)", file=out, flush=True)
 
     status = RunStatus.FAILED
     try:
-        result = runner.run_sweep(cfg, dataset.arrays(), settings, tracker, progress)
-        summary = _summarise(cfg, result, tracker, dataset, started)
-        status = RunStatus.FINISHED
+        stopped_because = None
+        if remaining > 0:
+            result = runner.run_sweep(cfg, dataset.arrays(), settings, tracker, progress, n_trials=remaining,
+                                      experiment=cfg.name if state.segments == 1 else f"{cfg.name}-resume{state.segments - 1}")
+            study, stopped_because = result.study, result.stopped_because
+        record = find_sweep_run(tracking_uri, cfg.tracking.experiment, cfg.name)
+        assert record is not None and study is not None
+        reconcile(study, tracker, record, Outcome.NOT_RUN)
+        summary = _summarise(cfg, study, tracker, dataset, started, stopped_because)
+        status = RunStatus.FINISHED if stopped_because is None else RunStatus.FAILED
     except KeyboardInterrupt:
         status = RunStatus.KILLED
         raise
     finally:
-        runner.shutdown()
-        if status is not RunStatus.FINISHED:
+        if status is RunStatus.KILLED:
             tracker.end_sweep({}, {"sweeps.state": status.value}, status)
     tracker.end_sweep(
         {f"best_{cfg.metric}": summary.best_value if summary.best_value is not None else float("nan"),
          "wall_time_s": summary.wall_time_s, **{f"trials_{k.lower()}": v for k, v in summary.counts.items()}},
         {"sweeps.best_run_id": summary.best_run_id or "", "sweeps.best_model_uri": summary.model_uri or "",
          "sweeps.study": summary.study_url, "sweeps.objectives": ",".join(f"{m}:{d}" for m, d in cfg.objectives),
+         "sweeps.segments": str(state.segments),
+         **({"sweeps.stopped_because": stopped_because} if stopped_because else {}),
          **({"sweeps.pareto_trials": ",".join(str(p["number"]) for p in summary.pareto)} if summary.pareto else {})},
-        RunStatus.FINISHED,
+        status,
     )
     return summary
 
 
-def _summarise(cfg: SweepConfig, result: Any, tracker: Any, dataset: Dataset, started: float) -> Summary:
+def _params(cfg: SweepConfig) -> dict[str, Any]:
+    params = {k: v for k, v in flatten(cfg.resolved).items() if not k.startswith("space.")}
+    params.update({f"space.{k}": v for k, v in cfg.space.describe().items()})
+    return params
+
+
+def _tags(cfg: SweepConfig, dataset: Dataset) -> dict[str, str]:
+    tags = {"sweeps.name": cfg.name, "sweeps.sampler": cfg.sampler.name, "sweeps.scheduler": cfg.scheduler.name, **dataset.summary()}
+    commit = _git_commit()
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def _summarise(cfg: SweepConfig, study: Any, tracker: Any, dataset: Dataset, started: float, stopped_because: str | None) -> Summary:
     import optuna
 
-    trials = result.study.get_trials(deepcopy=False)
-    counts = Counter(t.user_attrs.get("outcome", t.state.name) for t in trials)
+    from sweeps.recovery import outcome_of
+
+    trials = study.get_trials(deepcopy=False)
+    counts = Counter(outcome_of(t).value for t in trials)
     completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    front = result.study.best_trials if completed else []
+    front = study.best_trials if completed else []
     # The best trial (whose model is kept) is the front's best on the first objective.
     best = (max if cfg.mode == "max" else min)(front, key=lambda t: t.values[0]) if front else None
     pareto = tuple(
@@ -180,17 +350,16 @@ def _summarise(cfg: SweepConfig, result: Any, tracker: Any, dataset: Dataset, st
         tracker.log_dict(tracker.parent_run_id, {"objectives": [list(o) for o in cfg.objectives], "front": list(pareto)}, "pareto_front.json")
     model_uri = None
     best_run_id = best.user_attrs.get("mlflow_run_id") if best else None
-    if best is not None and cfg.tracking.log_best_model and best_run_id:
-        checkpoint = result.checkpoints.get(best.user_attrs.get("tune_trial_id", ""))
-        if checkpoint is not None and checkpoint.is_file():
-            from models.conv2d import load_model
+    checkpoint = Path(best.user_attrs.get("checkpoint", "")) if best else None
+    if best is not None and cfg.tracking.log_best_model and best_run_id and checkpoint and checkpoint.is_file():
+        from models.conv2d import load_model
 
-            model_uri = tracker.log_keras_model(best_run_id, load_model(checkpoint), dataset.x_val[:8])
+        model_uri = tracker.log_keras_model(best_run_id, load_model(checkpoint), dataset.x_val[:8])
     return Summary(
         name=cfg.name, wall_time_s=time.monotonic() - started, counts=dict(counts),
         best_number=best.number if best else None, best_value=best.values[0] if best else None,
         best_params=dict(best.params) if best else {}, best_run_id=best_run_id, model_uri=model_uri,
         parent_run_id=tracker.parent_run_id, experiment_id=tracker.experiment_id,
         tracking_uri=tracker.tracking_uri, metric=cfg.metric, study_url=storage_url(cfg.output_dir),
-        objectives=cfg.objectives, pareto=pareto,
+        objectives=cfg.objectives, pareto=pareto, stopped_because=stopped_because,
     )

@@ -7,6 +7,7 @@ object store, and the Keras session is cleared at the start of every trial.
 from __future__ import annotations
 
 import gc
+import json
 import math
 import os
 import tempfile
@@ -18,6 +19,7 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 MODEL_FILE = "model.keras"
+STATE_FILE = "state.json"  # epoch and best values of a checkpoint, to resume a retried trial
 # Keys every report carries besides the per-epoch metrics.
 FINISHED = "trial_finished"  # True only on the report after the last epoch the trial meant to train
 INFEASIBLE = "infeasible_reason"
@@ -69,10 +71,33 @@ def _better(value: float, best: float | None, mode: str) -> bool:
     return best is None or (value > best if mode == "max" else value < best)
 
 
+def _rss_mb() -> float:
+    """Resident memory of this worker process (Linux /proc; 0 where unavailable)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _resume_state(tune: Any, keras: Any) -> tuple[Any, int, dict[str, float]]:
+    """After a retry: the model, epochs done and best values of the last checkpoint, if any."""
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None, 0, {}
+    with checkpoint.as_directory() as folder:
+        state = json.loads((Path(folder) / STATE_FILE).read_text())
+        model = keras.saving.load_model(Path(folder) / MODEL_FILE)
+    return model, int(state["epoch"]), dict(state["best"])
+
+
 def train_trial(config: dict[str, Any], data: dict[str, Any], settings: TrialSettings) -> None:
     from ray import tune
 
     from models.plan import InfeasibleModel, plan_conv2d
+    from sweeps import faults
 
     params = {**settings.model, **config}
     try:
@@ -93,41 +118,56 @@ def train_trial(config: dict[str, Any], data: dict[str, Any], settings: TrialSet
     keras.backend.clear_session()
     gc.collect()
     keras.utils.set_random_seed(settings.seed)
-    model = build_conv2d(params, settings.input_shape, settings.num_classes)
+    model, done, best = _resume_state(tune, keras)
+    if model is None:
+        faults.at_build(params)
+        model = build_conv2d(params, settings.input_shape, settings.num_classes)
     metric, mode = settings.objectives[0]
-    best: dict[str, float] = {}
-    for epoch in range(1, settings.max_epochs + 1):
-        history = model.fit(
-            data["x_train"], data["y_train"],
-            batch_size=int(params["batch_size"]),
-            epochs=epoch, initial_epoch=epoch - 1,
-            validation_data=(data["x_val"], data["y_val"]),
-            verbose=0,
-        ).history
-        metrics = {
-            "train_loss": float(history["loss"][-1]),
-            "train_accuracy": float(history["accuracy"][-1]),
-            "val_loss": float(history["val_loss"][-1]),
-            "val_accuracy": float(history["val_accuracy"][-1]),
-        }
-        if not math.isfinite(metrics["train_loss"]):
-            raise FloatingPointError(f"training loss became {metrics['train_loss']} at epoch {epoch}")
-        improved = _better(metrics[metric], best.get(metric), mode)
-        for name, direction in settings.objectives:
-            if name in EPOCH_METRICS and _better(metrics[name], best.get(name), direction):
-                best[name] = metrics[name]
-        metrics.update({best_key(name): value for name, value in best.items()})
-        metrics.update({
-            "params": plan.params,
-            "flops": plan.flops,
-            FINISHED: epoch == settings.max_epochs,
-        })
-        if improved:
-            with tempfile.TemporaryDirectory() as folder:
-                model.save(Path(folder) / MODEL_FILE)
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
-        else:
-            tune.report(metrics)
-    del model
-    keras.backend.clear_session()
-    gc.collect()
+    try:
+        for epoch in range(done + 1, settings.max_epochs + 1):
+            faults.at_epoch(params, epoch)
+            metrics = _fit_one_epoch(model, data, int(params["batch_size"]), epoch)
+            improved = _better(metrics[metric], best.get(metric), mode)
+            for name, direction in settings.objectives:
+                if name in EPOCH_METRICS and _better(metrics[name], best.get(name), direction):
+                    best[name] = metrics[name]
+            metrics.update({best_key(name): value for name, value in best.items()})
+            metrics.update({
+                "params": plan.params,
+                "flops": plan.flops,
+                "worker_rss_mb": _rss_mb(),
+                FINISHED: epoch == settings.max_epochs,
+            })
+            if improved:
+                with tempfile.TemporaryDirectory() as folder:
+                    model.save(Path(folder) / MODEL_FILE)
+                    (Path(folder) / STATE_FILE).write_text(json.dumps({"epoch": epoch, "best": best}))
+                    tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+            else:
+                tune.report(metrics)
+    finally:
+        # Reused actors run many trials: leave nothing of this one behind.
+        del model
+        keras.backend.clear_session()
+        gc.collect()
+
+
+def _fit_one_epoch(model: Any, data: dict[str, Any], batch_size: int, epoch: int) -> dict[str, float]:
+    import keras
+
+    history = model.fit(
+        data["x_train"], data["y_train"],
+        batch_size=batch_size, epochs=epoch, initial_epoch=epoch - 1,
+        validation_data=(data["x_val"], data["y_val"]),
+        callbacks=[keras.callbacks.TerminateOnNaN()],  # stops within the epoch, at the first bad batch
+        verbose=0,
+    ).history
+    loss = history["loss"][-1]
+    if not math.isfinite(loss) or "val_loss" not in history:
+        raise FloatingPointError(f"training loss became {loss} at epoch {epoch}; the trial was stopped at once")
+    return {
+        "train_loss": float(loss),
+        "train_accuracy": float(history["accuracy"][-1]),
+        "val_loss": float(history["val_loss"][-1]),
+        "val_accuracy": float(history["val_accuracy"][-1]),
+    }

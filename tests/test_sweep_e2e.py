@@ -17,6 +17,7 @@ OVERRIDES = [
     # a tiny learning rate is hopeless (pruned); kernel 5 with dilation 2 on 8x8 'valid' is infeasible
     "space.learning_rate=choice(0.000001,0.01)", "space.kernel_size=choice(1,5)", "space.dilation_rate=2",
     "space.padding=valid", "space.filters=choice(8,16)",
+    "+tracking.api_token=s3cr3t",  # a credential: must never reach the records
 ]
 
 
@@ -70,6 +71,7 @@ def test_states_agree_between_optuna_and_mlflow(sweep, client):
         expected = {"COMPLETE": ("COMPLETE", "FINISHED"), "PRUNED": ("PRUNED", "KILLED"), "INFEASIBLE": ("PRUNED", "KILLED")}
         assert (trial.state.name, run.info.status) == expected[outcome]
         assert set(trial.params) == set(run.data.params)
+        assert "sweeps.retries" not in run.data.tags  # nothing failed, so nothing was retried
     assert {"COMPLETE", "PRUNED", "INFEASIBLE"} <= set(states), states
 
 
@@ -122,3 +124,12 @@ def test_same_name_again_is_refused(sweep, cli):
     out, _ = sweep
     result = cli("run", "name=e2e", f"output_dir={out}", cwd=out.parent)
     assert result.returncode == 2 and "already exists" in result.stderr
+
+
+def test_credentials_are_redacted(sweep, client, tmp_path):
+    parents, _ = _runs(client)
+    parent = parents[0]
+    assert parent.data.params["tracking.api_token"] == "***"
+    path = client.download_artifacts(parent.info.run_id, "config/resolved.yaml", str(tmp_path))
+    text = open(path).read()
+    assert "s3cr3t" not in text and "api_token: '***'" in text

@@ -5,6 +5,7 @@ Every call names its run id explicitly (MlflowClient), never the implicit active
 
 from __future__ import annotations
 
+import re
 import time
 import traceback
 import warnings
@@ -31,6 +32,35 @@ class RunStatus(str, Enum):
 
 def default_tracking_uri(output_dir: Path) -> str:
     return f"sqlite:///{(output_dir / 'mlflow.db').resolve()}"
+
+
+def unreachable(tracking_uri: str, timeout_s: float = 5.0) -> str | None:
+    """Why a tracking server cannot be used (None when it can), asked once before any trial runs,
+    instead of MLflow's own retries discovering it an hour into the sweep."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return None
+    import requests
+
+    try:
+        response = requests.get(f"{tracking_uri.rstrip('/')}/health", timeout=timeout_s)
+    except requests.RequestException as exc:
+        return f"{tracking_uri} does not answer ({type(exc).__name__})"
+    if response.status_code != 200:
+        return f"{tracking_uri}/health answered HTTP {response.status_code}"
+    return None
+
+
+_SECRET = re.compile(r"(password|passwd|secret|token|credential|(^|_)key)$", re.IGNORECASE)
+REDACTED = "***"
+
+
+def redact(value: Any, key: str = "") -> Any:
+    """Blank out values whose key names a credential (password, token, secret, *_key), at any depth,
+    so config params and artifacts never carry them."""
+    if isinstance(value, Mapping):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    leaf = key.rsplit(".", 1)[-1]
+    return REDACTED if leaf and _SECRET.search(leaf) and value not in (None, "") else value
 
 
 def _now_ms() -> int:
@@ -61,6 +91,11 @@ class SweepTracker:
         self.log_params(self.parent_run_id, params)
         self.client.log_text(self.parent_run_id, config_yaml, "config/resolved.yaml")
         return self.parent_run_id
+
+    def reopen_sweep(self, run_id: str) -> None:
+        """Continue a sweep's parent run (resume after the driver died): it is RUNNING again."""
+        self.parent_run_id = run_id
+        self.client.update_run(run_id, status="RUNNING")
 
     def end_sweep(self, metrics: Mapping[str, float], tags: Mapping[str, str], status: RunStatus) -> None:
         assert self.parent_run_id is not None
@@ -111,13 +146,18 @@ class SweepTracker:
 
     # ------------------------------------------------------------ dataset and model
 
-    def log_dataset(self, run_id: str, features: np.ndarray, targets: np.ndarray, name: str, source: str, digest: str) -> None:
-        """Link the sweep's run (and, from now on, every trial's) to the exact dataset version,
-        identified by our own full-content digest."""
+    def use_dataset(self, features: np.ndarray, targets: np.ndarray, name: str, source: str, digest: str) -> None:
+        """Link every trial started from now on to the exact dataset version, identified by our own
+        full-content digest (MLflow's own reads only the first 10,000 values)."""
         import mlflow.data
 
         dataset = mlflow.data.from_numpy(features, targets=targets, source=_dataset_source(source), name=name, digest=digest)
         self._dataset_input = DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training")])
+
+    def log_dataset(self, run_id: str, features: np.ndarray, targets: np.ndarray, name: str, source: str, digest: str) -> None:
+        """`use_dataset`, and link `run_id` (the sweep's run) to it too."""
+        self.use_dataset(features, targets, name, source, digest)
+        assert self._dataset_input is not None
         self.client.log_inputs(run_id, datasets=[self._dataset_input])
 
     def log_keras_model(self, run_id: str, model: Any, example: np.ndarray) -> str:
