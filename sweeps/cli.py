@@ -30,6 +30,10 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="tables and plots of a sweep: python -m sweeps report NAME")
     report.add_argument("name")
     report.add_argument("overrides", nargs="*", help="the sweep's output_dir=... / tracking.uri=... if not the defaults")
+    submit = sub.add_parser("submit", help="submit a sweep to a running Ray cluster (Jobs API): python -m sweeps submit [key=value ...]")
+    submit.add_argument("overrides", nargs="*", help="the sweep's overrides; paths refer to the cluster's head node")
+    submit.add_argument("--address", help="the cluster's dashboard address, e.g. http://127.0.0.1:8265 (default: RAY_ADDRESS)")
+    submit.add_argument("--follow", action="store_true", help="stream the job's logs until it ends")
     ui = sub.add_parser("ui", help="open the MLflow UI on the configured tracking store")
     ui.add_argument("overrides", nargs="*", help="the same overrides as the sweep (output_dir=..., tracking.uri=...)")
     ui.add_argument("--port", type=int, default=5000)
@@ -52,6 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "submit":
+        from sweeps.submit import submit
+
+        # Not composed here: output_dir and dataset paths name the head node's files, not this machine's.
+        return submit(list(args.overrides), args.address, args.follow)
     if args.command == "resume":
         from sweeps import sweep
 

@@ -32,19 +32,20 @@ def reconcile(study: optuna.Study, tracker: SweepTracker, parent: RunRecord, lab
     mended = 0
     for trial in study.get_trials(deepcopy=False):
         run = runs.get(str(trial.number))
-        if trial.state == optuna.trial.TrialState.RUNNING:
-            study._storage.set_trial_user_attr(trial._trial_id, "outcome", label.value)
-            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-            outcome = label
-        elif run is not None and run.status == "RUNNING":
-            outcome = outcome_of(trial)  # Optuna heard the end; MLflow did not
-        else:
+        running = trial.state == optuna.trial.TrialState.RUNNING
+        if not running and (run is None or run.status != "RUNNING"):
             continue
-        if run is None:
+        if run is None:  # proposed, never started: give it a run while the trial can still take attrs
             run_id = tracker.start_trial(f"trial-{trial.number:03d}", trial.params, {"optuna.trial_number": str(trial.number)})
             study._storage.set_trial_user_attr(trial._trial_id, "mlflow_run_id", run_id)
         else:
             run_id = run.run_id
+        if running:
+            study._storage.set_trial_user_attr(trial._trial_id, "outcome", label.value)
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            outcome = label
+        else:
+            outcome = outcome_of(trial)  # Optuna heard the end; MLflow did not
         tags = {"sweeps.state": outcome.value}
         if outcome in _WHY:
             tags["sweeps.error"] = _WHY[outcome]

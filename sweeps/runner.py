@@ -7,6 +7,7 @@ MLflow always agree on what happened to a trial.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -75,7 +76,7 @@ class SweepSearch(OptunaSearch):
 class TrackingCallback(tune.Callback):
     """Mirrors every Tune trial into a nested MLflow run, from the driver process."""
 
-    def __init__(self, tracker: SweepTracker, search: SweepSearch, objectives: list[str], on_done: Callable[[str], None]) -> None:
+    def __init__(self, tracker: SweepTracker, search: SweepSearch, objectives: list[str], on_done: Callable[[str, str], None]) -> None:
         self.tracker, self.search, self.on_done = tracker, search, on_done
         self.best_keys = [best_key(m) for m in objectives if m in REPORTED]
         self.run_ids: dict[str, str] = {}
@@ -101,6 +102,7 @@ class TrackingCallback(tune.Callback):
         step = int(result["training_iteration"])
         values = {k: result[k] for k in (*REPORTED, *self.best_keys) if k in result}
         values["epoch_time_s"] = result.get("time_this_iter_s", math.nan)
+        values["worker_rss_mb"] = result.get("worker_rss_mb", math.nan)
         if step == 1:  # fixed by the architecture: logged once
             values.update({k: result[k] for k in ("params", "flops") if k in result})
         self.tracker.log_metrics(self.run_ids[trial.trial_id], values, step=step)
@@ -138,7 +140,7 @@ class TrackingCallback(tune.Callback):
             tags["sweeps.error"] = last_line[:500]
             tags["sweeps.error_type"] = last_line.split(":", 1)[0][:200]
         self.tracker.end_trial(run_id, RunStatus(RUN_STATUS[outcome]), tags, error=error_text)
-        self.on_done(outcome.value)
+        self.on_done(outcome.value, tags.get("sweeps.error") or tags.get("sweeps.infeasible_reason", ""))
 
 
 def _error_text(trial: Any) -> str:
@@ -175,6 +177,9 @@ def make_scheduler(cfg: SweepConfig) -> TrialScheduler:
 def start_ray(cfg: SweepConfig) -> dict[str, float]:
     """Start (or join, with RAY_ADDRESS) Ray and check that one trial's resources exist at all,
     so a sweep asking for GPUs on a machine without any says so instead of waiting forever."""
+    if not cfg.verbose:
+        # Errors of trials stopped by the failure limit: already recorded, not worth a traceback.
+        os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
     if not ray.is_initialized():
         env = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
         env.update({k: os.environ[k] for k in (faults.ENV, faults.ENV_DIR) if k in os.environ})
@@ -185,7 +190,12 @@ def start_ray(cfg: SweepConfig) -> dict[str, float]:
             logging_level="INFO" if cfg.verbose else "ERROR",
             runtime_env={"env_vars": env},
         )
+    if not cfg.verbose:
+        # A failed trial's traceback goes to its MLflow run; the terminal gets one progress line.
+        logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
     total = ray.cluster_resources()
+    if os.environ.get("RAY_ADDRESS"):
+        return total  # a cluster's autoscaler may add the nodes a trial needs: let Tune wait for them
     for kind, field_name, wanted in (("CPU", "cpus_per_trial", cfg.resources.cpus_per_trial), ("GPU", "gpus_per_trial", cfg.resources.gpus_per_trial)):
         have = total.get(kind, 0.0)
         if wanted > have:
@@ -219,7 +229,7 @@ class FailureLimit(tune.Stopper):
 
 def run_sweep(
     cfg: SweepConfig, data: dict[str, Any], settings: TrialSettings, tracker: SweepTracker,
-    progress: Callable[[str], None], n_trials: int | None = None, experiment: str | None = None,
+    progress: Callable[[str, str], None], n_trials: int | None = None, experiment: str | None = None,
 ) -> SweepRun:
     """Run n_trials (default cfg.n_trials) trials into the sweep's study; `experiment` names Ray's
     result folder (a resumed sweep gets a fresh one beside the first)."""

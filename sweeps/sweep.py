@@ -281,9 +281,10 @@ def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, trackin
     )
     done: Counter[str] = Counter()
 
-    def progress(outcome: str) -> None:
+    def progress(outcome: str, detail: str) -> None:
         done[outcome] += 1
-        print(f"  [{sum(done.values())}/{remaining}] {outcome.lower()}  ({time.monotonic() - started:.0f} s)", file=out, flush=True)
+        why = f": {detail[:160]}" if detail else ""
+        print(f"  [{sum(done.values())}/{remaining}] {outcome.lower()}{why}  ({time.monotonic() - started:.0f} s)", file=out, flush=True)
 
     status = RunStatus.FAILED
     try:

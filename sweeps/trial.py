@@ -11,6 +11,8 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,6 +84,28 @@ def _rss_mb() -> float:
     return 0.0
 
 
+@contextmanager
+def _forget_custom_gradients() -> Iterator[None]:
+    """Drop the gradient functions TensorFlow registered while this trial traced its model.
+
+    Each graph-mode `tf.custom_gradient` (Keras uses some in every train step) registers a
+    "CustomGradient-<n>" entry in a process-global registry that is never removed; its closure
+    keeps the whole traced FuncGraph alive, about 8 MB per trial here. A reused worker would grow
+    without bound; the trial's graphs are dead once it ends, so their entries can go.
+    """
+    from tensorflow.python.framework import ops
+
+    registry = ops._gradient_registry._registry
+    before = set(registry)
+    try:
+        yield
+    finally:
+        for name in set(registry) - before:
+            if name.startswith("CustomGradient-"):
+                registry.pop(name, None)
+        gc.collect()
+
+
 def _resume_state(tune: Any, keras: Any) -> tuple[Any, int, dict[str, float]]:
     """After a retry: the model, epochs done and best values of the last checkpoint, if any."""
     checkpoint = tune.get_checkpoint()
@@ -97,7 +121,6 @@ def train_trial(config: dict[str, Any], data: dict[str, Any], settings: TrialSet
     from ray import tune
 
     from models.plan import InfeasibleModel, plan_conv2d
-    from sweeps import faults
 
     params = {**settings.model, **config}
     try:
@@ -111,9 +134,15 @@ def train_trial(config: dict[str, Any], data: dict[str, Any], settings: TrialSet
         return
 
     _set_threads(settings.cpus)
+    with _forget_custom_gradients():
+        _train(params, plan, data, settings, tune)
+
+
+def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: TrialSettings, tune: Any) -> None:
     import keras
 
     from models.conv2d import build_conv2d
+    from sweeps import faults
 
     keras.backend.clear_session()
     gc.collect()

@@ -1,5 +1,7 @@
 """Bad input through the real CLI: one clear error naming the field, exit code 2, nothing written."""
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -30,6 +32,9 @@ CASES = [
     (["space.kernel_regularizer=choice(l2,l3)"], "space.kernel_regularizer"),
     (["sampler=grid"], "space.learning_rate"),
     (["objectives=[params:min]"], "objectives"),
+    (["max_failure_rate=2"], "max_failure_rate"),
+    (["space.strides=2", "space.dilation_rate=2"], "no model of this space can be built"),
+    (["tracking.uri=http://127.0.0.1:9"], "tracking.uri"),
 ]
 
 
@@ -56,3 +61,35 @@ def test_labels_out_of_step_with_images(cli, tmp_path):
 def test_cfg_prints_the_resolved_config(cli, tmp_path):
     result = cli("run", "--cfg", "n_trials=7", cwd=tmp_path)
     assert result.returncode == 0 and "n_trials: 7" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("arrays", "words"),
+    [
+        ({"x_train": np.array([["a"] * 8] * 4), "y_train": np.arange(4)}, "dtype"),
+        ({"x_train": np.zeros((4, 8, 8)), "y_train": np.array([0, 1, -1, 2])}, "negative"),
+        ({"x_train": np.zeros((4, 8, 8)), "y_train": np.arange(4), "x_test": np.zeros((2, 8, 8)), "y_test": np.array([0, 7])}, "never occurs"),
+    ],
+)
+def test_bad_npz_content(cli, tmp_path, arrays, words):
+    path = _npz(tmp_path, **arrays)
+    result = cli("run", "dataset=npz", f"dataset.path={path}", f"output_dir={tmp_path}/out", cwd=tmp_path)
+    assert result.returncode == 2 and words in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_corrupt_npz(cli, tmp_path):
+    path = tmp_path / "broken.npz"
+    path.write_bytes(b"PK\x03\x04 definitely not a zip")
+    result = cli("run", "dataset=npz", f"dataset.path={path}", f"output_dir={tmp_path}/out", cwd=tmp_path)
+    assert result.returncode == 2 and "not a readable .npz" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.ray
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine has GPUs")
+def test_gpus_requested_where_none_exist(cli, tmp_path):
+    result = cli("run", "resources.gpus_per_trial=1", "resources.num_cpus=1", f"output_dir={tmp_path}/out", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "resources.gpus_per_trial" in result.stderr and "has 0" in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,82 @@
+"""Fault injection for real: exceptions, OOM, NaN, a dead worker, a failure limit (issue: nothing lost)."""
+
+import os
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import run_cli
+
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+
+# A grid makes each (filters, learning_rate) pair run exactly once; faults are keyed on filters.
+GRID = [
+    "sampler=grid", "scheduler=none", "max_epochs=3", "dataset.limit=300", "resources.num_cpus=2",
+    "model.optimizer=sgd", "space.filters=choice(8,16,32,48)", "space.learning_rate=choice(0.05,1e12)",
+    "space.kernel_size=3", "space.padding=same", "space.dilation_rate=1", "space.kernel_regularizer_strength=0.0001",
+    "max_failures=null", "max_failure_rate=null",
+]
+
+
+def _run(tmp_path, name, faults, *extra):
+    out = tmp_path / "outputs"
+    env_before = dict(os.environ)
+    os.environ["SWEEPS_FAULTS"] = faults
+    os.environ["SWEEPS_FAULTS_DIR"] = str(tmp_path)
+    try:
+        result = run_cli("run", f"name={name}", *GRID, *extra, f"output_dir={out}", cwd=tmp_path)
+    finally:
+        os.environ.clear()
+        os.environ.update(env_before)
+    return out, result
+
+
+def _trials(out, name):
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'optuna.db'}")
+    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
+    runs = {r.info.run_id: r for r in client.search_runs([client.get_experiment_by_name("sweeps").experiment_id]) if r.data.tags.get("sweeps.kind") == "trial"}
+    return study, client, runs
+
+
+def test_failing_trials_are_recorded_and_the_sweep_goes_on(tmp_path):
+    out, result = _run(tmp_path, "faults", "error@filters=8;oom@filters=32;kill_once@filters=16")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    study, client, runs = _trials(out, "faults")
+    assert len(study.trials) == 8 and len(runs) == 8
+    for trial in study.trials:
+        run = runs[trial.user_attrs["mlflow_run_id"]]
+        filters, lr = trial.params["filters"], trial.params["learning_rate"]
+        state, status, tags = trial.user_attrs["outcome"], run.info.status, run.data.tags
+        assert status != "RUNNING"
+        if filters == 8:
+            assert (state, trial.state.name, status) == ("FAILED", "FAIL", "FAILED")
+            assert "RuntimeError" in tags["sweeps.error_type"] and "injected fault" in tags["sweeps.error"]
+            traceback_file = client.download_artifacts(run.info.run_id, "error/traceback.txt", str(tmp_path / f"t{trial.number}"))
+            assert "injected fault" in open(traceback_file).read()
+        elif filters == 32:
+            assert state == "FAILED" and "ResourceExhaustedError" in tags["sweeps.error_type"]
+        elif lr > 1:
+            # A diverging learning rate: the loss turns NaN and the trial stops in its first epoch.
+            assert state == "FAILED" and "FloatingPointError" in tags["sweeps.error_type"], tags
+            assert client.get_metric_history(run.info.run_id, "val_accuracy") == []
+        else:
+            assert (state, trial.state.name, status) == ("COMPLETE", "COMPLETE", "FINISHED")
+            steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")]
+            if filters == 16:
+                # Its worker was SIGKILLed at epoch 2: retried once, from the epoch-1 checkpoint.
+                assert tags["sweeps.retries"] == "1"
+                assert sorted(set(steps)) == [1, 2, 3]
+            else:
+                assert steps == [1, 2, 3]
+    assert "completed 2 " in result.stdout and "failed 6" in result.stdout, result.stdout
+
+
+def test_failure_limit_stops_the_sweep_with_one_message(tmp_path):
+    out, result = _run(tmp_path, "limit", "error@filters=8;error@filters=16;error@filters=32;error@filters=48", "max_failures=1")
+    assert result.returncode == 1
+    assert "STOPPED: " in result.stdout and "more than max_failures=1" in result.stdout
+    study, client, runs = _trials(out, "limit")
+    assert len(study.trials) == len(runs) < 8  # stopped before the grid was done
+    assert all(r.info.status != "RUNNING" for r in runs.values())
+    assert all(t.state.name != "RUNNING" for t in study.trials)
