@@ -76,6 +76,7 @@ def pooling_layer(params: Mapping[str, Any], block: int) -> keras.layers.Layer |
 def build_conv2d(params: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
     """A compiled Sequential CNN. Images arrive channels-last; a block asking for channels_first
     gets its input transposed, so data_format is honoured without touching the data."""
+    keras.mixed_precision.set_global_policy("mixed_float16" if params.get("mixed_precision") else "float32")
     layers: list[keras.layers.Layer] = [keras.Input(shape=input_shape)]
     current_format = "channels_last"
     for block in range(1, int(params["blocks"]) + 1):
@@ -92,7 +93,8 @@ def build_conv2d(params: Mapping[str, Any], input_shape: tuple[int, ...], num_cl
         layers.append(keras.layers.Dense(int(params["dense_units"]), activation="relu", name=f"dense{i}"))
         if params["dropout"] > 0:
             layers.append(keras.layers.Dropout(float(params["dropout"]), name=f"dropout{i}"))
-    layers.append(keras.layers.Dense(num_classes, activation="softmax", name="head"))
+    # float32 head: a float16 softmax loses the small probabilities that the loss needs.
+    layers.append(keras.layers.Dense(num_classes, activation="softmax", name="head", dtype="float32"))
     model = keras.Sequential(layers, name="conv2d")
     optimizer = keras.optimizers.get({"class_name": params["optimizer"], "config": {"learning_rate": float(params["learning_rate"])}})
     # XLA compilation costs more than it saves on the small CPU models of a sweep.

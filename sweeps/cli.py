@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from sweeps.config import ConfigError, load_config
 from sweeps.datasets import DatasetError
@@ -34,6 +35,18 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("overrides", nargs="*", help="the sweep's overrides; paths refer to the cluster's head node")
     submit.add_argument("--address", help="the cluster's dashboard address, e.g. http://127.0.0.1:8265 (default: RAY_ADDRESS)")
     submit.add_argument("--follow", action="store_true", help="stream the job's logs until it ends")
+    server = sub.add_parser("server", help="start an MLflow tracking server that several machines can share")
+    server.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to accept other machines (behind a firewall)")
+    server.add_argument("--port", type=int, default=5000)
+    server.add_argument("--backend-store-uri", help="database URL (default: sqlite in <output_dir>/server)")
+    server.add_argument("--auth", action="store_true", help="MLflow's basic-auth app (needs MLFLOW_AUTH_ADMIN_PASSWORD, MLFLOW_FLASK_SERVER_SECRET_KEY)")
+    server.add_argument("overrides", nargs="*", help="output_dir=...")
+    predict = sub.add_parser("predict", help="classify images with a logged or registered model: python -m sweeps predict --model models:/NAME@champion --input images.npz")
+    predict.add_argument("--model", required=True, help="models:/NAME@champion, models:/m-<id> (tag sweeps.best_model_uri), runs:/<run id>/model")
+    predict.add_argument("--input", required=True, type=Path, help=".npz with x (or x_test, x_train): (N,H,W) or (N,H,W,C)")
+    predict.add_argument("overrides", nargs="*", help="output_dir=... / tracking.uri=... if not the defaults")
+    datasets = sub.add_parser("datasets", help="the dataset versions (content digests) the sweeps used")
+    datasets.add_argument("overrides", nargs="*", help="output_dir=... / tracking.uri=... / tracking.experiment=...")
     ui = sub.add_parser("ui", help="open the MLflow UI on the configured tracking store")
     ui.add_argument("overrides", nargs="*", help="the same overrides as the sweep (output_dir=..., tracking.uri=...)")
     ui.add_argument("--port", type=int, default=5000)
@@ -69,6 +82,21 @@ def _dispatch(args: argparse.Namespace) -> int:
         rest = [o for o in args.overrides if not o.startswith("output_dir=")]
         return _finish(sweep.resume(args.name, output_dir, rest))
     cfg = load_config(list(args.overrides))
+    if args.command == "server":
+        from sweeps import server
+
+        return server.main(cfg.output_dir / "server", args.host, args.port, args.backend_store_uri, args.auth)
+    if args.command in ("predict", "datasets"):
+        from tracking import default_tracking_uri
+
+        uri = cfg.tracking.uri or default_tracking_uri(cfg.output_dir)
+        if args.command == "predict":
+            from sweeps import predict
+
+            return predict.main(args.model, args.input, uri)
+        from sweeps import datasets_cmd
+
+        return datasets_cmd.main(uri, cfg.tracking.experiment)
     if args.command == "ui":
         return _ui(cfg, args.port)
     if args.command == "report":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,7 @@ class ResourceSettings:
     gpus_per_trial: float
     num_cpus: int | None
     max_retries: int
+    custom: dict[str, float] = field(default_factory=dict)  # extra Ray resources per trial
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class TrackingSettings:
     uri: str | None
     experiment: str
     log_best_model: bool
+    registered_model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,13 @@ def _choice(raw: dict[str, Any], key: str, options: tuple[str, ...], label: str 
     return str(value)
 
 
+def _custom(raw: dict[str, Any]) -> dict[str, float]:
+    custom = raw.get("custom") or {}
+    if not isinstance(custom, dict):
+        raise ConfigError("resources.custom", f"{custom!r} is not a mapping", "write resources.custom={name: amount}")
+    return {str(k): _number(custom, k, float, 0, label=f"resources.custom.{k}") for k in custom}
+
+
 def _rate(raw: dict[str, Any]) -> float | None:
     rate = _number(raw, "max_failure_rate", float, 0, allow_none=True)
     if rate is not None and rate >= 1:
@@ -294,8 +303,10 @@ def validate(raw: dict[str, Any]) -> SweepConfig:
             gpus_per_trial=_number(rs, "gpus_per_trial", float, 0, label="resources.gpus_per_trial"),
             num_cpus=_number(rs, "num_cpus", int, 1, allow_none=True, label="resources.num_cpus"),
             max_retries=_number(rs, "max_retries", int, 0, label="resources.max_retries"),
+            custom=_custom(rs),
         ),
-        tracking=TrackingSettings(uri=tr.get("uri"), experiment=str(tr.get("experiment") or "sweeps"), log_best_model=bool(tr.get("log_best_model", True))),
+        tracking=TrackingSettings(uri=tr.get("uri"), experiment=str(tr.get("experiment") or "sweeps"), log_best_model=bool(tr.get("log_best_model", True)),
+                                  registered_model=tr.get("registered_model") or None),
         model=dict(model),
         space=space,
         resolved=raw,

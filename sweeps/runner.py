@@ -12,7 +12,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from sweeps.config import ConfigError, SweepConfig  # noqa: E402
 from sweeps.outcomes import RUN_STATUS, Outcome, trial_outcome  # noqa: E402
 from sweeps.search import make_sampler, open_storage  # noqa: E402
 from sweeps.space import define_by_run  # noqa: E402
-from sweeps.trial import FINISHED, INFEASIBLE, MODEL_FILE, TrialSettings, best_key, objective_key, train_trial  # noqa: E402
+from sweeps.trial import INFEASIBLE, MODEL_FILE, TrialSettings, best_key, objective_key, train_trial  # noqa: E402
 from tracking import RunStatus, SweepTracker  # noqa: E402
 
 REPORTED = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
@@ -103,8 +103,9 @@ class TrackingCallback(tune.Callback):
         values = {k: result[k] for k in (*REPORTED, *self.best_keys) if k in result}
         values["epoch_time_s"] = result.get("time_this_iter_s", math.nan)
         values["worker_rss_mb"] = result.get("worker_rss_mb", math.nan)
-        if step == 1:  # fixed by the architecture: logged once
+        if step == 1:  # fixed by the architecture and the placement: logged once
             values.update({k: result[k] for k in ("params", "flops") if k in result})
+            self.tracker.set_tags(self.run_ids[trial.trial_id], {f"sweeps.{k}": str(result[k]) for k in ("node", "node_id", "device") if k in result})
         self.tracker.log_metrics(self.run_ids[trial.trial_id], values, step=step)
 
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
@@ -180,21 +181,24 @@ def start_ray(cfg: SweepConfig) -> dict[str, float]:
     if not cfg.verbose:
         # Errors of trials stopped by the failure limit: already recorded, not worth a traceback.
         os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
+    on_cluster = bool(os.environ.get("RAY_ADDRESS"))
     if not ray.is_initialized():
         env = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
         env.update({k: os.environ[k] for k in (faults.ENV, faults.ENV_DIR) if k in os.environ})
         ray.init(
-            num_cpus=cfg.resources.num_cpus if not os.environ.get("RAY_ADDRESS") else None,
+            num_cpus=None if on_cluster else cfg.resources.num_cpus,
             include_dashboard=False,
             log_to_driver=cfg.verbose,
             logging_level="INFO" if cfg.verbose else "ERROR",
-            runtime_env={"env_vars": env},
+            # On a cluster the job's runtime env (its working_dir) must stay the driver's: a new one
+            # here would drop the job's reference to that folder, and Ray would delete it under us.
+            runtime_env=None if on_cluster else {"env_vars": env},
         )
     if not cfg.verbose:
         # A failed trial's traceback goes to its MLflow run; the terminal gets one progress line.
         logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
     total = ray.cluster_resources()
-    if os.environ.get("RAY_ADDRESS"):
+    if on_cluster:
         return total  # a cluster's autoscaler may add the nodes a trial needs: let Tune wait for them
     for kind, field_name, wanted in (("CPU", "cpus_per_trial", cfg.resources.cpus_per_trial), ("GPU", "gpus_per_trial", cfg.resources.gpus_per_trial)):
         have = total.get(kind, 0.0)
@@ -250,7 +254,7 @@ def run_sweep(
     limit = FailureLimit(callback, cfg.max_failures, cfg.max_failure_rate)
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, data=data, settings=settings),
-        {"cpu": cfg.resources.cpus_per_trial, "gpu": cfg.resources.gpus_per_trial},
+        {"cpu": cfg.resources.cpus_per_trial, "gpu": cfg.resources.gpus_per_trial, **cfg.resources.custom},
     )
     tuner = tune.Tuner(
         trainable,

@@ -130,6 +130,8 @@ RULES: dict[str, Rule] = {
     "optimizer": Rule(names=OPTIMIZERS),
     "learning_rate": Rule(kind=float, low=0.0, low_open=True),
     "batch_size": _POSITIVE_INT,
+    "mixed_precision": Rule(names=(True, False)),
+    "jit_compile": Rule(names=(True, False)),
 }
 
 _BLOCK_KEY = re.compile(r"^block(\d+)\.(\w+)$")

@@ -96,7 +96,9 @@ def entrypoint(overrides: Sequence[str]) -> str:
 
 def runtime_env(project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
     # Unbuffered, or the sweep's progress would reach `ray job logs` only when the job ends.
-    return {"working_dir": str(project_dir), "excludes": list(UPLOAD_EXCLUDES), "env_vars": {"PYTHONUNBUFFERED": "1"}}
+    # TF_CPP_MIN_LOG_LEVEL: the trials inherit the job's environment (the driver adds none on a cluster).
+    env = {"PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+    return {"working_dir": str(project_dir), "excludes": list(UPLOAD_EXCLUDES), "env_vars": env}
 
 
 def follow_commands(job_id: str, address: str) -> list[str]:

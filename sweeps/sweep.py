@@ -5,12 +5,15 @@ Everything that can be wrong with the input is checked before the first record i
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,7 @@ class Summary:
     objectives: tuple[tuple[str, str], ...] = ()
     pareto: tuple[dict[str, Any], ...] = ()  # multi-objective: the non-dominated trials
     stopped_because: str | None = None
+    registered: str | None = None  # the registry alias of the best model
 
     def text(self) -> str:
         c = self.counts
@@ -64,7 +68,7 @@ class Summary:
                 values = ", ".join(f"{n} = {point['values'][n]:.4g}" for n in names)
                 lines.append(f"    #{point['number']}: {values}")
         if self.model_uri:
-            lines.append(f"Best model: {self.model_uri}")
+            lines.append(f"Best model: {self.model_uri}" + (f", registered as {self.registered}" if self.registered else ""))
         lines.append(f"MLflow UI: {ui_command(self.tracking_uri)}")
         lines.append(f"  then open {ui_url(self.tracking_uri, self.experiment_id, self.parent_run_id)}   (or: python -m sweeps ui)")
         lines.append(f"Optuna study '{self.name}': {self.study_url}")
@@ -161,6 +165,17 @@ class SweepState:
         _atomic_write(self.path(cfg), json.dumps(asdict(self), indent=2))
 
 
+@contextmanager
+def _stores_lock(output_dir: Path) -> Iterator[None]:
+    """An exclusive lock on the output folder's stores while they are created or opened."""
+    with open(output_dir / ".stores.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -249,7 +264,10 @@ def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, trackin
     from tracking import RunStatus, SweepTracker, find_sweep_run, redact
 
     started = time.monotonic()
-    tracker = SweepTracker(tracking_uri, cfg.tracking.experiment, cfg.output_dir / "mlartifacts")
+    with _stores_lock(cfg.output_dir):
+        # Two sweeps starting at once on fresh stores would both create the sqlite tables.
+        tracker = SweepTracker(tracking_uri, cfg.tracking.experiment, cfg.output_dir / "mlartifacts")
+        open_storage(cfg.output_dir)
     if state is None:
         parent = tracker.start_sweep(cfg.name, redact(_params(cfg)), _tags(cfg, dataset), yaml.safe_dump(redact(cfg.resolved), sort_keys=False))
         tracker.log_dataset(parent, dataset.x_train, dataset.y_train, dataset.name, dataset.source, dataset.digest)
@@ -276,7 +294,7 @@ def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, trackin
     settings = TrialSettings(
         model={**cfg.model, **cfg.space.fixed}, input_shape=dataset.input_shape, num_classes=dataset.num_classes,
         objectives=cfg.objectives, max_epochs=cfg.max_epochs, seed=cfg.seed,
-        cpus=max(1, int(cfg.resources.cpus_per_trial)),
+        cpus=max(1, int(cfg.resources.cpus_per_trial)), gpu_fraction=cfg.resources.gpus_per_trial,
         max_params=cfg.space.max_params, max_flops=cfg.space.max_flops,
     )
     done: Counter[str] = Counter()
@@ -349,18 +367,24 @@ def _summarise(cfg: SweepConfig, study: Any, tracker: Any, dataset: Dataset, sta
     ) if cfg.multi_objective else ()
     if pareto:
         tracker.log_dict(tracker.parent_run_id, {"objectives": [list(o) for o in cfg.objectives], "front": list(pareto)}, "pareto_front.json")
-    model_uri = None
+    model_uri = registered = None
     best_run_id = best.user_attrs.get("mlflow_run_id") if best else None
     checkpoint = Path(best.user_attrs.get("checkpoint", "")) if best else None
     if best is not None and cfg.tracking.log_best_model and best_run_id and checkpoint and checkpoint.is_file():
         from models.conv2d import load_model
 
         model_uri = tracker.log_keras_model(best_run_id, load_model(checkpoint), dataset.x_val[:8])
+        if cfg.tracking.registered_model:
+            from tracking import register_best_model
+
+            version = register_best_model(tracker.tracking_uri, model_uri, cfg.tracking.registered_model, tags={"sweeps.name": cfg.name})
+            registered = f"models:/{cfg.tracking.registered_model}@champion (version {version})"
+            tracker.set_tags(tracker.parent_run_id, {"sweeps.registered_model": registered})
     return Summary(
         name=cfg.name, wall_time_s=time.monotonic() - started, counts=dict(counts),
         best_number=best.number if best else None, best_value=best.values[0] if best else None,
         best_params=dict(best.params) if best else {}, best_run_id=best_run_id, model_uri=model_uri,
         parent_run_id=tracker.parent_run_id, experiment_id=tracker.experiment_id,
         tracking_uri=tracker.tracking_uri, metric=cfg.metric, study_url=storage_url(cfg.output_dir),
-        objectives=cfg.objectives, pareto=pareto, stopped_because=stopped_because,
+        objectives=cfg.objectives, pareto=pareto, stopped_because=stopped_because, registered=registered,
     )

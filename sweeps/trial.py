@@ -38,6 +38,7 @@ class TrialSettings:
     max_epochs: int
     seed: int
     cpus: int
+    gpu_fraction: float = 0.0  # the GPU share Ray gave each trial (0: CPU only)
     max_params: int | None = None
     max_flops: int | None = None
 
@@ -59,14 +60,49 @@ def _worst(mode: str) -> float:
     return -math.inf if mode == "max" else math.inf
 
 
-def _set_threads(cpus: int) -> None:
+def _configure_runtime(cpus: int, gpu_fraction: float) -> str:
+    """Threads matched to the trial's CPUs; GPU memory grown on demand, or capped at the trial's
+    share of the card when it shares one. Returns the device the trial trains on."""
     import tensorflow as tf
 
+    gpus = tf.config.list_physical_devices("GPU")
     try:
         tf.config.threading.set_intra_op_parallelism_threads(max(1, cpus))
         tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, cpus)))
+        for gpu in gpus:
+            total = _gpu_memory_mb() if 0 < gpu_fraction < 1 else None
+            if total:
+                limit = tf.config.LogicalDeviceConfiguration(memory_limit=int(total * gpu_fraction))
+                tf.config.set_logical_device_configuration(gpu, [limit])
+            else:
+                tf.config.experimental.set_memory_growth(gpu, True)
     except RuntimeError:
-        pass  # a reused actor already initialised TensorFlow with these settings
+        pass  # a reused worker already initialised TensorFlow with these settings
+    if not gpus:
+        return "CPU"
+    return str(tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name))
+
+
+def _gpu_memory_mb() -> int | None:
+    """Memory of the first GPU Ray gave this worker, from nvidia-smi (None if it cannot say)."""
+    import subprocess
+
+    index = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0] or "0"
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits", "-i", index],
+                             capture_output=True, text=True, timeout=10)
+        return int(out.stdout.strip().splitlines()[0]) if out.returncode == 0 else None
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return None
+
+
+def _placement(device: str) -> dict[str, str]:
+    """Where the trial ran, for its MLflow run: host, Ray node, device."""
+    import socket
+
+    import ray
+
+    return {"node": socket.gethostname(), "node_id": ray.get_runtime_context().get_node_id(), "device": device}
 
 
 def _better(value: float, best: float | None, mode: str) -> bool:
@@ -133,12 +169,12 @@ def train_trial(config: dict[str, Any], data: dict[str, Any], settings: TrialSet
         tune.report(report)
         return
 
-    _set_threads(settings.cpus)
+    device = _configure_runtime(settings.cpus, settings.gpu_fraction)
     with _forget_custom_gradients():
-        _train(params, plan, data, settings, tune)
+        _train(params, plan, data, settings, tune, _placement(device))
 
 
-def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: TrialSettings, tune: Any) -> None:
+def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: TrialSettings, tune: Any, placement: dict[str, str]) -> None:
     import keras
 
     from models.conv2d import build_conv2d
@@ -166,6 +202,7 @@ def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: Tr
                 "flops": plan.flops,
                 "worker_rss_mb": _rss_mb(),
                 FINISHED: epoch == settings.max_epochs,
+                **placement,
             })
             if improved:
                 with tempfile.TemporaryDirectory() as folder:

@@ -31,13 +31,14 @@ def _finished(out) -> list[optuna.trial.FrozenTrial]:
 
 def test_killed_driver_then_resume(tmp_path):
     out = tmp_path / "outputs"
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "sweeps", "run", *ARGS, f"output_dir={out}"], cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    log = tmp_path / "driver.log"
+    with log.open("w") as sink:
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "sweeps", "run", *ARGS, f"output_dir={out}"], cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + 300
     while len(_finished(out)) < 3:
-        assert driver.poll() is None, "the sweep ended before it could be killed"
+        assert driver.poll() is None, f"the sweep ended before it could be killed:\n{log.read_text()[-3000:]}"
         assert time.monotonic() < deadline
         time.sleep(0.5)
     os.kill(driver.pid, signal.SIGKILL)

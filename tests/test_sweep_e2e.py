@@ -83,6 +83,8 @@ def test_per_epoch_metrics_and_dataset_inputs(sweep, client):
         assert [d.dataset.digest for d in run.inputs.dataset_inputs] == [digest]
         history = client.get_metric_history(run.info.run_id, "val_accuracy")
         state = run.data.tags["sweeps.state"]
+        if state != "INFEASIBLE":  # where it ran: this machine's CPU, a Ray node
+            assert run.data.tags["sweeps.device"] == "CPU" and run.data.tags["sweeps.node_id"]
         if state == "COMPLETE":
             assert sorted(m.step for m in history) == list(range(1, MAX_EPOCHS + 1))
             for name in ("train_loss", "train_accuracy", "val_loss"):
@@ -105,6 +107,7 @@ def test_best_model_is_logged_and_predicts(sweep, client):
     mlflow.set_tracking_uri(f"sqlite:///{out / 'mlflow.db'}")
     model = mlflow.keras.load_model(parents[0].data.tags["sweeps.best_model_uri"])
     assert model.predict(np.zeros((3, 8, 8, 1), np.float32), verbose=0).shape == (3, 10)
+    assert parents[0].data.tags["sweeps.registered_model"].startswith("models:/digits-conv2d@champion")
     assert "Best trial #" in stdout and "val_accuracy = " in stdout
     assert "mlflow ui --backend-store-uri sqlite:///" in stdout
     assert "completed" in stdout and "stopped early" in stdout and "failed" in stdout

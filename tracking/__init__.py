@@ -12,22 +12,38 @@ from tracking.query import (
     store_exists,
     trial_histories,
 )
+from tracking.registry import (
+    DEFAULT_ALIAS,
+    ModelSource,
+    RegistryError,
+    dataset_inputs,
+    load_keras_model,
+    register_best_model,
+    resolve_model_uri,
+)
 from tracking.tracker import REDACTED, RunStatus, SweepTracker, default_tracking_uri, redact, unreachable
 
 __all__ = [
+    "DEFAULT_ALIAS",
     "EPOCH_METRICS",
+    "ModelSource",
     "REDACTED",
     "REPORT_ARTIFACT_PATH",
+    "RegistryError",
     "RunRecord",
     "RunStatus",
     "SweepTracker",
+    "dataset_inputs",
     "default_tracking_uri",
     "find_sweep_run",
     "list_report_files",
     "list_trial_runs",
+    "load_keras_model",
     "log_report_files",
     "metric_histories",
     "redact",
+    "register_best_model",
+    "resolve_model_uri",
     "store_exists",
     "trial_histories",
     "unreachable",

@@ -5,6 +5,7 @@ Every call names its run id explicitly (MlflowClient), never the implicit active
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import traceback
@@ -47,6 +48,15 @@ def unreachable(tracking_uri: str, timeout_s: float = 5.0) -> str | None:
         return f"{tracking_uri} does not answer ({type(exc).__name__})"
     if response.status_code != 200:
         return f"{tracking_uri}/health answered HTTP {response.status_code}"
+    # Credentials only from the environment, as MLflow's own client reads them.
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    probe = requests.get(
+        f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "Default"},
+        auth=(user, password) if user and password else None, timeout=timeout_s,
+    )
+    if probe.status_code in (401, 403):
+        return (f"{tracking_uri} refused the request (HTTP {probe.status_code}): "
+                + ("wrong MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD" if user else "it needs MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the environment"))
     return None
 
 
@@ -77,8 +87,10 @@ class SweepTracker:
         if found is not None:
             self.experiment_id = found.experiment_id
         else:
-            # A file store's default artifact root is ./mlruns of the *current* folder: pin it.
-            location = artifact_root.resolve().as_uri() if artifact_root else None
+            # A local store's default artifact root is ./mlruns of the *current* folder: pin it.
+            # A server (--serve-artifacts) chooses its own, so workers never need its disk.
+            local = not tracking_uri.startswith(("http://", "https://"))
+            location = artifact_root.resolve().as_uri() if artifact_root and local else None
             self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
         self.parent_run_id: str | None = None
         self._dataset_input: DatasetInput | None = None

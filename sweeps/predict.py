@@ -1,0 +1,95 @@
+"""`python -m sweeps predict --model URI --input FILE`: classify images with a logged or registered model.
+
+The images are preprocessed by the same function as the training data (`sweeps.datasets._images`:
+channel axis, float32, scaled to [0, 1]); the model is loaded from the tracking store named
+explicitly (`tracking.load_keras_model`). One line per image on stdout:
+`index<TAB>predicted_class<TAB>probability`. Bad input: one line `error: <field>: ... Fix: ...` on
+stderr and exit code 2, before any model is loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from sweeps.datasets import DatasetError, _images
+
+EXIT_BAD_INPUT = 2
+ARRAY_KEYS = ("x", "x_test", "x_train")  # the first one present is classified
+BATCH = 512
+
+
+def load_images(input_path: Path) -> tuple[str, np.ndarray]:
+    """(the array's name, images as the model saw them in training: (N, H, W, C) float32 in [0, 1])."""
+    file = Path(input_path).expanduser()
+    if not file.is_file():
+        raise DatasetError("input", f"{file} does not exist", "give --input an existing .npz file")
+    fix = "write it with numpy.savez(path, x=images)"
+    try:
+        npz = np.load(file, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise DatasetError("input", f"{file} is not a readable .npz archive ({type(exc).__name__}: {str(exc)[:80]})", fix) from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise DatasetError("input", f"{file} is a single .npy array, not an .npz archive", fix)
+    with npz:
+        key = next((k for k in ARRAY_KEYS if k in npz.files), None)
+        if key is None:
+            raise DatasetError(
+                "input", f"{file} has no array named {', '.join(ARRAY_KEYS)} (has {', '.join(npz.files) or 'nothing'})",
+                "save the images with numpy.savez(path, x=images)",
+            )
+        try:
+            raw = np.asarray(npz[key])
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+            raise DatasetError(f"input {key}", f"cannot be read ({type(exc).__name__}: {exc})", fix) from None
+    images = _images(raw, f"input {key}")
+    if len(images) == 0:
+        raise DatasetError(f"input {key}", "holds no images", "save at least one image")
+    return key, images
+
+
+def _fail(field: str, problem: str, fix: str) -> int:
+    print(f"error: {field}: {problem}. Fix: {fix}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def predict(model: Any, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted class, its probability) per image."""
+    probabilities = np.asarray(model.predict(images, batch_size=BATCH, verbose=0))
+    classes = probabilities.argmax(axis=1)
+    return classes, probabilities[np.arange(len(classes)), classes]
+
+
+def main(model_uri: str, input_path: Path, tracking_uri: str, out: TextIO = sys.stdout) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        key, images = load_images(input_path)
+    except DatasetError as exc:
+        return _fail(exc.key, exc.problem, exc.fix)
+
+    from tracking import RegistryError, load_keras_model, store_exists
+
+    if not store_exists(tracking_uri):
+        return _fail("tracking.uri", f"no MLflow store at {tracking_uri}", "run a sweep first, or set output_dir=<the sweep's folder> or tracking.uri=...")
+    try:
+        model = load_keras_model(tracking_uri, model_uri)
+    except RegistryError as exc:
+        return _fail(
+            "model", str(exc),
+            "give --model models:/<name>@champion (a registered model), models:/m-<id> (a sweep's best model, "
+            "tag sweeps.best_model_uri of its MLflow run) or runs:/<run id>/model",
+        )
+    expected = tuple(int(d) for d in model.input_shape[1:])
+    if images.shape[1:] != expected:
+        got, want = "x".join(map(str, images.shape[1:])), "x".join(map(str, expected))
+        return _fail(f"input {key}", f"images are {got} but model {model_uri} takes {want}", f"give {want} images (height x width x channels), as in its training data")
+    classes, probabilities = predict(model, images)
+    for index, (cls, prob) in enumerate(zip(classes, probabilities)):
+        print(f"{index}\t{int(cls)}\t{float(prob):.6f}", file=out)
+    out.flush()
+    return 0
