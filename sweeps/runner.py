@@ -11,7 +11,6 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from ray.tune.search.optuna import OptunaSearch  # noqa: E402
 from sweeps import faults  # noqa: E402
 from sweeps.config import ConfigError, SweepConfig  # noqa: E402
 from sweeps.outcomes import RUN_STATUS, Outcome, trial_outcome  # noqa: E402
+from sweeps.progress import Progress  # noqa: E402
 from sweeps.search import make_sampler, open_storage  # noqa: E402
 from sweeps.space import define_by_run  # noqa: E402
 from sweeps.trial import INFEASIBLE, MODEL_FILE, TrialSettings, best_key, objective_key, train_trial  # noqa: E402
@@ -76,8 +76,9 @@ class SweepSearch(OptunaSearch):
 class TrackingCallback(tune.Callback):
     """Mirrors every Tune trial into a nested MLflow run, from the driver process."""
 
-    def __init__(self, tracker: SweepTracker, search: SweepSearch, objectives: list[str], on_done: Callable[[str, str], None]) -> None:
-        self.tracker, self.search, self.on_done = tracker, search, on_done
+    def __init__(self, tracker: SweepTracker, search: SweepSearch, objectives: list[str], progress: Progress) -> None:
+        self.tracker, self.search, self.progress = tracker, search, progress
+        self.first_key = best_key(objectives[0])
         self.best_keys = [best_key(m) for m in objectives if m in REPORTED]
         self.run_ids: dict[str, str] = {}
         self.outcomes: dict[str, Outcome] = {}
@@ -92,6 +93,7 @@ class TrackingCallback(tune.Callback):
             {"tune.trial_id": trial.trial_id, "optuna.trial_number": str(number)},
         )
         self.run_ids[trial.trial_id] = run_id
+        self.progress.trial_started()
         if ot_trial is not None:
             ot_trial.set_user_attr("mlflow_run_id", run_id)
             ot_trial.set_user_attr("tune_trial_id", trial.trial_id)
@@ -141,7 +143,8 @@ class TrackingCallback(tune.Callback):
             tags["sweeps.error"] = last_line[:500]
             tags["sweeps.error_type"] = last_line.split(":", 1)[0][:200]
         self.tracker.end_trial(run_id, RunStatus(RUN_STATUS[outcome]), tags, error=error_text)
-        self.on_done(outcome.value, tags.get("sweeps.error") or tags.get("sweeps.infeasible_reason", ""))
+        value = trial.last_result.get(self.first_key) if outcome is Outcome.COMPLETE else None
+        self.progress.trial_finished(outcome.value, tags.get("sweeps.error") or tags.get("sweeps.infeasible_reason", ""), value)
 
 
 def _error_text(trial: Any) -> str:
@@ -233,7 +236,7 @@ class FailureLimit(tune.Stopper):
 
 def run_sweep(
     cfg: SweepConfig, data: dict[str, Any], settings: TrialSettings, tracker: SweepTracker,
-    progress: Callable[[str, str], None], n_trials: int | None = None, experiment: str | None = None,
+    progress: Progress, n_trials: int | None = None, experiment: str | None = None,
 ) -> SweepRun:
     """Run n_trials (default cfg.n_trials) trials into the sweep's study; `experiment` names Ray's
     result folder (a resumed sweep gets a fresh one beside the first)."""

@@ -258,6 +258,7 @@ def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, trackin
     import optuna
 
     from sweeps.outcomes import Outcome
+    from sweeps.progress import Progress
     from sweeps.recovery import counted, reconcile
     from sweeps.search import open_storage
     from sweeps.trial import TrialSettings
@@ -297,12 +298,7 @@ def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, trackin
         cpus=max(1, int(cfg.resources.cpus_per_trial)), gpu_fraction=cfg.resources.gpus_per_trial,
         max_params=cfg.space.max_params, max_flops=cfg.space.max_flops,
     )
-    done: Counter[str] = Counter()
-
-    def progress(outcome: str, detail: str) -> None:
-        done[outcome] += 1
-        why = f": {detail[:160]}" if detail else ""
-        print(f"  [{sum(done.values())}/{remaining}] {outcome.lower()}{why}  ({time.monotonic() - started:.0f} s)", file=out, flush=True)
+    progress = Progress(total=remaining, metric=cfg.metric, mode=cfg.mode, out=out)
 
     status = RunStatus.FAILED
     try:

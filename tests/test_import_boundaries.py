@@ -20,6 +20,7 @@ ALLOWED = {
     "sweeps.recovery": {"optuna", "mlflow"},
     "sweeps.outcomes": set(),
     "sweeps.faults": set(),
+    "sweeps.progress": set(),
     "sweeps.predict": set(),
     "sweeps.datasets_cmd": set(),
     "sweeps.server": {"optuna"},
