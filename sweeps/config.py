@@ -67,6 +67,7 @@ class TrackingSettings:
     experiment: str
     log_best_model: bool
     registered_model: str | None = None
+    study_storage: str | None = None  # Optuna storage URL (postgresql://, mysql://, sqlite://, grpc://host:port)
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,17 @@ def _choice(raw: dict[str, Any], key: str, options: tuple[str, ...], label: str 
     return str(value)
 
 
+def _study_storage(raw: dict[str, Any]) -> str | None:
+    url = raw.get("study_storage")
+    if url is None:
+        return None
+    scheme = str(url).split(":", 1)[0].split("+", 1)[0]
+    if scheme not in ("sqlite", "postgresql", "mysql", "grpc"):
+        raise ConfigError("tracking.study_storage", f"{url!r} is not a storage URL Optuna can use",
+                          "write postgresql://user@host/db, mysql://..., sqlite:////abs/path.db or grpc://host:port, or null")
+    return str(url)
+
+
 def _custom(raw: dict[str, Any]) -> dict[str, float]:
     custom = raw.get("custom") or {}
     if not isinstance(custom, dict):
@@ -306,7 +318,8 @@ def validate(raw: dict[str, Any]) -> SweepConfig:
             custom=_custom(rs),
         ),
         tracking=TrackingSettings(uri=tr.get("uri"), experiment=str(tr.get("experiment") or "sweeps"), log_best_model=bool(tr.get("log_best_model", True)),
-                                  registered_model=tr.get("registered_model") or None),
+                                  registered_model=tr.get("registered_model") or None,
+                                  study_storage=_study_storage(tr)),
         model=dict(model),
         space=space,
         resolved=raw,

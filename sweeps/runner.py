@@ -81,6 +81,7 @@ class TrackingCallback(tune.Callback):
         self.first_key = best_key(objectives[0])
         self.best_keys = [best_key(m) for m in objectives if m in REPORTED]
         self.run_ids: dict[str, str] = {}
+        self.nodes: set[str] = set()
         self.outcomes: dict[str, Outcome] = {}
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -105,6 +106,8 @@ class TrackingCallback(tune.Callback):
         values = {k: result[k] for k in (*REPORTED, *self.best_keys) if k in result}
         values["epoch_time_s"] = result.get("time_this_iter_s", math.nan)
         values["worker_rss_mb"] = result.get("worker_rss_mb", math.nan)
+        if "node_id" in result:
+            self.nodes.add(str(result["node_id"]))
         if step == 1:  # fixed by the architecture and the placement: logged once
             values.update({k: result[k] for k in ("params", "flops") if k in result})
             self.tracker.set_tags(self.run_ids[trial.trial_id], {f"sweeps.{k}": str(result[k]) for k in ("node", "node_id", "device") if k in result})
@@ -162,6 +165,8 @@ class SweepRun:
     run_ids: dict[str, str]  # tune trial id -> MLflow run id
     wall_time_s: float = 0.0
     stopped_because: str | None = None  # the failure limit that stopped the sweep, if any
+    data_bytes: int = 0  # the dataset's size in Ray's object store
+    data_nodes: int = 0  # nodes that ran trials, so fetched it once each
 
 
 def slots(cfg: SweepConfig, cluster_cpus: float) -> int:
@@ -202,6 +207,7 @@ def start_ray(cfg: SweepConfig) -> dict[str, float]:
         logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
     total = ray.cluster_resources()
     if on_cluster:
+        _check_shared_output(cfg)
         return total  # a cluster's autoscaler may add the nodes a trial needs: let Tune wait for them
     for kind, field_name, wanted in (("CPU", "cpus_per_trial", cfg.resources.cpus_per_trial), ("GPU", "gpus_per_trial", cfg.resources.gpus_per_trial)):
         have = total.get(kind, 0.0)
@@ -212,6 +218,35 @@ def start_ray(cfg: SweepConfig) -> dict[str, float]:
                 f"set resources.{field_name}={have:g} or less" + (" (resources=cpu), or add GPU nodes to the cluster" if kind == "GPU" else ""),
             )
     return total
+
+
+NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "ceph", "glusterfs", "9p", "efs")
+
+
+def _filesystem_type(path: Path) -> str:
+    """The type of the filesystem holding `path` (longest mount point in /proc/mounts)."""
+    best, kind = "", "unknown"
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return kind
+    target = str(path.resolve())
+    for line in mounts:
+        fields = line.split()
+        if len(fields) >= 3 and (target == fields[1] or target.startswith(fields[1].rstrip("/") + "/")) and len(fields[1]) > len(best):
+            best, kind = fields[1], fields[2]
+    return kind
+
+
+def _check_shared_output(cfg: SweepConfig) -> None:
+    """Tune writes checkpoints to output_dir from every node: on several machines it must be shared."""
+    hosts = {node["NodeManagerAddress"] for node in ray.nodes() if node.get("Alive")}
+    kind = _filesystem_type(cfg.output_dir)
+    if len(hosts) > 1 and not (kind in NETWORK_FILESYSTEMS or kind.startswith("fuse")):
+        raise ConfigError(
+            "output_dir", f"{cfg.output_dir} is on a local {kind} filesystem, but the cluster spans {len(hosts)} machines",
+            "set output_dir to a folder every node mounts (NFS, EFS, a FUSE bucket mount)",
+        )
 
 
 class FailureLimit(tune.Stopper):
@@ -242,7 +277,7 @@ def run_sweep(
     result folder (a resumed sweep gets a fresh one beside the first)."""
     started = time.monotonic()
     start_ray(cfg)
-    storage = open_storage(cfg.output_dir)
+    storage = open_storage(cfg.output_dir, cfg.tracking.study_storage)
     metrics = [m for m, _ in cfg.objectives]
     modes = [d for _, d in cfg.objectives]
     search = SweepSearch(
@@ -282,6 +317,7 @@ def run_sweep(
     return SweepRun(
         study=search._ot_study, run_ids=dict(callback.run_ids),
         wall_time_s=time.monotonic() - started, stopped_because=limit.reason,
+        data_bytes=sum(int(getattr(a, "nbytes", 0)) for a in data.values()), data_nodes=len(callback.nodes),
     )
 
 

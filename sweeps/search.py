@@ -43,16 +43,27 @@ def make_sampler(settings: SamplerSettings, seed: int) -> optuna.samplers.BaseSa
     raise ValueError(f"unknown sampler {name!r}")
 
 
-def storage_url(output_dir: Path) -> str:
-    return f"sqlite:///{(output_dir / 'optuna.db').resolve()}"
+STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql", "grpc")
 
 
-def open_storage(output_dir: Path) -> optuna.storages.RDBStorage:
-    # sqlite waits for a lock instead of failing when two sweeps share the file.
-    return optuna.storages.RDBStorage(storage_url(output_dir), engine_kwargs={"connect_args": {"timeout": 60}})
+def storage_url(output_dir: Path, url: str | None = None) -> str:
+    """The study's storage: a URL from tracking.study_storage, else sqlite in the output folder."""
+    return url or f"sqlite:///{(output_dir / 'optuna.db').resolve()}"
 
 
-def study_exists(output_dir: Path, name: str) -> bool:
-    if not (output_dir / "optuna.db").exists():
-        return False
-    return name in optuna.study.get_all_study_names(open_storage(output_dir))
+def open_storage(output_dir: Path, url: str | None = None) -> optuna.storages.BaseStorage:
+    """An RDB storage (sqlite, PostgreSQL, MySQL) or Optuna's gRPC proxy (grpc://host:port), which
+    lets many machines share one study without each opening database connections."""
+    url = storage_url(output_dir, url)
+    if url.startswith("grpc://"):
+        host, _, port = url.removeprefix("grpc://").rstrip("/").partition(":")
+        return optuna.storages.GrpcStorageProxy(host=host, port=int(port or 13000))
+    # sqlite waits for a lock instead of failing when two sweeps share the file; servers drop dead connections.
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+
+
+def study_exists(output_dir: Path, name: str, url: str | None = None) -> bool:
+    if url is None and not (output_dir / "optuna.db").exists():
+        return False  # asking would create an empty database
+    return name in optuna.study.get_all_study_names(open_storage(output_dir, url))

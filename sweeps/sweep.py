@@ -22,7 +22,7 @@ import yaml
 
 from sweeps.config import ConfigError, SweepConfig, validate
 from sweeps.datasets import Dataset, load_dataset
-from sweeps.search import storage_url, study_exists
+from sweeps.search import open_storage, storage_url, study_exists
 from sweeps.space import flatten
 
 
@@ -111,6 +111,22 @@ def fingerprint(cfg: SweepConfig) -> str:
         "dataset": [cfg.dataset.name, cfg.dataset.path, cfg.dataset.val_fraction, cfg.dataset.limit, cfg.seed],
     }
     return hashlib.sha256(json.dumps(same, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _check_study_storage(cfg: SweepConfig) -> None:
+    """A study database or proxy that cannot be reached fails before any trial, in one line."""
+    if cfg.tracking.study_storage is None:
+        return
+    import optuna
+
+    try:
+        optuna.study.get_all_study_names(open_storage(cfg.output_dir, cfg.tracking.study_storage))
+    except Exception as exc:  # each backend fails its own way (sqlalchemy, grpc); all mean the same here
+        if isinstance(exc, ImportError):
+            raise ConfigError("tracking.study_storage", f"no database driver for {cfg.tracking.study_storage}",
+                              "pip install psycopg2-binary (PostgreSQL) or PyMySQL (mysql+pymysql://...)") from None
+        raise ConfigError("tracking.study_storage", f"cannot reach {cfg.tracking.study_storage} ({type(exc).__name__})",
+                          "start the database or the Optuna gRPC proxy, or set tracking.study_storage=null") from None
 
 
 def _check_feasible(cfg: SweepConfig, dataset: Dataset, tries: int = 300) -> None:
@@ -206,6 +222,7 @@ RESUMABLE = ("n_trials", "time_budget_s", "max_failures", "max_failure_rate", "v
 
 def start(cfg: SweepConfig, out: Any = sys.stdout) -> Summary:
     """`run`: a new sweep, or, when one of that name exists with the same config, its resumption."""
+    _check_study_storage(cfg)
     state = SweepState.load(cfg)
     if state is not None:
         if state.fingerprint != fingerprint(cfg):
@@ -215,13 +232,14 @@ def start(cfg: SweepConfig, out: Any = sys.stdout) -> Summary:
             )
         print(f"Sweep {cfg.name} exists with this config: resuming it (same as python -m sweeps resume {cfg.name})", file=out)
         return _execute(cfg, state, out)
-    if study_exists(cfg.output_dir, cfg.name):
+    if study_exists(cfg.output_dir, cfg.name, cfg.tracking.study_storage):
         raise ConfigError("name", f"a sweep named {cfg.name!r} already exists in {cfg.output_dir}", "pick another name=<new name>")
     return _execute(cfg, None, out)
 
 
 def resume(name: str, output_dir: Path, overrides: list[str], out: Any = sys.stdout) -> Summary:
     cfg = load_saved_config(name, output_dir, overrides)
+    _check_study_storage(cfg)
     state = SweepState.load(cfg)
     if state is None:
         raise ConfigError("name", f"sweep {name!r} never started its records", f"start it again with python -m sweeps run name={name}")
@@ -260,7 +278,6 @@ def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, trackin
     from sweeps.outcomes import Outcome
     from sweeps.progress import Progress
     from sweeps.recovery import counted, reconcile
-    from sweeps.search import open_storage
     from sweeps.trial import TrialSettings
     from tracking import RunStatus, SweepTracker, find_sweep_run, redact
 
@@ -268,7 +285,7 @@ def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, trackin
     with _stores_lock(cfg.output_dir):
         # Two sweeps starting at once on fresh stores would both create the sqlite tables.
         tracker = SweepTracker(tracking_uri, cfg.tracking.experiment, cfg.output_dir / "mlartifacts")
-        open_storage(cfg.output_dir)
+        open_storage(cfg.output_dir, cfg.tracking.study_storage)
     if state is None:
         parent = tracker.start_sweep(cfg.name, redact(_params(cfg)), _tags(cfg, dataset), yaml.safe_dump(redact(cfg.resolved), sort_keys=False))
         tracker.log_dataset(parent, dataset.x_train, dataset.y_train, dataset.name, dataset.source, dataset.digest)
@@ -281,7 +298,7 @@ def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, trackin
         tracker.use_dataset(dataset.x_train, dataset.y_train, dataset.name, dataset.source, dataset.digest)
         state = SweepState(**{**asdict(state), "segments": state.segments + 1})
         state.save(cfg)
-        study = optuna.load_study(study_name=cfg.name, storage=open_storage(cfg.output_dir))
+        study = optuna.load_study(study_name=cfg.name, storage=open_storage(cfg.output_dir, cfg.tracking.study_storage))
         record = find_sweep_run(tracking_uri, cfg.tracking.experiment, cfg.name)
         assert record is not None
         mended = reconcile(study, tracker, record, Outcome.INTERRUPTED)
@@ -302,11 +319,14 @@ def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, trackin
 
     status = RunStatus.FAILED
     try:
-        stopped_because = None
+        stopped_because, moved = None, {}
         if remaining > 0:
             result = runner.run_sweep(cfg, dataset.arrays(), settings, tracker, progress, n_trials=remaining,
                                       experiment=cfg.name if state.segments == 1 else f"{cfg.name}-resume{state.segments - 1}")
             study, stopped_because = result.study, result.stopped_because
+            # The data reaches each node once through the object store, however many trials run there.
+            moved = {"data_bytes": result.data_bytes, "data_nodes": result.data_nodes,
+                     "data_bytes_per_trial": result.data_bytes * result.data_nodes / max(1, remaining)}
         record = find_sweep_run(tracking_uri, cfg.tracking.experiment, cfg.name)
         assert record is not None and study is not None
         reconcile(study, tracker, record, Outcome.NOT_RUN)
@@ -320,7 +340,7 @@ def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, trackin
             tracker.end_sweep({}, {"sweeps.state": status.value}, status)
     tracker.end_sweep(
         {f"best_{cfg.metric}": summary.best_value if summary.best_value is not None else float("nan"),
-         "wall_time_s": summary.wall_time_s, **{f"trials_{k.lower()}": v for k, v in summary.counts.items()}},
+         "wall_time_s": summary.wall_time_s, **moved, **{f"trials_{k.lower()}": v for k, v in summary.counts.items()}},
         {"sweeps.best_run_id": summary.best_run_id or "", "sweeps.best_model_uri": summary.model_uri or "",
          "sweeps.study": summary.study_url, "sweeps.objectives": ",".join(f"{m}:{d}" for m, d in cfg.objectives),
          "sweeps.segments": str(state.segments),
@@ -381,6 +401,6 @@ def _summarise(cfg: SweepConfig, study: Any, tracker: Any, dataset: Dataset, sta
         best_number=best.number if best else None, best_value=best.values[0] if best else None,
         best_params=dict(best.params) if best else {}, best_run_id=best_run_id, model_uri=model_uri,
         parent_run_id=tracker.parent_run_id, experiment_id=tracker.experiment_id,
-        tracking_uri=tracker.tracking_uri, metric=cfg.metric, study_url=storage_url(cfg.output_dir),
+        tracking_uri=tracker.tracking_uri, metric=cfg.metric, study_url=storage_url(cfg.output_dir, cfg.tracking.study_storage),
         objectives=cfg.objectives, pareto=pareto, stopped_because=stopped_because, registered=registered,
     )

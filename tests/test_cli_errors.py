@@ -35,6 +35,8 @@ CASES = [
     (["max_failure_rate=2"], "max_failure_rate"),
     (["space.strides=2", "space.dilation_rate=2"], "no model of this space can be built"),
     (["tracking.uri=http://127.0.0.1:9"], "tracking.uri"),
+    (["tracking.study_storage=http://127.0.0.1/db"], "tracking.study_storage"),
+    (["tracking.study_storage=postgresql://nobody@127.0.0.1:9/none"], "tracking.study_storage"),
 ]
 
 

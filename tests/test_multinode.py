@@ -105,3 +105,7 @@ def test_trials_spread_over_the_nodes(cluster, tmp_path, monkeypatch):
     assert all(t.state.is_finished() for t in study.trials) and all(r.info.status == "FINISHED" for r in runs)
     nodes = {r.data.tags["sweeps.node_id"] for r in runs}
     assert len(nodes) == 2, nodes  # both worker nodes trained; the head (no fake_gpu) none
+    parent = next(r for r in client.search_runs([client.get_experiment_by_name("sweeps").experiment_id]) if r.data.tags.get("sweeps.kind") == "sweep")
+    metrics = parent.data.metrics
+    # The dataset reached each of the two nodes once through the object store, not once per trial.
+    assert metrics["data_nodes"] == 2 and metrics["data_bytes_per_trial"] == pytest.approx(metrics["data_bytes"] * 2 / 4)
