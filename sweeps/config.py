@@ -67,6 +67,7 @@ class TrackingSettings:
     experiment: str
     log_best_model: bool
     registered_model: str | None = None
+    log_report: bool = True  # tables and plots on the parent run at the end
     study_storage: str | None = None  # Optuna storage URL (postgresql://, mysql://, sqlite://, grpc://host:port)
 
 
@@ -319,7 +320,7 @@ def validate(raw: dict[str, Any]) -> SweepConfig:
         ),
         tracking=TrackingSettings(uri=tr.get("uri"), experiment=str(tr.get("experiment") or "sweeps"), log_best_model=bool(tr.get("log_best_model", True)),
                                   registered_model=tr.get("registered_model") or None,
-                                  study_storage=_study_storage(tr)),
+                                  study_storage=_study_storage(tr), log_report=bool(tr.get("log_report", True))),
         model=dict(model),
         space=space,
         resolved=raw,

@@ -148,21 +148,21 @@ def format_table(frame: pd.DataFrame, metric: str, mode: str, *, limit: int | No
 # ---------------------------------------------------------------- loading
 
 
-def known_sweeps(output_dir: Path) -> list[str]:
-    """Study names in `<output_dir>/optuna.db`, without creating the file."""
-    if not (output_dir / "optuna.db").is_file():
+def known_sweeps(output_dir: Path, study_storage: str | None = None) -> list[str]:
+    """Study names in the study storage (default `<output_dir>/optuna.db`, never created here)."""
+    if study_storage is None and not (output_dir / "optuna.db").is_file():
         return []
-    return sorted(optuna.study.get_all_study_names(open_storage(output_dir)))
+    return sorted(optuna.study.get_all_study_names(open_storage(output_dir, study_storage)))
 
 
-def load_sweep_study(name: str, output_dir: Path) -> optuna.Study:
-    names = known_sweeps(output_dir)
+def load_sweep_study(name: str, output_dir: Path, study_storage: str | None = None) -> optuna.Study:
+    names = known_sweeps(output_dir, study_storage)
     if name not in names:
         fix = (f"pick one of: {', '.join(names)} (python -m sweeps report <name>)" if names
                else "run a sweep first (python -m sweeps run name=<name>), or set output_dir=<the sweep's folder>")
         raise ConfigError("name", f"no sweep named {name!r} in {output_dir}", fix)
     # A report never samples: a seeded sampler just keeps Optuna from building an unseeded default.
-    return optuna.load_study(study_name=name, storage=open_storage(output_dir), sampler=optuna.samplers.RandomSampler(seed=0))
+    return optuna.load_study(study_name=name, storage=open_storage(output_dir, study_storage), sampler=optuna.samplers.RandomSampler(seed=0))
 
 
 # ---------------------------------------------------------------- plots
@@ -329,12 +329,12 @@ class Report:
     logged: list[str]
 
 
-def make_report(name: str, output_dir: Path, tracking_uri: str, experiment: str) -> Report:
+def make_report(name: str, output_dir: Path, tracking_uri: str, experiment: str, study_storage: str | None = None) -> Report:
     """Load, tabulate, plot, write, log; raises ConfigError (nothing written) for an unknown sweep."""
     from tracking import find_sweep_run, log_report_files, trial_histories
 
     output_dir = Path(output_dir)
-    study = load_sweep_study(name, output_dir)
+    study = load_sweep_study(name, output_dir, study_storage)
     parent = find_sweep_run(tracking_uri, experiment, name)
     runs = trial_histories(tracking_uri, parent) if parent is not None else {}
     frame = build_trials_frame(study, runs)
@@ -361,7 +361,7 @@ def main(name: str, cfg: SweepConfig, out: TextIO = sys.stdout, err: TextIO = sy
 
     uri = cfg.tracking.uri or default_tracking_uri(cfg.output_dir)
     try:
-        report = make_report(name, cfg.output_dir, uri, cfg.tracking.experiment)
+        report = make_report(name, cfg.output_dir, uri, cfg.tracking.experiment, cfg.tracking.study_storage)
     except ConfigError as exc:
         print(f"error: {exc}", file=err)
         return EXIT_BAD_INPUT

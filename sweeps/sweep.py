@@ -331,6 +331,8 @@ def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, trackin
         assert record is not None and study is not None
         reconcile(study, tracker, record, Outcome.NOT_RUN)
         summary = _summarise(cfg, study, tracker, dataset, started, stopped_because)
+        if cfg.tracking.log_report:
+            _log_report(cfg, tracking_uri, out)
         status = RunStatus.FINISHED if stopped_because is None else RunStatus.FAILED
     except KeyboardInterrupt:
         status = RunStatus.KILLED
@@ -349,6 +351,18 @@ def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, trackin
         status,
     )
     return summary
+
+
+def _log_report(cfg: SweepConfig, tracking_uri: str, out: Any) -> None:
+    """The report's plots on the parent run, so the MLflow UI shows them; a plot that cannot be
+    drawn must not turn a finished sweep into a failed one."""
+    from sweeps.report import make_report
+
+    try:
+        report = make_report(cfg.name, cfg.output_dir, tracking_uri, cfg.tracking.experiment, cfg.tracking.study_storage)
+        print(f"Report: {len(report.files)} files in {report.directory} (python -m sweeps report {cfg.name})", file=out)
+    except Exception as exc:  # plotting libraries fail in many ways; the sweep's records are intact
+        print(f"warning: the report could not be written ({type(exc).__name__}: {exc}); try python -m sweeps report {cfg.name}", file=sys.stderr)
 
 
 def _params(cfg: SweepConfig) -> dict[str, Any]:

@@ -54,6 +54,9 @@ def test_one_parent_and_one_nested_run_per_trial(client):
     assert parent.data.params["n_trials"] == str(N_TRIALS) and parent.data.params["space.learning_rate"].startswith("choice")
     assert parent.data.tags["sweeps.sampler"] == "random" and parent.data.tags["sweeps.scheduler"] == "asha"
     assert "config/resolved.yaml" in {a.path for a in client.list_artifacts(parent.info.run_id, "config")}
+    # the report's table and plots, logged at the end so the MLflow UI shows them
+    report = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert {"report/trials.csv", "report/optimization_history.png", "report/learning_curves.html"} <= report
 
 
 def test_states_agree_between_optuna_and_mlflow(sweep, client):
