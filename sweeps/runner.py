@@ -194,6 +194,9 @@ def start_ray(cfg: SweepConfig) -> dict[str, float]:
         env = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
         env.update({k: os.environ[k] for k in (faults.ENV, faults.ENV_DIR) if k in os.environ})
         ray.init(
+            # "local": our own instance even when `ray start` left a cluster on this machine, which a
+            # bare ray.init() would join (found in /tmp/ray/ray_current_cluster). Clusters: RAY_ADDRESS.
+            address=None if on_cluster else "local",
             num_cpus=None if on_cluster else cfg.resources.num_cpus,
             include_dashboard=False,
             log_to_driver=cfg.verbose,
