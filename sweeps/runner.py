@@ -191,7 +191,7 @@ def start_ray(cfg: SweepConfig) -> dict[str, float]:
         os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
     on_cluster = bool(os.environ.get("RAY_ADDRESS"))
     if not ray.is_initialized():
-        env = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+        env = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore", **WORKER_ENV}
         env.update({k: os.environ[k] for k in (faults.ENV, faults.ENV_DIR) if k in os.environ})
         ray.init(
             # "local": our own instance even when `ray start` left a cluster on this machine, which a
@@ -222,6 +222,11 @@ def start_ray(cfg: SweepConfig) -> dict[str, float]:
             )
     return total
 
+
+# A reused worker must wait for a trial that ASHA stopped to finish its current epoch before it
+# takes the next trial; Tune's default wait is 2 s, after which the next trial errors and Tune
+# 2.60 then hangs (its searcher never hears of that trial). An epoch on a loaded machine takes longer.
+WORKER_ENV = {"TUNE_FUNCTION_THREAD_TIMEOUT_S": "600"}
 
 NETWORK_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "ceph", "glusterfs", "9p", "efs")
 

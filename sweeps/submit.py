@@ -97,7 +97,8 @@ def entrypoint(overrides: Sequence[str]) -> str:
 def runtime_env(project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
     # Unbuffered, or the sweep's progress would reach `ray job logs` only when the job ends.
     # TF_CPP_MIN_LOG_LEVEL: the trials inherit the job's environment (the driver adds none on a cluster).
-    env = {"PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+    # TUNE_FUNCTION_THREAD_TIMEOUT_S: see sweeps.runner.WORKER_ENV (not imported: it would import Ray).
+    env = {"PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore", "TUNE_FUNCTION_THREAD_TIMEOUT_S": "600"}
     return {"working_dir": str(project_dir), "excludes": list(UPLOAD_EXCLUDES), "env_vars": env}
 
 
