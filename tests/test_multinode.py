@@ -17,6 +17,7 @@ import pytest
 from mlflow import MlflowClient
 
 from sweeps.submit import submit
+from tests.conftest import MLFLOW_PASSWORD
 from tests.ray_cluster import PORT_FLAGS, RAY, _free_ports, _listening, _stop, _wait_until_serving
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
@@ -38,6 +39,8 @@ def cluster() -> Iterator[tuple[str, dict[str, str]]]:
     token = temp_dir / "auth_token"
     token.write_text(secrets.token_hex(32))
     env |= {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+    # The nodes hold the tracking server's credentials in their environment, as a cluster's admin sets them.
+    env |= {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": MLFLOW_PASSWORD}
     ports = dict(zip(PORT_FLAGS, _free_ports(len(PORT_FLAGS))))
     # The head runs the sweep's driver only: no CPU for trials, no stand-in GPU.
     head = _start([
@@ -88,24 +91,28 @@ def _wait_for_nodes(gcs: str, env: dict[str, str], count: int, logs: Path) -> No
     pytest.fail(f"the cluster did not reach {count} nodes:\n{status.stdout}\n{tails}")
 
 
-def test_trials_spread_over_the_nodes(cluster, tmp_path, monkeypatch):
+def test_trials_spread_over_the_nodes(cluster, mlflow_server, tmp_path, monkeypatch):
     dashboard, env = cluster
+    server_url, _ = mlflow_server
     for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH"):
         monkeypatch.setenv(key, env[key])
     out = tmp_path / "outputs"
     sweep = ["name=multi", "n_trials=4", "max_epochs=2", "dataset.limit=200", "scheduler=none", "sampler=random",
-             "space.padding=same", "resources.cpus_per_trial=1", "+resources.custom.fake_gpu=1", f"output_dir={out}"]
+             "space.padding=same", "resources.cpus_per_trial=1", "+resources.custom.fake_gpu=1", f"tracking.uri={server_url}", f"output_dir={out}"]
     log = io.StringIO()
     assert submit(sweep, dashboard, follow=True, out=log) == 0, log.getvalue()[-4000:]
 
     study = optuna.load_study(study_name="multi", storage=f"sqlite:///{out / 'optuna.db'}")
-    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
-    runs = [r for r in client.search_runs([client.get_experiment_by_name("sweeps").experiment_id]) if r.data.tags.get("sweeps.kind") == "trial"]
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", MLFLOW_PASSWORD)
+    client = MlflowClient(server_url)  # every record went to the tracking server
+    exp = client.get_experiment_by_name("sweeps").experiment_id
+    parent = next(r for r in client.search_runs([exp]) if r.data.tags.get("sweeps.name") == "multi")
+    runs = [r for r in client.search_runs([exp]) if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(study.trials) == len(runs) == 4
     assert all(t.state.is_finished() for t in study.trials) and all(r.info.status == "FINISHED" for r in runs)
     nodes = {r.data.tags["sweeps.node_id"] for r in runs}
     assert len(nodes) == 2, nodes  # both worker nodes trained; the head (no fake_gpu) none
-    parent = next(r for r in client.search_runs([client.get_experiment_by_name("sweeps").experiment_id]) if r.data.tags.get("sweeps.kind") == "sweep")
     metrics = parent.data.metrics
     # The dataset reached each of the two nodes once through the object store, not once per trial.
     assert metrics["data_nodes"] == 2 and metrics["data_bytes_per_trial"] == pytest.approx(metrics["data_bytes"] * 2 / 4)
