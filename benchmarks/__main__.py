@@ -1,0 +1,76 @@
+"""python -m benchmarks compare [--quick] [--trials N] [--slots K] [--out DIR] ...
+python -m benchmarks scaling [--quick] [--trials N] [--out DIR] ..."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+QUICK = {"trials": 4, "epochs": 2, "limit": 1000, "target": 0.5}
+FULL = {"trials": 12, "epochs": 5, "limit": None, "target": 0.9}
+
+
+def _parser() -> argparse.ArgumentParser:
+    from benchmarks.harness import DEFAULT_OUT, TOOLS
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser, trials_help: str) -> None:
+        p.add_argument("--quick", action="store_true", help=f"a smoke-sized budget (defaults {QUICK}); well under 5 minutes")
+        p.add_argument("--trials", type=int, help=trials_help)
+        p.add_argument("--epochs", type=int, help=f"max epochs per trial (default {FULL['epochs']})")
+        p.add_argument("--limit", type=int, help="keep only the first N digits images (default: all 1,797)")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"where results go (default {DEFAULT_OUT})")
+        p.add_argument("--no-probe", action="store_true", help="run the product without the timing probe (fit time from MLflow epoch_time_s)")
+        p.add_argument("--keep", action="store_true", help="keep the tools' working folders (outputs, logs)")
+        p.add_argument("--ray-nice", action="store_true",
+                       help="keep Ray's default worker niceness 15 (default: 0, the same priority as the other tools' processes)")
+
+    c = sub.add_parser("compare", help="this product against KerasTuner, plain Ray Tune, Optuna alone")
+    common(c, f"trials per tool (default {FULL['trials']})")
+    c.add_argument("--slots", type=int, default=2, help="trials at once, K (default 2)")
+    c.add_argument("--target", type=float, help=f"val_accuracy for time-to-target (default {FULL['target']}, --quick {QUICK['target']})")
+    c.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated subset of {','.join(TOOLS)}")
+    c.add_argument("--repeats", type=int, default=1, help="rounds of all tools; the table shows medians")
+
+    s = sub.add_parser("scaling", help="this product's same sweep on 1 slot and on 2")
+    common(s, "trials (default 24)")
+
+    p = sub.add_parser("peer", help=argparse.SUPPRESS)  # internal: one peer inside its own process
+    p.add_argument("tool")
+    p.add_argument("spec", type=Path)
+    p.add_argument("result", type=Path)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "peer":
+        from benchmarks.peers import peer_main
+
+        peer_main(args.tool, args.spec, args.result)
+        return 0
+
+    from benchmarks.common import Budget
+    from benchmarks.harness import compare, scaling
+
+    preset = QUICK if args.quick else FULL
+    epochs = args.epochs or preset["epochs"]
+    limit = args.limit if args.limit is not None else preset["limit"]
+    if args.command == "compare":
+        budget = Budget.with_product_scheduler(n_trials=args.trials or preset["trials"], max_epochs=epochs, slots=args.slots, limit=limit, seed=args.seed)
+        tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+        target = args.target if args.target is not None else preset["target"]
+        compare(budget, args.out, target, tools, args.repeats, probe=not args.no_probe, keep=args.keep, ray_nice=args.ray_nice)
+    else:
+        trials = args.trials or (6 if args.quick else 24)
+        budget = Budget.with_product_scheduler(n_trials=trials, max_epochs=epochs, slots=1, limit=limit, seed=args.seed)
+        scaling(budget, args.out, probe=not args.no_probe, keep=args.keep, ray_nice=args.ray_nice)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

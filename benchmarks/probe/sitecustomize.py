@@ -1,0 +1,196 @@
+"""Timing probe for the product's processes (driver and Ray workers); measurement only.
+
+Put this folder on PYTHONPATH and set BENCH_PROBE_DIR: every Python process that starts then
+(the `python -m sweeps run` driver and the Ray workers it spawns, which inherit the environment)
+appends one JSON line per timed call to BENCH_PROBE_DIR/<pid>.jsonl. Nothing in the product's
+source changes; functions are wrapped after their module has been imported:
+
+  keras                 import time of keras (TensorFlow with it); Model.fit, Model.save,
+                        keras.backend.clear_session
+  gc                    gc.collect, when called inside a Tune trial
+  models.conv2d         build_conv2d (model construction and compile)
+  tensorflow            import time
+  sweeps.trial          train_trial (the whole worker-side trial; its start separately)
+  sweeps.sweep          load_dataset, _check_feasible, _check_study_storage, _prepare_output, _summarise,
+                        _log_report (driver; whichever exist)
+  ray.tune              tune.report (with a checkpoint: persisting it to storage)
+  tracking.tracker      every public SweepTracker method (MLflow writes, driver side)
+  ray.tune.search.optuna.optuna_search   OptunaSearch.suggest / on_trial_result / on_trial_complete
+  sweeps.runner         SweepSearch.on_trial_complete (Optuna's tell into its sqlite study),
+                        start_ray, run_sweep, shutdown
+and, once per process, a "process" event from the process's start to this file's import.
+
+Without BENCH_PROBE_DIR this file does nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+_DIR = os.environ.get("BENCH_PROBE_DIR")
+
+
+def _install() -> None:
+    import functools
+    import importlib.abc
+    import json
+    import threading
+    import time
+
+    lock = threading.Lock()
+    path = os.path.join(_DIR, f"{os.getpid()}.jsonl")
+
+    def trial_id() -> str | None:
+        if "ray.tune" not in sys.modules:
+            return None
+        try:
+            return sys.modules["ray.tune"].get_context().get_trial_id()
+        except Exception:  # noqa: BLE001 - outside a Tune trial
+            return None
+
+    def emit(kind: str, t0: float, t1: float, trial: str | None = None, **extra: object) -> None:
+        record = {"kind": kind, "t0": t0, "t1": t1, "pid": os.getpid(), "trial": trial or trial_id(), **extra}
+        line = json.dumps(record, default=str)
+        with lock, open(path, "a") as fh:
+            fh.write(line + "\n")
+
+    def timed(kind: str, fn, extra=None):  # type: ignore[no-untyped-def]
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+            t0 = time.time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                emit(kind, t0, time.time(), **(extra(args, kwargs) if extra else {}))
+
+        return wrapper
+
+    def patch_keras(mod) -> None:  # type: ignore[no-untyped-def]
+        model = mod.Model
+        model.fit = timed("fit", model.fit, lambda a, k: {"epoch": k.get("epochs")})
+        model.save = timed("save", model.save)
+        mod.backend.clear_session = timed("clear_session", mod.backend.clear_session)
+
+    import gc
+
+    collect = gc.collect
+
+    @functools.wraps(collect)
+    def timed_collect(*args, **kwargs):  # type: ignore[no-untyped-def]
+        t0 = time.time()
+        try:
+            return collect(*args, **kwargs)
+        finally:
+            trial = trial_id()
+            if trial:  # only the collections a trial asks for (Ray and TF call it too)
+                emit("gc_collect", t0, time.time(), trial)
+
+    gc.collect = timed_collect
+
+    def patch_conv2d(mod) -> None:  # type: ignore[no-untyped-def]
+        mod.build_conv2d = timed("build", mod.build_conv2d)
+
+    def patch_trial(mod) -> None:  # type: ignore[no-untyped-def]
+        inner = mod.train_trial
+
+        @functools.wraps(inner)
+        def train_trial(*args, **kwargs):  # type: ignore[no-untyped-def]
+            t0 = time.time()
+            trial = trial_id()
+            emit("trial_begin", t0, t0, trial)  # a trial stopped early by the scheduler never returns
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                emit("trial", t0, time.time(), trial)
+
+        mod.train_trial = train_trial
+
+    def patch_tune(mod) -> None:  # type: ignore[no-untyped-def]
+        mod.report = timed("report", mod.report, lambda a, k: {"checkpoint": k.get("checkpoint") is not None})
+
+    def patch_tracker(mod) -> None:  # type: ignore[no-untyped-def]
+        cls = mod.SweepTracker
+        for name, value in list(vars(cls).items()):
+            if callable(value) and (not name.startswith("_") or name == "__init__"):
+                setattr(cls, name, timed(f"mlflow.{name}", value))
+
+    def patch_optuna_search(mod) -> None:  # type: ignore[no-untyped-def]
+        cls = mod.OptunaSearch
+        for name in ("suggest", "on_trial_result", "on_trial_complete"):
+            setattr(cls, name, timed(f"searcher.{name}", getattr(cls, name)))
+
+    def patch_runner(mod) -> None:  # type: ignore[no-untyped-def]
+        cls = mod.SweepSearch
+        cls.on_trial_complete = timed("searcher.tell", cls.on_trial_complete)
+        for name in ("start_ray", "run_sweep", "shutdown"):
+            if hasattr(mod, name):
+                setattr(mod, name, timed(f"runner.{name}", getattr(mod, name)))
+
+    def patch_sweep(mod) -> None:  # type: ignore[no-untyped-def]
+        for name in ("load_dataset", "_check_feasible", "_check_study_storage", "_prepare_output", "_summarise", "_log_report"):
+            if hasattr(mod, name):  # the product changes: time what exists
+                setattr(mod, name, timed(f"sweep.{name.lstrip('_')}", getattr(mod, name)))
+
+    def patch_nothing(mod) -> None:  # type: ignore[no-untyped-def]
+        return None
+
+    patches = {
+        "sweeps.runner": patch_runner,
+        "sweeps.sweep": patch_sweep,
+        "tensorflow": patch_nothing,
+        "keras": patch_keras,
+        "models.conv2d": patch_conv2d,
+        "sweeps.trial": patch_trial,
+        "ray.tune": patch_tune,
+        "tracking.tracker": patch_tracker,
+        "ray.tune.search.optuna.optuna_search": patch_optuna_search,
+    }
+
+    class PostImport(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):  # type: ignore[no-untyped-def]
+            if name not in patches:
+                return None
+            for finder in sys.meta_path:
+                if finder is self or not hasattr(finder, "find_spec"):
+                    continue
+                spec = finder.find_spec(name, path, target)
+                if spec is not None:
+                    break
+            else:
+                return None
+            loader = spec.loader
+            if loader is None or not hasattr(loader, "exec_module"):
+                return spec
+            original = loader.exec_module
+
+            def exec_module(module):  # type: ignore[no-untyped-def]
+                t0 = time.time()
+                original(module)
+                if name in ("keras", "tensorflow"):
+                    emit(f"import_{name}", t0, time.time())
+                try:
+                    patches[name](module)
+                except Exception as exc:  # noqa: BLE001 - never break the product
+                    emit("probe_error", t0, time.time(), module=name, error=repr(exc))
+
+            loader.exec_module = exec_module
+            return spec
+
+    sys.meta_path.insert(0, PostImport())
+    try:  # when this process started (a Ray worker's start is the cost of a fresh actor)
+        started = time.time() - time.clock_gettime(time.CLOCK_MONOTONIC) + _proc_start_monotonic()
+    except Exception:  # noqa: BLE001 - not Linux
+        started = time.time()
+    emit("process", started, time.time(), argv=" ".join(sys.argv[:3])[:200])
+
+
+def _proc_start_monotonic() -> float:
+    """This process's start on the monotonic clock (Linux /proc: field 22, in clock ticks since boot)."""
+    with open(f"/proc/{os.getpid()}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return int(fields[19]) / os.sysconf("SC_CLK_TCK")
+
+
+if _DIR:
+    _install()

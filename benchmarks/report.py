@@ -1,0 +1,190 @@
+"""The comparison's outputs: a pandas table, CSV files, a PNG, and headline ratios against this product."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks.common import COLUMNS, ToolRun, best_so_far, metrics
+from benchmarks.product import LABEL as PRODUCT
+
+# The product's targets, checked after every comparison.
+OVERHEAD_TARGET_S = 0.5
+UTILISATION_TARGET = 0.90
+
+
+def table(runs: list[ToolRun], target: float) -> pd.DataFrame:
+    """One row per run (a `repeat` column when a tool ran more than once)."""
+    rows = []
+    seen: dict[str, int] = {}
+    for run in runs:
+        row = metrics(run, target)
+        row["repeat"] = seen.get(run.tool, 0)
+        seen[run.tool] = row["repeat"] + 1
+        rows.append(row)
+    return pd.DataFrame(rows, columns=[*COLUMNS, "repeat"])
+
+
+def summary(raw: pd.DataFrame) -> pd.DataFrame:
+    """Median over repeats per tool (the raw table itself when each tool ran once), in run order."""
+    if raw.empty or raw["repeat"].max() == 0:
+        return raw.drop(columns="repeat").reset_index(drop=True)
+    order = list(dict.fromkeys(raw["tool"]))
+    numeric = [c for c in COLUMNS if c not in ("tool", "early_stopping")]
+    grouped = raw.groupby("tool", sort=False)
+    out = grouped[numeric].median()
+    out["early_stopping"] = grouped["early_stopping"].first()
+    out = out.reindex(order).reset_index()
+    return out[COLUMNS]
+
+
+def format_table(df: pd.DataFrame) -> str:
+    shown = df.copy()
+    shown["utilisation"] = shown["utilisation"].map(lambda v: "" if pd.isna(v) else f"{v:.0%}")
+    shown["time_to_target_s"] = shown["time_to_target_s"].map(lambda v: "not reached" if pd.isna(v) else f"{v:g}")
+    with pd.option_context("display.width", 250, "display.max_columns", 50):
+        return shown.to_string(index=False)
+
+
+def _ratio(a: float, b: float) -> float:
+    if a is None or b is None or pd.isna(a) or pd.isna(b) or b == 0:
+        return math.nan
+    return a / b
+
+
+def headline(df: pd.DataFrame, target: float) -> list[str]:
+    """Each peer against this product: how many times its wall time, time to target and
+    per-trial overhead; values above 1 mean the product is faster."""
+    rows = {r["tool"]: r for r in df.to_dict("records")}
+    if PRODUCT not in rows:
+        return []
+    p = rows[PRODUCT]
+    lines = [f"Ratios peer / this product (above 1: this product is better; target val_accuracy {target:g}):"]
+    for tool, r in rows.items():
+        if tool == PRODUCT:
+            continue
+        ttt = _ratio(r["time_to_target_s"], p["time_to_target_s"])
+        ttt_text = (
+            f"{ttt:.2f}x" if not pd.isna(ttt)
+            else ("peer did not reach it" if pd.isna(r["time_to_target_s"]) else "this product did not reach it")
+        )
+        lines.append(
+            f"  {tool}: wall {_ratio(r['wall_s'], p['wall_s']):.2f}x, time to target {ttt_text}, "
+            f"per-trial overhead {_ratio(r['overhead_median_s'], p['overhead_median_s']):.2f}x, "
+            f"utilisation {r['utilisation']:.0%} vs {p['utilisation']:.0%}"
+        )
+    return lines
+
+
+def targets(df: pd.DataFrame) -> list[str]:
+    """The product's stated targets, each MET or MISSED with the numbers."""
+    rows = {r["tool"]: r for r in df.to_dict("records")}
+    if PRODUCT not in rows:
+        return []
+    p = rows[PRODUCT]
+    out = ["Targets for this product:"]
+
+    def line(ok: bool | None, text: str) -> None:
+        out.append(f"  [{'MET' if ok else ('n/a' if ok is None else 'MISSED')}] {text}")
+
+    line(p["overhead_median_s"] < OVERHEAD_TARGET_S, f"per-trial overhead median {p['overhead_median_s']} s < {OVERHEAD_TARGET_S} s")
+    line(
+        p["utilisation"] >= UTILISATION_TARGET if p["slots"] == 2 else None,
+        f"utilisation {p['utilisation']:.0%} >= {UTILISATION_TARGET:.0%} on 2 slots (ran on {p['slots']})",
+    )
+    kt = rows.get("KerasTuner RandomSearch")
+    ray = rows.get("Ray Tune + OptunaSearch (plain)")
+    mine = p["time_to_target_s"]
+    if kt is not None:
+        theirs = kt["time_to_target_s"]
+        ok = None if pd.isna(theirs) and pd.isna(mine) else (not pd.isna(mine) and (pd.isna(theirs) or mine <= theirs / 2))
+        line(ok, f"time to target {mine} s <= half of KerasTuner RandomSearch's {theirs} s")
+    if ray is not None:
+        theirs = ray["time_to_target_s"]
+        ok = None if pd.isna(theirs) and pd.isna(mine) else (not pd.isna(mine) and (pd.isna(theirs) or mine < theirs))
+        line(ok, f"time to target {mine} s < plain Ray Tune + OptunaSearch's {theirs} s")
+    return out
+
+
+def plot(runs: list[ToolRun], target: float, path: Path) -> None:
+    """Left: best validation accuracy so far against seconds since each tool's launch.
+    Right: each tool's slot-seconds (wall x slots) split into fit, per-trial overhead, and time
+    outside any trial (start-up, tail, idle slots)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    firsts: dict[str, ToolRun] = {}
+    for run in runs:
+        firsts.setdefault(run.tool, run)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5), gridspec_kw={"width_ratios": [3, 2]})
+    for tool, run in firsts.items():
+        points = best_so_far(run)
+        wall = run.ended - run.launched
+        if points:
+            xs = [x for x, _ in points] + [wall]
+            ys = [y for _, y in points] + [points[-1][1]]
+            left.step(xs, ys, where="post", label=tool, linewidth=2.2 if tool == PRODUCT else 1.4)
+            left.plot([wall], [ys[-1]], marker="|", markersize=12, color=left.lines[-1].get_color())
+    left.axhline(target, color="grey", linestyle="--", linewidth=1)
+    left.set_xlabel("seconds since the tool's process started (| = end)")
+    left.set_ylabel("best validation accuracy so far")
+    left.set_title("Best val accuracy vs wall time")
+    left.legend(fontsize=8, loc="lower right")
+    left.grid(alpha=0.3)
+
+    names, fit, over, idle = [], [], [], []
+    for tool, run in firsts.items():
+        slot_s = (run.ended - run.launched) * run.slots
+        in_trials = sum(max(0.0, t.end - t.start) for t in run.trials)
+        f = sum(t.fit_s for t in run.trials)
+        names.append(f"{tool}\n({run.slots} slot{'s' if run.slots > 1 else ''})")
+        fit.append(f)
+        over.append(max(0.0, in_trials - f))
+        idle.append(max(0.0, slot_s - in_trials))
+    y = range(len(names))
+    right.barh(y, fit, label="inside fit", color="#4c72b0")
+    right.barh(y, over, left=fit, label="per-trial overhead", color="#dd8452")
+    right.barh(y, idle, left=[a + b for a, b in zip(fit, over)], label="outside trials", color="#c7c7c7")
+    right.set_yticks(list(y), names, fontsize=8)
+    right.invert_yaxis()
+    right.set_xlabel("slot-seconds (wall time x slots)")
+    right.set_title("Where the slots' time went")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(runs: list[ToolRun], target: float, out: Path, stem: str = "compare") -> tuple[pd.DataFrame, dict[str, Path]]:
+    """Table, raw CSV, summary CSV, PNG and every run's record as JSON under out/."""
+    out.mkdir(parents=True, exist_ok=True)
+    raw = table(runs, target)
+    df = summary(raw)
+    paths = {"csv": out / f"{stem}.csv", "runs_csv": out / f"{stem}_runs.csv", "png": out / f"{stem}.png"}
+    df.to_csv(paths["csv"], index=False)
+    raw.to_csv(paths["runs_csv"], index=False)
+    plot(runs, target, paths["png"])
+    records = out / f"{stem}_records"
+    records.mkdir(exist_ok=True)
+    seen: dict[str, int] = {}
+    for run in runs:
+        n = seen[run.tool] = seen.get(run.tool, -1) + 1
+        slug = "".join(c if c.isalnum() else "-" for c in run.tool.lower()).strip("-")
+        (records / f"{slug}-{n}.json").write_text(run.to_json())
+    return df, paths
+
+
+def describe(runs: list[ToolRun]) -> list[str]:
+    return [f"  {r.tool}: {r.notes}; fit time from {r.fit_source}" for r in {r.tool: r for r in runs}.values()]
+
+
+def format_table_generic(df: pd.DataFrame) -> str:
+    shown = df.copy()
+    if "utilisation" in shown:
+        shown["utilisation"] = shown["utilisation"].map(lambda v: "" if pd.isna(v) else f"{v:.0%}")
+    with pd.option_context("display.width", 250, "display.max_columns", 50):
+        return shown.to_string(index=False)
