@@ -173,10 +173,16 @@ _KT_STATE: dict[str, Any] = {"record": None, "pending_start": 0.0}
 def run_kerastuner(budget: Budget, workdir: Path, hyperband: bool) -> dict[str, Any]:
     """RandomSearch(max_trials=N) or Hyperband(max_epochs=E, factor=3), capped at N KerasTuner
     trials; one trial at a time in one process (KerasTuner has no parallel slots on one machine)."""
+    import importlib.util
+
     import keras_tuner as kt
 
     from models.conv2d import build_conv2d
 
+    if importlib.util.find_spec("tensorboard") is None:
+        # KerasTuner 1.4.8 imports tensorboard in every trial on the TensorFlow backend, and
+        # TensorFlow 2.21 no longer installs it: every trial would fail with ModuleNotFoundError.
+        raise RuntimeError("KerasTuner needs tensorboard here: pip install tensorboard==2.21.0")
     data = load_data(budget)
     records: list[Trial] = []
 
