@@ -34,10 +34,8 @@ from sweeps.outcomes import RUN_STATUS, Outcome, trial_outcome  # noqa: E402
 from sweeps.progress import Progress  # noqa: E402
 from sweeps.search import make_sampler, open_storage  # noqa: E402
 from sweeps.space import define_by_run  # noqa: E402
-from sweeps.trial import INFEASIBLE, MODEL_FILE, TrialSettings, best_key, objective_key, train_trial  # noqa: E402
+from sweeps.trial import EPOCH_METRICS, INFEASIBLE, MODEL_FILE, TrialSettings, best_key, objective_key, train_trial  # noqa: E402
 from tracking import RunStatus, SweepTracker  # noqa: E402
-
-REPORTED = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 
 
 class SweepSearch(OptunaSearch):
@@ -79,7 +77,7 @@ class TrackingCallback(tune.Callback):
     def __init__(self, tracker: SweepTracker, search: SweepSearch, objectives: list[str], progress: Progress) -> None:
         self.tracker, self.search, self.progress = tracker, search, progress
         self.first_key = best_key(objectives[0])
-        self.best_keys = [best_key(m) for m in objectives if m in REPORTED]
+        self.best_keys = [best_key(m) for m in objectives if m in EPOCH_METRICS]
         self.run_ids: dict[str, str] = {}
         self.nodes: set[str] = set()
         self.outcomes: dict[str, Outcome] = {}
@@ -103,7 +101,7 @@ class TrackingCallback(tune.Callback):
         if result.get(INFEASIBLE) or trial.trial_id not in self.run_ids:
             return
         step = int(result["training_iteration"])
-        values = {k: result[k] for k in (*REPORTED, *self.best_keys) if k in result}
+        values = {k: result[k] for k in (*EPOCH_METRICS, *self.best_keys) if k in result}
         values["epoch_time_s"] = result.get("time_this_iter_s", math.nan)
         values["worker_rss_mb"] = result.get("worker_rss_mb", math.nan)
         if "node_id" in result:
