@@ -314,6 +314,7 @@ def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, trackin
         objectives=cfg.objectives, max_epochs=cfg.max_epochs, seed=cfg.seed,
         cpus=max(1, int(cfg.resources.cpus_per_trial)), gpu_fraction=cfg.resources.gpus_per_trial,
         max_params=cfg.space.max_params, max_flops=cfg.space.max_flops,
+        checkpoint_every_s=cfg.resources.checkpoint_every_s,
     )
     progress = Progress(total=remaining, metric=cfg.metric, mode=cfg.mode, out=out)
 
@@ -327,6 +328,7 @@ def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, trackin
             # The data reaches each node once through the object store, however many trials run there.
             moved = {"data_bytes": result.data_bytes, "data_nodes": result.data_nodes,
                      "data_bytes_per_trial": result.data_bytes * result.data_nodes / max(1, remaining)}
+        tracker.flush()  # every queued value in the store before it is read back
         record = find_sweep_run(tracking_uri, cfg.tracking.experiment, cfg.name)
         assert record is not None and study is not None
         reconcile(study, tracker, record, Outcome.NOT_RUN)
@@ -403,7 +405,7 @@ def _summarise(cfg: SweepConfig, study: Any, tracker: Any, dataset: Dataset, sta
     if best is not None and cfg.tracking.log_best_model and best_run_id and checkpoint and checkpoint.is_file():
         from models.conv2d import load_model
 
-        model_uri = tracker.log_keras_model(best_run_id, load_model(checkpoint), dataset.x_val[:8])
+        model_uri = tracker.log_keras_model(best_run_id, load_model(checkpoint))
         if cfg.tracking.registered_model:
             from tracking import register_best_model
 

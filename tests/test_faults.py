@@ -16,6 +16,7 @@ GRID = [
     "model.optimizer=sgd", "space.filters=choice(8,16,32,48)", "space.learning_rate=choice(0.05,1e12)",
     "space.kernel_size=3", "space.padding=same", "space.dilation_rate=1", "space.kernel_regularizer_strength=0.0001",
     "max_failures=null", "max_failure_rate=null",
+    "resources.checkpoint_every_s=0",  # every better epoch is written, so a retry resumes from epoch 1
 ]
 
 
