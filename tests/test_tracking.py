@@ -38,3 +38,41 @@ def test_reopening_an_experiment_keeps_its_id(tmp_path):
     uri = default_tracking_uri(tmp_path)
     first = SweepTracker(uri, "exp", tmp_path / "a").experiment_id
     assert SweepTracker(uri, "exp", tmp_path / "a").experiment_id == first
+
+
+def test_a_logged_model_carries_its_signature_and_pinned_requirements(tmp_path):
+    from importlib.metadata import version
+
+    import keras
+    import mlflow
+
+    uri = default_tracking_uri(tmp_path)
+    tracker = SweepTracker(uri, "exp", tmp_path / "artifacts")
+    tracker.start_sweep("s", {}, {}, "a: 1\n")
+    child = tracker.start_trial("trial-000", {}, {})
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+    model_uri = tracker.log_keras_model(child, model)
+
+    mlflow.set_tracking_uri(uri)
+    info = mlflow.models.get_model_info(model_uri)
+    assert [(str(s.type), s.shape) for s in info.signature.inputs.inputs] == [("float32", (-1, 8, 8, 1))]
+    assert [(str(s.type), s.shape) for s in info.signature.outputs.inputs] == [("float32", (-1, 10))]
+    requirements = next((tmp_path / "artifacts").rglob("requirements.txt")).read_text().split()
+    assert f"keras=={version('keras')}" in requirements and f"tensorflow=={version('tensorflow')}" in requirements
+    assert any(r.startswith("mlflow==") for r in requirements)
+    restored = mlflow.keras.load_model(model_uri)
+    assert restored.predict(np.zeros((2, 8, 8, 1), np.float32), verbose=0).shape == (2, 10)
+    assert MlflowClient(uri).get_run(child).info.status == "FINISHED"
+
+
+def test_a_tracker_with_queued_writes_pickles_without_them(tmp_path):
+    import pickle
+
+    uri = default_tracking_uri(tmp_path)
+    tracker = SweepTracker(uri, "exp", tmp_path / "artifacts")
+    parent = tracker.start_sweep("s", {"a": 1}, {}, "a: 1\n")
+    tracker.log_metrics(parent, {"x": 1.0})  # queued
+    copy = pickle.loads(pickle.dumps(tracker))  # what Ray Tune does with its callbacks
+    assert copy.parent_run_id == parent and copy.tracking_uri == uri
+    tracker.end_sweep({}, {}, RunStatus.FINISHED)
+    assert [m.value for m in MlflowClient(uri).get_metric_history(parent, "x")] == [1.0]

@@ -94,6 +94,12 @@ class SweepTracker:
             self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
         self.parent_run_id: str | None = None
         self._dataset_input: DatasetInput | None = None
+        self._pending: dict[str, list[Any]] = {}  # run id -> MLflow futures of values not yet written
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Ray Tune pickles its callbacks, and so this tracker, with its experiment state; queued
+        # writes belong to this process.
+        return {**self.__dict__, "_pending": {}}
 
     # ------------------------------------------------------------ sweep (parent run)
 
@@ -113,6 +119,7 @@ class SweepTracker:
         assert self.parent_run_id is not None
         self.log_metrics(self.parent_run_id, metrics)
         self.set_tags(self.parent_run_id, tags)
+        self.flush()
         self.client.set_terminated(self.parent_run_id, status=status.value)
 
     # ------------------------------------------------------------ trials (nested runs)
@@ -131,6 +138,7 @@ class SweepTracker:
 
     def end_trial(self, run_id: str, status: RunStatus, tags: Mapping[str, str], error: BaseException | str | None = None) -> None:
         self.set_tags(run_id, tags)
+        self.flush(run_id)
         if error is not None:
             text = error if isinstance(error, str) else "".join(traceback.format_exception(error))
             self.client.log_text(run_id, text, "error/traceback.txt")
@@ -138,20 +146,33 @@ class SweepTracker:
 
     # ------------------------------------------------------------ values
 
+    # Values go through MLflow's asynchronous queue (one background thread, batches merged), so
+    # the driver, and with it every trial waiting for its next epoch, never waits for the store.
+    # A run is flushed before it ends; a write that failed raises there.
+
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         items = [Param(str(k), _param_text(v)) for k, v in params.items()]
         for i in range(0, len(items), _BATCH):
-            self.client.log_batch(run_id, params=items[i : i + _BATCH], synchronous=True)
+            self._write(run_id, params=items[i : i + _BATCH])
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
         now = _now_ms()
         batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None and np.isfinite(v)]
         if batch:
-            self.client.log_batch(run_id, metrics=batch, synchronous=True)
+            self._write(run_id, metrics=batch)
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         if tags:
-            self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()], synchronous=True)
+            self._write(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def flush(self, run_id: str | None = None) -> None:
+        """Wait until the values queued for `run_id` (default: every run) are in the store."""
+        for key in [run_id] if run_id is not None else list(self._pending):
+            for operation in self._pending.pop(key, []):
+                operation.wait()
+
+    def _write(self, run_id: str, **values: Any) -> None:
+        self._pending.setdefault(run_id, []).append(self.client.log_batch(run_id, synchronous=False, **values))
 
     def log_dict(self, run_id: str, value: Mapping[str, Any], path: str) -> None:
         self.client.log_dict(run_id, dict(value), path)
@@ -172,19 +193,42 @@ class SweepTracker:
         assert self._dataset_input is not None
         self.client.log_inputs(run_id, datasets=[self._dataset_input])
 
-    def log_keras_model(self, run_id: str, model: Any, example: np.ndarray) -> str:
-        """Log a Keras model with its signature; returns the model URI (runs:/<id>/model)."""
+    def log_keras_model(self, run_id: str, model: Any) -> str:
+        """Log a Keras model with its signature; returns the model URI (runs:/<id>/model).
+
+        The signature comes from the model's own input and output specs, and the requirements are
+        the installed versions: MLflow would otherwise run the model once and load it again in a
+        subprocess (a second TensorFlow import, ~5 s) to find the same facts.
+        """
         import mlflow
         import mlflow.keras
-        from mlflow.models import infer_signature
+        from mlflow.models import ModelSignature
+        from mlflow.types import Schema, TensorSpec
 
+        signature = ModelSignature(
+            inputs=Schema([TensorSpec(np.dtype(model.inputs[0].dtype), (-1, *model.inputs[0].shape[1:]))]),
+            outputs=Schema([TensorSpec(np.dtype(model.outputs[0].dtype), (-1, *model.outputs[0].shape[1:]))]),
+        )
         mlflow.set_tracking_uri(self.tracking_uri)
-        signature = infer_signature(example, np.asarray(model.predict(example, verbose=0)))
+        self.flush(run_id)
         # log_model works on the fluent active run; resume the (finished) trial run just for this.
         with mlflow.start_run(run_id=run_id):
-            info = mlflow.keras.log_model(model, name="model", signature=signature)
+            info = mlflow.keras.log_model(model, name="model", signature=signature, pip_requirements=_model_requirements())
         self.client.set_terminated(run_id, status=RunStatus.FINISHED.value)
         return info.model_uri
+
+
+def _model_requirements() -> list[str]:
+    """What serving a logged model needs: the versions installed here (MLflow adds itself)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for package in ("keras", "tensorflow", "numpy"):
+        try:
+            pins.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            pins.append(package)
+    return pins
 
 
 def _param_text(value: Any) -> str:
