@@ -95,7 +95,7 @@ def summary_text(df: pd.DataFrame, runs: list[ToolRun], budget: Budget, target: 
         "",
         *report.headline(df, target),
         "",
-        *report.targets(df),
+        *report.targets(df, _tracking_share(runs)),
         "",
         "Tools:",
         *report.describe(runs),
@@ -106,6 +106,13 @@ def summary_text(df: pd.DataFrame, runs: list[ToolRun], budget: Budget, target: 
             lines += ["", product.format_breakdown(run.extra["breakdown"])]
             break
     return "\n".join(lines)
+
+
+def _tracking_share(runs: list[ToolRun]) -> float | None:
+    for run in runs:
+        if run.tool == product.LABEL and "breakdown" in run.extra:
+            return run.extra["breakdown"]["sweep"].get("tracking_share_of_trial_time")
+    return None
 
 
 def scaling(

@@ -68,7 +68,7 @@ def run(budget: Budget, workdir: Path, probe: bool = True, name: str = "bench", 
         tool=LABEL, slots=budget.slots, launched=launched, ended=ended, trials=trials, returncode=returncode,
         early_stopping="ASHA", log=str(log),
         fit_source="probe around Model.fit" if probe else "MLflow sum(epoch_time_s): includes build, checkpoint saves, reports",
-        notes="reuse_actors, TF threads = CPUs per trial, MLflow per epoch, checkpoint on improvement, best model logged",
+        notes="reuse_actors, TF threads = CPUs per trial, MLflow per epoch (queued), best epoch checkpointed at ASHA rungs, best model logged",
     )
     if probe:
         result.extra["breakdown"] = breakdown(result, events, driver_pid=proc.pid)
@@ -217,6 +217,10 @@ def breakdown(run: ToolRun, events: list[dict[str, Any]], driver_pid: int) -> di
     in_trials = sum(t.end - t.start for t in run.trials)
     fit = sum(t.fit_s for t in run.trials)
     workers = {e["pid"] for e in events if e["kind"] == "trial_begin"}
+    # MLflow writes the driver made while trials ran: each holds up Tune's loop, and with it the
+    # trial waiting for its next epoch (writes are queued; this is the time until each call returns).
+    tracking = sum(e["t1"] - e["t0"] for e in events if e["pid"] == driver_pid and e["kind"].startswith("mlflow.")
+                   and starts and min(starts) <= e["t0"] <= max(ends))
     return {
         "per_trial_median_s": {k: round(statistics.median(v), 3) for k, v in per_trial.items()},
         "per_trial_total_s": {k: round(sum(v), 1) for k, v in per_trial.items()},
@@ -230,6 +234,8 @@ def breakdown(run: ToolRun, events: list[dict[str, Any]], driver_pid: int) -> di
             "fit_share": round(fit / slot_s, 3),
             "trial_overhead_share": round((in_trials - fit) / slot_s, 3),
             "outside_trials_share": round(1 - in_trials / slot_s, 3),
+            "tracking_s": round(tracking, 2),
+            "tracking_share_of_trial_time": round(tracking / in_trials, 4) if in_trials else None,
             "worker_processes": len(workers),
             "epochs": sum(t.epochs for t in run.trials),
         },
@@ -244,6 +250,8 @@ def format_breakdown(b: dict[str, Any]) -> str:
          f"{s['tail_s']}; of {s['slot_seconds']} slot-seconds: inside fit {s['fit_share']:.0%}, per-trial overhead "
          f"{s['trial_overhead_share']:.0%}, outside any trial (start-up, tail, idle slots) {s['outside_trials_share']:.0%}; "
          f"{s['worker_processes']} worker processes"),
+        (f"  MLflow writes in the driver while trials ran: {s.get('tracking_s')} s = "
+         f"{(s.get('tracking_share_of_trial_time') or 0):.1%} of the trials' time"),
         "  per trial, median (total over trials):",
     ]
     for k, v in b["per_trial_median_s"].items():
