@@ -325,6 +325,7 @@ def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, trackin
             result = runner.run_sweep(cfg, dataset.arrays(), settings, tracker, progress, n_trials=remaining,
                                       experiment=cfg.name if state.segments == 1 else f"{cfg.name}-resume{state.segments - 1}")
             study, stopped_because = result.study, result.stopped_because
+            runner.release()
             # The data reaches each node once through the object store, however many trials run there.
             moved = {"data_bytes": result.data_bytes, "data_nodes": result.data_nodes,
                      "data_bytes_per_trial": result.data_bytes * result.data_nodes / max(1, remaining)}
