@@ -80,3 +80,15 @@ def test_keras_download_failure_says_how_to_use_a_local_file(monkeypatch, tmp_pa
     monkeypatch.setattr(socket.socket, "connect", no_network)
     with pytest.raises(DatasetError, match=r"downloading keras\.datasets\.mnist failed.*dataset\.path="):
         load_dataset("mnist")
+
+
+def test_digits_read_from_sklearns_file_equal_its_own_loader():
+    from sklearn.datasets import load_digits
+
+    from sweeps.datasets import _digits_arrays
+
+    images, target = _digits_arrays()
+    bunch = load_digits()
+    np.testing.assert_array_equal(images, bunch.images)
+    np.testing.assert_array_equal(target, bunch.target)
+    assert images.shape == (1797, 8, 8)
