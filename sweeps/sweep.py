@@ -10,6 +10,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -257,13 +258,20 @@ def _execute(cfg: SweepConfig, state: SweepState | None, out: Any) -> Summary:
     _check_feasible(cfg, dataset)
     # Heavy imports only once the input is known to be good.
     from sweeps import runner
-    from tracking import default_tracking_uri, unreachable
+    from tracking import default_tracking_uri, import_store_modules, unreachable
 
     tracking_uri = state.tracking_uri if state else (cfg.tracking.uri or default_tracking_uri(cfg.output_dir))
     problem = unreachable(tracking_uri)
     if problem:
         raise ConfigError("tracking.uri", problem, "start the server (python -m mlflow server ...) or set tracking.uri=null for the local store")
-    runner.start_ray(cfg)  # before any write: a GPU the cluster lacks is bad input too
+    # Starting Ray mostly waits on its processes: import the store modules meanwhile (joined before
+    # any other import can race with them).
+    importing = threading.Thread(target=import_store_modules, name="import-stores", daemon=True)
+    importing.start()
+    try:
+        runner.start_ray(cfg)  # before any write: a GPU the cluster lacks is bad input too
+    finally:
+        importing.join()
     try:
         if state is None:
             _prepare_output(cfg)

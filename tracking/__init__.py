@@ -21,7 +21,7 @@ from tracking.registry import (
     register_best_model,
     resolve_model_uri,
 )
-from tracking.tracker import REDACTED, RunStatus, SweepTracker, default_tracking_uri, redact, unreachable
+from tracking.tracker import REDACTED, RunStatus, SweepTracker, default_tracking_uri, import_store_modules, redact, unreachable
 
 __all__ = [
     "DEFAULT_ALIAS",
@@ -35,6 +35,7 @@ __all__ = [
     "SweepTracker",
     "dataset_inputs",
     "default_tracking_uri",
+    "import_store_modules",
     "find_sweep_run",
     "list_report_files",
     "list_trial_runs",
