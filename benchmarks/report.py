@@ -37,6 +37,7 @@ def summary(raw: pd.DataFrame) -> pd.DataFrame:
     grouped = raw.groupby("tool", sort=False)
     out = grouped[numeric].median()
     out["early_stopping"] = grouped["early_stopping"].first()
+    out["slots"] = out["slots"].astype(int)  # fixed per tool: a median of it is the same count
     out = out.reindex(order).reset_index()
     return out[COLUMNS]
 
