@@ -68,3 +68,36 @@ def test_the_checkpoint_holds_the_best_epochs_weights_and_training_goes_on_from_
     for a, b in zip(model.get_weights(), current):
         np.testing.assert_array_equal(a, b)
     assert not kept.due(6), "written once: nothing due until the next improvement"
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_every_kept_checkpoint_scores_its_trials_best_epoch(tmp_path):
+    """No scheduler: trials checkpoint only after their last epoch, yet what they keep is the best
+    epoch's model, also when later epochs were worse (validation loss rising: overfitting)."""
+    import optuna
+    from mlflow import MlflowClient
+
+    from models.conv2d import load_model
+    from sweeps.datasets import load_dataset
+    from tests.conftest import run_cli
+
+    out = tmp_path / "outputs"
+    result = run_cli("run", "name=ckpt", "n_trials=4", "max_epochs=6", "scheduler=none", "sampler=random", "seed=1",
+                     "metric=val_loss", "mode=min", "dataset.limit=300", "resources.num_cpus=2",
+                     "tracking.log_best_model=false", "tracking.log_report=false",
+                     "space.learning_rate=choice(0.01,0.03)", "space.kernel_size=3", "space.padding=same", "space.filters=choice(16,32)",
+                     "space.dilation_rate=1", "space.kernel_regularizer_strength=0.0001", f"output_dir={out}", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    study = optuna.load_study(study_name="ckpt", storage=f"sqlite:///{out / 'optuna.db'}")
+    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
+    data = load_dataset("digits", None, 0.2, 300, 1)
+    worse_later = 0
+    for trial in study.trials:
+        assert trial.state == optuna.trial.TrialState.COMPLETE
+        history = [m.value for m in sorted(client.get_metric_history(trial.user_attrs["mlflow_run_id"], "val_loss"), key=lambda m: m.step)]
+        assert len(history) == 6 and trial.value == pytest.approx(min(history))
+        loss, _ = load_model(trial.user_attrs["checkpoint"]).evaluate(data.x_val, data.y_val, verbose=0)
+        assert loss == pytest.approx(trial.value, rel=1e-4)
+        worse_later += history[-1] > min(history)
+    assert worse_later >= 1, "no trial got worse after its best epoch: this sweep no longer tests the weight swap"

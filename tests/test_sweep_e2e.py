@@ -110,6 +110,13 @@ def test_best_model_is_logged_and_predicts(sweep, client):
     mlflow.set_tracking_uri(f"sqlite:///{out / 'mlflow.db'}")
     model = mlflow.keras.load_model(parents[0].data.tags["sweeps.best_model_uri"])
     assert model.predict(np.zeros((3, 8, 8, 1), np.float32), verbose=0).shape == (3, 10)
+    # The kept checkpoint holds the best epoch's weights: on the sweep's own validation split the
+    # logged model scores exactly the best val_accuracy its trial reported.
+    from sweeps.datasets import load_dataset
+
+    data = load_dataset("digits", None, 0.2, 400, 3)
+    _, accuracy = model.evaluate(data.x_val, data.y_val, verbose=0)
+    assert accuracy == pytest.approx(best_child.data.metrics["best_val_accuracy"], abs=1e-6)
     assert parents[0].data.tags["sweeps.registered_model"].startswith("models:/digits-conv2d@champion")
     assert "Best trial #" in stdout and "val_accuracy = " in stdout
     assert "mlflow ui --backend-store-uri sqlite:///" in stdout
