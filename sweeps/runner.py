@@ -114,7 +114,7 @@ class TrackingCallback(tune.Callback):
         self.tracker.log_metrics(self.run_ids[trial.trial_id], values, step=step)
 
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
-        # Where the best epoch's model lies (trials checkpoint only on improvement), for the summary
+        # Where the best epoch's model lies (each checkpoint holds the trial's best epoch so far), for the summary
         # of this run or of a later resume; recorded while the Optuna trial is still open.
         ot_trial = self.search.optuna_trial(trial.trial_id)
         if ot_trial is not None:
