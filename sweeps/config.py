@@ -318,7 +318,7 @@ def validate(raw: dict[str, Any]) -> SweepConfig:
             num_cpus=_number(rs, "num_cpus", int, 1, allow_none=True, label="resources.num_cpus"),
             max_retries=_number(rs, "max_retries", int, 0, label="resources.max_retries"),
             custom=_custom(rs),
-            checkpoint_every_s=_number(rs, "checkpoint_every_s", float, 0, label="resources.checkpoint_every_s") if "checkpoint_every_s" in rs else 60.0,
+            checkpoint_every_s=_number(rs, "checkpoint_every_s", float, 0, label="resources.checkpoint_every_s") if "checkpoint_every_s" in rs else ResourceSettings.checkpoint_every_s,
         ),
         tracking=TrackingSettings(uri=tr.get("uri"), experiment=str(tr.get("experiment") or "sweeps"), log_best_model=bool(tr.get("log_best_model", True)),
                                   registered_model=tr.get("registered_model") or None,
