@@ -219,8 +219,9 @@ def breakdown(run: ToolRun, events: list[dict[str, Any]], driver_pid: int) -> di
     workers = {e["pid"] for e in events if e["kind"] == "trial_begin"}
     # MLflow writes the driver made while trials ran: each holds up Tune's loop, and with it the
     # trial waiting for its next epoch (writes are queued; this is the time until each call returns).
-    tracking = sum(e["t1"] - e["t0"] for e in events if e["pid"] == driver_pid and e["kind"].startswith("mlflow.")
-                   and starts and min(starts) <= e["t0"] <= max(ends))
+    first, last = (min(starts), max(ends)) if starts else (math.inf, -math.inf)
+    tracking = sum(e["t1"] - e["t0"] for e in events
+                   if e["pid"] == driver_pid and e["kind"].startswith("mlflow.") and first <= e["t0"] <= last)
     return {
         "per_trial_median_s": {k: round(statistics.median(v), 3) for k, v in per_trial.items()},
         "per_trial_total_s": {k: round(sum(v), 1) for k, v in per_trial.items()},
