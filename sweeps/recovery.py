@@ -1,20 +1,67 @@
 """Make Optuna and MLflow agree after a sweep stopped uncleanly (driver killed, trials never run).
 
-Every Optuna trial still RUNNING is told FAIL and labelled; every MLflow trial run still RUNNING is
+A resumed sweep continues its interrupted trials (still RUNNING in Optuna: the driver that ran them
+is dead, and no other may run the sweep) from their last whole checkpoint, as themselves. Every
+other Optuna trial still RUNNING is told FAIL and labelled; every MLflow trial run still RUNNING is
 ended with the state Optuna holds; a trial Optuna proposed but MLflow never saw gets a run, so both
 stores count the same trials in the same states.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+
 import optuna
 
 from sweeps.outcomes import COUNTED, RUN_STATUS, Outcome
+from sweeps.trial import STATE_FILE, complete_snapshot
 from tracking import RunStatus, SweepTracker, list_trial_runs
 from tracking.query import RunRecord
 
+
+@dataclass(frozen=True)
+class Continuation:
+    """An interrupted trial that a resumed sweep continues instead of drawing a new one."""
+
+    number: int  # its Optuna trial number, kept
+    run_id: str | None  # its MLflow run, kept (None: the driver died before creating it)
+    checkpoint: str | None  # a whole snapshot's folder to go on from; None: from the first epoch
+    epoch: int = 0  # the epoch that snapshot holds
+
+
+def last_snapshot(trial: optuna.trial.FrozenTrial) -> tuple[str | None, int]:
+    """The newest whole checkpoint of a trial: the one the driver recorded, or a newer one its
+    worker had already written to the trial's folder when the driver died."""
+    folders = []
+    recorded = trial.user_attrs.get("checkpoint")
+    if recorded:
+        folders.append(Path(recorded).parent)
+    if trial.user_attrs.get("trial_dir"):
+        folders += Path(trial.user_attrs["trial_dir"]).glob("checkpoint_*")
+    best: tuple[str | None, int] = (None, 0)
+    for folder in folders:
+        if complete_snapshot(folder):
+            epoch = int(json.loads((folder / STATE_FILE).read_text())["epoch"])
+            if epoch > best[1]:
+                best = (str(folder), epoch)
+    return best
+
+
+def interrupted(study: optuna.Study, parent: RunRecord, tracking_uri: str, limit: int) -> list[Continuation]:
+    """Up to `limit` trials left RUNNING by a dead driver, oldest first, with their last snapshots."""
+    runs = {r.tags.get("optuna.trial_number"): r for r in list_trial_runs(tracking_uri, parent)}
+    found = []
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))[: max(0, limit)]:
+        run = runs.get(str(trial.number))
+        checkpoint, epoch = last_snapshot(trial)
+        found.append(Continuation(trial.number, run.run_id if run is not None else None, checkpoint, epoch))
+    return found
+
 _WHY = {
-    Outcome.INTERRUPTED: "interrupted: the sweep's driver stopped while this trial ran; resume ran a new trial instead",
+    Outcome.INTERRUPTED: "interrupted: the sweep's driver stopped while this trial ran, and the resumed sweep had no trials left to continue it",
     Outcome.NOT_RUN: "not run: proposed by the sampler, but the sweep ended (time budget or failure limit) before it started",
 }
 
@@ -26,11 +73,14 @@ def outcome_of(trial: optuna.trial.FrozenTrial) -> Outcome:
     return {"COMPLETE": Outcome.COMPLETE, "PRUNED": Outcome.PRUNED}.get(trial.state.name, Outcome.FAILED)
 
 
-def reconcile(study: optuna.Study, tracker: SweepTracker, parent: RunRecord, label: Outcome) -> int:
-    """Close what was left open; returns how many trials were mended."""
+def reconcile(study: optuna.Study, tracker: SweepTracker, parent: RunRecord, label: Outcome, keep: Collection[int] = ()) -> int:
+    """Close what was left open, except the trials numbered in `keep` (to be continued); returns
+    how many trials were mended."""
     runs = {r.tags.get("optuna.trial_number"): r for r in list_trial_runs(tracker.tracking_uri, parent)}
     mended = 0
     for trial in study.get_trials(deepcopy=False):
+        if trial.number in keep:
+            continue
         run = runs.get(str(trial.number))
         running = trial.state == optuna.trial.TrialState.RUNNING
         if not running and (run is None or run.status != "RUNNING"):

@@ -23,6 +23,9 @@ import optuna
 # (it rejects the -inf an infeasible trial reports); JSON and CSV results are kept, explicitly.
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+# Ctrl+C raises KeyboardInterrupt out of the Tuner, so the sweep's run ends KILLED; Tune's own
+# handler would stop the trials and return as if the sweep had finished.
+os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
 
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
@@ -34,27 +37,42 @@ from sweeps import faults  # noqa: E402
 from sweeps.config import ConfigError, SweepConfig  # noqa: E402
 from sweeps.outcomes import RUN_STATUS, Outcome, trial_outcome  # noqa: E402
 from sweeps.progress import Progress  # noqa: E402
+from sweeps.recovery import Continuation  # noqa: E402
 from sweeps.search import make_sampler, open_storage  # noqa: E402
 from sweeps.space import define_by_run  # noqa: E402
-from sweeps.trial import EPOCH_METRICS, INFEASIBLE, MODEL_FILE, TrialSettings, best_key, objective_key, train_trial  # noqa: E402
+from sweeps.trial import CONTINUE_FROM, EPOCH, EPOCH_METRICS, INFEASIBLE, MODEL_FILE, TrialSettings, best_key, objective_key, train_trial  # noqa: E402
 from tracking import RunStatus, SweepTracker  # noqa: E402
 
 
 class SweepSearch(OptunaSearch):
     """OptunaSearch that tells Optuna the truth: early-stopped trials PRUNED, errors FAIL, the
     objective = the best epoch's value (the checkpoint that is kept), infeasible trials PRUNED with
-    no intermediate value so TPE ranks them worst and learns to avoid them."""
+    no intermediate value so TPE ranks them worst and learns to avoid them. Interrupted trials of
+    a resumed sweep are proposed first, as themselves: same Optuna trial, same params."""
 
-    def __init__(self, *args: Any, objective_keys: list[str], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, objective_keys: list[str], continuations: tuple[Continuation, ...] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._objective_keys = objective_keys
+        self._to_continue = list(continuations)
+        self.continued: dict[str, Continuation] = {}  # tune trial id -> what it continues
 
     def optuna_trial(self, trial_id: str) -> optuna.Trial | None:
         return self._ot_trials.get(trial_id)
 
+    def suggest(self, trial_id: str) -> dict | None:
+        if not self._to_continue or trial_id in self._ot_trials:
+            return super().suggest(trial_id)
+        todo = self._to_continue.pop(0)
+        storage = self._ot_study._storage
+        ot_trial = optuna.Trial(self._ot_study, storage.get_trial_id_from_study_id_trial_number(self._ot_study._study_id, todo.number))
+        self._ot_trials[trial_id] = ot_trial
+        self.continued[trial_id] = todo
+        params = self._suggest_from_define_by_run_func(self._space, ot_trial)  # the values it already has
+        return {**params, **({CONTINUE_FROM: todo.checkpoint} if todo.checkpoint else {})}
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if not result.get(INFEASIBLE):
-            super().on_trial_result(trial_id, result)
+        if not result.get(INFEASIBLE):  # Optuna's intermediate values by epoch, as MLflow's steps
+            super().on_trial_result(trial_id, {**result, "training_iteration": result.get(EPOCH, result["training_iteration"])})
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
@@ -89,26 +107,35 @@ class TrackingCallback(tune.Callback):
             return  # a retry restarts the same trial: same run
         ot_trial = self.search.optuna_trial(trial.trial_id)
         number = ot_trial.number if ot_trial is not None else -1
-        run_id = self.tracker.start_trial(
-            f"trial-{number:03d}", trial.config,
-            {"tune.trial_id": trial.trial_id, "optuna.trial_number": str(number)},
-        )
+        params = {k: v for k, v in trial.config.items() if k != CONTINUE_FROM}
+        tags = {"tune.trial_id": trial.trial_id, "optuna.trial_number": str(number)}
+        continued = self.search.continued.get(trial.trial_id)
+        if continued is not None and continued.run_id:
+            run_id = continued.run_id
+            self.tracker.reopen_trial(run_id, params)
+            self.tracker.set_tags(run_id, {**tags, "sweeps.continued_from_epoch": str(continued.epoch)})
+        else:
+            run_id = self.tracker.start_trial(f"trial-{number:03d}", params, tags)
         self.run_ids[trial.trial_id] = run_id
         self.progress.trial_started()
         if ot_trial is not None:
             ot_trial.set_user_attr("mlflow_run_id", run_id)
             ot_trial.set_user_attr("tune_trial_id", trial.trial_id)
+            if trial.path:  # where its checkpoints go, for a resume that finds no checkpoint attr
+                ot_trial.set_user_attr("trial_dir", str(trial.path))
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if result.get(INFEASIBLE) or trial.trial_id not in self.run_ids:
             return
-        step = int(result["training_iteration"])
+        # The trial's own epoch, not Tune's iteration count, which starts again at 1 in a trial
+        # continued from a checkpoint by a resumed sweep.
+        step = int(result.get(EPOCH, result["training_iteration"]))
         values = {k: result[k] for k in (*EPOCH_METRICS, *self.best_keys) if k in result}
         values["epoch_time_s"] = result.get("time_this_iter_s", math.nan)
         values["worker_rss_mb"] = result.get("worker_rss_mb", math.nan)
         if "node_id" in result:
             self.nodes.add(str(result["node_id"]))
-        if step == 1:  # fixed by the architecture and the placement: logged once
+        if result["training_iteration"] == 1:  # fixed by the architecture and the placement: logged once per start
             values.update({k: result[k] for k in ("params", "flops") if k in result})
             self.tracker.set_tags(self.run_ids[trial.trial_id], {f"sweeps.{k}": str(result[k]) for k in ("node", "node_id", "device") if k in result})
         self.tracker.log_metrics(self.run_ids[trial.trial_id], values, step=step)
@@ -136,7 +163,7 @@ class TrackingCallback(tune.Callback):
         if run_id is None or trial.trial_id in self.outcomes:
             return
         self.outcomes[trial.trial_id] = outcome
-        tags = {"sweeps.state": outcome.value, "sweeps.epochs": str(trial.last_result.get("training_iteration", 0))}
+        tags = {"sweeps.state": outcome.value, "sweeps.epochs": str(trial.last_result.get(EPOCH, trial.last_result.get("training_iteration", 0)))}
         error_text = None
         if outcome is Outcome.INFEASIBLE:
             tags["sweeps.infeasible_reason"] = str(trial.last_result[INFEASIBLE])
@@ -148,6 +175,7 @@ class TrackingCallback(tune.Callback):
         self.tracker.end_trial(run_id, RunStatus(RUN_STATUS[outcome]), tags, error=error_text)
         value = trial.last_result.get(self.first_key) if outcome is Outcome.COMPLETE else None
         self.progress.trial_finished(outcome.value, tags.get("sweeps.error") or tags.get("sweeps.infeasible_reason", ""), value)
+        faults.at_driver(ended=len(self.outcomes))
 
 
 class WarmDriverImport(tune.Callback):
@@ -197,7 +225,7 @@ def slots(cfg: SweepConfig, cluster_cpus: float) -> int:
 def make_scheduler(cfg: SweepConfig) -> TrialScheduler:
     if cfg.scheduler.name == "asha":
         return ASHAScheduler(
-            time_attr="training_iteration", max_t=cfg.max_epochs,
+            time_attr=EPOCH, max_t=cfg.max_epochs,  # a continued trial's clock goes on from its checkpoint
             grace_period=cfg.scheduler.grace_period, reduction_factor=cfg.scheduler.reduction_factor,
         )
     return FIFOScheduler()
@@ -313,9 +341,11 @@ class FailureLimit(tune.Stopper):
 def run_sweep(
     cfg: SweepConfig, data: dict[str, Any], settings: TrialSettings, tracker: SweepTracker,
     progress: Progress, n_trials: int | None = None, experiment: str | None = None,
+    continuations: tuple[Continuation, ...] = (),
 ) -> SweepRun:
-    """Run n_trials (default cfg.n_trials) trials into the sweep's study; `experiment` names Ray's
-    result folder (a resumed sweep gets a fresh one beside the first)."""
+    """Run n_trials (default cfg.n_trials) trials into the sweep's study, the `continuations`
+    (interrupted trials, each from its checkpoint) first; `experiment` names Ray's result folder
+    (a resumed sweep gets a fresh one beside the first)."""
     started = time.monotonic()
     start_ray(cfg)
     storage = open_storage(cfg.output_dir, cfg.tracking.study_storage)
@@ -327,7 +357,7 @@ def run_sweep(
         mode=modes if cfg.multi_objective else cfg.mode,
         sampler=make_sampler(cfg.sampler, cfg.seed),
         study_name=cfg.name, storage=storage,
-        objective_keys=[objective_key(m) for m in metrics],
+        objective_keys=[objective_key(m) for m in metrics], continuations=continuations,
     )
     callback = TrackingCallback(tracker, search, metrics, progress)
     limit = FailureLimit(callback, cfg.max_failures, cfg.max_failure_rate)

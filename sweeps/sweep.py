@@ -8,10 +8,14 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -193,6 +197,40 @@ def _stores_lock(output_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@contextmanager
+def _driver_lock(cfg: SweepConfig) -> Iterator[None]:
+    """One driver per sweep: a second `run` or `resume` of the same name stops with exit code 2
+    while this one runs. An flock: the kernel releases it when its holder dies, even by kill -9."""
+    path = cfg.sweep_dir / "driver.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ConfigError("name", f"sweep {cfg.name!r} is being run right now ({holder})",
+                              f"wait for it to end (python -m sweeps resume {cfg.name} continues it after), or pick another name=<new name>") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"driver pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _state_under_lock(cfg: SweepConfig, state: SweepState | None) -> SweepState | None:
+    """The name was checked before the lock was taken: check again now that no one else can start
+    this sweep. A resume takes the state as it is now (another driver may have resumed it meanwhile)."""
+    now = SweepState.load(cfg)
+    if state is None and (now is not None or study_exists(cfg.output_dir, cfg.name, cfg.tracking.study_storage)):
+        raise ConfigError("name", f"a sweep named {cfg.name!r} was started by another driver while this one got ready",
+                          f"continue it with python -m sweeps resume {cfg.name}, or pick another name=<new name>")
+    return now if state is not None else None
+
+
 def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -275,42 +313,97 @@ def _execute(cfg: SweepConfig, state: SweepState | None, out: Any) -> Summary:
     try:
         if state is None:
             _prepare_output(cfg)
-        return _sweep(cfg, state, dataset, tracking_uri, runner, out)
+        with _driver_lock(cfg):
+            return _sweep(cfg, _state_under_lock(cfg, state), dataset, tracking_uri, runner, out)
     finally:
         runner.shutdown()
 
 
 def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, tracking_uri: str, runner: Any, out: Any) -> Summary:
-    import optuna
-
-    from sweeps.outcomes import Outcome
-    from sweeps.progress import Progress
-    from sweeps.recovery import counted, reconcile
-    from sweeps.trial import TrialSettings
-    from tracking import RunStatus, SweepTracker, find_sweep_run, redact
+    from tracking import SweepTracker, redact
 
     started = time.monotonic()
     with _stores_lock(cfg.output_dir):
         # Two sweeps starting at once on fresh stores would both create the sqlite tables.
-        tracker = SweepTracker(tracking_uri, cfg.tracking.experiment, cfg.output_dir / "mlartifacts")
+        tracker = SweepTracker(tracking_uri, cfg.tracking.experiment, cfg.output_dir / "mlartifacts", journal_dir=cfg.sweep_dir / "journal")
         open_storage(cfg.output_dir, cfg.tracking.study_storage)
     if state is None:
         parent = tracker.start_sweep(cfg.name, redact(_params(cfg)), _tags(cfg, dataset), yaml.safe_dump(redact(cfg.resolved), sort_keys=False))
-        tracker.log_dataset(parent, dataset.x_train, dataset.y_train, dataset.name, dataset.source, dataset.digest)
         state = SweepState(parent, tracker.experiment_id, tracking_uri, dataset.digest, fingerprint(cfg))
         _atomic_write(cfg.sweep_dir / "config.yaml", yaml.safe_dump(cfg.resolved, sort_keys=False))
         state.save(cfg)
-        study = None
+        resuming = False
     else:
         tracker.reopen_sweep(state.parent_run_id)
-        tracker.use_dataset(dataset.x_train, dataset.y_train, dataset.name, dataset.source, dataset.digest)
         state = SweepState(**{**asdict(state), "segments": state.segments + 1})
         state.save(cfg)
+        resuming = True
+    # From here every way out ends the parent run: FINISHED, FAILED with the error, KILLED on interrupt.
+    previous = _sigterm_interrupts()
+    try:
+        return _run_and_summarise(cfg, state, resuming, tracker, dataset, tracking_uri, runner, out, started)
+    except KeyboardInterrupt:
+        _end_parent(tracker, "KILLED", {"sweeps.state": "KILLED"})
+        raise
+    except BaseException as exc:
+        last = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[-1][:500]
+        _end_parent(tracker, "FAILED", {"sweeps.state": "FAILED", "sweeps.error": last, "sweeps.error_type": type(exc).__name__},
+                    "".join(traceback.format_exception(exc)))
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _sigterm_interrupts() -> Any:
+    """SIGTERM (`kill`, `ray job stop`, a scheduler's time limit) ends the sweep as Ctrl+C does,
+    so its run ends KILLED; returns the handler it replaced (None off the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
+def _end_parent(tracker: Any, status: str, tags: dict[str, str], error: str | None = None) -> None:
+    """End the parent run after an error; a store that fails now must not hide the first error."""
+    from tracking import RunStatus
+
+    try:
+        tracker.end_sweep({}, tags, RunStatus(status), error=error)
+    except Exception as exc:  # the store itself may be what failed
+        print(f"warning: the sweep's MLflow run {tracker.parent_run_id} could not be ended {status} ({type(exc).__name__}: {exc})", file=sys.stderr)
+
+
+def _run_and_summarise(cfg: SweepConfig, state: SweepState, resuming: bool, tracker: Any, dataset: Dataset, tracking_uri: str,
+                       runner: Any, out: Any, started: float) -> Summary:
+    import optuna
+
+    from sweeps import faults
+    from sweeps.outcomes import Outcome
+    from sweeps.progress import Progress
+    from sweeps.recovery import counted, interrupted, reconcile
+    from sweeps.trial import TrialSettings
+    from tracking import RunStatus, get_run
+
+    continuations: list[Any] = []
+    study = None
+    if not resuming:
+        tracker.log_dataset(state.parent_run_id, dataset.x_train, dataset.y_train, dataset.name, dataset.source, dataset.digest)
+    else:
+        replayed = tracker.replay_journal()  # what the killed driver had queued but not written
+        tracker.use_dataset(dataset.x_train, dataset.y_train, dataset.name, dataset.source, dataset.digest)
         study = optuna.load_study(study_name=cfg.name, storage=open_storage(cfg.output_dir, cfg.tracking.study_storage))
-        record = find_sweep_run(tracking_uri, cfg.tracking.experiment, cfg.name)
-        assert record is not None
-        mended = reconcile(study, tracker, record, Outcome.INTERRUPTED)
-        print(f"Resuming sweep {cfg.name}: {counted(study)} of {cfg.n_trials} trials done, {mended} interrupted ones recorded as failed", file=out, flush=True)
+        parent = get_run(tracking_uri, state.parent_run_id)
+        continuations = interrupted(study, parent, tracking_uri, cfg.n_trials - counted(study))
+        mended = reconcile(study, tracker, parent, Outcome.INTERRUPTED, keep={c.number for c in continuations})
+        going_on = ", ".join(f"#{c.number} from epoch {c.epoch + 1}" for c in continuations)
+        print(f"Resuming sweep {cfg.name}: {counted(study)} of {cfg.n_trials} trials done"
+              + (f"; continuing {len(continuations)} interrupted ({going_on})" if continuations else "")
+              + (f"; {mended} interrupted ones recorded as failed" if mended else "")
+              + (f"; {replayed} values the stopped driver had queued now written" if replayed else ""), file=out, flush=True)
     for warning in cfg.space.warnings:
         print(f"warning: space.{warning}", file=sys.stderr)
     remaining = cfg.n_trials - (counted(study) if study is not None else 0)
@@ -326,37 +419,30 @@ def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, trackin
     )
     progress = Progress(total=remaining, metric=cfg.metric, mode=cfg.mode, out=out)
 
-    status = RunStatus.FAILED
-    try:
-        stopped_because, moved = None, {}
-        if remaining > 0:
-            result = runner.run_sweep(cfg, dataset.arrays(), settings, tracker, progress, n_trials=remaining,
-                                      experiment=cfg.name if state.segments == 1 else f"{cfg.name}-resume{state.segments - 1}")
-            study, stopped_because = result.study, result.stopped_because
-            runner.release()
-            # The data reaches each node once through the object store, however many trials run there.
-            moved = {"data_bytes": result.data_bytes, "data_nodes": result.data_nodes,
-                     "data_bytes_per_trial": result.data_bytes * result.data_nodes / max(1, remaining)}
-        tracker.flush()  # every queued value in the store before it is read back
-        record = find_sweep_run(tracking_uri, cfg.tracking.experiment, cfg.name)
-        assert record is not None and study is not None
-        reconcile(study, tracker, record, Outcome.NOT_RUN)
-        summary = _summarise(cfg, study, tracker, dataset, started, stopped_because)
-        if cfg.tracking.log_report:
-            _log_report(cfg, tracking_uri, out)
-        status = RunStatus.FINISHED if stopped_because is None else RunStatus.FAILED
-    except KeyboardInterrupt:
-        status = RunStatus.KILLED
-        raise
-    finally:
-        if status is RunStatus.KILLED:
-            tracker.end_sweep({}, {"sweeps.state": status.value}, status)
+    stopped_because, moved = None, {}
+    if remaining > 0:
+        result = runner.run_sweep(cfg, dataset.arrays(), settings, tracker, progress, n_trials=remaining,
+                                  experiment=cfg.name if state.segments == 1 else f"{cfg.name}-resume{state.segments - 1}",
+                                  continuations=tuple(continuations))
+        study, stopped_because = result.study, result.stopped_because
+        runner.release()
+        # The data reaches each node once through the object store, however many trials run there.
+        moved = {"data_bytes": result.data_bytes, "data_nodes": result.data_nodes,
+                 "data_bytes_per_trial": result.data_bytes * result.data_nodes / max(1, remaining)}
+    tracker.flush()  # every queued value in the store before it is read back
+    assert study is not None
+    reconcile(study, tracker, get_run(tracking_uri, state.parent_run_id), Outcome.NOT_RUN)
+    faults.at_driver(point="summary")
+    summary = _summarise(cfg, study, tracker, dataset, started, stopped_because)
+    if cfg.tracking.log_report:
+        _log_report(cfg, tracking_uri, out)
+    status = RunStatus.FINISHED if stopped_because is None else RunStatus.FAILED
     tracker.end_sweep(
         {f"best_{cfg.metric}": summary.best_value if summary.best_value is not None else float("nan"),
          "wall_time_s": summary.wall_time_s, **moved, **{f"trials_{k.lower()}": v for k, v in summary.counts.items()}},
         {"sweeps.best_run_id": summary.best_run_id or "", "sweeps.best_model_uri": summary.model_uri or "",
          "sweeps.study": summary.study_url, "sweeps.objectives": ",".join(f"{m}:{d}" for m, d in cfg.objectives),
-         "sweeps.segments": str(state.segments),
+         "sweeps.segments": str(state.segments), "sweeps.state": status.value,
          **({"sweeps.stopped_because": stopped_because} if stopped_because else {}),
          **({"sweeps.pareto_trials": ",".join(str(p["number"]) for p in summary.pareto)} if summary.pareto else {})},
         status,
@@ -367,8 +453,10 @@ def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, trackin
 def _log_report(cfg: SweepConfig, tracking_uri: str, out: Any) -> None:
     """The report's plots on the parent run, so the MLflow UI shows them; a plot that cannot be
     drawn must not turn a finished sweep into a failed one."""
+    from sweeps import faults
     from sweeps.report import make_report
 
+    faults.at_driver(point="report")
     try:
         report = make_report(cfg.name, cfg.output_dir, tracking_uri, cfg.tracking.experiment, cfg.tracking.study_storage)
         print(f"Report: {len(report.files)} files in {report.directory} (python -m sweeps report {cfg.name})", file=out)

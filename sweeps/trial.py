@@ -21,8 +21,12 @@ from typing import Any
 # Keep TensorFlow's C++ start-up chatter out of trial logs.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-MODEL_FILE = "model.keras"
-STATE_FILE = "state.json"  # epoch and best values of a checkpoint, to resume a retried trial
+MODEL_FILE = "model.keras"  # the best epoch's model: what the sweep keeps
+RESUME_FILE = "resume.keras"  # the last epoch's model and optimizer, where it is not the best epoch's
+STATE_FILE = "state.json"  # the snapshot's epoch, best-so-far record and files; written last
+EPOCH = "epoch"  # every report's epoch: the step its metrics are logged at, the scheduler's clock
+# A config key set only for an interrupted trial that a resumed sweep continues: its checkpoint folder.
+CONTINUE_FROM = "_continue_from"
 # Keys every report carries besides the per-epoch metrics.
 FINISHED = "trial_finished"  # True only on the report after the last epoch the trial meant to train
 INFEASIBLE = "infeasible_reason"
@@ -164,15 +168,50 @@ def _forget_custom_gradients() -> Iterator[None]:
         gc.collect()
 
 
-def _resume_state(tune: Any, keras: Any) -> tuple[Any, int, dict[str, float]]:
-    """After a retry: the model, epochs done and best values of the last checkpoint, if any."""
+@dataclass
+class Snapshot:
+    """One consistent point of a trial: the model and optimizer after `epoch`, and the best epoch's
+    record and weights up to then. A retried or continued trial goes on from exactly here."""
+
+    model: Any
+    epoch: int
+    best: dict[str, float]
+    best_epoch: int
+    best_weights: list[Any]
+
+
+def load_snapshot(folder: Path) -> Snapshot:
+    import keras
+
+    state = json.loads((folder / STATE_FILE).read_text())
+    model = keras.saving.load_model(folder / state["resume_file"])  # weights and optimizer state
+    if state["resume_file"] == MODEL_FILE:
+        best_weights = model.get_weights()
+    else:
+        best_weights = keras.saving.load_model(folder / MODEL_FILE, compile=False).get_weights()
+    return Snapshot(model, int(state["epoch"]), dict(state["best"]), int(state["best_epoch"]), best_weights)
+
+
+def complete_snapshot(folder: Path) -> bool:
+    """Whether a checkpoint folder holds a whole snapshot (its state file is written last and
+    names the size of every other file; a copy cut short by a kill fails this)."""
+    try:
+        files = json.loads((folder / STATE_FILE).read_text())["files"]
+        return all((folder / name).stat().st_size == size for name, size in files.items())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _resume_state(tune: Any, continue_from: str | None) -> Snapshot | None:
+    """A retry after a dead worker: Tune's last checkpoint of this trial. Else, for an interrupted
+    trial a resumed sweep continues: the checkpoint the sweep found for it."""
     checkpoint = tune.get_checkpoint()
-    if checkpoint is None:
-        return None, 0, {}
-    with checkpoint.as_directory() as folder:
-        state = json.loads((Path(folder) / STATE_FILE).read_text())
-        model = keras.saving.load_model(Path(folder) / MODEL_FILE)
-    return model, int(state["epoch"]), dict(state["best"])
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            return load_snapshot(Path(folder))
+    if continue_from:
+        return load_snapshot(Path(continue_from))
+    return None
 
 
 def train_trial(config: dict[str, Any], data: dict[str, Any], settings: TrialSettings) -> None:
@@ -180,12 +219,13 @@ def train_trial(config: dict[str, Any], data: dict[str, Any], settings: TrialSet
 
     from models.plan import InfeasibleModel, plan_conv2d
 
-    params = {**settings.model, **config}
+    continue_from = config.get(CONTINUE_FROM)
+    params = {**settings.model, **{k: v for k, v in config.items() if k != CONTINUE_FROM}}
     try:
         plan = plan_conv2d(params, settings.input_shape, settings.num_classes, settings.max_params, settings.max_flops)
     except InfeasibleModel as exc:
         # Tune insists on the objectives in every report: give them the worst values, flagged infeasible.
-        report: dict[str, Any] = {INFEASIBLE: str(exc), FINISHED: True}
+        report: dict[str, Any] = {INFEASIBLE: str(exc), FINISHED: True, EPOCH: 0}
         for metric, mode in settings.objectives:
             report[metric] = report[objective_key(metric)] = _worst(mode)
         tune.report(report)
@@ -196,10 +236,11 @@ def train_trial(config: dict[str, Any], data: dict[str, Any], settings: TrialSet
 
     _settle_worker()
     with _forget_custom_gradients():
-        _train(params, plan, data, settings, tune, _placement(device))
+        _train(params, plan, data, settings, tune, _placement(device), continue_from)
 
 
-def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: TrialSettings, tune: Any, placement: dict[str, str]) -> None:
+def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: TrialSettings, tune: Any,
+           placement: dict[str, str], continue_from: str | None = None) -> None:
     import keras
 
     from models.conv2d import build_conv2d
@@ -207,18 +248,21 @@ def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: Tr
 
     keras.backend.clear_session(free_memory=False)  # one collection per trial, at its end
     keras.utils.set_random_seed(settings.seed)
-    model, done, best = _resume_state(tune, keras)
-    if model is None:
-        faults.at_build(params)
-        model = build_conv2d(params, settings.input_shape, settings.num_classes)
-    metric, mode = settings.objectives[0]
     kept = _BestWeights(settings)
+    snapshot = _resume_state(tune, continue_from)
+    if snapshot is None:
+        faults.at_build(params)
+        model, done, best = build_conv2d(params, settings.input_shape, settings.num_classes), 0, {}
+    else:
+        model, done, best = snapshot.model, snapshot.epoch, snapshot.best
+        kept.restore(snapshot)
+    metric, mode = settings.objectives[0]
     try:
         for epoch in range(done + 1, settings.max_epochs + 1):
             faults.at_epoch(params, epoch)
             metrics = _fit_one_epoch(model, data, int(params["batch_size"]), epoch)
             if _better(metrics[metric], best.get(metric), mode):
-                kept.remember(model)
+                kept.remember(model, epoch)
             for name, direction in settings.objectives:
                 if name in EPOCH_METRICS and _better(metrics[name], best.get(name), direction):
                     best[name] = metrics[name]
@@ -227,55 +271,69 @@ def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: Tr
                 "params": plan.params,
                 "flops": plan.flops,
                 "worker_rss_mb": _rss_mb(),
+                EPOCH: epoch,
                 FINISHED: epoch == settings.max_epochs,
                 **placement,
             })
             if kept.due(epoch):
                 with tempfile.TemporaryDirectory() as folder:
-                    kept.save(model, Path(folder) / MODEL_FILE)
-                    (Path(folder) / STATE_FILE).write_text(json.dumps({"epoch": epoch, "best": best}))
+                    kept.save(model, Path(folder), epoch, best)
                     tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
             else:
                 tune.report(metrics)
     finally:
         # Reused actors run many trials: leave nothing of this one behind.
-        del model, kept
+        del model, kept, snapshot
         keras.backend.clear_session(free_memory=False)
 
 
 class _BestWeights:
-    """The best epoch's weights, held in memory and written only where the trial may end.
+    """The best epoch's weights, held in memory, and when to write a checkpoint.
 
-    Writing a checkpoint after every improving epoch cost ~0.15 s each (save + Tune's copy); the
-    scheduler can stop a trial only at its rungs and the last epoch, so the kept model is the
-    same. An unsaved improvement older than `checkpoint_every_s` is written too, so a retried
-    trial redoes little.
+    A checkpoint is one snapshot: the model and optimizer as they are now (to go on from), the
+    best epoch's weights (the model the sweep keeps) and the best-so-far record. Writing one after
+    every epoch cost ~0.15 s each (save + Tune's copy), so it is written where the scheduler may
+    stop the trial (its rungs and the last epoch) after an improvement, and whenever
+    `checkpoint_every_s` passed since the last one: a dead worker or a killed driver costs at most
+    that much of the trial's work.
     """
 
     def __init__(self, settings: TrialSettings) -> None:
         self.stop_epochs, self.every_s = settings.stop_epochs, settings.checkpoint_every_s
         self.weights: list[Any] | None = None
-        self.since: float | None = None  # when the unsaved improvement happened
+        self.epoch = 0  # the best epoch
+        self.unsaved = False  # an improvement no checkpoint holds yet
+        self.saved_at = time.monotonic()
 
-    def remember(self, model: Any) -> None:
-        self.weights = model.get_weights()
-        self.since = self.since if self.since is not None else time.monotonic()
+    def restore(self, snapshot: Snapshot) -> None:
+        self.weights, self.epoch, self.unsaved = snapshot.best_weights, snapshot.best_epoch, False
+
+    def remember(self, model: Any, epoch: int = 0) -> None:
+        self.weights, self.epoch, self.unsaved = model.get_weights(), epoch, True
 
     def due(self, epoch: int) -> bool:
-        if self.since is None:
-            return False
-        if not self.stop_epochs:
+        if self.unsaved and (not self.stop_epochs or epoch in self.stop_epochs):
             return True
-        return epoch in self.stop_epochs or time.monotonic() - self.since >= self.every_s
+        return self.weights is not None and time.monotonic() - self.saved_at >= self.every_s
 
-    def save(self, model: Any, path: Path) -> None:
-        current = model.get_weights()
-        model.set_weights(self.weights)
-        try:
-            model.save(path)
-        finally:
-            model.set_weights(current)
-        self.since = None
+    def save(self, model: Any, folder: Path, epoch: int, best: dict[str, float]) -> None:
+        """Write the snapshot after `epoch` into `folder`; the state file last, naming the rest."""
+        if self.epoch == epoch:  # the model now is the best epoch's: one file holds both
+            resume_file = MODEL_FILE
+            model.save(folder / MODEL_FILE)
+        else:
+            resume_file = RESUME_FILE
+            model.save(folder / RESUME_FILE)
+            current = model.get_weights()
+            model.set_weights(self.weights)
+            try:
+                model.save(folder / MODEL_FILE)
+            finally:
+                model.set_weights(current)
+        files = {name: (folder / name).stat().st_size for name in {MODEL_FILE, resume_file}}
+        state = {"epoch": epoch, "best": best, "best_epoch": self.epoch, "resume_file": resume_file, "files": files}
+        (folder / STATE_FILE).write_text(json.dumps(state))
+        self.unsaved, self.saved_at = False, time.monotonic()
 
 
 def _fit_one_epoch(model: Any, data: dict[str, Any], batch_size: int, epoch: int) -> dict[str, float]:

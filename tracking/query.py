@@ -74,6 +74,12 @@ def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def get_run(tracking_uri: str, run_id: str) -> RunRecord:
+    """One run by its id: a sweep's parent is found this way, never by its name, which another
+    sweep on a shared server may carry too."""
+    return _record(_client(tracking_uri).get_run(run_id))
+
+
 def find_sweep_run(tracking_uri: str, experiment: str, name: str) -> RunRecord | None:
     """The parent run of sweep `name` in `experiment`; the latest started if several share the name."""
     if not store_exists(tracking_uri):

@@ -5,6 +5,7 @@ Every call names its run id explicitly (MlflowClient), never the implicit active
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -90,8 +91,9 @@ def _now_ms() -> int:
 class SweepTracker:
     """Writes one sweep to an MLflow tracking store (a sqlite file or a tracking server)."""
 
-    def __init__(self, tracking_uri: str, experiment: str, artifact_root: Path | None = None) -> None:
+    def __init__(self, tracking_uri: str, experiment: str, artifact_root: Path | None = None, journal_dir: Path | None = None) -> None:
         self.tracking_uri = tracking_uri
+        self.journal = Journal(journal_dir) if journal_dir is not None else None
         self.client = MlflowClient(tracking_uri=tracking_uri)
         found = self.client.get_experiment_by_name(experiment)
         if found is not None:
@@ -110,7 +112,7 @@ class SweepTracker:
     def __getstate__(self) -> dict[str, Any]:
         # Ray Tune pickles its callbacks, and so this tracker, with its experiment state; queued
         # writes belong to this process.
-        return {**self.__dict__, "_pending": {}, "_writer": None}
+        return {**self.__dict__, "_pending": {}, "_writer": None, "journal": None}
 
     # ------------------------------------------------------------ sweep (parent run)
 
@@ -126,12 +128,17 @@ class SweepTracker:
         self.parent_run_id = run_id
         self.client.update_run(run_id, status="RUNNING")
 
-    def end_sweep(self, metrics: Mapping[str, float], tags: Mapping[str, str], status: RunStatus) -> None:
+    def end_sweep(self, metrics: Mapping[str, float], tags: Mapping[str, str], status: RunStatus, error: str | None = None) -> None:
+        """End the parent run; `error`, the traceback of what stopped the sweep, becomes its artifact."""
         assert self.parent_run_id is not None
         self.log_metrics(self.parent_run_id, metrics)
         self.set_tags(self.parent_run_id, tags)
         self.flush()
+        if error is not None:
+            self.client.log_text(self.parent_run_id, error, "error/traceback.txt")
         self.client.set_terminated(self.parent_run_id, status=status.value)
+        if self.journal is not None:
+            self.journal.close(self.parent_run_id)
 
     # ------------------------------------------------------------ trials (nested runs)
 
@@ -154,6 +161,42 @@ class SweepTracker:
             text = error if isinstance(error, str) else "".join(traceback.format_exception(error))
             self.client.log_text(run_id, text, "error/traceback.txt")
         self.client.set_terminated(run_id, status=status.value)
+        if self.journal is not None:
+            self.journal.close(run_id)
+
+    def reopen_trial(self, run_id: str, params: Mapping[str, Any]) -> None:
+        """Continue an interrupted trial's run: RUNNING again, with every param it should have
+        (the driver may have died before they were written)."""
+        have = self.client.get_run(run_id).data.params
+        self.log_params(run_id, {k: v for k, v in params.items() if str(k) not in have})
+        self.client.update_run(run_id, status="RUNNING")
+
+    def replay_journal(self) -> int:
+        """Write what a killed driver had queued but not yet stored (see `Journal`); returns how
+        many values were missing from the store. Safe to repeat: what the store has is skipped."""
+        if self.journal is None:
+            return 0
+        written = 0
+        for run_id, records in self.journal.open_runs().items():
+            try:
+                run = self.client.get_run(run_id)
+            except Exception:  # a run the store never created (killed before its first write)
+                continue
+            journaled = {k: v for r in records for k, v in r.get("params", [])}
+            params = [Param(k, v) for k, v in journaled.items() if k not in run.data.params]
+            tags = [RunTag(k, v) for r in records for k, v in r.get("tags", [])]
+            metrics, seen = [], {}
+            for r in records:
+                for key, value, timestamp, step in r.get("metrics", []):
+                    if key not in seen:
+                        seen[key] = {(m.step, m.timestamp, m.value) for m in self.client.get_metric_history(run_id, key)}
+                    if (step, timestamp, value) not in seen[key]:
+                        metrics.append(Metric(key, value, timestamp, step))
+                        seen[key].add((step, timestamp, value))
+            for i in range(0, max(len(params), len(metrics), len(tags)), _BATCH):
+                self.client.log_batch(run_id, metrics=metrics[i : i + _BATCH], params=params[i : i + _BATCH], tags=tags[i : i + _BATCH], synchronous=True)
+            written += len(params) + len(metrics)
+        return written
 
     # ------------------------------------------------------------ values
 
@@ -184,6 +227,8 @@ class SweepTracker:
                 write.result()
 
     def _write(self, run_id: str, **values: Any) -> None:
+        if self.journal is not None:
+            self.journal.append(run_id, values)
         if self._writer is None:
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-writer")
         write = self._writer.submit(self.client.log_batch, run_id, synchronous=True, **values)
@@ -231,6 +276,55 @@ class SweepTracker:
             info = mlflow.keras.log_model(model, name="model", signature=signature, pip_requirements=_model_requirements())
         self.client.set_terminated(run_id, status=RunStatus.FINISHED.value)
         return info.model_uri
+
+
+class Journal:
+    """A write-ahead log of every value queued for a run that is still open, one JSON line each.
+
+    Values reach the store from a background thread; a driver killed with `kill -9` loses what
+    was still queued (a trial's params, its last epochs). Each value is appended here first (an
+    append and a flush: no fsync, since a dead process leaves the page cache intact), and a
+    resumed sweep writes what the store lacks. A run's file goes once the run has ended.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._files: dict[str, Any] = {}
+
+    def _path(self, run_id: str) -> Path:
+        return self.folder / f"{run_id}.jsonl"
+
+    def append(self, run_id: str, values: Mapping[str, Any]) -> None:
+        handle = self._files.get(run_id)
+        if handle is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            handle = self._files[run_id] = open(self._path(run_id), "a", encoding="utf-8")
+        record = {
+            "params": [[p.key, p.value] for p in values.get("params", [])],
+            "metrics": [[m.key, m.value, m.timestamp, m.step] for m in values.get("metrics", [])],
+            "tags": [[t.key, t.value] for t in values.get("tags", [])],
+        }
+        handle.write(json.dumps(record) + "\n")
+        handle.flush()
+
+    def close(self, run_id: str) -> None:
+        handle = self._files.pop(run_id, None)
+        if handle is not None:
+            handle.close()
+        self._path(run_id).unlink(missing_ok=True)
+
+    def open_runs(self) -> dict[str, list[dict[str, Any]]]:
+        """Each run's journaled records; a line cut short by the kill is left out."""
+        runs: dict[str, list[dict[str, Any]]] = {}
+        for path in sorted(self.folder.glob("*.jsonl")) if self.folder.is_dir() else []:
+            records = []
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:
+                    continue
+            runs[path.stem] = records
+        return runs
 
 
 def _model_requirements() -> list[str]:
