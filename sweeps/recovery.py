@@ -9,7 +9,6 @@ stores count the same trials in the same states.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import optuna
 
 from sweeps.outcomes import COUNTED, RUN_STATUS, Outcome
-from sweeps.trial import STATE_FILE, complete_snapshot
+from sweeps.trial import newest_snapshot
 from tracking import RunStatus, SweepTracker, list_trial_runs
 from tracking.query import RunRecord
 
@@ -36,18 +35,12 @@ def last_snapshot(trial: optuna.trial.FrozenTrial) -> tuple[str | None, int]:
     """The newest whole checkpoint of a trial: the one the driver recorded, or a newer one its
     worker had already written to the trial's folder when the driver died."""
     folders = []
-    recorded = trial.user_attrs.get("checkpoint")
-    if recorded:
-        folders.append(Path(recorded).parent)
+    if trial.user_attrs.get("checkpoint"):
+        folders.append(Path(trial.user_attrs["checkpoint"]).parent)
     if trial.user_attrs.get("trial_dir"):
         folders += Path(trial.user_attrs["trial_dir"]).glob("checkpoint_*")
-    best: tuple[str | None, int] = (None, 0)
-    for folder in folders:
-        if complete_snapshot(folder):
-            epoch = int(json.loads((folder / STATE_FILE).read_text())["epoch"])
-            if epoch > best[1]:
-                best = (str(folder), epoch)
-    return best
+    folder, epoch = newest_snapshot(folders)
+    return (str(folder) if folder is not None else None), epoch
 
 
 def interrupted(study: optuna.Study, parent: RunRecord, tracking_uri: str, limit: int) -> list[Continuation]:
@@ -105,5 +98,5 @@ def reconcile(study: optuna.Study, tracker: SweepTracker, parent: RunRecord, lab
 
 
 def counted(study: optuna.Study) -> int:
-    """Trials that used up the sweep's budget (interrupted and never-run ones do not)."""
-    return sum(outcome_of(t) in COUNTED for t in study.get_trials(deepcopy=False))
+    """Trials that used up the sweep's budget (running, interrupted and never-run ones do not)."""
+    return sum(t.state.is_finished() and outcome_of(t) in COUNTED for t in study.get_trials(deepcopy=False))

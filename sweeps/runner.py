@@ -40,7 +40,7 @@ from sweeps.progress import Progress  # noqa: E402
 from sweeps.recovery import Continuation  # noqa: E402
 from sweeps.search import make_sampler, open_storage  # noqa: E402
 from sweeps.space import define_by_run  # noqa: E402
-from sweeps.trial import CONTINUE_FROM, EPOCH, EPOCH_METRICS, INFEASIBLE, MODEL_FILE, TrialSettings, best_key, objective_key, train_trial  # noqa: E402
+from sweeps.trial import CONTINUES, EPOCH, EPOCH_METRICS, INFEASIBLE, MODEL_FILE, TrialSettings, best_key, objective_key, train_trial  # noqa: E402
 from tracking import RunStatus, SweepTracker  # noqa: E402
 
 
@@ -68,7 +68,7 @@ class SweepSearch(OptunaSearch):
         self._ot_trials[trial_id] = ot_trial
         self.continued[trial_id] = todo
         params = self._suggest_from_define_by_run_func(self._space, ot_trial)  # the values it already has
-        return {**params, **({CONTINUE_FROM: todo.checkpoint} if todo.checkpoint else {})}
+        return {**params, CONTINUES: todo.number}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if not result.get(INFEASIBLE):  # Optuna's intermediate values by epoch, as MLflow's steps
@@ -107,7 +107,7 @@ class TrackingCallback(tune.Callback):
             return  # a retry restarts the same trial: same run
         ot_trial = self.search.optuna_trial(trial.trial_id)
         number = ot_trial.number if ot_trial is not None else -1
-        params = {k: v for k, v in trial.config.items() if k != CONTINUE_FROM}
+        params = {k: v for k, v in trial.config.items() if k != CONTINUES}
         tags = {"tune.trial_id": trial.trial_id, "optuna.trial_number": str(number)}
         continued = self.search.continued.get(trial.trial_id)
         if continued is not None and continued.run_id:
@@ -362,7 +362,8 @@ def run_sweep(
     callback = TrackingCallback(tracker, search, metrics, progress)
     limit = FailureLimit(callback, cfg.max_failures, cfg.max_failure_rate)
     scheduler = make_scheduler(cfg)
-    settings = replace(settings, stop_epochs=stop_epochs(scheduler, cfg.max_epochs))
+    settings = replace(settings, stop_epochs=stop_epochs(scheduler, cfg.max_epochs),
+                       continue_from=tuple((c.number, c.checkpoint or "") for c in continuations))
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, data=data, settings=settings),
         {"cpu": cfg.resources.cpus_per_trial, "gpu": cfg.resources.gpus_per_trial, **cfg.resources.custom},

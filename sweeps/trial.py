@@ -12,8 +12,8 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +25,9 @@ MODEL_FILE = "model.keras"  # the best epoch's model: what the sweep keeps
 RESUME_FILE = "resume.keras"  # the last epoch's model and optimizer, where it is not the best epoch's
 STATE_FILE = "state.json"  # the snapshot's epoch, best-so-far record and files; written last
 EPOCH = "epoch"  # every report's epoch: the step its metrics are logged at, the scheduler's clock
-# A config key set only for an interrupted trial that a resumed sweep continues: its checkpoint folder.
-CONTINUE_FROM = "_continue_from"
+# A config key set only for an interrupted trial that a resumed sweep continues: its Optuna trial
+# number, which `TrialSettings.continue_from` maps to the snapshot it goes on from.
+CONTINUES = "continues"
 # Keys every report carries besides the per-epoch metrics.
 FINISHED = "trial_finished"  # True only on the report after the last epoch the trial meant to train
 INFEASIBLE = "infeasible_reason"
@@ -49,7 +50,9 @@ class TrialSettings:
     # Epochs after which the scheduler may stop a trial (its rungs and the last epoch): the best
     # epoch's weights are written there. Empty: after every improving epoch.
     stop_epochs: frozenset[int] = frozenset()
-    checkpoint_every_s: float = 60.0  # and at most this long after an unsaved improvement, for retries
+    checkpoint_every_s: float = 60.0  # and at most this long after the last one, for retries and resumes
+    # Interrupted trials a resumed sweep continues: Optuna trial number -> snapshot folder ("": none).
+    continue_from: tuple[tuple[int, str], ...] = ()
 
 
 EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
@@ -202,16 +205,33 @@ def complete_snapshot(folder: Path) -> bool:
         return False
 
 
+def newest_snapshot(folders: Iterable[Path]) -> tuple[Path | None, int]:
+    """The whole snapshot of the latest epoch among `folders`, and that epoch ((None, 0): none)."""
+    best: tuple[Path | None, int] = (None, 0)
+    for folder in folders:
+        if complete_snapshot(folder):
+            epoch = int(json.loads((folder / STATE_FILE).read_text())["epoch"])
+            if epoch > best[1]:
+                best = (folder, epoch)
+    return best
+
+
 def _resume_state(tune: Any, continue_from: str | None) -> Snapshot | None:
-    """A retry after a dead worker: Tune's last checkpoint of this trial. Else, for an interrupted
-    trial a resumed sweep continues: the checkpoint the sweep found for it."""
+    """Where a trial goes on from: for a retry after a dead worker, its newest whole snapshot,
+    whether Tune had registered it (`get_checkpoint`) or the worker died first, having written it
+    to the trial's folder; for an interrupted trial that a resumed sweep continues, the snapshot
+    the sweep found for it. None: from the first epoch."""
     checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            return load_snapshot(Path(folder))
-    if continue_from:
-        return load_snapshot(Path(continue_from))
-    return None
+    with checkpoint.as_directory() if checkpoint is not None else nullcontext(None) as registered:
+        folders = [Path(registered)] if registered else []
+        try:
+            folders += Path(tune.get_context().get_storage().trial_fs_path).glob("checkpoint_*")
+        except (AttributeError, RuntimeError):
+            pass  # no storage context (a trial run outside Tune)
+        if continue_from:
+            folders.append(Path(continue_from))
+        folder, _ = newest_snapshot(folders)
+        return load_snapshot(folder) if folder is not None else None
 
 
 def train_trial(config: dict[str, Any], data: dict[str, Any], settings: TrialSettings) -> None:
@@ -219,8 +239,8 @@ def train_trial(config: dict[str, Any], data: dict[str, Any], settings: TrialSet
 
     from models.plan import InfeasibleModel, plan_conv2d
 
-    continue_from = config.get(CONTINUE_FROM)
-    params = {**settings.model, **{k: v for k, v in config.items() if k != CONTINUE_FROM}}
+    continue_from = dict(settings.continue_from).get(config[CONTINUES]) if CONTINUES in config else None
+    params = {**settings.model, **{k: v for k, v in config.items() if k != CONTINUES}}
     try:
         plan = plan_conv2d(params, settings.input_shape, settings.num_classes, settings.max_params, settings.max_flops)
     except InfeasibleModel as exc:

@@ -1,4 +1,5 @@
-"""kill -9 of the sweep's driver mid-sweep, then resume: nothing lost, nothing run twice, stores agree."""
+"""kill -9 of the sweep's driver at chosen moments, then resume: nothing lost, nothing run twice,
+interrupted trials continued as themselves from their last checkpoint, the stores agree exactly."""
 
 import os
 import signal
@@ -12,64 +13,153 @@ from mlflow import MlflowClient
 
 from tests.conftest import ROOT, run_cli
 
-pytestmark = [pytest.mark.slow, pytest.mark.ray]
+pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.reliability]
 
-N_TRIALS = 8
-ARGS = ["name=killed", f"n_trials={N_TRIALS}", "max_epochs=3", "dataset.limit=300", "scheduler=none", "sampler=random",
-        "resources.num_cpus=2", "tracking.log_best_model=false"]
-
-
-def _finished(out) -> list[optuna.trial.FrozenTrial]:
-    if not (out / "optuna.db").exists():
-        return []
-    try:
-        study = optuna.load_study(study_name="killed", storage=f"sqlite:///{out / 'optuna.db'}")
-    except KeyError:
-        return []
-    return [t for t in study.trials if t.state.is_finished()]
+MAX_EPOCHS = 3
+FILTERS = (8, 16, 24, 32)  # a grid: one trial per value, so each trial is named by its filters
+# One slot (2 CPUs per trial on 2), no scheduler: every trial runs all its epochs, one after another.
+ARGS = ["sampler=grid", "scheduler=none", f"max_epochs={MAX_EPOCHS}", "dataset.limit=200", "resources.num_cpus=2",
+        "resources.cpus_per_trial=2", "space.filters=choice(8,16,24,32)", "space.learning_rate=0.02", "space.kernel_size=3",
+        "space.padding=same", "space.dilation_rate=1", "space.kernel_regularizer_strength=0.0001", "model.optimizer=sgd",
+        "resources.checkpoint_every_s=0", "tracking.log_best_model=false"]
 
 
-def test_killed_driver_then_resume(tmp_path):
-    out = tmp_path / "outputs"
-    log = tmp_path / "driver.log"
-    with log.open("w") as sink:
-        driver = subprocess.Popen(
-            [sys.executable, "-m", "sweeps", "run", *ARGS, f"output_dir={out}"], cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 300
-    while len(_finished(out)) < 3:
-        assert driver.poll() is None, f"the sweep ended before it could be killed:\n{log.read_text()[-3000:]}"
-        assert time.monotonic() < deadline
-        time.sleep(0.5)
-    os.kill(driver.pid, signal.SIGKILL)
-    driver.wait()
-    before = {t.number: (t.state, t.values, t.user_attrs.get("mlflow_run_id")) for t in _finished(out)}
-    assert len(before) >= 3
+def _study(out, name):
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'optuna.db'}")
 
-    result = run_cli("resume", "killed", f"output_dir={out}", cwd=tmp_path)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "Resuming sweep killed" in result.stdout
 
-    study = optuna.load_study(study_name="killed", storage=f"sqlite:///{out / 'optuna.db'}")
+def _runs(out):
     client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("sweeps").experiment_id])
-    parents = [r for r in runs if r.data.tags.get("sweeps.kind") == "sweep"]
-    trials = {r.data.tags["optuna.trial_number"]: r for r in runs if r.data.tags.get("sweeps.kind") == "trial"}
-    # One parent, continued; one MLflow run per Optuna trial, none left RUNNING, states equal.
+    return client, [r for r in runs if r.data.tags.get("sweeps.kind") == "sweep"], [r for r in runs if r.data.tags.get("sweeps.kind") == "trial"]
+
+
+def _start(tmp_path, name, faults, *extra):
+    out, log = tmp_path / "outputs", (tmp_path / "driver.log").open("w")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "SWEEPS_FAULTS": faults, "SWEEPS_FAULTS_DIR": str(tmp_path)}
+    driver = subprocess.Popen([sys.executable, "-m", "sweeps", "run", f"name={name}", *ARGS, *extra, f"output_dir={out}"],
+                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    return out, driver
+
+
+def _wait(driver, tmp_path, done, what):
+    deadline = time.monotonic() + 240
+    while not done():
+        assert driver.poll() is None or what == "its own kill", f"the driver ended before {what}:\n{(tmp_path / 'driver.log').read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def _kill(driver):
+    """SIGKILL of the driver (if a fault has not killed it already), then of what it left behind
+    (Ray's processes of its session): nothing of the first driver survives into the resume."""
+    if driver.poll() is None:
+        os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    try:
+        os.killpg(driver.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _resume(tmp_path, name):
+    env = {k: v for k, v in os.environ.items() if k not in ("SWEEPS_FAULTS",)}
+    result = subprocess.run([sys.executable, "-m", "sweeps", "resume", name, f"output_dir={tmp_path / 'outputs'}"],
+                            capture_output=True, text=True, timeout=600, cwd=tmp_path, env={**env, "PYTHONUNBUFFERED": "1"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (tmp_path / "resume.log").write_text(result.stdout + result.stderr)
+    return result
+
+
+def _steps(client, run_id, key="val_accuracy"):
+    return [(m.step, m.timestamp) for m in client.get_metric_history(run_id, key)]
+
+
+def _assert_exact_records(out, name, continued=None):
+    """Four trials, once each, all complete; one MLflow run per trial with its params and exactly
+    the epochs 1..MAX_EPOCHS; the parent run FINISHED after two segments."""
+    study = _study(out, name)
+    client, parents, trials = _runs(out)
+    assert [t.number for t in study.trials] == [0, 1, 2, 3]
+    assert sorted(t.params["filters"] for t in study.trials) == list(FILTERS)
+    assert all(t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs["outcome"] == "COMPLETE" for t in study.trials)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED" and parents[0].data.tags["sweeps.segments"] == "2"
-    assert len(trials) == len(study.trials)
+    by_id = {r.info.run_id: r for r in trials}
+    assert len(trials) == 4 and set(by_id) == {t.user_attrs["mlflow_run_id"] for t in study.trials}
     for trial in study.trials:
-        run = trials[str(trial.number)]
-        assert trial.state.is_finished() and run.info.status != "RUNNING"
-        assert run.data.tags["sweeps.state"] == trial.user_attrs["outcome"]
-    # Finished trials kept as they were, not run again.
-    for number, (state, values, run_id) in before.items():
-        trial = study.trials[number]
-        assert (trial.state, trial.values, trial.user_attrs.get("mlflow_run_id")) == (state, values, run_id)
-    outcomes = [t.user_attrs["outcome"] for t in study.trials]
-    assert sum(o in ("COMPLETE", "PRUNED", "INFEASIBLE", "FAILED") for o in outcomes) == N_TRIALS
-    assert set(outcomes) <= {"COMPLETE", "INFEASIBLE", "INTERRUPTED"}
-    assert "Best trial #" in result.stdout
+        run = by_id[trial.user_attrs["mlflow_run_id"]]
+        assert run.info.status == "FINISHED" and run.data.tags["sweeps.state"] == "COMPLETE"
+        assert run.data.tags["optuna.trial_number"] == str(trial.number)
+        assert trial.params and {k: run.data.params.get(k) for k in trial.params} == {k: str(v) for k, v in trial.params.items()}
+        for key in ("val_accuracy", "train_loss"):
+            assert [s for s, _ in _steps(client, run.info.run_id, key)] == list(range(1, MAX_EPOCHS + 1)), (trial.number, key)
+        assert ("sweeps.continued_from_epoch" in run.data.tags) == (trial.params["filters"] == continued)
+    return study, client, by_id
+
+
+def _before(out, name):
+    study = _study(out, name)
+    return {t.number: (t.params, t.user_attrs.get("mlflow_run_id"), t.state) for t in study.trials}
+
+
+@pytest.mark.parametrize("epoch", [1, 3], ids=["in-first-epoch", "in-last-epoch"])
+def test_killed_during_an_epoch_the_trial_goes_on_as_itself(tmp_path, epoch):
+    """Killed while trial filters=16 trains epoch 1 (nothing saved yet: it starts again, as itself)
+    or epoch 3 (epochs 1 and 2 saved: it goes on from the epoch-2 snapshot)."""
+    out, driver = _start(tmp_path, "killed", f"stall_once@filters=16@{epoch}")
+    _wait(driver, tmp_path, lambda: any(tmp_path.glob("stalled-*")), "trial filters=16 stalled")
+    time.sleep(1.0)  # the epochs before it reach the driver
+    killed_at_ms = time.time() * 1000
+    _kill(driver)
+    before = _before(out, "killed")
+    (interrupted,) = [n for n, (p, _, s) in before.items() if p.get("filters") == 16]
+    assert before[interrupted][2] == optuna.trial.TrialState.RUNNING and before[interrupted][1]
+
+    result = _resume(tmp_path, "killed")
+    assert f"continuing 1 interrupted (#{interrupted} from epoch {epoch})" in result.stdout, result.stdout
+    study, client, by_id = _assert_exact_records(out, "killed", continued=16)
+    # Finished trials untouched; the interrupted one kept its number, params and run.
+    for number, (params, run_id, state) in before.items():
+        assert (study.trials[number].params, study.trials[number].user_attrs["mlflow_run_id"]) == (params, run_id)
+        if state == optuna.trial.TrialState.COMPLETE:
+            assert by_id[run_id].data.tags.get("sweeps.continued_from_epoch") is None
+    run_id = before[interrupted][1]
+    assert by_id[run_id].data.tags["sweeps.continued_from_epoch"] == str(epoch - 1)
+    # The epochs finished before the kill are the ones logged then, not trained again.
+    stamps = dict(_steps(client, run_id))
+    assert all(stamps[e] < killed_at_ms for e in range(1, epoch)) and all(stamps[e] > killed_at_ms for e in range(epoch, MAX_EPOCHS + 1))
+
+
+def test_killed_between_trials_the_rest_run_once(tmp_path):
+    out, driver = _start(tmp_path, "between", "driver_kill@ended=2")
+    _wait(driver, tmp_path, lambda: driver.poll() is not None, "its own kill")
+    _kill(driver)
+    assert driver.returncode == -signal.SIGKILL, (tmp_path / "driver.log").read_text()[-3000:]
+    before = _before(out, "between")
+    assert sorted(before) == [0, 1] and all(s == optuna.trial.TrialState.COMPLETE for _, _, s in before.values())
+
+    result = _resume(tmp_path, "between")
+    assert "Resuming sweep between: 2 of 4 trials done" in result.stdout and "continuing" not in result.stdout, result.stdout
+    study, _, _ = _assert_exact_records(out, "between")
+    for number, (params, run_id, _) in before.items():
+        assert (study.trials[number].params, study.trials[number].user_attrs["mlflow_run_id"]) == (params, run_id)
+
+
+def test_killed_during_the_report_resume_finishes_it(tmp_path):
+    out, driver = _start(tmp_path, "report", "driver_kill@point=report")
+    _wait(driver, tmp_path, lambda: driver.poll() is not None, "its own kill")
+    _kill(driver)
+    assert driver.returncode == -signal.SIGKILL
+    _, parents, _ = _runs(out)
+    assert parents[0].info.status == "RUNNING"  # the kill left it open: resume must close it
+    before = _before(out, "report")
+    assert len(before) == 4 and all(s == optuna.trial.TrialState.COMPLETE for _, _, s in before.values())
+
+    result = _resume(tmp_path, "report")
+    assert "Resuming sweep report: 4 of 4 trials done" in result.stdout and "Best trial #" in result.stdout, result.stdout
+    _, client, _ = _assert_exact_records(out, "report")
+    _, parents, _ = _runs(out)
+    assert any(a.path.endswith(".csv") for a in client.list_artifacts(parents[0].info.run_id, "report"))
 
 
 def test_resume_of_an_unknown_sweep_names_the_fix(tmp_path):
