@@ -49,25 +49,68 @@ def test_a_checkpoint_is_due_at_stop_points_after_an_improvement(stop_epochs, ev
         assert kept.due(epoch) is expected_due[epoch], epoch
 
 
-def test_the_checkpoint_holds_the_best_epochs_weights_and_training_goes_on_from_the_current_ones(tmp_path):
+def _compiled_model():
     import keras
 
-    from models.conv2d import load_model
-
+    keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-    kept = _BestWeights(_settings())
-    best = [w.copy() for w in model.get_weights()]
-    kept.remember(model)
-    model.set_weights([w + 1.0 for w in best])  # a later, worse epoch
-    current = [w.copy() for w in model.get_weights()]
-    kept.save(model, tmp_path / "model.keras")
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+    return model
 
-    saved = load_model(tmp_path / "model.keras")
-    for a, b in zip(saved.get_weights(), best):
-        np.testing.assert_array_equal(a, b)
-    for a, b in zip(model.get_weights(), current):
-        np.testing.assert_array_equal(a, b)
-    assert not kept.due(6), "written once: nothing due until the next improvement"
+
+def _equal(a, b):
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.mark.reliability
+def test_a_checkpoint_is_one_snapshot_to_go_on_from_and_keeps_the_best_epochs_model(tmp_path):
+    """Epoch 1 was the best, epoch 2 worse. The snapshot after epoch 2 must resume epoch 3 from
+    epoch 2's weights *and* optimizer state (not epoch 1's weights with epoch 2's optimizer), with
+    the best-so-far record and the best epoch's weights, which stay the kept model."""
+    import keras
+
+    from sweeps.trial import MODEL_FILE, complete_snapshot, load_snapshot
+
+    x, y = np.random.default_rng(0).normal(size=(64, 3)), np.random.default_rng(1).normal(size=(64, 2))
+    model = _compiled_model()
+    kept = _BestWeights(_settings(every_s=0.0))
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    kept.remember(model, 1)
+    best = [w.copy() for w in model.get_weights()]
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)  # epoch 2: not remembered (worse)
+    current = [w.copy() for w in model.get_weights()]
+    moments = [v.numpy().copy() for v in model.optimizer.variables]
+    kept.save(model, tmp_path, 2, {"val_accuracy": 0.9})
+    assert _equal(model.get_weights(), current), "saving must not change the model that trains on"
+
+    snapshot = load_snapshot(tmp_path)
+    assert (snapshot.epoch, snapshot.best, snapshot.best_epoch) == (2, {"val_accuracy": 0.9}, 1)
+    assert _equal(snapshot.model.get_weights(), current)
+    assert int(snapshot.model.optimizer.iterations.numpy()) == 8  # 2 epochs x 4 batches
+    assert _equal([v.numpy() for v in snapshot.model.optimizer.variables], moments)
+    assert _equal(snapshot.best_weights, best)
+    assert _equal(keras.saving.load_model(tmp_path / MODEL_FILE).get_weights(), best)  # the kept model
+    # Training on from the snapshot is training on from epoch 2: the same next step either way.
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0, shuffle=False)
+    snapshot.model.fit(x, y, epochs=1, batch_size=16, verbose=0, shuffle=False)
+    assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(model.get_weights(), snapshot.model.get_weights()))
+
+    assert complete_snapshot(tmp_path)
+    with open(tmp_path / MODEL_FILE, "r+b") as handle:  # a copy cut short by a kill
+        handle.truncate(100)
+    assert not complete_snapshot(tmp_path)
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("every_s, expected", [(0.0, True), (60.0, False)])
+def test_a_snapshot_is_due_every_interval_even_without_an_improvement(tmp_path, every_s, expected):
+    """A killed driver or a dead worker loses at most checkpoint_every_s of a trial's work."""
+    model = _compiled_model()
+    kept = _BestWeights(_settings(stop_epochs={6}, every_s=every_s))
+    kept.remember(model, 1)
+    assert kept.due(1) is (every_s == 0.0)
+    kept.save(model, tmp_path, 1, {"val_accuracy": 0.5})
+    assert kept.due(2) is expected  # nothing better since: due only because the interval passed
 
 
 @pytest.mark.slow

@@ -166,3 +166,65 @@ def test_resume_of_an_unknown_sweep_names_the_fix(tmp_path):
     result = run_cli("resume", "nosuch", f"output_dir={tmp_path / 'outputs'}", cwd=tmp_path)
     assert result.returncode == 2 and "no sweep named 'nosuch'" in result.stderr
     assert not (tmp_path / "outputs").exists()
+
+
+def _snapshot(client, runs):
+    """What a run holds: status, tags, params, every metric point."""
+    return {r.info.run_id: (r.info.status, r.info.end_time, dict(r.data.tags), dict(r.data.params),
+                            {k: [(m.step, m.value, m.timestamp) for m in client.get_metric_history(r.info.run_id, k)] for k in r.data.metrics})
+            for r in runs}
+
+
+def test_two_sweeps_of_one_name_on_one_store_never_touch_each_others_runs(tmp_path):
+    """Sweep A is killed mid-trial; sweep B, same name, other output folder, same MLflow store, runs
+    after it (so B's run is the newest of that name); resuming A mends and continues A's runs only."""
+    store = f"sqlite:///{tmp_path / 'shared.db'}"
+    small = ["space.filters=choice(8,16)", "max_epochs=2", f"tracking.uri={store}"]
+    a_dir, b_dir = tmp_path / "a", tmp_path / "b"
+    a_dir.mkdir(), b_dir.mkdir()
+    out_a, driver = _start(a_dir, "same", "stall_once@filters=16@1", *small)
+    _wait(driver, a_dir, lambda: any(a_dir.glob("stalled-*")), "sweep A's trial stalled")
+    _kill(driver)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    b = subprocess.run([sys.executable, "-m", "sweeps", "run", "name=same", *ARGS, *small, f"output_dir={b_dir / 'outputs'}"],
+                       capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+    assert b.returncode == 0, b.stdout[-2000:] + b.stderr[-2000:]
+    client = MlflowClient(store)
+    experiment = client.get_experiment_by_name("sweeps").experiment_id
+    parents = {r.info.run_id: r for r in client.search_runs([experiment]) if r.data.tags.get("sweeps.kind") == "sweep"}
+    assert len(parents) == 2
+    a_parent = next(r for r in parents.values() if r.info.status == "RUNNING")
+    b_parent = next(r for r in parents.values() if r.info.status == "FINISHED")
+    assert b_parent.info.start_time > a_parent.info.start_time  # found first by a lookup by name
+    children = lambda parent: [r for r in client.search_runs([experiment]) if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    b_before = _snapshot(client, children(b_parent))
+
+    result = _resume(a_dir, "same")
+    assert "continuing 1 interrupted" in result.stdout, result.stdout
+    assert _snapshot(client, children(b_parent)) == b_before, "resuming sweep A changed sweep B's runs"
+    assert client.get_run(b_parent.info.run_id).info.status == "FINISHED"
+    a_runs = children(a_parent)
+    study = _study(out_a, "same")
+    assert len(a_runs) == len(study.trials) == 2 and {r.info.run_id for r in a_runs} == {t.user_attrs["mlflow_run_id"] for t in study.trials}
+    assert all(r.info.status == "FINISHED" and [m.step for m in client.get_metric_history(r.info.run_id, "val_accuracy")] == [1, 2] for r in a_runs)
+    assert client.get_run(a_parent.info.run_id).info.status == "FINISHED"
+
+
+def test_two_runs_of_one_name_at_once_one_drives_the_other_stops(tmp_path):
+    """Both start together and pass the name check; only one may drive the study: the other
+    stops with exit code 2 and one clear line, and the records are those of one sweep."""
+    out = tmp_path / "outputs"
+    small = ["space.filters=choice(8,16)", "max_epochs=1"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    drivers = [subprocess.Popen([sys.executable, "-m", "sweeps", "run", "name=twice", *ARGS, *small, f"output_dir={out}"],
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    results = [d.communicate(timeout=600) for d in drivers]
+    codes = sorted(d.returncode for d in drivers)
+    assert codes == [0, 2], [(d.returncode, o[-1500:], e[-1500:]) for d, (o, e) in zip(drivers, results)]
+    stopped = next(e for d, (o, e) in zip(drivers, results) if d.returncode == 2)
+    assert "error: name: " in stopped and ("is being run right now" in stopped or "was started by another driver" in stopped), stopped
+    assert len(stopped.strip().splitlines()) == 1 or "Traceback" not in stopped
+    study = _study(out, "twice")
+    client, parents, trials = _runs(out)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(study.trials) == len(trials) == 2
