@@ -17,6 +17,8 @@ pure table functions load neither MLflow nor Ray nor Keras.
 
 from __future__ import annotations
 
+import json
+
 import math
 import sys
 import warnings
@@ -76,7 +78,7 @@ def _objective(trial: optuna.trial.FrozenTrial, index: int) -> float:
 
 
 def _epochs(trial: optuna.trial.FrozenTrial, histories: Mapping[str, Sequence[tuple[int, float]]]) -> int:
-    # MLflow steps are Tune's training_iteration; Optuna's intermediate steps are the same epochs.
+    # MLflow steps are the trials' epochs; Optuna's intermediate steps are the same epochs.
     steps = [step for points in histories.values() for step, _ in points] or list(trial.intermediate_values)
     return int(max(steps)) if steps else 0
 
@@ -329,13 +331,25 @@ class Report:
     logged: list[str]
 
 
+def _parent_run(output_dir: Path, name: str, tracking_uri: str) -> Any:
+    """The sweep's run by the id it recorded (another sweep of this name may share the tracking
+    server); None where that record is missing or names a run this store does not hold."""
+    from tracking import get_run
+
+    state = output_dir / "sweeps" / name / "sweep.json"
+    try:
+        return get_run(tracking_uri, json.loads(state.read_text())["parent_run_id"])
+    except Exception:  # no record (an older sweep), or another store: fall back to the name
+        return None
+
+
 def make_report(name: str, output_dir: Path, tracking_uri: str, experiment: str, study_storage: str | None = None) -> Report:
     """Load, tabulate, plot, write, log; raises ConfigError (nothing written) for an unknown sweep."""
     from tracking import find_sweep_run, log_report_files, trial_histories
 
     output_dir = Path(output_dir)
     study = load_sweep_study(name, output_dir, study_storage)
-    parent = find_sweep_run(tracking_uri, experiment, name)
+    parent = _parent_run(output_dir, name, tracking_uri) or find_sweep_run(tracking_uri, experiment, name)
     runs = trial_histories(tracking_uri, parent) if parent is not None else {}
     frame = build_trials_frame(study, runs)
     directory = output_dir / "reports" / name
