@@ -351,15 +351,15 @@ def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, trackin
                     "".join(traceback.format_exception(exc)))
         raise
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        if previous is not False:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 def _sigterm_interrupts() -> Any:
     """SIGTERM (`kill`, `ray job stop`, a scheduler's time limit) ends the sweep as Ctrl+C does,
-    so its run ends KILLED; returns the handler it replaced (None off the main thread)."""
+    so its run ends KILLED; returns the handler it replaced (False off the main thread: none set)."""
     if threading.current_thread() is not threading.main_thread():
-        return None
+        return False
 
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
