@@ -17,7 +17,7 @@ import optuna
 
 from sweeps.outcomes import COUNTED, RUN_STATUS, Outcome
 from sweeps.trial import newest_snapshot
-from tracking import RunStatus, SweepTracker, list_trial_runs
+from tracking import RunStatus, SweepTracker, list_trial_runs, metric_histories
 from tracking.query import RunRecord
 
 
@@ -29,6 +29,12 @@ class Continuation:
     run_id: str | None  # its MLflow run, kept (None: the driver died before creating it)
     checkpoint: str | None  # a whole snapshot's folder to go on from; None: from the first epoch
     epoch: int = 0  # the epoch that snapshot holds
+    logged: int = 0  # the last epoch its run logged before the kill: logged - epoch are trained again
+
+    @property
+    def redone(self) -> int:
+        """Epochs that finished before the kill but that no snapshot held: the compute it lost."""
+        return max(0, self.logged - self.epoch)
 
 
 def last_snapshot(trial: optuna.trial.FrozenTrial) -> tuple[str | None, int]:
@@ -50,7 +56,8 @@ def interrupted(study: optuna.Study, parent: RunRecord, tracking_uri: str, limit
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))[: max(0, limit)]:
         run = runs.get(str(trial.number))
         checkpoint, epoch = last_snapshot(trial)
-        found.append(Continuation(trial.number, run.run_id if run is not None else None, checkpoint, epoch))
+        steps = metric_histories(tracking_uri, run.run_id, ("train_loss",))["train_loss"] if run is not None else ()
+        found.append(Continuation(trial.number, run.run_id if run is not None else None, checkpoint, epoch, max((s for s, _ in steps), default=0)))
     return found
 
 _WHY = {

@@ -113,7 +113,7 @@ class TrackingCallback(tune.Callback):
         if continued is not None and continued.run_id:
             run_id = continued.run_id
             self.tracker.reopen_trial(run_id, params)
-            self.tracker.set_tags(run_id, {**tags, "sweeps.continued_from_epoch": str(continued.epoch)})
+            self.tracker.set_tags(run_id, {**tags, "sweeps.continued_from_epoch": str(continued.epoch), "sweeps.epochs_redone": str(continued.redone)})
         else:
             run_id = self.tracker.start_trial(f"trial-{number:03d}", params, tags)
         self.run_ids[trial.trial_id] = run_id

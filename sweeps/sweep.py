@@ -400,8 +400,10 @@ def _run_and_summarise(cfg: SweepConfig, state: SweepState, resuming: bool, trac
         continuations = interrupted(study, parent, tracking_uri, cfg.n_trials - counted(study))
         mended = reconcile(study, tracker, parent, Outcome.INTERRUPTED, keep={c.number for c in continuations})
         going_on = ", ".join(f"#{c.number} from epoch {c.epoch + 1}" for c in continuations)
+        redone = sum(c.redone for c in continuations)
         print(f"Resuming sweep {cfg.name}: {counted(study)} of {cfg.n_trials} trials done"
               + (f"; continuing {len(continuations)} interrupted ({going_on})" if continuations else "")
+              + (f"; {redone} epochs that finished before the stop are trained again (no snapshot held them)" if redone else "")
               + (f"; {mended} interrupted ones recorded as failed" if mended else "")
               + (f"; {replayed} values the stopped driver had queued now written" if replayed else ""), file=out, flush=True)
     for warning in cfg.space.warnings:

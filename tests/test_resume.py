@@ -125,6 +125,7 @@ def test_killed_during_an_epoch_the_trial_goes_on_as_itself(tmp_path, epoch):
             assert by_id[run_id].data.tags.get("sweeps.continued_from_epoch") is None
     run_id = before[interrupted][1]
     assert by_id[run_id].data.tags["sweeps.continued_from_epoch"] == str(epoch - 1)
+    assert by_id[run_id].data.tags["sweeps.epochs_redone"] == "0"  # a snapshot every epoch: no finished epoch lost
     # The epochs finished before the kill are the ones logged then, not trained again.
     stamps = dict(_steps(client, run_id))
     assert all(stamps[e] < killed_at_ms for e in range(1, epoch)) and all(stamps[e] > killed_at_ms for e in range(epoch, MAX_EPOCHS + 1))
