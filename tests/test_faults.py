@@ -72,11 +72,12 @@ def test_failing_trials_are_recorded_and_the_sweep_goes_on(tmp_path):
             if filters == 16:
                 # Its worker was SIGKILLed at the start of epoch 2: retried once, from the epoch-1
                 # snapshot (weights and optimizer), so its epochs go on 1, 2, 3, and epoch 2 trains
-                # on from epoch 1 instead of starting again from an untrained model (same seed: the
-                # same training loss as epoch 1).
+                # on from epoch 1. Started again from an untrained model, its epoch 2 would repeat
+                # epoch 1's training loss (same seed, same data order); here it is lower (by ~0.03
+                # when measured: this small SGD sweep learns slowly, so the margin is small).
                 assert tags["sweeps.retries"] == "1"
                 loss = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "train_loss"), key=lambda m: m.step)]
-                assert len(loss) == 3 and loss[1] < 0.95 * loss[0] and loss[2] < loss[1], loss
+                assert len(loss) == 3 and loss[1] < loss[0] - 0.005 and loss[2] < loss[1], loss
     assert "completed 2 " in result.stdout and "failed 6" in result.stdout, result.stdout
 
 
