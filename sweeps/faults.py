@@ -10,7 +10,8 @@ it), stall_once (at the start of epoch 1, or <epoch>, write the marker `stalled-
 a test can kill the driver while that epoch runs; first attempt only).
 Driver kinds fire at a named point of the sweep's driver: driver_kill (SIGKILL of the driver
 itself) and driver_error (a RuntimeError), e.g. driver_kill@ended=2 (once two trials have ended),
-driver_kill@point=report, driver_error@point=summary.
+driver_kill@point=report, driver_error@point=summary, driver_error@suggested=2 (Tune asks
+Optuna for a second trial).
 """
 
 from __future__ import annotations

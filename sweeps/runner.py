@@ -60,6 +60,7 @@ class SweepSearch(OptunaSearch):
         return self._ot_trials.get(trial_id)
 
     def suggest(self, trial_id: str) -> dict | None:
+        faults.at_driver(suggested=len(self._ot_trials) + 1)
         if not self._to_continue or trial_id in self._ot_trials:
             return super().suggest(trial_id)
         todo = self._to_continue.pop(0)

@@ -103,10 +103,11 @@ def _parent(out):
     return client, parent
 
 
-@pytest.mark.parametrize("where", ["point=summary", "ended=1"], ids=["after-the-trials", "inside-tune"])
+@pytest.mark.parametrize("where", ["point=summary", "suggested=2"], ids=["after-the-trials", "inside-tune"])
 def test_an_error_ends_the_parent_run_failed_with_the_error(tmp_path, where):
-    """An error after the trials (where the best model is registered) or raised out of Tune (a
-    callback) ends the sweep's run FAILED, with the error as tags and its traceback as an artifact."""
+    """An error after the trials (where the best model is registered) or raised out of Tune's loop
+    (its searcher, while a trial has run) ends the sweep's run FAILED, with the error as tags and
+    its traceback as an artifact."""
     out, result = _run(tmp_path, "broken", f"driver_error@{where}", base=TINY)
     assert result.returncode != 0 and "injected fault" in result.stderr, result.stdout[-2000:] + result.stderr[-2000:]
     client, parent = _parent(out)
