@@ -23,6 +23,7 @@ import yaml
 
 from sweeps.config import ConfigError, SweepConfig, validate
 from sweeps.datasets import Dataset, load_dataset
+from sweeps.redaction import is_redacted, redact, restore
 from sweeps.search import open_storage, storage_url, study_exists
 from sweeps.space import flatten
 
@@ -176,10 +177,15 @@ class SweepState:
     @classmethod
     def load(cls, cfg: SweepConfig) -> "SweepState | None":
         path = cls.path(cfg)
-        return cls(**json.loads(path.read_text())) if path.is_file() else None
+        if not path.is_file():
+            return None
+        state = json.loads(path.read_text())
+        # Saved without its password: the config given now holds it.
+        state["tracking_uri"] = restore(state["tracking_uri"], cfg.tracking.uri)
+        return cls(**state)
 
     def save(self, cfg: SweepConfig) -> None:
-        _atomic_write(self.path(cfg), json.dumps(asdict(self), indent=2))
+        _atomic_write(self.path(cfg), json.dumps(redact(asdict(self)), indent=2))
 
 
 @contextmanager
@@ -211,10 +217,19 @@ def load_saved_config(name: str, output_dir: Path, overrides: list[str]) -> Swee
     raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     for text in overrides:
         key, _, value = text.partition("=")
+        section, _, leaf = key.partition(".")
+        saved = raw.get(section, {}).get(leaf) if leaf and isinstance(raw.get(section), dict) else None
+        if is_redacted(saved) and restore(saved, yaml.safe_load(value)) != saved:
+            raw[section][leaf] = yaml.safe_load(value)  # a secret the saved config hides, given again
+            continue
         if key not in RESUMABLE:
             raise ConfigError(key, "cannot change when resuming (the sweep keeps its space, data and model)", f"change only {', '.join(RESUMABLE)}, or start a new sweep with run name=<new>")
         raw[key] = yaml.safe_load(value)
     raw["output_dir"] = str(output_dir)
+    hidden = [f"{s}.{k}" for s, v in raw.items() if isinstance(v, dict) for k, x in v.items() if is_redacted(x)]
+    if hidden:
+        raise ConfigError(hidden[0], "the saved config hides its password (secrets are never written to disk)",
+                          f"give it again: python -m sweeps resume {name} '{hidden[0]}=<the full value>'")
     return validate(raw)
 
 
@@ -287,7 +302,7 @@ def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, trackin
     from sweeps.progress import Progress
     from sweeps.recovery import counted, reconcile
     from sweeps.trial import TrialSettings
-    from tracking import RunStatus, SweepTracker, find_sweep_run, redact
+    from tracking import RunStatus, SweepTracker, find_sweep_run
 
     started = time.monotonic()
     with _stores_lock(cfg.output_dir):
@@ -298,7 +313,7 @@ def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, trackin
         parent = tracker.start_sweep(cfg.name, redact(_params(cfg)), _tags(cfg, dataset), yaml.safe_dump(redact(cfg.resolved), sort_keys=False))
         tracker.log_dataset(parent, dataset.x_train, dataset.y_train, dataset.name, dataset.source, dataset.digest)
         state = SweepState(parent, tracker.experiment_id, tracking_uri, dataset.digest, fingerprint(cfg))
-        _atomic_write(cfg.sweep_dir / "config.yaml", yaml.safe_dump(cfg.resolved, sort_keys=False))
+        _atomic_write(cfg.sweep_dir / "config.yaml", yaml.safe_dump(redact(cfg.resolved), sort_keys=False))
         state.save(cfg)
         study = None
     else:

@@ -6,7 +6,6 @@ Every call names its run id explicitly (MlflowClient), never the implicit active
 from __future__ import annotations
 
 import os
-import re
 import time
 import traceback
 import warnings
@@ -20,6 +19,9 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+# Every param, tag, text and error message this module writes or raises passes through it.
+from sweeps.redaction import REDACTED, redact, redact_text
 
 # MLflow refuses params longer than this; longer values are cut with a marker.
 _PARAM_LIMIT = 6000
@@ -52,35 +54,29 @@ def unreachable(tracking_uri: str, timeout_s: float = 5.0) -> str | None:
         return None
     import requests
 
+    shown = redact_text(tracking_uri)
+    # Credentials from the environment, as MLflow's own client reads them (or from the URI itself).
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
     try:
         response = requests.get(f"{tracking_uri.rstrip('/')}/health", timeout=timeout_s)
+        if response.status_code != 200:
+            return f"{shown}/health answered HTTP {response.status_code}"
+        # A second request: the server may fail between the two, which is the same answer.
+        probe = requests.get(
+            f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "Default"},
+            auth=(user, password) if user and password else None, timeout=timeout_s,
+        )
     except requests.RequestException as exc:
-        return f"{tracking_uri} does not answer ({type(exc).__name__})"
-    if response.status_code != 200:
-        return f"{tracking_uri}/health answered HTTP {response.status_code}"
-    # Credentials only from the environment, as MLflow's own client reads them.
-    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
-    probe = requests.get(
-        f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "Default"},
-        auth=(user, password) if user and password else None, timeout=timeout_s,
-    )
+        return f"{shown} does not answer ({type(exc).__name__})"
     if probe.status_code in (401, 403):
-        return (f"{tracking_uri} refused the request (HTTP {probe.status_code}): "
-                + ("wrong MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD" if user else "it needs MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the environment"))
+        in_uri = "@" in tracking_uri.split("://", 1)[1].split("/", 1)[0]
+        return (f"{shown} refused the request (HTTP {probe.status_code}): "
+                + ("wrong user or password in tracking.uri" if in_uri and not user else
+                   "wrong MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD" if user else
+                   "it needs MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the environment"))
+    if probe.status_code >= 500:
+        return f"{shown} failed to answer (HTTP {probe.status_code})"
     return None
-
-
-_SECRET = re.compile(r"(password|passwd|secret|token|credential|(^|_)key)$", re.IGNORECASE)
-REDACTED = "***"
-
-
-def redact(value: Any, key: str = "") -> Any:
-    """Blank out values whose key names a credential (password, token, secret, *_key), at any depth,
-    so config params and artifacts never carry them."""
-    if isinstance(value, Mapping):
-        return {k: redact(v, str(k)) for k, v in value.items()}
-    leaf = key.rsplit(".", 1)[-1]
-    return REDACTED if leaf and _SECRET.search(leaf) and value not in (None, "") else value
 
 
 def _now_ms() -> int:
@@ -108,9 +104,10 @@ class SweepTracker:
         self._writer: ThreadPoolExecutor | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        # Ray Tune pickles its callbacks, and so this tracker, with its experiment state; queued
-        # writes belong to this process.
-        return {**self.__dict__, "_pending": {}, "_writer": None}
+        # Ray Tune pickles its callbacks, and so this tracker, with its experiment state into the
+        # sweep's folder: queued writes belong to this process, and the client (which holds the
+        # URI) and any password stay out of the file.
+        return {**self.__dict__, "tracking_uri": redact_text(self.tracking_uri), "client": None, "_pending": {}, "_writer": None}
 
     # ------------------------------------------------------------ sweep (parent run)
 
@@ -118,7 +115,7 @@ class SweepTracker:
         run = self.client.create_run(self.experiment_id, run_name=name, tags={**tags, "sweeps.kind": "sweep"})
         self.parent_run_id = run.info.run_id
         self.log_params(self.parent_run_id, params)
-        self.client.log_text(self.parent_run_id, config_yaml, "config/resolved.yaml")
+        self.client.log_text(self.parent_run_id, redact_text(config_yaml), "config/resolved.yaml")
         return self.parent_run_id
 
     def reopen_sweep(self, run_id: str) -> None:
@@ -132,6 +129,23 @@ class SweepTracker:
         self.set_tags(self.parent_run_id, tags)
         self.flush()
         self.client.set_terminated(self.parent_run_id, status=status.value)
+        self.close()
+
+    def close(self) -> None:
+        """Write what is queued and stop the writer thread; the tracker owns it, and a later write
+        starts a new one. Safe to call twice."""
+        writer, self._writer = self._writer, None
+        try:
+            self.flush()
+        finally:
+            if writer is not None:
+                writer.shutdown(wait=True)
+
+    def __enter__(self) -> "SweepTracker":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------ trials (nested runs)
 
@@ -152,7 +166,7 @@ class SweepTracker:
         self.flush(run_id)
         if error is not None:
             text = error if isinstance(error, str) else "".join(traceback.format_exception(error))
-            self.client.log_text(run_id, text, "error/traceback.txt")
+            self.client.log_text(run_id, redact_text(text), "error/traceback.txt")
         self.client.set_terminated(run_id, status=status.value)
 
     # ------------------------------------------------------------ values
@@ -163,7 +177,7 @@ class SweepTracker:
     # waited about 1 s per run, which held up Tune's loop at every trial's end.)
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
-        items = [Param(str(k), _param_text(v)) for k, v in params.items()]
+        items = [Param(str(k), _param_text(v)) for k, v in redact(dict(params)).items()]
         for i in range(0, len(items), _BATCH):
             self._write(run_id, params=items[i : i + _BATCH])
 
@@ -175,7 +189,7 @@ class SweepTracker:
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         if tags:
-            self._write(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+            self._write(run_id, tags=[RunTag(k, redact_text(str(v))) for k, v in redact(dict(tags)).items()])
 
     def flush(self, run_id: str | None = None) -> None:
         """Wait until the values queued for `run_id` (default: every run) are in the store."""
@@ -190,7 +204,7 @@ class SweepTracker:
         self._pending.setdefault(run_id, []).append(write)
 
     def log_dict(self, run_id: str, value: Mapping[str, Any], path: str) -> None:
-        self.client.log_dict(run_id, dict(value), path)
+        self.client.log_dict(run_id, redact(dict(value)), path)
 
     # ------------------------------------------------------------ dataset and model
 
