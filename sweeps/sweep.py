@@ -429,7 +429,7 @@ def _summarise(cfg: SweepConfig, study: Any, tracker: Any, dataset: Dataset, sta
     if best is not None and cfg.tracking.log_best_model and best_run_id and checkpoint and checkpoint.is_file():
         from models.conv2d import load_model
 
-        model_uri = tracker.log_keras_model(best_run_id, load_model(checkpoint))
+        model_uri = tracker.log_keras_model(best_run_id, load_model(checkpoint), dataset.preprocessing())
         if cfg.tracking.registered_model:
             from tracking import register_best_model
 

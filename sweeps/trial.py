@@ -211,6 +211,8 @@ def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: Tr
     if model is None:
         faults.at_build(params)
         model = build_conv2d(params, settings.input_shape, settings.num_classes)
+        if model.layout_note:  # recorded on the trial's run (tag sweeps.device)
+            placement = {**placement, "device": f"{placement['device']}; {model.layout_note}"}
     metric, mode = settings.objectives[0]
     kept = _BestWeights(settings)
     try:

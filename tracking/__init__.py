@@ -18,6 +18,7 @@ from tracking.registry import (
     RegistryError,
     dataset_inputs,
     load_keras_model,
+    load_model_and_preprocessing,
     register_best_model,
     resolve_model_uri,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "list_report_files",
     "list_trial_runs",
     "load_keras_model",
+    "load_model_and_preprocessing",
     "log_report_files",
     "metric_histories",
     "redact",

@@ -28,6 +28,9 @@ _PARAM_LIMIT = 6000
 _BATCH = 100  # MLflow's limit on params per log_batch call
 
 
+PREPROCESSING_KEY = "sweeps_preprocessing"  # in a logged model's MLmodel metadata
+
+
 class RunStatus(str, Enum):
     FINISHED = "FINISHED"
     KILLED = "KILLED"
@@ -222,12 +225,14 @@ class SweepTracker:
         assert self._dataset_input is not None
         self.client.log_inputs(run_id, datasets=[self._dataset_input])
 
-    def log_keras_model(self, run_id: str, model: Any) -> str:
+    def log_keras_model(self, run_id: str, model: Any, preprocessing: Mapping[str, Any] | None = None) -> str:
         """Log a Keras model with its signature; returns the model URI (runs:/<id>/model).
 
         The signature comes from the model's own input and output specs, and the requirements are
         the installed versions: MLflow would otherwise run the model once and load it again in a
-        subprocess (a second TensorFlow import, ~5 s) to find the same facts.
+        subprocess (a second TensorFlow import, ~5 s) to find the same facts. `preprocessing`
+        (what turned raw images into the training input) is kept in the model's own metadata, so
+        whoever loads the model applies exactly the same (`tracking.load_model_and_preprocessing`).
         """
         import mlflow
         import mlflow.keras
@@ -242,7 +247,8 @@ class SweepTracker:
         self.flush(run_id)
         # log_model works on the fluent active run; resume the (finished) trial run just for this.
         with mlflow.start_run(run_id=run_id):
-            info = mlflow.keras.log_model(model, name="model", signature=signature, pip_requirements=_model_requirements())
+            info = mlflow.keras.log_model(model, name="model", signature=signature, pip_requirements=_model_requirements(),
+                                          metadata={PREPROCESSING_KEY: dict(preprocessing)} if preprocessing else None)
         self.client.set_terminated(run_id, status=RunStatus.FINISHED.value)
         return info.model_uri
 
