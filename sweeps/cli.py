@@ -71,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args)
     except (ConfigError, DatasetError) as exc:
         return _fail(exc)
+    finally:
+        if "sweeps.search" in sys.modules:  # the command owns the study storages it opened
+            sys.modules["sweeps.search"].close_storages()
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ import yaml
 from sweeps.config import ConfigError, SweepConfig, validate
 from sweeps.datasets import Dataset, load_dataset
 from sweeps.redaction import is_redacted, redact, restore
-from sweeps.search import open_storage, storage_url, study_exists
+from sweeps.search import close_storages, open_storage, storage_url, study_exists
 from sweeps.space import flatten
 
 
@@ -293,6 +293,7 @@ def _execute(cfg: SweepConfig, state: SweepState | None, out: Any) -> Summary:
         return _sweep(cfg, state, dataset, tracking_uri, runner, out)
     finally:
         runner.shutdown()
+        close_storages()
 
 
 def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, tracking_uri: str, runner: Any, out: Any) -> Summary:
