@@ -7,8 +7,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
+
+from models.native_log import tensorflow_start_up_filtered
+
+with tensorflow_start_up_filtered():
+    import keras
 
 from models.plan import block_arg, block_filters
 

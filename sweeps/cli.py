@@ -61,6 +61,7 @@ def _fail(exc: Exception) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     # TensorFlow's C++ start-up lines (CUDA probing, oneDNN notes) say nothing a user can act on.
+    chosen = "TF_CPP_MIN_LOG_LEVEL" in os.environ
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     # The terminal is written like every other record: through the one redaction step, so a
     # password in a URL (tracking.uri, a study database) never shows, in an error either.
@@ -68,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
     args = _parser().parse_args(argv)
     try:
-        return _dispatch(args)
+        return _dispatch(args, chosen)
     except (ConfigError, DatasetError) as exc:
         return _fail(exc)
     finally:
@@ -76,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.modules["sweeps.search"].close_storages()
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+def _dispatch(args: argparse.Namespace, tf_level_chosen: bool = False) -> int:
     if args.command == "submit":
         from sweeps.submit import submit
 
@@ -93,6 +94,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if not cfg.verbose:
         # MLflow's INFO lines (creating tables, ...) are not the product's own; verbose=true shows them.
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    elif not tf_level_chosen:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # verbose: TensorFlow's own lines too
     if args.command == "server":
         from sweeps import server
 

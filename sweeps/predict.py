@@ -75,6 +75,7 @@ def main(model_uri: str, input_path: Path, tracking_uri: str, out: TextIO = sys.
     except DatasetError as exc:
         return _fail(exc.key, exc.problem, exc.fix)
 
+    import models.conv2d  # noqa: F401  (TensorFlow imported here, without its start-up lines)
     from tracking import RegistryError, load_model_and_preprocessing, store_exists
 
     if not store_exists(tracking_uri):

@@ -39,7 +39,9 @@ def make_sampler(settings: SamplerSettings, seed: int) -> optuna.samplers.BaseSa
     if name == "gp":
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=settings.n_startup_trials, warn_independent_sampling=False)
     if name == "qmc":
-        return optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_independent_sampling=False, warn_asynchronous_seeding=False)
+        with warnings.catch_warnings():  # experimental since Optuna 3.0, stable in use
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_independent_sampling=False, warn_asynchronous_seeding=False)
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=settings.population_size)
     raise ValueError(f"unknown sampler {name!r}")
