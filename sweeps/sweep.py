@@ -350,9 +350,9 @@ def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, trackin
                                       experiment=cfg.name if state.segments == 1 else f"{cfg.name}-resume{state.segments - 1}")
             study, stopped_because = result.study, result.stopped_because
             runner.release()
-            # The data reaches each node once through the object store, however many trials run there.
-            moved = {"data_bytes": result.data_bytes, "data_nodes": result.data_nodes,
-                     "data_bytes_per_trial": result.data_bytes * result.data_nodes / max(1, remaining)}
+            # What was measured: the dataset's size in the object store and the nodes that ran trials
+            # (bytes moved per node are not measured, so no figure claims them).
+            moved = {"data_bytes": result.data_bytes, "data_nodes": result.data_nodes}
         tracker.flush()  # every queued value in the store before it is read back
         record = find_sweep_run(tracking_uri, cfg.tracking.experiment, cfg.name)
         assert record is not None and study is not None

@@ -50,7 +50,7 @@ def import_store_modules() -> None:
         importlib.import_module(module)
 
 
-def unreachable(tracking_uri: str, timeout_s: float = 5.0) -> str | None:
+def unreachable(tracking_uri: str, timeout_s: float = 15.0) -> str | None:
     """Why a tracking server cannot be used (None when it can), asked once before any trial runs,
     instead of MLflow's own retries discovering it an hour into the sweep."""
     if not tracking_uri.startswith(("http://", "https://")):
