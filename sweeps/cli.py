@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The terminal is written like every other record: through the one redaction step, so a
     # password in a URL (tracking.uri, a study database) never shows, in an error either.
     if not isinstance(sys.stdout, RedactingStream):
-        sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
+        sys.stdout, sys.stderr = RedactingStream(sys.stdout, "stdout"), RedactingStream(sys.stderr, "stderr")
     args = _parser().parse_args(argv)
     try:
         return _dispatch(args, chosen)

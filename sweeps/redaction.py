@@ -56,9 +56,16 @@ def restore(saved: Any, given: Any) -> Any:
 class RedactingStream(io.TextIOBase):
     """A text stream that redacts every line before it reaches `target` (the terminal)."""
 
-    def __init__(self, target: TextIO) -> None:
-        self.target = target
+    def __init__(self, target: TextIO, name: str = "stdout") -> None:
+        self.target, self.name = target, name
         self._partial = ""
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, str]]:
+        # Pickled (Ray Tune pickles its callbacks, and the progress view's stream with them) as
+        # what it stands for: this process's sys.stdout or sys.stderr.
+        import sys
+
+        return getattr, (sys, self.name)
 
     def write(self, text: str) -> int:
         self._partial += text

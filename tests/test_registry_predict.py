@@ -137,7 +137,8 @@ def test_the_sweeps_own_champion_resolves_loads_and_predicts(sweep, tmp_path, el
     assert parent.data.tags["sweeps.registered_model"].startswith(own)
     source = resolve_model_uri(uri, own)
     assert source.run_id == parent.data.tags["sweeps.best_run_id"]
-    assert f"models:/{source.model_id}" == parent.data.tags["sweeps.best_model_uri"]
+    best_model = client.get_logged_model(parent.data.tags["sweeps.best_model_uri"].removeprefix("models:/"))
+    assert source.location == best_model.artifact_location  # the files of the sweep's best model
     model, preprocessing = load_model_and_preprocessing(uri, own)
     assert preprocessing == {"divide_by": 1.0, "dtype": "float32", "layout": "NHWC"}  # digits: scaled by the loader
     data = load_dataset("digits", val_fraction=0.2, limit=200, seed=0)  # the sweep's own validation split
