@@ -8,6 +8,7 @@ from pathlib import Path
 import optuna
 
 from sweeps.config import SamplerSettings
+from sweeps.redaction import redact_text
 
 
 class _GridSampler(optuna.samplers.GridSampler):
@@ -71,13 +72,26 @@ def open_storage(output_dir: Path, url: str | None = None) -> optuna.storages.Ba
     return _OPEN[url]
 
 
+class _RDBStorage(optuna.storages.RDBStorage):
+    """RDBStorage whose pickle (Ray Tune saves its searcher, and the storage with it, into the
+    sweep's folder) holds the URL without its password; unpickled in a process that opened the
+    storage, it takes the full URL back from there."""
+
+    def __getstate__(self) -> dict:  # type: ignore[type-arg]
+        return {**super().__getstate__(), "url": redact_text(self.url)}
+
+    def __setstate__(self, state: dict) -> None:  # type: ignore[type-arg]
+        full = next((url for url in _OPEN if redact_text(url) == state["url"]), state["url"])
+        super().__setstate__({**state, "url": full})
+
+
 def _new_storage(url: str) -> optuna.storages.BaseStorage:
     if url.startswith("grpc://"):
         host, _, port = url.removeprefix("grpc://").rstrip("/").partition(":")
         return optuna.storages.GrpcStorageProxy(host=host, port=int(port or 13000))
     # sqlite waits for a lock instead of failing when two sweeps share the file; servers drop dead connections.
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    return _RDBStorage(url, engine_kwargs=kwargs)
 
 
 def close_storages() -> None:

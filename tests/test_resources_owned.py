@@ -78,3 +78,22 @@ def test_a_server_failing_between_the_two_requests_is_one_answer(fails_at):
         server.shutdown()
     assert problem is not None and "does not answer" in problem
     assert "s3cr3t" not in problem and "alice:***@127.0.0.1" in problem
+
+
+def test_a_pickled_storage_holds_no_password(tmp_path):
+    """Ray Tune pickles its searcher, and the study storage with it, into the sweep's folder."""
+    import pickle
+
+    from sweeps import search
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    storage = search.open_storage(tmp_path, url)
+    storage.url = "postgresql://sweeps:hunter2@db/optuna"  # as a server's URL would be (no connection made)
+    search._OPEN[storage.url] = search._OPEN.pop(url)
+    try:
+        data = pickle.dumps(storage.__getstate__())
+        assert b"hunter2" not in data and b"sweeps:***@db" in data
+    finally:
+        storage.url = url
+        search._OPEN[url] = search._OPEN.pop("postgresql://sweeps:hunter2@db/optuna")
+        search.close_storages()
