@@ -44,7 +44,7 @@ def mlflow_server(tmp_path_factory):
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300  # a loaded 2-core machine starts the auth app slowly
     while True:
         try:
             if requests.get(f"{url}/health", timeout=2).status_code == 200:
