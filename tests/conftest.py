@@ -58,6 +58,10 @@ def mlflow_server(tmp_path_factory):
     except BaseException:  # a server that never answered is stopped too, not left running
         os.killpg(proc.pid, 15)
         proc.wait(timeout=30)
+        try:
+            os.killpg(proc.pid, 9)  # its uvicorn workers, still starting, ignore SIGTERM
+        except ProcessLookupError:
+            pass
         raise
     yield url, folder
     os.killpg(proc.pid, 15)
