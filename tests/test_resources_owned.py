@@ -48,7 +48,7 @@ def test_the_tracker_writer_thread_ends_with_the_sweep_run(tmp_path):
     assert tracker.client.get_run(run).data.metrics == {"m": 1.0, "n": 2.0}  # every queued write landed
 
 
-@pytest.mark.parametrize("fails_at", ["health", "second"])
+@pytest.mark.parametrize("fails_at", ["health", "second", "refuses"])
 def test_a_server_failing_between_the_two_requests_is_one_answer(fails_at):
     """A real HTTP server that answers /health and then drops the second request (or never answers)."""
     import http.server
@@ -58,7 +58,11 @@ def test_a_server_failing_between_the_two_requests_is_one_answer(fails_at):
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802
-            if self.path.startswith("/health") and fails_at == "second":
+            if fails_at == "refuses" and not self.path.startswith("/health"):
+                self.send_response(401)
+                self.end_headers()
+                return
+            if self.path.startswith("/health") and fails_at in ("second", "refuses"):
                 self.send_response(200)
                 self.end_headers()
                 self.wfile.write(b"OK")
@@ -76,7 +80,7 @@ def test_a_server_failing_between_the_two_requests_is_one_answer(fails_at):
         problem = unreachable(url, timeout_s=5)
     finally:
         server.shutdown()
-    assert problem is not None and "does not answer" in problem
+    assert problem is not None and ("wrong user or password in tracking.uri" if fails_at == "refuses" else "does not answer") in problem
     assert "s3cr3t" not in problem and "alice:***@127.0.0.1" in problem
 
 
