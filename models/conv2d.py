@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import keras
+import numpy as np
+
+from models.native_log import tensorflow_start_up_filtered
+
+with tensorflow_start_up_filtered():
+    import keras
 
 from models.plan import block_arg, block_filters
 
@@ -73,9 +79,49 @@ def pooling_layer(params: Mapping[str, Any], block: int) -> keras.layers.Layer |
     return layer(pool_size=(size, size), data_format=block_arg(params, block, "data_format"), name=f"pool{block}")
 
 
+@functools.cache
+def can_train(data_format: str) -> bool:
+    """Whether this process's device trains convolutions and pooling in `data_format`, asked once
+    by training a tiny model on it. TensorFlow's plain CPU kernels (e.g. on AMD EPYC, where its
+    oneDNN kernels are off) run NCHW convolutions forward but not their input gradient
+    (`Conv2DCustomBackpropInputOp only supports NHWC`), nor NCHW pooling."""
+    if data_format == "channels_last":
+        return True
+    probe = keras.Sequential([
+        keras.Input((4, 4, 1)), keras.layers.Permute((3, 1, 2)),
+        keras.layers.Conv2D(2, 3, padding="same", data_format=data_format, dtype="float32"),
+        keras.layers.MaxPooling2D(2, data_format=data_format, dtype="float32"),
+        keras.layers.Conv2D(2, 1, data_format=data_format, dtype="float32"),
+        keras.layers.AveragePooling2D(2, data_format=data_format, dtype="float32"),
+        keras.layers.Flatten(), keras.layers.Dense(2, dtype="float32"),
+    ])
+    probe.compile(optimizer="sgd", loss="mse")
+    try:
+        probe.train_on_batch(np.ones((2, 4, 4, 1), np.float32), np.zeros((2, 2), np.float32))
+    except Exception:  # each backend refuses in its own words (InvalidArgumentError, UnimplementedError)
+        return False
+    return True
+
+
+def layout_for_device(params: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """`params` with every data_format this device cannot train replaced by channels_last, and a
+    note saying so (None when nothing changed). data_format is a memory layout, not another
+    function: the network computes the same family of functions in either (the dense head sees
+    the same features in another order), so the trial runs instead of failing."""
+    keys = [k for k in params if k == "data_format" or k.endswith(".data_format")]
+    refused = sorted({str(params[k]) for k in keys if not can_train(str(params[k]))})
+    if not refused:
+        return dict(params), None
+    adapted = {**params, **{k: "channels_last" for k in keys if params[k] in refused}}
+    return adapted, f"data_format {', '.join(refused)} cannot be trained on this device; ran the same network channels_last"
+
+
 def build_conv2d(params: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
     """A compiled Sequential CNN. Images arrive channels-last; a block asking for channels_first
-    gets its input transposed, so data_format is honoured without touching the data."""
+    gets its input transposed, so data_format is honoured without touching the data. Where the
+    device cannot train a requested layout, the model is built channels_last instead and says so
+    in `model.layout_note` (see `layout_for_device`)."""
+    params, note = layout_for_device(params)
     keras.mixed_precision.set_global_policy("mixed_float16" if params.get("mixed_precision") else "float32")
     layers: list[keras.layers.Layer] = [keras.Input(shape=input_shape)]
     current_format = "channels_last"
@@ -96,6 +142,7 @@ def build_conv2d(params: Mapping[str, Any], input_shape: tuple[int, ...], num_cl
     # float32 head: a float16 softmax loses the small probabilities that the loss needs.
     layers.append(keras.layers.Dense(num_classes, activation="softmax", name="head", dtype="float32"))
     model = keras.Sequential(layers, name="conv2d")
+    model.layout_note = note  # None: built in the layouts asked for
     optimizer = keras.optimizers.get({"class_name": params["optimizer"], "config": {"learning_rate": float(params["learning_rate"])}})
     # XLA compilation costs more than it saves on the small CPU models of a sweep.
     model.compile(

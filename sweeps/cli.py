@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sweeps.config import ConfigError, load_config
 from sweeps.datasets import DatasetError
+from sweeps.redaction import RedactingStream
 
 EXIT_BAD_INPUT = 2
 
@@ -60,15 +61,23 @@ def _fail(exc: Exception) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     # TensorFlow's C++ start-up lines (CUDA probing, oneDNN notes) say nothing a user can act on.
+    chosen = "TF_CPP_MIN_LOG_LEVEL" in os.environ
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # The terminal is written like every other record: through the one redaction step, so a
+    # password in a URL (tracking.uri, a study database) never shows, in an error either.
+    if not isinstance(sys.stdout, RedactingStream):
+        sys.stdout, sys.stderr = RedactingStream(sys.stdout, "stdout"), RedactingStream(sys.stderr, "stderr")
     args = _parser().parse_args(argv)
     try:
-        return _dispatch(args)
+        return _dispatch(args, chosen)
     except (ConfigError, DatasetError) as exc:
         return _fail(exc)
+    finally:
+        if "sweeps.search" in sys.modules:  # the command owns the study storages it opened
+            sys.modules["sweeps.search"].close_storages()
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+def _dispatch(args: argparse.Namespace, tf_level_chosen: bool = False) -> int:
     if args.command == "submit":
         from sweeps.submit import submit
 
@@ -82,6 +91,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         rest = [o for o in args.overrides if not o.startswith("output_dir=")]
         return _finish(sweep.resume(args.name, output_dir, rest))
     cfg = load_config(list(args.overrides))
+    if not cfg.verbose:
+        # MLflow's INFO lines (creating tables, ...) are not the product's own; verbose=true shows them.
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    elif not tf_level_chosen:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # verbose: TensorFlow's own lines too
     if args.command == "server":
         from sweeps import server
 
@@ -123,8 +137,19 @@ def _ui(cfg, port: int) -> int:
     if uri.startswith("http"):
         print(f"The tracking server already serves the UI: {uri}")
         return 0
-    if not (cfg.output_dir / "mlflow.db").exists():
-        return _fail(ConfigError("output_dir", f"no MLflow store at {cfg.output_dir / 'mlflow.db'}", "run a sweep first, or set output_dir=<the sweep's folder>"))
+    database = sqlite_file(uri)
+    if database is not None and not database.is_file():
+        field = "tracking.uri" if cfg.tracking.uri else "output_dir"
+        return _fail(ConfigError(field, f"no MLflow store at {database}",
+                                 "run a sweep first, or set output_dir=<the sweep's folder> or tracking.uri=sqlite:///<its mlflow.db>"))
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]
     print(f"MLflow UI on http://127.0.0.1:{port}  ({' '.join(command)})", flush=True)
     return subprocess.call(command, env=os.environ.copy())
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The database file a `sqlite:///...` tracking URI names (None for any other store)."""
+    if not uri.startswith("sqlite://"):
+        return None
+    path = uri.removeprefix("sqlite://").split("?", 1)[0][1:]  # sqlite:///rel.db, sqlite:////abs.db
+    return Path(path).expanduser().resolve() if path and path != ":memory:" else None

@@ -6,9 +6,10 @@ of Hydra's hands first: in compose mode Hydra would read them as its own multiru
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from sweeps.space import Space, SpaceError, grid_points, grid_size, parse_space
+from sweeps.redaction import redact, redact_text
+from sweeps.space import BUDGETS, RULES, Space, SpaceError, flatten, grid_points, grid_size, parse_space, rule_for
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 REPORTED_METRICS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
@@ -33,8 +35,9 @@ class ConfigError(ValueError):
     """A setting that cannot run; names the field and the fix."""
 
     def __init__(self, key: str, problem: str, fix: str) -> None:
-        self.key, self.problem, self.fix = key, problem, fix
-        super().__init__(f"{key}: {problem}. Fix: {fix}")
+        # A URL in the message (a tracking URI, a study database) never shows its password.
+        self.key, self.problem, self.fix = key, redact_text(problem), redact_text(fix)
+        super().__init__(f"{key}: {self.problem}. Fix: {self.fix}")
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,7 @@ class SweepConfig:
         return len(self.objectives) > 1
 
     def to_yaml(self) -> str:
-        return OmegaConf.to_yaml(OmegaConf.create(self.resolved))
+        return OmegaConf.to_yaml(OmegaConf.create(redact(self.resolved)))
 
     @property
     def sweep_dir(self) -> Path:
@@ -148,12 +151,81 @@ def compose_config(overrides: list[str], config_dir: Path = CONF_DIR) -> dict[st
             cfg: DictConfig = compose(config_name="config", overrides=hydra_overrides)
         resolved = OmegaConf.to_container(cfg, resolve=True)
     except HydraException as exc:
+        missing = re.search(r"Could not override '([\w.]+)'", str(exc))
+        if missing:  # `n_trail=5` without '+': the same typo, the same answer
+            refuse_unknown_keys(_with_key({}, missing[1]), config_dir)
         raise ConfigError("override", str(exc).strip().splitlines()[0] + _hydra_hint(str(exc)), _hydra_fix(str(exc))) from None
     except OmegaConfBaseException as exc:
         raise ConfigError("config", str(exc).strip().splitlines()[0], "check the value's type and spelling in conf/ or the override") from None
     assert isinstance(resolved, dict)
     resolved["space"] = {**(resolved.get("space") or {}), **space_overrides}
+    refuse_unknown_keys(resolved, config_dir)
     return resolved
+
+
+def _with_key(raw: dict[str, Any], dotted: str) -> dict[str, Any]:
+    section, _, leaf = dotted.partition(".")
+    return {section: {leaf: None}} if leaf else {section: None}
+
+
+def explicit_keys(overrides: list[str]) -> frozenset[str]:
+    """The dotted keys the user set on the command line (`scheduler.grace_period=3`), as opposed to
+    values that come from conf/: only those may make a dependent default an error."""
+    return frozenset(text.split("=", 1)[0].lstrip("+~") for text in overrides if "=" in text)
+
+
+# ---------------------------------------------------------------- known keys
+
+def _yaml_keys(path: Path) -> set[str]:
+    loaded = OmegaConf.to_container(OmegaConf.load(path), resolve=False) if path.is_file() else {}
+    return {str(k) for k in loaded} - {"defaults"} if isinstance(loaded, dict) else set()
+
+
+def known_keys(config_dir: Path = CONF_DIR) -> dict[str, frozenset[str]]:
+    """Every key the settings read, per section ("" is the top level): the fields of the typed
+    settings plus every key that any option file of that group in conf/ defines."""
+    known: dict[str, set[str]] = {"": {f.name for f in fields(SweepConfig)} - {"resolved"} | _yaml_keys(config_dir / "config.yaml")}
+    for section, settings in {"dataset": DatasetSettings, "sampler": SamplerSettings, "scheduler": SchedulerSettings,
+                              "resources": ResourceSettings, "tracking": TrackingSettings}.items():
+        known[section] = {f.name for f in fields(settings)}
+        for option in sorted((config_dir / section).glob("*.yaml")):
+            known[section] |= _yaml_keys(option)
+    known["sampler"] -= {"grid"}  # derived from the space, never set
+    return {k: frozenset(v) for k, v in known.items()}
+
+
+def _nearest(key: str, options: frozenset[str] | set[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(key, sorted(options), n=1, cutoff=0.6)
+    return f"did you mean {close[0]}?" if close else f"known keys: {', '.join(sorted(options))}"
+
+
+def refuse_unknown_keys(raw: dict[str, Any], config_dir: Path = CONF_DIR) -> None:
+    """A key no setting reads (`+n_trail=5`, `+dataset.vall_fraction=0.1`) is a typo that would
+    otherwise cost a whole sweep run with the default: refuse it, naming the nearest known key."""
+    known = known_keys(config_dir)
+    for key in raw:
+        if key not in known[""]:
+            raise ConfigError(key, "unknown setting", f"{_nearest(key, known[''])} (python -m sweeps run --cfg shows every key)")
+    for section, keys in known.items():
+        value = raw.get(section)
+        if not section or not isinstance(value, dict):
+            continue
+        for key in value:
+            if key not in keys:
+                full = f"{section}.{key}"
+                raise ConfigError(full, "unknown setting", f"{_nearest(key, keys).replace('mean ', f'mean {section}.')} (python -m sweeps run --cfg shows every key)")
+    for section in ("model", "space"):
+        value = raw.get(section)
+        for key in flatten(value) if isinstance(value, dict) else []:
+            if section == "space" and key in BUDGETS:
+                continue
+            try:
+                rule_for(key)
+            except SpaceError:
+                options = (*RULES, *BUDGETS) if section == "space" else tuple(RULES)
+                raise ConfigError(f"{section}.{key}", "unknown parameter",
+                                  f"{_nearest(key, options).replace('mean ', f'mean {section}.')} (or {section}.blockN.<Conv2D argument>)") from None
+
 
 
 def _hydra_hint(message: str) -> str:
@@ -265,7 +337,8 @@ def _sampler(raw: dict[str, Any], space: Space, objectives: tuple[tuple[str, str
     )
 
 
-def validate(raw: dict[str, Any]) -> SweepConfig:
+def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> SweepConfig:
+    """`explicit`: the keys the user set on the command line (see `explicit_keys`)."""
     name = str(raw.get("name"))
     if not _NAME.match(name):
         raise ConfigError("name", f"{name!r} is not a usable sweep name", "use letters, digits, '.', '_' and '-' (e.g. name=digits-tpe)")
@@ -281,6 +354,10 @@ def validate(raw: dict[str, Any]) -> SweepConfig:
         grace_period=_number(sc, "grace_period", int, 1, label="scheduler.grace_period") if "grace_period" in sc else 1,
         reduction_factor=_number(sc, "reduction_factor", int, 2, label="scheduler.reduction_factor") if "reduction_factor" in sc else 3,
     )
+    if scheduler.name == "asha" and scheduler.grace_period > max_epochs and "scheduler.grace_period" not in explicit:
+        # A default (conf/scheduler/asha.yaml) adapts to a short sweep; the record says what ran.
+        scheduler = SchedulerSettings(scheduler.name, max_epochs, scheduler.reduction_factor)
+        raw = {**raw, "scheduler": {**sc, "grace_period": max_epochs}}
     if scheduler.name == "asha" and scheduler.grace_period > max_epochs:
         raise ConfigError("scheduler.grace_period", f"{scheduler.grace_period} is more than max_epochs={max_epochs}", f"set scheduler.grace_period to at most {max_epochs}")
     try:
@@ -330,4 +407,4 @@ def validate(raw: dict[str, Any]) -> SweepConfig:
 
 
 def load_config(overrides: list[str], config_dir: Path = CONF_DIR) -> SweepConfig:
-    return validate(compose_config(overrides, config_dir))
+    return validate(compose_config(overrides, config_dir), explicit_keys(overrides))

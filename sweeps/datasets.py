@@ -41,6 +41,12 @@ class Dataset:
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    scale: float = 1.0  # training pixels were divided by this (see `preprocessing`)
+
+    def preprocessing(self) -> dict[str, object]:
+        """What turned raw images into the model's input, kept with the model so predict applies
+        exactly the same: (N, H, W, C) float32 = raw / divide_by."""
+        return {"divide_by": self.scale, "dtype": "float32", "layout": "NHWC"}
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -157,21 +163,27 @@ LOADERS: dict[str, Callable[[str | None], Raw]] = {
 # ---------------------------------------------------------------- preprocessing, in one place
 
 
-def _images(x: np.ndarray, key: str) -> np.ndarray:
-    """Check and shape images to (N, H, W, C) float32 in [0, 1]."""
+def image_scale(x: np.ndarray) -> float:
+    """The divisor that maps training images into [0, 1]: the dtype's range for integers, the
+    training set's maximum for floats above 1. Computed once, from training data only."""
+    if x.dtype.kind in "ui":
+        return float(np.iinfo(x.dtype).max)
+    top = float(x.max()) if x.size else 1.0
+    return top if top > 1.0 else 1.0
+
+
+def _images(x: np.ndarray, key: str, scale: float | None = None) -> np.ndarray:
+    """Check and shape images to (N, H, W, C) float32 divided by `scale` (default: their own
+    `image_scale`; give the training scale for any other images, as predict does)."""
     if x.dtype.kind not in "uif" or x.dtype == np.bool_:
         raise DatasetError(key, f"images have dtype {x.dtype}", "store images as integers or floats")
     if x.ndim == 3:
         x = x[..., np.newaxis]
     if x.ndim != 4:
         raise DatasetError(key, f"images have shape {x.shape}", "use (N, height, width) or (N, height, width, channels)")
-    if x.dtype.kind == "f":
-        if not np.isfinite(x).all():
-            raise DatasetError(key, "images contain NaN or infinity", "clean the data before the sweep")
-        top = float(x.max()) if x.size else 1.0
-        scale = top if top > 1.0 else 1.0
-    else:
-        scale = float(np.iinfo(x.dtype).max)
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise DatasetError(key, "images contain NaN or infinity", "clean the data before the sweep")
+    scale = image_scale(x) if scale is None else scale
     return (x.astype(np.float32) / np.float32(scale)).astype(np.float32)
 
 
@@ -200,18 +212,22 @@ def load_dataset(name: str, path: str | None = None, val_fraction: float = 0.2, 
     if limit is not None and limit < 2:
         raise DatasetError("dataset.limit", f"{limit} keeps too few images", "use null (all) or a number >= 2")
     x_raw, y_raw, xt_raw, yt_raw, source = LOADERS[name](path)
-    x = _images(np.asarray(x_raw), "dataset x_train")
+    scale = image_scale(np.asarray(x_raw)) if np.asarray(x_raw).dtype.kind in "uif" else 1.0
+    x = _images(np.asarray(x_raw), "dataset x_train", scale)
     y = _labels(y_raw, len(x), "dataset y_train")
     x_test = y_test = None
     if xt_raw is not None and yt_raw is not None:
-        x_test = _images(np.asarray(xt_raw), "dataset x_test")
+        x_test = _images(np.asarray(xt_raw), "dataset x_test", scale)  # the training scale, not its own
         y_test = _labels(yt_raw, len(x_test), "dataset y_test")
     num_classes = int(y.max()) + 1
     if y_test is not None and y_test.size and int(y_test.max()) >= num_classes:
         raise DatasetError("dataset y_test", f"label {int(y_test.max())} never occurs in y_train", "check the labels")
     if num_classes < 2:
         raise DatasetError("dataset y_train", "fewer than two classes", "give labels of at least two classes")
-    digest = content_digest(np.asarray(x_raw), np.asarray(y_raw), salt=f"val_fraction={val_fraction};limit={limit};seed={seed}")
+    # Every array the dataset holds: two versions that differ only in their test split differ here too
+    # (without a test split, the digest is the one earlier versions computed).
+    held = [np.asarray(a) for a in (x_raw, y_raw, xt_raw, yt_raw) if a is not None]
+    digest = content_digest(*held, salt=f"val_fraction={val_fraction};limit={limit};seed={seed}")
     order = np.random.default_rng(seed).permutation(len(x))
     if limit is not None:
         order = order[:limit]
@@ -220,5 +236,5 @@ def load_dataset(name: str, path: str | None = None, val_fraction: float = 0.2, 
     return Dataset(
         name=name, source=source,
         x_train=x[train], y_train=y[train], x_val=x[val], y_val=y[val],
-        num_classes=num_classes, digest=digest, x_test=x_test, y_test=y_test,
+        num_classes=num_classes, digest=digest, x_test=x_test, y_test=y_test, scale=scale,
     )

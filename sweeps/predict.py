@@ -1,8 +1,9 @@
 """`python -m sweeps predict --model URI --input FILE`: classify images with a logged or registered model.
 
-The images are preprocessed by the same function as the training data (`sweeps.datasets._images`:
-channel axis, float32, scaled to [0, 1]); the model is loaded from the tracking store named
-explicitly (`tracking.load_keras_model`). One line per image on stdout:
+The images are preprocessed exactly as the training data was: the same function
+(`sweeps.datasets._images`: channel axis, float32) with the divisor recorded with the model at
+training time (`Dataset.preprocessing`), never one computed from the images at hand. The model is
+loaded from the tracking store named explicitly (`tracking.load_model_and_preprocessing`). One line per image on stdout:
 `index<TAB>predicted_class<TAB>probability`. Bad input: one line `error: <field>: ... Fix: ...` on
 stderr and exit code 2, before any model is loaded.
 """
@@ -24,8 +25,9 @@ ARRAY_KEYS = ("x", "x_test", "x_train")  # the first one present is classified
 BATCH = 512
 
 
-def load_images(input_path: Path) -> tuple[str, np.ndarray]:
-    """(the array's name, images as the model saw them in training: (N, H, W, C) float32 in [0, 1])."""
+def load_images(input_path: Path, preprocessing: dict[str, Any] | None = None) -> tuple[str, np.ndarray]:
+    """(the array's name, images as the model saw them in training: (N, H, W, C) float32, divided
+    by the training divisor in `preprocessing`; without one, by their own range as before)."""
     file = Path(input_path).expanduser()
     if not file.is_file():
         raise DatasetError("input", f"{file} does not exist", "give --input an existing .npz file")
@@ -47,7 +49,8 @@ def load_images(input_path: Path) -> tuple[str, np.ndarray]:
             raw = np.asarray(npz[key])
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
             raise DatasetError(f"input {key}", f"cannot be read ({type(exc).__name__}: {exc})", fix) from None
-    images = _images(raw, f"input {key}")
+    scale = float(preprocessing["divide_by"]) if preprocessing and "divide_by" in preprocessing else None
+    images = _images(raw, f"input {key}", scale)
     if len(images) == 0:
         raise DatasetError(f"input {key}", "holds no images", "save at least one image")
     return key, images
@@ -68,22 +71,26 @@ def predict(model: Any, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def main(model_uri: str, input_path: Path, tracking_uri: str, out: TextIO = sys.stdout) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
-        key, images = load_images(input_path)
+        load_images(input_path)  # bad input is refused before any model is loaded
     except DatasetError as exc:
         return _fail(exc.key, exc.problem, exc.fix)
 
-    from tracking import RegistryError, load_keras_model, store_exists
+    import models.conv2d  # noqa: F401  (TensorFlow imported here, without its start-up lines)
+    from tracking import RegistryError, load_model_and_preprocessing, store_exists
 
     if not store_exists(tracking_uri):
         return _fail("tracking.uri", f"no MLflow store at {tracking_uri}", "run a sweep first, or set output_dir=<the sweep's folder> or tracking.uri=...")
     try:
-        model = load_keras_model(tracking_uri, model_uri)
+        model, preprocessing = load_model_and_preprocessing(tracking_uri, model_uri)
     except RegistryError as exc:
         return _fail(
             "model", str(exc),
             "give --model models:/<name>@champion (a registered model), models:/m-<id> (a sweep's best model, "
             "tag sweeps.best_model_uri of its MLflow run) or runs:/<run id>/model",
         )
+    if preprocessing is None:
+        print(f"warning: {model_uri} was logged without its preprocessing; images are scaled by their own range", file=sys.stderr)
+    key, images = load_images(input_path, preprocessing)
     expected = tuple(int(d) for d in model.input_shape[1:])
     if images.shape[1:] != expected:
         got, want = "x".join(map(str, images.shape[1:])), "x".join(map(str, expected))

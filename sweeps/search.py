@@ -8,6 +8,7 @@ from pathlib import Path
 import optuna
 
 from sweeps.config import SamplerSettings
+from sweeps.redaction import redact_text
 
 
 class _GridSampler(optuna.samplers.GridSampler):
@@ -24,9 +25,11 @@ def make_sampler(settings: SamplerSettings, seed: int) -> optuna.samplers.BaseSa
     if name == "tpe":
         # multivariate + group: TPE models the conditional parameters jointly, per active subspace
         # (flagged experimental by Optuna since 2.2; stable in use, so the warning is silenced).
+        # No warn_independent_sampling: deprecated in Optuna 4.9 (a FutureWarning on every sweep)
+        # and off by default since.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=settings.n_startup_trials, multivariate=True, group=True, warn_independent_sampling=False)
+            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=settings.n_startup_trials, multivariate=True, group=True)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
@@ -37,7 +40,9 @@ def make_sampler(settings: SamplerSettings, seed: int) -> optuna.samplers.BaseSa
     if name == "gp":
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=settings.n_startup_trials, warn_independent_sampling=False)
     if name == "qmc":
-        return optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_independent_sampling=False, warn_asynchronous_seeding=False)
+        with warnings.catch_warnings():  # experimental since Optuna 3.0, stable in use
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_independent_sampling=False, warn_asynchronous_seeding=False)
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=settings.population_size)
     raise ValueError(f"unknown sampler {name!r}")
@@ -51,16 +56,54 @@ def storage_url(output_dir: Path, url: str | None = None) -> str:
     return url or f"sqlite:///{(output_dir / 'optuna.db').resolve()}"
 
 
+# The one owner of every study storage this process opens: one per URL, reused by every caller
+# (the checks, the sweep, the report), closed by `close_storages` when the command ends. Opening one
+# per call left a SQLAlchemy engine (and its pooled connections) or a gRPC channel behind each time.
+_OPEN: dict[str, optuna.storages.BaseStorage] = {}
+
+
 def open_storage(output_dir: Path, url: str | None = None) -> optuna.storages.BaseStorage:
     """An RDB storage (sqlite, PostgreSQL, MySQL) or Optuna's gRPC proxy (grpc://host:port), which
-    lets many machines share one study without each opening database connections."""
+    lets many machines share one study without each opening database connections. The same
+    object for the same URL until `close_storages`."""
     url = storage_url(output_dir, url)
+    if url not in _OPEN:
+        _OPEN[url] = _new_storage(url)
+    return _OPEN[url]
+
+
+class _RDBStorage(optuna.storages.RDBStorage):
+    """RDBStorage whose pickle (Ray Tune saves its searcher, and the storage with it, into the
+    sweep's folder) holds the URL without its password; unpickled in a process that opened the
+    storage, it takes the full URL back from there."""
+
+    def __getstate__(self) -> dict:  # type: ignore[type-arg]
+        return {**super().__getstate__(), "url": redact_text(self.url)}
+
+    def __setstate__(self, state: dict) -> None:  # type: ignore[type-arg]
+        full = next((url for url in _OPEN if redact_text(url) == state["url"]), state["url"])
+        super().__setstate__({**state, "url": full})
+
+
+def _new_storage(url: str) -> optuna.storages.BaseStorage:
     if url.startswith("grpc://"):
         host, _, port = url.removeprefix("grpc://").rstrip("/").partition(":")
         return optuna.storages.GrpcStorageProxy(host=host, port=int(port or 13000))
     # sqlite waits for a lock instead of failing when two sweeps share the file; servers drop dead connections.
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    return _RDBStorage(url, engine_kwargs=kwargs)
+
+
+def close_storages() -> None:
+    """Close every storage `open_storage` opened: engines disposed (their connections closed),
+    gRPC channels closed. Safe to call again; a later `open_storage` opens afresh."""
+    while _OPEN:
+        _, storage = _OPEN.popitem()
+        if isinstance(storage, optuna.storages.RDBStorage):
+            storage.remove_session()
+            storage.engine.dispose()
+        elif isinstance(storage, optuna.storages.GrpcStorageProxy):
+            storage.close()
 
 
 def study_exists(output_dir: Path, name: str, url: str | None = None) -> bool:

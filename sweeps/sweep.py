@@ -27,7 +27,8 @@ import yaml
 
 from sweeps.config import ConfigError, SweepConfig, validate
 from sweeps.datasets import Dataset, load_dataset
-from sweeps.search import open_storage, storage_url, study_exists
+from sweeps.redaction import is_redacted, redact, restore
+from sweeps.search import close_storages, open_storage, storage_url, study_exists
 from sweeps.space import flatten
 
 
@@ -180,10 +181,15 @@ class SweepState:
     @classmethod
     def load(cls, cfg: SweepConfig) -> "SweepState | None":
         path = cls.path(cfg)
-        return cls(**json.loads(path.read_text())) if path.is_file() else None
+        if not path.is_file():
+            return None
+        state = json.loads(path.read_text())
+        # Saved without its password: the config given now holds it.
+        state["tracking_uri"] = restore(state["tracking_uri"], cfg.tracking.uri)
+        return cls(**state)
 
     def save(self, cfg: SweepConfig) -> None:
-        _atomic_write(self.path(cfg), json.dumps(asdict(self), indent=2))
+        _atomic_write(self.path(cfg), json.dumps(redact(asdict(self)), indent=2))
 
 
 @contextmanager
@@ -249,10 +255,19 @@ def load_saved_config(name: str, output_dir: Path, overrides: list[str]) -> Swee
     raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     for text in overrides:
         key, _, value = text.partition("=")
+        section, _, leaf = key.partition(".")
+        saved = raw.get(section, {}).get(leaf) if leaf and isinstance(raw.get(section), dict) else None
+        if is_redacted(saved) and restore(saved, yaml.safe_load(value)) != saved:
+            raw[section][leaf] = yaml.safe_load(value)  # a secret the saved config hides, given again
+            continue
         if key not in RESUMABLE:
             raise ConfigError(key, "cannot change when resuming (the sweep keeps its space, data and model)", f"change only {', '.join(RESUMABLE)}, or start a new sweep with run name=<new>")
         raw[key] = yaml.safe_load(value)
     raw["output_dir"] = str(output_dir)
+    hidden = [f"{s}.{k}" for s, v in raw.items() if isinstance(v, dict) for k, x in v.items() if is_redacted(x)]
+    if hidden:
+        raise ConfigError(hidden[0], "the saved config hides its password (secrets are never written to disk)",
+                          f"give it again: python -m sweeps resume {name} '{hidden[0]}=<the full value>'")
     return validate(raw)
 
 
@@ -317,10 +332,11 @@ def _execute(cfg: SweepConfig, state: SweepState | None, out: Any) -> Summary:
             return _sweep(cfg, _state_under_lock(cfg, state), dataset, tracking_uri, runner, out)
     finally:
         runner.shutdown()
+        close_storages()
 
 
 def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, tracking_uri: str, runner: Any, out: Any) -> Summary:
-    from tracking import SweepTracker, redact
+    from tracking import SweepTracker
 
     started = time.monotonic()
     with _stores_lock(cfg.output_dir):
@@ -330,7 +346,7 @@ def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, trackin
     if state is None:
         parent = tracker.start_sweep(cfg.name, redact(_params(cfg)), _tags(cfg, dataset), yaml.safe_dump(redact(cfg.resolved), sort_keys=False))
         state = SweepState(parent, tracker.experiment_id, tracking_uri, dataset.digest, fingerprint(cfg))
-        _atomic_write(cfg.sweep_dir / "config.yaml", yaml.safe_dump(cfg.resolved, sort_keys=False))
+        _atomic_write(cfg.sweep_dir / "config.yaml", yaml.safe_dump(redact(cfg.resolved), sort_keys=False))
         state.save(cfg)
         resuming = False
     else:
@@ -428,9 +444,9 @@ def _run_and_summarise(cfg: SweepConfig, state: SweepState, resuming: bool, trac
                                   continuations=tuple(continuations))
         study, stopped_because = result.study, result.stopped_because
         runner.release()
-        # The data reaches each node once through the object store, however many trials run there.
-        moved = {"data_bytes": result.data_bytes, "data_nodes": result.data_nodes,
-                 "data_bytes_per_trial": result.data_bytes * result.data_nodes / max(1, remaining)}
+        # What was measured: the dataset's size in the object store and the nodes that ran trials
+        # (bytes moved per node are not measured, so no figure claims them).
+        moved = {"data_bytes": result.data_bytes, "data_nodes": result.data_nodes}
     tracker.flush()  # every queued value in the store before it is read back
     assert study is not None
     reconcile(study, tracker, get_run(tracking_uri, state.parent_run_id), Outcome.NOT_RUN)
@@ -504,7 +520,7 @@ def _summarise(cfg: SweepConfig, study: Any, tracker: Any, dataset: Dataset, sta
     if best is not None and cfg.tracking.log_best_model and best_run_id and checkpoint and checkpoint.is_file():
         from models.conv2d import load_model
 
-        model_uri = tracker.log_keras_model(best_run_id, load_model(checkpoint))
+        model_uri = tracker.log_keras_model(best_run_id, load_model(checkpoint), dataset.preprocessing())
         if cfg.tracking.registered_model:
             from tracking import register_best_model
 

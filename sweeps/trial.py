@@ -276,6 +276,8 @@ def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: Tr
     else:
         model, done, best = snapshot.model, snapshot.epoch, snapshot.best
         kept.restore(snapshot)
+    if getattr(model, "layout_note", None):  # recorded on the trial's run (tag sweeps.device)
+        placement = {**placement, "device": f"{placement['device']}; {model.layout_note}"}
     metric, mode = settings.objectives[0]
     try:
         for epoch in range(done + 1, settings.max_epochs + 1):

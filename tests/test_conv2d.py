@@ -21,7 +21,6 @@ def conv_config(params, block=1, input_shape=(16, 16, 1)):
         ({"kernel_size": 5}, "kernel_size", (5, 5)),
         ({"strides": 2}, "strides", (2, 2)),
         ({"padding": "valid"}, "padding", "valid"),
-        ({"data_format": "channels_first"}, "data_format", "channels_first"),
         ({"dilation_rate": 2}, "dilation_rate", (2, 2)),
         ({"activation": "elu"}, "activation", "elu"),
         ({"use_bias": False}, "use_bias", False),
@@ -121,3 +120,38 @@ def test_space_names_are_known_to_keras():
         keras.initializers.get(name)
     for name in OPTIMIZERS:
         keras.optimizers.get({"class_name": name, "config": {"learning_rate": 0.01}})
+
+
+def test_channels_first_trains_on_every_machine_and_says_how():
+    """On a device that cannot train NCHW (TensorFlow's CPU kernels without oneDNN, e.g. AMD EPYC)
+    the same network runs channels_last and the model records it; elsewhere it stays channels_first."""
+    from models.conv2d import can_train
+
+    _, model = conv_config({"data_format": "channels_first"})
+    x = np.random.default_rng(0).random((8, 16, 16, 1), dtype=np.float32)
+    model.fit(x, np.arange(8) % 10, epochs=1, verbose=0)
+    used = model.get_layer("conv1").get_config()["data_format"]
+    if can_train("channels_first"):
+        assert used == "channels_first" and model.layout_note is None
+    else:
+        assert used == "channels_last" and "channels_first cannot be trained on this device" in model.layout_note
+
+
+@pytest.mark.parametrize("onednn", ["0", "1"])
+def test_channels_first_trains_with_and_without_onednn_kernels(onednn):
+    """Both kinds of CPU kernels, each in a fresh interpreter (the choice is made at TensorFlow's import)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np; from models.conv2d import build_conv2d, can_train; from tests.test_plan import BASE\n"
+        "m = build_conv2d({**BASE, 'data_format': 'channels_first', 'blocks': 2}, (16, 16, 1), 10)\n"
+        "m.fit(np.random.default_rng(0).random((8, 16, 16, 1), dtype=np.float32), np.arange(8) % 10, epochs=1, verbose=0)\n"
+        "print('USED', m.get_layer('conv1').get_config()['data_format'], can_train('channels_first'), m.layout_note)\n"
+    )
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": onednn, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    line = next(line for line in out.stdout.splitlines() if line.startswith("USED"))
+    assert line.startswith("USED channels_first True None") or line.startswith("USED channels_last False data_format channels_first cannot be trained")

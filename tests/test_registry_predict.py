@@ -123,3 +123,32 @@ def test_datasets_lists_the_sweeps_digest(sweep, elsewhere):
     row = next(line for line in out.getvalue().splitlines() if digest in line)
     assert row.split()[0] == "digits" and row.rstrip().endswith(NAME)
     assert not elsewhere.exists()
+
+
+def test_the_sweeps_own_champion_resolves_loads_and_predicts(sweep, tmp_path, elsewhere):
+    """Not a name the test registers: the one the sweep registered itself (tracking.registered_model,
+    `${dataset.name}-conv2d`), which must be the sweep's best model, with its training preprocessing."""
+    from sweeps import predict
+    from sweeps.datasets import load_dataset
+    from tracking import load_model_and_preprocessing, resolve_model_uri
+
+    uri, client, parent = sweep
+    own = "models:/digits-conv2d@champion"
+    assert parent.data.tags["sweeps.registered_model"].startswith(own)
+    source = resolve_model_uri(uri, own)
+    assert source.run_id == parent.data.tags["sweeps.best_run_id"]
+    best_model = client.get_logged_model(parent.data.tags["sweeps.best_model_uri"].removeprefix("models:/"))
+    assert source.location == best_model.artifact_location  # the files of the sweep's best model
+    model, preprocessing = load_model_and_preprocessing(uri, own)
+    assert preprocessing == {"divide_by": 1.0, "dtype": "float32", "layout": "NHWC"}  # digits: scaled by the loader
+    data = load_dataset("digits", val_fraction=0.2, limit=200, seed=0)  # the sweep's own validation split
+    npz = tmp_path / "val.npz"
+    np.savez(npz, x=data.x_val[..., 0])
+    out = io.StringIO()
+    assert predict.main(own, npz, uri, out=out) == 0
+    predicted = np.array([int(line.split("\t")[1]) for line in out.getvalue().splitlines()])
+    assert (predicted == model.predict(data.x_val, verbose=0).argmax(axis=1)).all()
+    # The champion scores on the validation split exactly what its trial recorded as its best epoch.
+    best = max(client.get_run(parent.data.tags["sweeps.best_run_id"]).data.metrics[k] for k in ("best_val_accuracy",))
+    assert float((predicted == data.y_val).mean()) == pytest.approx(best, abs=1e-6)
+    assert not elsewhere.exists()

@@ -19,6 +19,7 @@ from tracking.registry import (
     RegistryError,
     dataset_inputs,
     load_keras_model,
+    load_model_and_preprocessing,
     register_best_model,
     resolve_model_uri,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "list_report_files",
     "list_trial_runs",
     "load_keras_model",
+    "load_model_and_preprocessing",
     "log_report_files",
     "metric_histories",
     "redact",

@@ -166,6 +166,12 @@ def _quiet_downloads() -> Iterator[None]:
 def load_keras_model(tracking_uri: str, uri: str) -> Any:
     """The Keras model behind `uri` (`models:/NAME@champion`, `models:/m-<id>`, `runs:/...`, a path),
     looked up in `tracking_uri` and never through MLflow's global tracking URI."""
+    return load_model_and_preprocessing(tracking_uri, uri)[0]
+
+
+def load_model_and_preprocessing(tracking_uri: str, uri: str) -> tuple[Any, dict[str, Any] | None]:
+    """`load_keras_model`, and the preprocessing recorded with the model at training time (None
+    for a model logged without one)."""
     import mlflow.artifacts
     import mlflow.keras
 
@@ -177,8 +183,13 @@ def load_keras_model(tracking_uri: str, uri: str) -> Any:
             )
         except (MlflowException, OSError) as exc:
             raise RegistryError(f"the files of {uri} ({source.location}) cannot be read ({_first_line(exc)})") from None
+        from mlflow.models import Model
+
+        from tracking.tracker import PREPROCESSING_KEY
+
+        recorded = (Model.load(local).metadata or {}).get(PREPROCESSING_KEY)
         # Keras reads the whole .keras file into memory: the temporary copy can go afterwards.
-        return mlflow.keras.load_model(local)
+        return mlflow.keras.load_model(local), (dict(recorded) if isinstance(recorded, dict) else None)
 
 
 # ---------------------------------------------------------------- datasets

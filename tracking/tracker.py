@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 import traceback
 import warnings
@@ -22,9 +21,15 @@ from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
+# Every param, tag, text and error message this module writes or raises passes through it.
+from sweeps.redaction import REDACTED, redact, redact_text
+
 # MLflow refuses params longer than this; longer values are cut with a marker.
 _PARAM_LIMIT = 6000
 _BATCH = 100  # MLflow's limit on params per log_batch call
+
+
+PREPROCESSING_KEY = "sweeps_preprocessing"  # in a logged model's MLmodel metadata
 
 
 class RunStatus(str, Enum):
@@ -46,42 +51,36 @@ def import_store_modules() -> None:
         importlib.import_module(module)
 
 
-def unreachable(tracking_uri: str, timeout_s: float = 5.0) -> str | None:
+def unreachable(tracking_uri: str, timeout_s: float = 15.0) -> str | None:
     """Why a tracking server cannot be used (None when it can), asked once before any trial runs,
     instead of MLflow's own retries discovering it an hour into the sweep."""
     if not tracking_uri.startswith(("http://", "https://")):
         return None
     import requests
 
+    shown = redact_text(tracking_uri)
+    # Credentials from the environment, as MLflow's own client reads them (or from the URI itself).
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
     try:
         response = requests.get(f"{tracking_uri.rstrip('/')}/health", timeout=timeout_s)
+        if response.status_code != 200:
+            return f"{shown}/health answered HTTP {response.status_code}"
+        # A second request: the server may fail between the two, which is the same answer.
+        probe = requests.get(
+            f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "Default"},
+            auth=(user, password) if user and password else None, timeout=timeout_s,
+        )
     except requests.RequestException as exc:
-        return f"{tracking_uri} does not answer ({type(exc).__name__})"
-    if response.status_code != 200:
-        return f"{tracking_uri}/health answered HTTP {response.status_code}"
-    # Credentials only from the environment, as MLflow's own client reads them.
-    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
-    probe = requests.get(
-        f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "Default"},
-        auth=(user, password) if user and password else None, timeout=timeout_s,
-    )
+        return f"{shown} does not answer ({type(exc).__name__})"
     if probe.status_code in (401, 403):
-        return (f"{tracking_uri} refused the request (HTTP {probe.status_code}): "
-                + ("wrong MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD" if user else "it needs MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the environment"))
+        in_uri = "@" in tracking_uri.split("://", 1)[1].split("/", 1)[0]
+        return (f"{shown} refused the request (HTTP {probe.status_code}): "
+                + ("wrong user or password in tracking.uri" if in_uri and not user else
+                   "wrong MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD" if user else
+                   "it needs MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the environment"))
+    if probe.status_code >= 500:
+        return f"{shown} failed to answer (HTTP {probe.status_code})"
     return None
-
-
-_SECRET = re.compile(r"(password|passwd|secret|token|credential|(^|_)key)$", re.IGNORECASE)
-REDACTED = "***"
-
-
-def redact(value: Any, key: str = "") -> Any:
-    """Blank out values whose key names a credential (password, token, secret, *_key), at any depth,
-    so config params and artifacts never carry them."""
-    if isinstance(value, Mapping):
-        return {k: redact(v, str(k)) for k, v in value.items()}
-    leaf = key.rsplit(".", 1)[-1]
-    return REDACTED if leaf and _SECRET.search(leaf) and value not in (None, "") else value
 
 
 def _now_ms() -> int:
@@ -110,9 +109,11 @@ class SweepTracker:
         self._writer: ThreadPoolExecutor | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        # Ray Tune pickles its callbacks, and so this tracker, with its experiment state; queued
-        # writes belong to this process.
-        return {**self.__dict__, "_pending": {}, "_writer": None, "journal": None}
+        # Ray Tune pickles its callbacks, and so this tracker, with its experiment state into the
+        # sweep's folder: queued writes and the journal belong to this process, and the client
+        # (which holds the URI) and any password stay out of the file.
+        return {**self.__dict__, "tracking_uri": redact_text(self.tracking_uri), "client": None, "_pending": {}, "_writer": None,
+                "journal": None}
 
     # ------------------------------------------------------------ sweep (parent run)
 
@@ -120,7 +121,7 @@ class SweepTracker:
         run = self.client.create_run(self.experiment_id, run_name=name, tags={**tags, "sweeps.kind": "sweep"})
         self.parent_run_id = run.info.run_id
         self.log_params(self.parent_run_id, params)
-        self.client.log_text(self.parent_run_id, config_yaml, "config/resolved.yaml")
+        self.client.log_text(self.parent_run_id, redact_text(config_yaml), "config/resolved.yaml")
         return self.parent_run_id
 
     def reopen_sweep(self, run_id: str) -> None:
@@ -139,6 +140,23 @@ class SweepTracker:
         self.client.set_terminated(self.parent_run_id, status=status.value)
         if self.journal is not None:
             self.journal.close(self.parent_run_id)
+        self.close()
+
+    def close(self) -> None:
+        """Write what is queued and stop the writer thread; the tracker owns it, and a later write
+        starts a new one. Safe to call twice."""
+        writer, self._writer = self._writer, None
+        try:
+            self.flush()
+        finally:
+            if writer is not None:
+                writer.shutdown(wait=True)
+
+    def __enter__(self) -> "SweepTracker":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------ trials (nested runs)
 
@@ -159,7 +177,7 @@ class SweepTracker:
         self.flush(run_id)
         if error is not None:
             text = error if isinstance(error, str) else "".join(traceback.format_exception(error))
-            self.client.log_text(run_id, text, "error/traceback.txt")
+            self.client.log_text(run_id, redact_text(text), "error/traceback.txt")
         self.client.set_terminated(run_id, status=status.value)
         if self.journal is not None:
             self.journal.close(run_id)
@@ -206,7 +224,7 @@ class SweepTracker:
     # waited about 1 s per run, which held up Tune's loop at every trial's end.)
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
-        items = [Param(str(k), _param_text(v)) for k, v in params.items()]
+        items = [Param(str(k), _param_text(v)) for k, v in redact(dict(params)).items()]
         for i in range(0, len(items), _BATCH):
             self._write(run_id, params=items[i : i + _BATCH])
 
@@ -218,7 +236,7 @@ class SweepTracker:
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         if tags:
-            self._write(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+            self._write(run_id, tags=[RunTag(k, redact_text(str(v))) for k, v in redact(dict(tags)).items()])
 
     def flush(self, run_id: str | None = None) -> None:
         """Wait until the values queued for `run_id` (default: every run) are in the store."""
@@ -235,7 +253,7 @@ class SweepTracker:
         self._pending.setdefault(run_id, []).append(write)
 
     def log_dict(self, run_id: str, value: Mapping[str, Any], path: str) -> None:
-        self.client.log_dict(run_id, dict(value), path)
+        self.client.log_dict(run_id, redact(dict(value)), path)
 
     # ------------------------------------------------------------ dataset and model
 
@@ -253,12 +271,14 @@ class SweepTracker:
         assert self._dataset_input is not None
         self.client.log_inputs(run_id, datasets=[self._dataset_input])
 
-    def log_keras_model(self, run_id: str, model: Any) -> str:
+    def log_keras_model(self, run_id: str, model: Any, preprocessing: Mapping[str, Any] | None = None) -> str:
         """Log a Keras model with its signature; returns the model URI (runs:/<id>/model).
 
         The signature comes from the model's own input and output specs, and the requirements are
         the installed versions: MLflow would otherwise run the model once and load it again in a
-        subprocess (a second TensorFlow import, ~5 s) to find the same facts.
+        subprocess (a second TensorFlow import, ~5 s) to find the same facts. `preprocessing`
+        (what turned raw images into the training input) is kept in the model's own metadata, so
+        whoever loads the model applies exactly the same (`tracking.load_model_and_preprocessing`).
         """
         import mlflow
         import mlflow.keras
@@ -273,7 +293,8 @@ class SweepTracker:
         self.flush(run_id)
         # log_model works on the fluent active run; resume the (finished) trial run just for this.
         with mlflow.start_run(run_id=run_id):
-            info = mlflow.keras.log_model(model, name="model", signature=signature, pip_requirements=_model_requirements())
+            info = mlflow.keras.log_model(model, name="model", signature=signature, pip_requirements=_model_requirements(),
+                                          metadata={PREPROCESSING_KEY: dict(preprocessing)} if preprocessing else None)
         self.client.set_terminated(run_id, status=RunStatus.FINISHED.value)
         return info.model_uri
 
