@@ -45,8 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", required=True, help="models:/NAME@champion, models:/m-<id> (tag sweeps.best_model_uri), runs:/<run id>/model")
     predict.add_argument("--input", required=True, type=Path, help=".npz with x (or x_test, x_train): (N,H,W) or (N,H,W,C)")
     predict.add_argument("overrides", nargs="*", help="output_dir=... / tracking.uri=... if not the defaults")
-    datasets = sub.add_parser("datasets", help="the dataset versions (content digests) the sweeps used")
-    datasets.add_argument("overrides", nargs="*", help="output_dir=... / tracking.uri=... / tracking.experiment=...")
+    datasets = sub.add_parser("datasets", help="the dataset versions (content digests) the sweeps used; "
+                              "datasets diff A B: what changed between two image-folder versions (sweep names or digests)")
+    datasets.add_argument("overrides", nargs="*", help="[diff A B] output_dir=... / tracking.uri=... / tracking.experiment=...")
     ui = sub.add_parser("ui", help="open the MLflow UI on the configured tracking store")
     ui.add_argument("overrides", nargs="*", help="the same overrides as the sweep (output_dir=..., tracking.uri=...)")
     ui.add_argument("--port", type=int, default=5000)
@@ -81,6 +82,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         output_dir = load_config(located).output_dir
         rest = [o for o in args.overrides if not o.startswith("output_dir=")]
         return _finish(sweep.resume(args.name, output_dir, rest))
+    if args.command == "datasets" and args.overrides[:1] == ["diff"]:
+        refs = [o for o in args.overrides[1:] if "=" not in o]
+        if len(refs) != 2:
+            raise ConfigError("datasets diff", f"{len(refs)} versions given", "name two: python -m sweeps datasets diff <sweep or digest> <sweep or digest>")
+        from sweeps import datasets_cmd
+
+        return datasets_cmd.diff_main(load_config([o for o in args.overrides[1:] if "=" in o]).output_dir, *refs)
     cfg = load_config(list(args.overrides))
     if args.command == "server":
         from sweeps import server

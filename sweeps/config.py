@@ -78,6 +78,7 @@ class DatasetSettings:
     path: str | None
     val_fraction: float
     limit: int | None
+    options: dict[str, Any] = field(default_factory=dict)  # the group's other keys (a folder's image_size, ...)
 
 
 @dataclass(frozen=True)
@@ -309,6 +310,7 @@ def validate(raw: dict[str, Any]) -> SweepConfig:
             name=str(d.get("name")), path=d.get("path"),
             val_fraction=_number(d, "val_fraction", float, label="dataset.val_fraction"),
             limit=_number(d, "limit", int, 2, allow_none=True, label="dataset.limit"),
+            options={k: v for k, v in d.items() if k not in ("name", "path", "val_fraction", "limit")},
         ),
         sampler=sampler,
         scheduler=scheduler,

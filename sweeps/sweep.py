@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from sweeps.config import ConfigError, SweepConfig, validate
-from sweeps.datasets import Dataset, load_dataset
+from sweeps.datasets import Dataset, load_dataset, record_folder
 from sweeps.search import open_storage, storage_url, study_exists
 from sweeps.space import flatten
 
@@ -109,7 +109,8 @@ def fingerprint(cfg: SweepConfig) -> str:
     """What makes two sweeps the same experiment: space, model, data settings, objectives."""
     same = {
         "space": cfg.space.describe(), "model": cfg.model, "objectives": cfg.objectives,
-        "dataset": [cfg.dataset.name, cfg.dataset.path, cfg.dataset.val_fraction, cfg.dataset.limit, cfg.seed],
+        "dataset": [cfg.dataset.name, cfg.dataset.path, cfg.dataset.val_fraction, cfg.dataset.limit, cfg.seed,
+                    *([cfg.dataset.options] if cfg.dataset.options else [])],
     }
     return hashlib.sha256(json.dumps(same, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -249,10 +250,14 @@ def resume(name: str, output_dir: Path, overrides: list[str], out: Any = sys.std
 
 def _execute(cfg: SweepConfig, state: SweepState | None, out: Any) -> Summary:
     """Every check first (nothing written if one fails), then the sweep."""
-    dataset = load_dataset(cfg.dataset.name, cfg.dataset.path, cfg.dataset.val_fraction, cfg.dataset.limit, cfg.seed)
+    dataset = load_dataset(cfg.dataset.name, cfg.dataset.path, cfg.dataset.val_fraction, cfg.dataset.limit, cfg.seed,
+                           cfg.dataset.options, cfg.output_dir)
     if state is not None and state.dataset_digest != dataset.digest:
+        from sweeps.datasets_cmd import what_changed
+
         raise ConfigError(
-            "dataset", f"the data changed since sweep {cfg.name!r} started (digest {state.dataset_digest[:12]} -> {dataset.digest[:12]})",
+            "dataset", f"the data changed since sweep {cfg.name!r} started (digest {state.dataset_digest[:12]} -> {dataset.digest[:12]}"
+            f"{what_changed(cfg.output_dir, state.dataset_digest, dataset)})",
             "restore the original data to resume, or start a new sweep on the new data with name=<new name>",
         )
     _check_feasible(cfg, dataset)
@@ -270,6 +275,8 @@ def _execute(cfg: SweepConfig, state: SweepState | None, out: Any) -> Summary:
     importing.start()
     try:
         runner.start_ray(cfg)  # before any write: a GPU the cluster lacks is bad input too
+        if dataset.stream is not None:  # every node reads the folder itself
+            runner.check_nodes_see(dataset.stream.sample_paths(), str(cfg.dataset.path))
     finally:
         importing.join()
     try:
@@ -297,6 +304,7 @@ def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, trackin
     if state is None:
         parent = tracker.start_sweep(cfg.name, redact(_params(cfg)), _tags(cfg, dataset), yaml.safe_dump(redact(cfg.resolved), sort_keys=False))
         tracker.log_dataset(parent, dataset.x_train, dataset.y_train, dataset.name, dataset.source, dataset.digest)
+        record_folder(dataset, cfg.output_dir, tracker, parent)
         state = SweepState(parent, tracker.experiment_id, tracking_uri, dataset.digest, fingerprint(cfg))
         _atomic_write(cfg.sweep_dir / "config.yaml", yaml.safe_dump(cfg.resolved, sort_keys=False))
         state.save(cfg)

@@ -204,6 +204,7 @@ def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: Tr
 
     from models.conv2d import build_conv2d
     from sweeps import faults
+    from sweeps.feed import open_feed
 
     keras.backend.clear_session(free_memory=False)  # one collection per trial, at its end
     keras.utils.set_random_seed(settings.seed)
@@ -213,10 +214,11 @@ def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: Tr
         model = build_conv2d(params, settings.input_shape, settings.num_classes)
     metric, mode = settings.objectives[0]
     kept = _BestWeights(settings)
+    feed = open_feed(data, int(params["batch_size"]), settings.seed)  # arrays, or this node's streamed cache
     try:
         for epoch in range(done + 1, settings.max_epochs + 1):
             faults.at_epoch(params, epoch)
-            metrics = _fit_one_epoch(model, data, int(params["batch_size"]), epoch)
+            metrics = _fit_one_epoch(model, feed, int(params["batch_size"]), epoch)
             if _better(metrics[metric], best.get(metric), mode):
                 kept.remember(model)
             for name, direction in settings.objectives:
@@ -227,6 +229,7 @@ def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: Tr
                 "params": plan.params,
                 "flops": plan.flops,
                 "worker_rss_mb": _rss_mb(),
+                "files_decoded": feed.files_decoded if epoch == done + 1 else 0,
                 FINISHED: epoch == settings.max_epochs,
                 **placement,
             })
@@ -239,7 +242,7 @@ def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: Tr
                 tune.report(metrics)
     finally:
         # Reused actors run many trials: leave nothing of this one behind.
-        del model, kept
+        del model, kept, feed
         keras.backend.clear_session(free_memory=False)
 
 
@@ -278,13 +281,14 @@ class _BestWeights:
         self.since = None
 
 
-def _fit_one_epoch(model: Any, data: dict[str, Any], batch_size: int, epoch: int) -> dict[str, float]:
+def _fit_one_epoch(model: Any, feed: Any, batch_size: int, epoch: int) -> dict[str, float]:
     import keras
 
     history = model.fit(
-        data["x_train"], data["y_train"],
-        batch_size=batch_size, epochs=epoch, initial_epoch=epoch - 1,
-        validation_data=(data["x_val"], data["y_val"]),
+        feed.train_x, feed.train_y,
+        batch_size=batch_size if feed.train_y is not None else None,  # a tf.data feed is batched already
+        epochs=epoch, initial_epoch=epoch - 1,
+        validation_data=feed.val,
         callbacks=[keras.callbacks.TerminateOnNaN()],  # stops within the epoch, at the first bad batch
         verbose=0,
     ).history
