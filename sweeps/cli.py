@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument("overrides", nargs="*", help="output_dir=...")
     predict = sub.add_parser("predict", help="classify images with a logged or registered model: python -m sweeps predict --model models:/NAME@champion --input images.npz")
     predict.add_argument("--model", required=True, help="models:/NAME@champion, models:/m-<id> (tag sweeps.best_model_uri), runs:/<run id>/model")
-    predict.add_argument("--input", required=True, type=Path, help=".npz with x (or x_test, x_train): (N,H,W) or (N,H,W,C)")
+    predict.add_argument("--input", required=True, type=Path, help=".npz with x (or x_test, x_train): (N,H,W) or (N,H,W,C); or an image file or folder of images")
     predict.add_argument("overrides", nargs="*", help="output_dir=... / tracking.uri=... if not the defaults")
     datasets = sub.add_parser("datasets", help="the dataset versions (content digests) the sweeps used; "
                               "datasets diff A B: what changed between two image-folder versions (sweep names or digests)")

@@ -46,6 +46,7 @@ class Summary:
     pareto: tuple[dict[str, Any], ...] = ()  # multi-objective: the non-dominated trials
     stopped_because: str | None = None
     registered: str | None = None  # the registry alias of the best model
+    test_accuracy: float | None = None  # the best model's score on the held-out test split, if any
 
     def text(self) -> str:
         c = self.counts
@@ -68,6 +69,8 @@ class Summary:
             for point in self.pareto:
                 values = ", ".join(f"{n} = {point['values'][n]:.4g}" for n in names)
                 lines.append(f"    #{point['number']}: {values}")
+        if self.test_accuracy is not None:
+            lines.append(f"Test accuracy of the best model (held-out split, not used for selection): {self.test_accuracy:.4f}")
         if self.model_uri:
             lines.append(f"Best model: {self.model_uri}" + (f", registered as {self.registered}" if self.registered else ""))
         lines.append(f"MLflow UI: {ui_command(self.tracking_uri)}")
@@ -419,16 +422,26 @@ def _summarise(cfg: SweepConfig, study: Any, tracker: Any, dataset: Dataset, sta
     model_uri = registered = None
     best_run_id = best.user_attrs.get("mlflow_run_id") if best else None
     checkpoint = Path(best.user_attrs.get("checkpoint", "")) if best else None
-    if best is not None and cfg.tracking.log_best_model and best_run_id and checkpoint and checkpoint.is_file():
+    kept = test = None
+    if best is not None and (cfg.tracking.log_best_model or dataset.has_test) and checkpoint and checkpoint.is_file():
         from models.conv2d import load_model
 
-        model_uri = tracker.log_keras_model(best_run_id, load_model(checkpoint))
+        kept = load_model(checkpoint)
+    version = None
+    if kept is not None and cfg.tracking.log_best_model and best_run_id:
+        model_uri = tracker.log_keras_model(best_run_id, kept)
+        if dataset.class_names:  # `predict` prints names, not indices
+            tracker.set_model_tags(model_uri, {"sweeps.class_names": json.dumps(list(dataset.class_names), ensure_ascii=False)})
         if cfg.tracking.registered_model:
             from tracking import register_best_model
 
             version = register_best_model(tracker.tracking_uri, model_uri, cfg.tracking.registered_model, tags={"sweeps.name": cfg.name})
             registered = f"models:/{cfg.tracking.registered_model}@champion (version {version})"
             tracker.set_tags(tracker.parent_run_id, {"sweeps.registered_model": registered})
+    if kept is not None:  # the held-out split, once, on the kept model; never part of selection
+        from sweeps.testscore import score_best_model
+
+        test = score_best_model(tracker, kept, dataset, (cfg.tracking.registered_model, version) if version else None)
     return Summary(
         name=cfg.name, wall_time_s=time.monotonic() - started, counts=dict(counts),
         best_number=best.number if best else None, best_value=best.values[0] if best else None,
@@ -436,4 +449,5 @@ def _summarise(cfg: SweepConfig, study: Any, tracker: Any, dataset: Dataset, sta
         parent_run_id=tracker.parent_run_id, experiment_id=tracker.experiment_id,
         tracking_uri=tracker.tracking_uri, metric=cfg.metric, study_url=storage_url(cfg.output_dir, cfg.tracking.study_storage),
         objectives=cfg.objectives, pareto=pareto, stopped_because=stopped_because, registered=registered,
+        test_accuracy=test.accuracy if test is not None else None,
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -145,6 +146,23 @@ def _link_logged_model(client: MlflowClient, model_id: str, name: str, version: 
     versions = json.loads(model.tags.get(MLFLOW_MODEL_VERSIONS) or "[]")
     if {"name": name, "version": version} not in versions:
         client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps([*versions, {"name": name, "version": version}])})
+
+
+def class_names(tracking_uri: str, uri: str) -> list[str] | None:
+    """The class names recorded with the model behind `uri` (tag `sweeps.class_names` of its logged
+    model), or None: a model trained on arrays, whose labels are their own names."""
+    try:
+        source = resolve_model_uri(tracking_uri, uri)
+        # A registered version may not carry its logged model's id; its files' location names it.
+        found = re.search(r"/models/(m-[0-9a-f]+)(/|$)", source.location)
+        model_id = source.model_id or (found[1] if found else None)
+        if model_id is None:
+            return None
+        text = _clients(tracking_uri).get_logged_model(model_id).tags.get("sweeps.class_names")
+    except (MlflowException, RegistryError):
+        return None
+    names = json.loads(text) if text else None
+    return [str(n) for n in names] if isinstance(names, list) else None
 
 
 @contextmanager
