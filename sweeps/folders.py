@@ -170,7 +170,9 @@ def scan(path: str, test_path: str | None = None) -> Scan:
     if len(classes) < 2:
         raise FolderError("dataset.path", f"{train_root} has one class folder ({classes[0]!r})",
                           "a classifier needs at least two classes: add a subfolder per class")
-    ignored: list[str] = []
+    # Files beside the class folders belong to no class: ignored and counted, as non-images are.
+    ignored: list[str] = [os.path.relpath(e.path, root).replace(os.sep, "/") for folder in {root, train_root, test_root} - {None}
+                          for e in os.scandir(folder) if e.is_file()]  # type: ignore[arg-type]
     files = _split_files("train", train_root, classes, "dataset.path", ignored, root)
     if test_root is not None:
         test_key = "dataset.test_path" if test_path else "dataset.path"
