@@ -18,7 +18,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from sweeps.space import Space, SpaceError, grid_points, grid_size, parse_space
+from sweeps.space import Space, SpaceError, flatten, grid_points, grid_size, parse_space
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 REPORTED_METRICS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
@@ -325,7 +325,7 @@ def validate(raw: dict[str, Any]) -> SweepConfig:
         tracking=TrackingSettings(uri=tr.get("uri"), experiment=str(tr.get("experiment") or "sweeps"), log_best_model=bool(tr.get("log_best_model", True)),
                                   registered_model=tr.get("registered_model") or None,
                                   study_storage=_study_storage(tr), log_report=bool(tr.get("log_report", True))),
-        model=dict(model),
+        model=flatten(model),  # nested groups (augment: {flip: ...}) as the dotted keys a space names
         space=space,
         resolved=raw,
     )
