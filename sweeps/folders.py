@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -85,22 +85,15 @@ def parse_options(raw: Mapping[str, Any]) -> FolderOptions:
 # ---------------------------------------------------------------- scanning
 
 
-@dataclass(frozen=True)
-class Found:
+class Found(NamedTuple):
+    """One image file (a tuple: tens of thousands are made per scan)."""
+
     split: str  # "train" or "test"
     root: str  # the split's folder (absolute)
     relpath: str  # posix path below root: <class>/.../<file>
     label: str  # the class folder's name
-    size: int
-    mtime_ns: int
-
-    @property
-    def path(self) -> str:
-        return os.path.join(self.root, self.relpath)
-
-    @property
-    def key(self) -> str:
-        return f"{self.split}/{self.relpath}"
+    path: str  # absolute
+    key: str  # <split>/<relpath>: unique over the dataset
 
 
 @dataclass(frozen=True)
@@ -142,15 +135,15 @@ def _classes(root: Path, key: str) -> list[str]:
 
 def _split_files(split: str, root: Path, classes: Sequence[str], key: str, ignored: list[str], base: Path) -> list[Found]:
     files: list[Found] = []
+    cut, base_cut = len(str(root)) + 1, len(str(base)) + 1
     for name in classes:
         count = 0
         for entry in _walk(str(root / name)):
-            rel = os.path.relpath(entry.path, root).replace(os.sep, "/")
             if entry.name.startswith(".") or not entry.name.lower().endswith(IMAGE_SUFFIXES):
-                ignored.append(os.path.relpath(entry.path, base).replace(os.sep, "/"))
+                ignored.append(entry.path[base_cut:].replace(os.sep, "/"))
                 continue
-            stat = entry.stat()
-            files.append(Found(split, str(root), rel, name, stat.st_size, stat.st_mtime_ns))
+            rel = entry.path[cut:].replace(os.sep, "/")
+            files.append(Found(split, str(root), rel, name, entry.path, f"{split}/{rel}"))
             count += 1
         if count == 0:
             raise FolderError(key, f"class folder {name!r} in {root} holds no images ({', '.join(IMAGE_SUFFIXES)})",
@@ -189,21 +182,34 @@ def scan(path: str, test_path: str | None = None) -> Scan:
 # ---------------------------------------------------------------- hashing with a cache
 
 
-def file_hash(path: str) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb", buffering=0) as handle:
-        while chunk := handle.read(_CHUNK):
+def _read_hash(path: str) -> tuple[int, int, str]:
+    """(size, mtime_ns, BLAKE2b) of one file: one open, one fstat, one read for a small file."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        stat = os.fstat(fd)
+        chunk = os.read(fd, _CHUNK)
+        h = hashlib.blake2b(chunk, digest_size=16)
+        while len(chunk) == _CHUNK:
+            chunk = os.read(fd, _CHUNK)
             h.update(chunk)
-    return h.hexdigest()
+    finally:
+        os.close(fd)
+    return stat.st_size, stat.st_mtime_ns, h.hexdigest()
+
+
+def file_hash(path: str) -> str:
+    return _read_hash(path)[2]
 
 
 def _cache_file(cache_dir: Path, root: str) -> Path:
     return cache_dir / f"hashes-{hashlib.blake2b(root.encode(), digest_size=8).hexdigest()}.json"
 
 
-def hash_files(files: Sequence[Found], cache_dir: Path | None, root: str, threads: int | None = None) -> tuple[list[str], int]:
-    """The content hash of every file, and how many had to be read: a file whose (size, mtime)
-    the cache holds is not read again. Reading runs on a few threads (I/O and BLAKE2b release the GIL)."""
+def hash_files(files: Sequence[Found], cache_dir: Path | None, root: str) -> tuple[list[tuple[int, int, str]], int]:
+    """(size, mtime_ns, content hash) of every file, and how many were read. A file whose (size,
+    mtime) the cache holds is only stat'ed, not read; one the cache lacks is opened once (fstat +
+    read). Serial: for small files the system calls dominate, and threads only add contention for
+    the GIL."""
     cached: dict[str, list[Any]] = {}
     cache_path = _cache_file(cache_dir, root) if cache_dir is not None else None
     if cache_path is not None and cache_path.is_file():
@@ -211,24 +217,22 @@ def hash_files(files: Sequence[Found], cache_dir: Path | None, root: str, thread
             cached = json.loads(cache_path.read_text())
         except (OSError, ValueError):
             cached = {}
-    hashes: list[str | None] = []
-    todo: list[int] = []
-    for i, f in enumerate(files):
+    out: list[tuple[int, int, str]] = []
+    read = 0
+    stat = os.stat
+    for f in files:
         hit = cached.get(f.key)
-        if hit and hit[0] == f.size and hit[1] == f.mtime_ns:
-            hashes.append(hit[2])
-        else:
-            hashes.append(None)
-            todo.append(i)
-    if todo:
-        workers = threads or min(8, (os.cpu_count() or 1) * 2)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for i, digest in zip(todo, pool.map(lambda i: file_hash(files[i].path), todo, chunksize=64)):
-                hashes[i] = digest
-        if cache_path is not None:
-            fresh = {f.key: [f.size, f.mtime_ns, h] for f, h in zip(files, hashes)}
-            _atomic_write(cache_path, json.dumps(fresh, separators=(",", ":")))
-    return [h for h in hashes if h is not None], len(todo)
+        if hit is not None:
+            st = stat(f.path)
+            if hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
+                out.append((hit[0], hit[1], hit[2]))
+                continue
+        out.append(_read_hash(f.path))
+        read += 1
+    if cache_path is not None and (read or len(cached) != len(files)):
+        fresh = {f.key: value for f, value in zip(files, out)}
+        _atomic_write(cache_path, json.dumps(fresh, separators=(",", ":")))
+    return out, read
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -241,8 +245,7 @@ def _atomic_write(path: Path, text: str) -> None:
 # ---------------------------------------------------------------- the manifest (the dataset version)
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     split: str
     relpath: str
     size: int
@@ -286,18 +289,15 @@ class Manifest:
 
 
 def manifest_digest(entries: Sequence[Entry], class_names: Sequence[str]) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    h.update(("classes\t" + "\t".join(class_names) + "\n").encode())
-    for e in entries:
-        h.update(e.line().encode())
-    return h.hexdigest()
+    text = "classes\t" + "\t".join(class_names) + "\n" + "".join(e.line() for e in entries)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def build_manifest(scanned: Scan, cache_dir: Path | None, skipped: Sequence[str] = ()) -> tuple[Manifest, int]:
     """(manifest, files read). `skipped`: keys (split/relpath) of undecodable files to leave out."""
-    hashes, read = hash_files(scanned.files, cache_dir, scanned.root)
+    stats, read = hash_files(scanned.files, cache_dir, scanned.root)
     left_out = set(skipped)
-    entries = [Entry(f.split, f.relpath, f.size, h, f.label) for f, h in zip(scanned.files, hashes) if f.key not in left_out]
+    entries = [Entry(f.split, f.relpath, size, digest, f.label) for f, (size, _, digest) in zip(scanned.files, stats) if f.key not in left_out]
     return Manifest.make(scanned.root, scanned.class_names, entries, scanned.ignored, sorted(left_out)), read
 
 

@@ -288,6 +288,7 @@ def _fit_one_epoch(model: Any, feed: Any, batch_size: int, epoch: int) -> dict[s
         feed.train_x, feed.train_y,
         batch_size=batch_size if feed.train_y is not None else None,  # a tf.data feed is batched already
         epochs=epoch, initial_epoch=epoch - 1,
+        shuffle=feed.train_y is not None,  # a tf.data feed shuffles itself
         validation_data=feed.val,
         callbacks=[keras.callbacks.TerminateOnNaN()],  # stops within the epoch, at the first bad batch
         verbose=0,
