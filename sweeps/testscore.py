@@ -23,7 +23,7 @@ BATCH = 512
 
 
 @dataclass(frozen=True)
-class TestScore:
+class HeldOutScore:
     accuracy: float
     loss: float  # mean cross-entropy of the predicted probabilities (without the weight penalties)
     per_class: dict[str, float]  # class name -> accuracy on its test images (NaN if none)
@@ -50,7 +50,7 @@ def _metric_name(name: str) -> str:
     return re.sub(r"[^\w.\- ]", "_", name).strip(".") or "_"
 
 
-def score(probabilities: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> TestScore:
+def score(probabilities: np.ndarray, labels: np.ndarray, class_names: Sequence[str]) -> HeldOutScore:
     """Accuracy, cross-entropy, per-class accuracy and confusion matrix of predicted probabilities."""
     labels = np.asarray(labels, dtype=np.int64)
     k = probabilities.shape[1]
@@ -61,7 +61,7 @@ def score(probabilities: np.ndarray, labels: np.ndarray, class_names: Sequence[s
     np.add.at(confusion, (labels, predicted), 1)
     totals = confusion.sum(axis=1)
     per_class = {names[i]: float(confusion[i, i] / totals[i]) if totals[i] else float("nan") for i in range(k)}
-    return TestScore(float((predicted == labels).mean()), float(-np.log(picked).mean()), per_class, confusion, names, len(labels))
+    return HeldOutScore(float((predicted == labels).mean()), float(-np.log(picked).mean()), per_class, confusion, names, len(labels))
 
 
 def _test_batches(dataset: Any) -> Iterator[np.ndarray]:
@@ -79,12 +79,12 @@ def _test_batches(dataset: Any) -> Iterator[np.ndarray]:
         yield pixels.astype(np.float32) / np.float32(255.0)
 
 
-def evaluate(model: Any, dataset: Any) -> TestScore:
+def evaluate(model: Any, dataset: Any) -> HeldOutScore:
     parts = [np.asarray(model.predict(batch, batch_size=BATCH, verbose=0)) for batch in _test_batches(dataset)]
     return score(np.concatenate(parts), dataset.y_test, dataset.class_names)
 
 
-def confusion_figure(result: TestScore, path: Path) -> Path:
+def confusion_figure(result: HeldOutScore, path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -107,7 +107,7 @@ def confusion_figure(result: TestScore, path: Path) -> Path:
     return path
 
 
-def record(tracker: Any, result: TestScore, registered: tuple[str, str] | None) -> None:
+def record(tracker: Any, result: HeldOutScore, registered: tuple[str, str] | None) -> None:
     """The score on the sweep's run (metrics, JSON, confusion-matrix plot) and on the registered
     model version (tags), so the registry shows how the champion does on unseen data."""
     run_id = tracker.parent_run_id
@@ -123,7 +123,7 @@ def record(tracker: Any, result: TestScore, registered: tuple[str, str] | None) 
         })
 
 
-def score_best_model(tracker: Any, model: Any, dataset: Any, registered: tuple[str, str] | None) -> TestScore | None:
+def score_best_model(tracker: Any, model: Any, dataset: Any, registered: tuple[str, str] | None) -> HeldOutScore | None:
     """Evaluate the kept best model on the test split, if the dataset has one, and record it."""
     if not dataset.has_test:
         return None
