@@ -224,6 +224,8 @@ def load_dataset(name: str, path: str | None = None, val_fraction: float = 0.2, 
         raise DatasetError("dataset.val_fraction", f"{val_fraction} is not between 0 and 1", "use e.g. 0.2")
     if limit is not None and limit < 2:
         raise DatasetError("dataset.limit", f"{limit} keeps too few images", "use null (all) or a number >= 2")
+    if path == "???":  # a group's mandatory path left unset (OmegaConf's marker survives to_container)
+        path = None
     if name == "folder":
         return _load_folder(path, val_fraction, limit, seed, options or {}, output_dir)
     x_raw, y_raw, xt_raw, yt_raw, source = LOADERS[name](path)

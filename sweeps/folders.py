@@ -159,9 +159,11 @@ def scan(path: str, test_path: str | None = None) -> Scan:
         test_root = _folder(test_path, "dataset.test_path")
     elif (root / "train").is_dir() and (root / "test").is_dir():
         train_root, test_root = root / "train", root / "test"
+    loose = [e.name for e in os.scandir(train_root) if e.is_file() and e.name.lower().endswith(IMAGE_SUFFIXES)]
+    hint = f" ({len(loose)} images lie directly in it: is it one class's folder? point dataset.path at the folder above)" if loose else ""
     classes = _classes(train_root, "dataset.path")
     if len(classes) < 2:
-        raise FolderError("dataset.path", f"{train_root} has one class folder ({classes[0]!r})",
+        raise FolderError("dataset.path", f"{train_root} has one class folder ({classes[0]!r}){hint}",
                           "a classifier needs at least two classes: add a subfolder per class")
     # Files beside the class folders belong to no class: ignored and counted, as non-images are.
     ignored: list[str] = [os.path.relpath(e.path, root).replace(os.sep, "/") for folder in {root, train_root, test_root} - {None}

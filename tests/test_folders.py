@@ -148,7 +148,11 @@ def test_bad_folder_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsy
 
 def test_no_path_given_is_bad_input(capsys, tmp_path):
     code, err = _run(["run", "dataset=folder", f"output_dir={tmp_path / 'o'}"], capsys)
-    assert code == 2 and len(err.splitlines()) == 1 and "dataset.path" in err
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith("error: dataset.path: no folder given")
+    # pointed at one class's folder: said so
+    root = photo_folder(tmp_path / "p", per_class=3)
+    code, err = _run(["run", "dataset=folder", f"dataset.path={root / 'china'}", f"output_dir={tmp_path / 'o'}"], capsys)
+    assert code == 2 and "is it one class's folder" in err and not (tmp_path / "o").exists()
 
 
 def test_skip_corrupt_skips_counts_and_lists_the_files(tmp_path):
