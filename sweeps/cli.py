@@ -87,8 +87,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         if len(refs) != 2:
             raise ConfigError("datasets diff", f"{len(refs)} versions given", "name two: python -m sweeps datasets diff <sweep or digest> <sweep or digest>")
         from sweeps import datasets_cmd
+        from tracking import default_tracking_uri
 
-        return datasets_cmd.diff_main(load_config([o for o in args.overrides[1:] if "=" in o]).output_dir, *refs)
+        where = load_config([o for o in args.overrides[1:] if "=" in o])
+        return datasets_cmd.diff_main(where.output_dir, *refs, tracking_uri=where.tracking.uri or default_tracking_uri(where.output_dir),
+                                      experiment=where.tracking.experiment)
     cfg = load_config(list(args.overrides))
     if args.command == "server":
         from sweeps import server

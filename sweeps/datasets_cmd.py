@@ -49,24 +49,34 @@ def main(tracking_uri: str, experiment: str, out: TextIO = sys.stdout) -> int:
 # ---------------------------------------------------------------- diff of two folder versions
 
 
-def _resolve(output_dir: Path, ref: str) -> tuple[Any, str]:
-    """A sweep name or a digest (or its prefix) -> (its manifest or None, how it was named)."""
-    from sweeps.folders import find_manifest
+def _resolve(output_dir: Path, ref: str, tracking_uri: str | None, experiment: str) -> tuple[Any, str]:
+    """A sweep name or a digest (or its prefix) -> (its manifest or None, how it was named): from
+    the outputs folder, else from the artifact the sweep's MLflow run holds (a sweep run elsewhere)."""
+    from sweeps.folders import Manifest, find_manifest
 
     state = output_dir / "sweeps" / ref / "sweep.json"
     if state.is_file():
         digest = json.loads(state.read_text()).get("dataset_digest", "")
-        return find_manifest(output_dir, digest), f"{digest[:12]} (sweep {ref})"
-    return find_manifest(output_dir, ref), ref[:12]
+        found, label = find_manifest(output_dir, digest), f"{digest[:12]} (sweep {ref})"
+    else:
+        found, label = find_manifest(output_dir, ref), ref[:12]
+    if found is None and tracking_uri:
+        from tracking import sweep_manifest
+
+        logged = sweep_manifest(tracking_uri, experiment, ref)
+        if logged is not None:
+            found = Manifest.from_json(logged)
+            label = f"{found.digest[:12]}" + (f" (sweep {ref})" if not found.digest.startswith(ref) else "")
+    return found, label
 
 
-def diff_main(output_dir: Path, a: str, b: str, out: TextIO = sys.stdout) -> int:
+def diff_main(output_dir: Path, a: str, b: str, out: TextIO = sys.stdout, tracking_uri: str | None = None, experiment: str = "sweeps") -> int:
     """`python -m sweeps datasets diff A B`: files added, removed and changed, and per-class counts."""
     from sweeps.folders import diff
 
     found = []
     for ref in (a, b):
-        manifest, label = _resolve(output_dir, ref)
+        manifest, label = _resolve(output_dir, ref, tracking_uri, experiment)
         if manifest is None:
             known = sorted(p.stem[:12] for p in (output_dir / "datasets" / "manifests").glob("*.json"))
             print(f"error: datasets diff: no folder dataset version {ref!r} in {output_dir}. Fix: give a sweep name or a digest "

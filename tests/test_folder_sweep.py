@@ -121,6 +121,15 @@ def test_resume_refuses_a_changed_folder_naming_the_file_and_diff_names_it(world
     assert "1 changed" in result.stdout and "changed train/3/d0003.png" in result.stdout
     same = run_cli("datasets", "diff", "mem", "stream", f"output_dir={world['out']}", cwd=world["base"])
     assert "0 added, 0 removed, 0 changed" in same.stdout
+    # without the outputs folder's copies (a sweep run on another machine): the manifests the runs logged
+    kept = world["out"] / "datasets" / "manifests"
+    kept.rename(kept.with_name("moved"))
+    try:
+        other = run_cli("datasets", "diff", "mem", "photos", f"output_dir={world['out']}", cwd=world["base"])
+    finally:
+        kept.with_name("moved").rename(kept)
+    assert other.returncode == 0 and other.stderr.strip() == "", other.stderr
+    assert "0 changed" in other.stdout and "added   test/花/" in other.stdout and "removed train/9/" in other.stdout
 
 
 def test_a_node_that_cannot_see_the_folder_fails_before_any_trial(tmp_path):

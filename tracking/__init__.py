@@ -21,6 +21,7 @@ from tracking.registry import (
     load_keras_model,
     register_best_model,
     resolve_model_uri,
+    sweep_manifest,
 )
 from tracking.tracker import REDACTED, RunStatus, SweepTracker, default_tracking_uri, import_store_modules, redact, unreachable
 
@@ -48,6 +49,7 @@ __all__ = [
     "register_best_model",
     "resolve_model_uri",
     "store_exists",
+    "sweep_manifest",
     "trial_histories",
     "unreachable",
 ]

@@ -268,3 +268,27 @@ def dataset_inputs(tracking_uri: str, experiment: str) -> list[dict[str, Any]]:
                 if row["rows"] is None and tags.get("dataset.train_size", "").isdigit():
                     row["rows"] = int(tags["dataset.train_size"])
     return [{**row, "sweeps": sorted(row["sweeps"])} for row in seen.values()]
+
+
+def sweep_manifest(tracking_uri: str, experiment: str, ref: str) -> dict | None:
+    """The dataset manifest (`dataset/manifest.json`) logged by the sweep named `ref`, or by the
+    latest sweep whose dataset digest starts with `ref`; None if no such sweep or artifact."""
+    if not store_exists(tracking_uri):
+        return None
+    client = _clients(tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    runs = _search(tracking_uri, found.experiment_id, f"tags.`sweeps.kind` = 'sweep' AND tags.`sweeps.name` = {_quote(ref)}")
+    if not runs and ref.isalnum():
+        runs = _search(tracking_uri, found.experiment_id, f"tags.`sweeps.kind` = 'sweep' AND tags.`dataset.digest` LIKE {_quote(ref + '%')}",
+                       ["attributes.start_time DESC"])
+    for run in runs:
+        try:
+            with tempfile.TemporaryDirectory(prefix="sweeps-manifest-") as tmp, _quiet_downloads():
+                local = client.download_artifacts(run.info.run_id, "dataset/manifest.json", tmp)
+                with open(local, encoding="utf-8") as handle:
+                    return json.load(handle)
+        except Exception:  # no such artifact (an array dataset), or a store that cannot serve it
+            continue
+    return None
