@@ -116,6 +116,35 @@ def layout_for_device(params: Mapping[str, Any]) -> tuple[dict[str, Any], str | 
     return adapted, f"data_format {', '.join(refused)} cannot be trained on this device; ran the same network channels_last"
 
 
+AUGMENT_KEYS = ("flip", "rotation", "zoom", "translation", "contrast")
+
+
+def augment_settings(params: Mapping[str, Any]) -> dict[str, Any]:
+    """`augment.<key>` of params (dotted, or nested under `augment`), only those that are on."""
+    nested = params.get("augment") if isinstance(params.get("augment"), Mapping) else {}
+    values = {k: params.get(f"augment.{k}", nested.get(k)) for k in AUGMENT_KEYS}
+    return {k: v for k, v in values.items() if v not in (None, "none", 0, 0.0)}
+
+
+def augmentation_layers(params: Mapping[str, Any], seed: int | None = None) -> list[keras.layers.Layer]:
+    """Keras preprocessing layers for the augment.* params. They change images only when the model
+    is called with training=True (fit), never in evaluate or predict; float32 under any precision policy."""
+    on = augment_settings(params)
+    layers: list[keras.layers.Layer] = []
+    if "flip" in on:
+        layers.append(keras.layers.RandomFlip(on["flip"], seed=seed, dtype="float32", name="augment_flip"))
+    if "rotation" in on:
+        layers.append(keras.layers.RandomRotation(float(on["rotation"]), seed=seed, dtype="float32", name="augment_rotation"))
+    if "zoom" in on:
+        layers.append(keras.layers.RandomZoom(float(on["zoom"]), seed=seed, dtype="float32", name="augment_zoom"))
+    if "translation" in on:
+        factor = float(on["translation"])
+        layers.append(keras.layers.RandomTranslation(factor, factor, seed=seed, dtype="float32", name="augment_translation"))
+    if "contrast" in on:
+        layers.append(keras.layers.RandomContrast(float(on["contrast"]), seed=seed, dtype="float32", name="augment_contrast"))
+    return layers
+
+
 def build_conv2d(params: Mapping[str, Any], input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
     """A compiled Sequential CNN. Images arrive channels-last; a block asking for channels_first
     gets its input transposed, so data_format is honoured without touching the data. Where the
@@ -123,7 +152,7 @@ def build_conv2d(params: Mapping[str, Any], input_shape: tuple[int, ...], num_cl
     in `model.layout_note` (see `layout_for_device`)."""
     params, note = layout_for_device(params)
     keras.mixed_precision.set_global_policy("mixed_float16" if params.get("mixed_precision") else "float32")
-    layers: list[keras.layers.Layer] = [keras.Input(shape=input_shape)]
+    layers: list[keras.layers.Layer] = [keras.Input(shape=input_shape), *augmentation_layers(params)]
     current_format = "channels_last"
     for block in range(1, int(params["blocks"]) + 1):
         wanted = block_arg(params, block, "data_format")

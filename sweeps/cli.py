@@ -44,10 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument("overrides", nargs="*", help="output_dir=...")
     predict = sub.add_parser("predict", help="classify images with a logged or registered model: python -m sweeps predict --model models:/NAME@champion --input images.npz")
     predict.add_argument("--model", required=True, help="models:/NAME@champion, models:/m-<id> (tag sweeps.best_model_uri), runs:/<run id>/model")
-    predict.add_argument("--input", required=True, type=Path, help=".npz with x (or x_test, x_train): (N,H,W) or (N,H,W,C)")
+    predict.add_argument("--input", required=True, type=Path, help=".npz with x (or x_test, x_train): (N,H,W) or (N,H,W,C); or an image file or folder of images")
     predict.add_argument("overrides", nargs="*", help="output_dir=... / tracking.uri=... if not the defaults")
-    datasets = sub.add_parser("datasets", help="the dataset versions (content digests) the sweeps used")
-    datasets.add_argument("overrides", nargs="*", help="output_dir=... / tracking.uri=... / tracking.experiment=...")
+    datasets = sub.add_parser("datasets", help="the dataset versions (content digests) the sweeps used; "
+                              "datasets diff A B: what changed between two image-folder versions (sweep names or digests)")
+    datasets.add_argument("overrides", nargs="*", help="[diff A B] output_dir=... / tracking.uri=... / tracking.experiment=...")
     ui = sub.add_parser("ui", help="open the MLflow UI on the configured tracking store")
     ui.add_argument("overrides", nargs="*", help="the same overrides as the sweep (output_dir=..., tracking.uri=...)")
     ui.add_argument("--port", type=int, default=5000)
@@ -90,6 +91,16 @@ def _dispatch(args: argparse.Namespace, tf_level_chosen: bool = False) -> int:
         output_dir = load_config(located).output_dir
         rest = [o for o in args.overrides if not o.startswith("output_dir=")]
         return _finish(sweep.resume(args.name, output_dir, rest))
+    if args.command == "datasets" and args.overrides[:1] == ["diff"]:
+        refs = [o for o in args.overrides[1:] if "=" not in o]
+        if len(refs) != 2:
+            raise ConfigError("datasets diff", f"{len(refs)} versions given", "name two: python -m sweeps datasets diff <sweep or digest> <sweep or digest>")
+        from sweeps import datasets_cmd
+        from tracking import default_tracking_uri
+
+        where = load_config([o for o in args.overrides[1:] if "=" in o])
+        return datasets_cmd.diff_main(where.output_dir, *refs, tracking_uri=where.tracking.uri or default_tracking_uri(where.output_dir),
+                                      experiment=where.tracking.experiment)
     cfg = load_config(list(args.overrides))
     if not cfg.verbose:
         # MLflow's INFO lines (creating tables, ...) are not the product's own; verbose=true shows them.

@@ -81,6 +81,7 @@ class DatasetSettings:
     path: str | None
     val_fraction: float
     limit: int | None
+    options: dict[str, Any] = field(default_factory=dict)  # the group's other keys (a folder's image_size, ...)
 
 
 @dataclass(frozen=True)
@@ -386,6 +387,7 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
             name=str(d.get("name")), path=d.get("path"),
             val_fraction=_number(d, "val_fraction", float, label="dataset.val_fraction"),
             limit=_number(d, "limit", int, 2, allow_none=True, label="dataset.limit"),
+            options={k: v for k, v in d.items() if k not in ("name", "path", "val_fraction", "limit")},
         ),
         sampler=sampler,
         scheduler=scheduler,
@@ -400,7 +402,7 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
         tracking=TrackingSettings(uri=tr.get("uri"), experiment=str(tr.get("experiment") or "sweeps"), log_best_model=bool(tr.get("log_best_model", True)),
                                   registered_model=tr.get("registered_model") or None,
                                   study_storage=_study_storage(tr), log_report=bool(tr.get("log_report", True))),
-        model=dict(model),
+        model=flatten(model),  # nested groups (augment: {flip: ...}) as the dotted keys a space names
         space=space,
         resolved=raw,
     )

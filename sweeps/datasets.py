@@ -3,15 +3,19 @@
 `digits` (scikit-learn's 1,797 real 8x8 handwritten digits) needs no network and is the default.
 `mnist`, `fashion_mnist`, `cifar10` come from keras.datasets (downloaded once on a normal machine);
 `npz` reads a local file with x_train, y_train and optionally x_test, y_test.
+`folder` reads a folder of class subfolders of images (`sweeps.folders`); its version is the digest
+of its manifest, and data whose decoded size passes `dataset.memory_limit_mb` streams (`sweeps.feed`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +45,15 @@ class Dataset:
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    class_names: tuple[str, ...] = ()  # label i is class_names[i]; () for array datasets (labels are the names)
+    manifest: Any = None  # sweeps.folders.Manifest of a folder dataset
+    stream: Any = None  # sweeps.feed.StreamSpec when the trials stream the files instead of receiving arrays
+
     scale: float = 1.0  # training pixels were divided by this (see `preprocessing`)
+
+    @property
+    def has_test(self) -> bool:
+        return self.y_test is not None and len(self.y_test) > 0
 
     def preprocessing(self) -> dict[str, object]:
         """What turned raw images into the model's input, kept with the model so predict applies
@@ -53,7 +65,10 @@ class Dataset:
         return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
 
     def arrays(self) -> Arrays:
-        """What a trial needs, as plain arrays (put once into Ray's object store)."""
+        """What a trial needs, as plain arrays (put once into Ray's object store), or, for streamed
+        data, the small spec from which each node builds its own decoded cache."""
+        if self.stream is not None:
+            return {"stream": self.stream}
         return {"x_train": self.x_train, "y_train": self.y_train, "x_val": self.x_val, "y_val": self.y_val}
 
     def summary(self) -> dict[str, str]:
@@ -65,6 +80,10 @@ class Dataset:
             "dataset.num_classes": str(self.num_classes),
             "dataset.train_size": str(len(self.x_train)),
             "dataset.val_size": str(len(self.x_val)),
+            **({"dataset.test_size": str(len(self.y_test))} if self.y_test is not None else {}),
+            **({"dataset.class_names": json.dumps(list(self.class_names), ensure_ascii=False)} if self.class_names else {}),
+            **({"dataset.streamed": "true"} if self.stream is not None else {}),
+            **self.extra,
         }
 
 
@@ -203,14 +222,25 @@ def _labels(y: np.ndarray, n: int, key: str) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def load_dataset(name: str, path: str | None = None, val_fraction: float = 0.2, limit: int | None = None, seed: int = 0) -> Dataset:
-    """Load, check, scale, add the channel axis and split train/validation by seed."""
-    if name not in LOADERS:
-        raise DatasetError("dataset", f"unknown dataset {name!r}", f"use one of {', '.join(LOADERS)} (dataset=<name>)")
+DATASETS = (*LOADERS, "folder")  # every name dataset=<name> accepts
+
+
+def load_dataset(name: str, path: str | None = None, val_fraction: float = 0.2, limit: int | None = None, seed: int = 0,
+                 options: dict[str, Any] | None = None, output_dir: Path | None = None) -> Dataset:
+    """Load, check, scale, add the channel axis and split train/validation by seed.
+
+    `options`: the dataset group's other settings (a folder's image_size, color_mode, ...);
+    `output_dir`: where a folder's hash cache and manifests are kept (None: no cache)."""
+    if name not in DATASETS:
+        raise DatasetError("dataset", f"unknown dataset {name!r}", f"use one of {', '.join(DATASETS)} (dataset=<name>)")
     if not 0.0 < val_fraction < 1.0:
         raise DatasetError("dataset.val_fraction", f"{val_fraction} is not between 0 and 1", "use e.g. 0.2")
     if limit is not None and limit < 2:
         raise DatasetError("dataset.limit", f"{limit} keeps too few images", "use null (all) or a number >= 2")
+    if path == "???":  # a group's mandatory path left unset (OmegaConf's marker survives to_container)
+        path = None
+    if name == "folder":
+        return _load_folder(path, val_fraction, limit, seed, options or {}, output_dir)
     x_raw, y_raw, xt_raw, yt_raw, source = LOADERS[name](path)
     scale = image_scale(np.asarray(x_raw)) if np.asarray(x_raw).dtype.kind in "uif" else 1.0
     x = _images(np.asarray(x_raw), "dataset x_train", scale)
@@ -238,3 +268,89 @@ def load_dataset(name: str, path: str | None = None, val_fraction: float = 0.2, 
         x_train=x[train], y_train=y[train], x_val=x[val], y_val=y[val],
         num_classes=num_classes, digest=digest, x_test=x_test, y_test=y_test, scale=scale,
     )
+
+
+# ---------------------------------------------------------------- image folders
+
+
+def _split_order(n: int, val_fraction: float, limit: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train indices, validation indices) of n images: a seeded permutation, cut to `limit`."""
+    order = np.random.default_rng(seed).permutation(n)
+    if limit is not None:
+        order = order[:limit]
+    n_val = max(1, int(round(len(order) * val_fraction)))
+    return order[n_val:], order[:n_val]
+
+
+def _load_folder(path: str | None, val_fraction: float, limit: int | None, seed: int, options: dict[str, Any], output_dir: Path | None) -> Dataset:
+    from sweeps import feed, folders
+
+    if not path:
+        raise DatasetError("dataset.path", "no folder given", "run with dataset=folder dataset.path=/path/to/images (one subfolder per class)")
+    try:
+        opts = folders.parse_options(options)
+        scanned = folders.scan(str(path), opts.test_path)
+    except folders.FolderError as exc:
+        raise DatasetError(exc.key, exc.problem, exc.fix) from None
+    h, w = opts.image_size
+    decoded_mb = len(scanned.files) * h * w * opts.channels * 4 / 2**20  # as float32, what a trial trains on
+    streamed = decoded_mb > opts.memory_limit_mb
+    paths = [f.path for f in scanned.files]
+    pixels = None
+    if streamed:
+        bad = folders.check_decodable(paths)
+    else:
+        pixels, bad = folders.decode_many(paths, opts.image_size, opts.channels)
+    bad_keys = [scanned.files[i].key for i in bad]
+    if bad and not opts.skip_corrupt:
+        raise DatasetError(**_fields(folders.corrupt_error([scanned.files[i].relpath for i in bad], scanned.files[bad[0]].root)))
+    keep = np.setdiff1d(np.arange(len(scanned.files)), np.asarray(bad, dtype=np.int64))
+    files = [scanned.files[i] for i in keep]
+    labels = np.asarray([scanned.class_names.index(f.label) for f in files], dtype=np.int64)
+    is_train = np.asarray([f.split == "train" for f in files])
+    train_idx, test_idx = np.flatnonzero(is_train), np.flatnonzero(~is_train)
+    counts = np.bincount(labels[train_idx], minlength=len(scanned.class_names))
+    if (counts == 0).any():  # every image of a class was skipped as corrupt
+        empty = scanned.class_names[int(np.argmin(counts))]
+        raise DatasetError("dataset.path", f"class {empty!r} has no decodable images", "add readable images to it or remove the folder")
+    cache = folders.manifest_store(output_dir) / "cache" if output_dir is not None else None
+    manifest, read = folders.build_manifest(scanned, cache, bad_keys)
+    tr, va = _split_order(len(train_idx), val_fraction, limit, seed)
+    train, val = train_idx[tr], train_idx[va]
+    extra = {"dataset.files": str(len(files)), "dataset.files_hashed": str(read), "dataset.ignored_files": str(len(scanned.ignored)),
+             "dataset.skipped_corrupt": str(len(bad)), "dataset.options": opts.describe()}
+    common = dict(name="folder", source=Path(scanned.root).as_uri(), num_classes=len(scanned.class_names), digest=manifest.digest,
+                  y_train=labels[train], y_val=labels[val], y_test=labels[test_idx] if len(test_idx) else None,
+                  class_names=scanned.class_names, manifest=manifest, extra=extra, scale=255.0)
+    if streamed:
+        spec = feed.StreamSpec(
+            version=f"{manifest.digest}-{h}x{w}x{opts.channels}", size=opts.image_size, channels=opts.channels,
+            train_paths=tuple(files[i].path for i in train), y_train=labels[train],
+            val_paths=tuple(files[i].path for i in val), y_val=labels[val],
+            test_paths=tuple(files[i].path for i in test_idx), y_test=labels[test_idx], cache_dir=opts.cache_dir,
+        )
+        shape = (h, w, opts.channels)
+        return Dataset(x_train=feed.shape_only(len(train), shape), x_val=feed.shape_only(len(val), shape),
+                       x_test=feed.shape_only(len(test_idx), shape) if len(test_idx) else None, stream=spec, **common)
+    assert pixels is not None
+    images = pixels[keep]
+
+    def scaled(idx: np.ndarray) -> np.ndarray:
+        return images[idx].astype(np.float32) / np.float32(255.0)
+
+    return Dataset(x_train=scaled(train), x_val=scaled(val), x_test=scaled(test_idx) if len(test_idx) else None, **common)
+
+
+def _fields(error: Any) -> dict[str, str]:
+    return {"key": error.key, "problem": error.problem, "fix": error.fix}
+
+
+def record_folder(dataset: Dataset, output_dir: Path, tracker: Any, run_id: str) -> None:
+    """A folder dataset's manifest: kept under the outputs folder (for `datasets diff` and resume)
+    and logged as an artifact of the sweep's run. No-op for array datasets."""
+    if dataset.manifest is None:
+        return
+    from sweeps import folders
+
+    folders.save_manifest(output_dir, dataset.manifest)
+    tracker.log_dict(run_id, dataset.manifest.to_json(), "dataset/manifest.json")

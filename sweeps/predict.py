@@ -4,7 +4,9 @@ The images are preprocessed exactly as the training data was: the same function
 (`sweeps.datasets._images`: channel axis, float32) with the divisor recorded with the model at
 training time (`Dataset.preprocessing`), never one computed from the images at hand. The model is
 loaded from the tracking store named explicitly (`tracking.load_model_and_preprocessing`). One line per image on stdout:
-`index<TAB>predicted_class<TAB>probability`. Bad input: one line `error: <field>: ... Fix: ...` on
+`index<TAB>predicted_class<TAB>probability`, the class by name where the model was trained on an
+image folder (its class names are recorded with it). `--input` may also be an image file or a folder
+of images (decoded and resized to the model's input as in training; one line per file, by path). Bad input: one line `error: <field>: ... Fix: ...` on
 stderr and exit code 2, before any model is loaded.
 """
 
@@ -68,15 +70,44 @@ def predict(model: Any, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return classes, probabilities[np.arange(len(classes)), classes]
 
 
+def image_files(input_path: Path) -> list[Path] | None:
+    """The image files `--input` names (a file or a folder, searched recursively), or None for an .npz."""
+    from sweeps.folders import IMAGE_SUFFIXES
+
+    path = Path(input_path).expanduser()
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.name.lower().endswith(IMAGE_SUFFIXES))
+        if not files:
+            raise DatasetError("input", f"{path} holds no images ({', '.join(IMAGE_SUFFIXES)})", "give a folder of images, an image file or an .npz")
+        return files
+    return [path] if path.name.lower().endswith(IMAGE_SUFFIXES) and path.is_file() else None
+
+
+def decode_images(files: list[Path], input_shape: tuple[int, ...]) -> np.ndarray:
+    """Images as the model saw them in training: the folder loader's decoder, scaled to [0, 1]."""
+    from sweeps.folders import CorruptImage, decode_file
+
+    height, width, channels = input_shape
+    out = np.zeros((len(files), height, width, channels), np.float32)
+    for i, file in enumerate(files):
+        try:
+            out[i] = decode_file(str(file), (height, width), channels) / np.float32(255.0)
+        except CorruptImage as exc:
+            raise DatasetError("input", f"{file} cannot be decoded as an image ({exc})", "remove or replace the file") from None
+    return out
+
+
 def main(model_uri: str, input_path: Path, tracking_uri: str, out: TextIO = sys.stdout) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
-        load_images(input_path)  # bad input is refused before any model is loaded
+        files = image_files(input_path)
+        if not files:
+            load_images(input_path)  # bad input is refused before any model is loaded
     except DatasetError as exc:
         return _fail(exc.key, exc.problem, exc.fix)
 
     import models.conv2d  # noqa: F401  (TensorFlow imported here, without its start-up lines)
-    from tracking import RegistryError, load_model_and_preprocessing, store_exists
+    from tracking import RegistryError, class_names, load_model_and_preprocessing, store_exists
 
     if not store_exists(tracking_uri):
         return _fail("tracking.uri", f"no MLflow store at {tracking_uri}", "run a sweep first, or set output_dir=<the sweep's folder> or tracking.uri=...")
@@ -88,15 +119,23 @@ def main(model_uri: str, input_path: Path, tracking_uri: str, out: TextIO = sys.
             "give --model models:/<name>@champion (a registered model), models:/m-<id> (a sweep's best model, "
             "tag sweeps.best_model_uri of its MLflow run) or runs:/<run id>/model",
         )
-    if preprocessing is None:
-        print(f"warning: {model_uri} was logged without its preprocessing; images are scaled by their own range", file=sys.stderr)
-    key, images = load_images(input_path, preprocessing)
     expected = tuple(int(d) for d in model.input_shape[1:])
+    if files:  # decoded as the folder loader does for training
+        try:
+            key, images = "files", decode_images(files, expected)
+        except DatasetError as exc:
+            return _fail(exc.key, exc.problem, exc.fix)
+    else:
+        if preprocessing is None:
+            print(f"warning: {model_uri} was logged without its preprocessing; images are scaled by their own range", file=sys.stderr)
+        key, images = load_images(input_path, preprocessing)
     if images.shape[1:] != expected:
         got, want = "x".join(map(str, images.shape[1:])), "x".join(map(str, expected))
         return _fail(f"input {key}", f"images are {got} but model {model_uri} takes {want}", f"give {want} images (height x width x channels), as in its training data")
     classes, probabilities = predict(model, images)
+    names = class_names(tracking_uri, model_uri)
     for index, (cls, prob) in enumerate(zip(classes, probabilities)):
-        print(f"{index}\t{int(cls)}\t{float(prob):.6f}", file=out)
+        label = names[int(cls)] if names and int(cls) < len(names) else int(cls)
+        print(f"{files[index] if files else index}\t{label}\t{float(prob):.6f}", file=out)
     out.flush()
     return 0

@@ -137,7 +137,7 @@ class TrackingCallback(tune.Callback):
         if "node_id" in result:
             self.nodes.add(str(result["node_id"]))
         if result["training_iteration"] == 1:  # fixed by the architecture and the placement: logged once per start
-            values.update({k: result[k] for k in ("params", "flops") if k in result})
+            values.update({k: result[k] for k in ("params", "flops", "files_decoded") if k in result})
             self.tracker.set_tags(self.run_ids[trial.trial_id], {f"sweeps.{k}": str(result[k]) for k in ("node", "node_id", "device") if k in result})
         self.tracker.log_metrics(self.run_ids[trial.trial_id], values, step=step)
 
@@ -283,6 +283,31 @@ def start_ray(cfg: SweepConfig) -> dict[str, float]:
                 f"set resources.{field_name}={have:g} or less" + (" (resources=cpu), or add GPU nodes to the cluster" if kind == "GPU" else ""),
             )
     return total
+
+
+def _sees(paths: list[str]) -> tuple[str, list[str]]:
+    import socket
+
+    return socket.gethostname(), [p for p in paths if not os.path.isfile(p)]
+
+
+def check_nodes_see(paths: list[str], folder: str) -> None:
+    """Streamed data is read by every node that runs trials: ask each live node, before any trial,
+    whether it sees `paths` (a few files of the folder); bad input, with the fix, if one does not."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    probe = ray.remote(num_cpus=0)(_sees)
+    nodes = [node["NodeID"] for node in ray.nodes() if node.get("Alive")]
+    answers = ray.get([probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(paths) for node in nodes])
+    blind = [(host, missing) for host, missing in answers if missing]
+    if blind:
+        host, missing = blind[0]
+        shutdown()
+        raise ConfigError(
+            "dataset.path", f"node {host} cannot see {missing[0]} ({len(blind)} of {len(nodes)} nodes cannot read {folder})",
+            "put the folder on storage every node mounts (NFS, EFS, a FUSE bucket mount) at the same path, "
+            "or raise dataset.memory_limit_mb so the driver loads it and sends the arrays",
+        )
 
 
 # A reused worker must wait for a trial that ASHA stopped to finish its current epoch before it

@@ -131,6 +131,12 @@ RULES: dict[str, Rule] = {
     "learning_rate": Rule(kind=float, low=0.0, low_open=True),
     "batch_size": _POSITIVE_INT,
     "mixed_precision": Rule(names=(True, False)),
+    # Augmentation (Keras preprocessing layers, active only in training); 0 / none: off.
+    "augment.flip": Rule(names=("none", "horizontal", "vertical", "horizontal_and_vertical")),
+    "augment.rotation": Rule(kind=float, low=0.0, high=1.0),  # fraction of a full turn, either way
+    "augment.zoom": Rule(kind=float, low=0.0, high=1.0, high_open=True),  # fraction of the size, in or out
+    "augment.translation": Rule(kind=float, low=0.0, high=1.0),  # fraction of the height and width
+    "augment.contrast": Rule(kind=float, low=0.0, high=1.0),
     "jit_compile": Rule(names=(True, False)),
 }
 

@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from sweeps.config import ConfigError, SweepConfig, validate
-from sweeps.datasets import Dataset, load_dataset
+from sweeps.datasets import Dataset, load_dataset, record_folder
 from sweeps.redaction import is_redacted, redact, restore
 from sweeps.search import close_storages, open_storage, storage_url, study_exists
 from sweeps.space import flatten
@@ -51,6 +51,7 @@ class Summary:
     pareto: tuple[dict[str, Any], ...] = ()  # multi-objective: the non-dominated trials
     stopped_because: str | None = None
     registered: str | None = None  # the registry alias of the best model
+    test_accuracy: float | None = None  # the best model's score on the held-out test split, if any
 
     def text(self) -> str:
         c = self.counts
@@ -73,6 +74,8 @@ class Summary:
             for point in self.pareto:
                 values = ", ".join(f"{n} = {point['values'][n]:.4g}" for n in names)
                 lines.append(f"    #{point['number']}: {values}")
+        if self.test_accuracy is not None:
+            lines.append(f"Test accuracy of the best model (held-out split, not used for selection): {self.test_accuracy:.4f}")
         if self.model_uri:
             lines.append(f"Best model: {self.model_uri}" + (f", registered as {self.registered}" if self.registered else ""))
         lines.append(f"MLflow UI: {ui_command(self.tracking_uri)}")
@@ -114,7 +117,8 @@ def fingerprint(cfg: SweepConfig) -> str:
     """What makes two sweeps the same experiment: space, model, data settings, objectives."""
     same = {
         "space": cfg.space.describe(), "model": cfg.model, "objectives": cfg.objectives,
-        "dataset": [cfg.dataset.name, cfg.dataset.path, cfg.dataset.val_fraction, cfg.dataset.limit, cfg.seed],
+        "dataset": [cfg.dataset.name, cfg.dataset.path, cfg.dataset.val_fraction, cfg.dataset.limit, cfg.seed,
+                    *([cfg.dataset.options] if cfg.dataset.options else [])],
     }
     return hashlib.sha256(json.dumps(same, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -302,10 +306,14 @@ def resume(name: str, output_dir: Path, overrides: list[str], out: Any = sys.std
 
 def _execute(cfg: SweepConfig, state: SweepState | None, out: Any) -> Summary:
     """Every check first (nothing written if one fails), then the sweep."""
-    dataset = load_dataset(cfg.dataset.name, cfg.dataset.path, cfg.dataset.val_fraction, cfg.dataset.limit, cfg.seed)
+    dataset = load_dataset(cfg.dataset.name, cfg.dataset.path, cfg.dataset.val_fraction, cfg.dataset.limit, cfg.seed,
+                           cfg.dataset.options, cfg.output_dir)
     if state is not None and state.dataset_digest != dataset.digest:
+        from sweeps.datasets_cmd import what_changed
+
         raise ConfigError(
-            "dataset", f"the data changed since sweep {cfg.name!r} started (digest {state.dataset_digest[:12]} -> {dataset.digest[:12]})",
+            "dataset", f"the data changed since sweep {cfg.name!r} started (digest {state.dataset_digest[:12]} -> {dataset.digest[:12]}"
+            f"{what_changed(cfg.output_dir, state.dataset_digest, dataset)})",
             "restore the original data to resume, or start a new sweep on the new data with name=<new name>",
         )
     _check_feasible(cfg, dataset)
@@ -323,6 +331,8 @@ def _execute(cfg: SweepConfig, state: SweepState | None, out: Any) -> Summary:
     importing.start()
     try:
         runner.start_ray(cfg)  # before any write: a GPU the cluster lacks is bad input too
+        if dataset.stream is not None:  # every node reads the folder itself
+            runner.check_nodes_see(dataset.stream.sample_paths(), str(cfg.dataset.path))
     finally:
         importing.join()
     try:
@@ -408,6 +418,7 @@ def _run_and_summarise(cfg: SweepConfig, state: SweepState, resuming: bool, trac
     study = None
     if not resuming:
         tracker.log_dataset(state.parent_run_id, dataset.x_train, dataset.y_train, dataset.name, dataset.source, dataset.digest)
+        record_folder(dataset, cfg.output_dir, tracker, state.parent_run_id)
     else:
         replayed = tracker.replay_journal()  # what the killed driver had queued but not written
         tracker.use_dataset(dataset.x_train, dataset.y_train, dataset.name, dataset.source, dataset.digest)
@@ -517,16 +528,26 @@ def _summarise(cfg: SweepConfig, study: Any, tracker: Any, dataset: Dataset, sta
     model_uri = registered = None
     best_run_id = best.user_attrs.get("mlflow_run_id") if best else None
     checkpoint = Path(best.user_attrs.get("checkpoint", "")) if best else None
-    if best is not None and cfg.tracking.log_best_model and best_run_id and checkpoint and checkpoint.is_file():
+    kept = test = None
+    if best is not None and (cfg.tracking.log_best_model or dataset.has_test) and checkpoint and checkpoint.is_file():
         from models.conv2d import load_model
 
-        model_uri = tracker.log_keras_model(best_run_id, load_model(checkpoint), dataset.preprocessing())
+        kept = load_model(checkpoint)
+    version = None
+    if kept is not None and cfg.tracking.log_best_model and best_run_id:
+        model_uri = tracker.log_keras_model(best_run_id, kept, dataset.preprocessing())
+        if dataset.class_names:  # `predict` prints names, not indices
+            tracker.set_model_tags(model_uri, {"sweeps.class_names": json.dumps(list(dataset.class_names), ensure_ascii=False)})
         if cfg.tracking.registered_model:
             from tracking import register_best_model
 
             version = register_best_model(tracker.tracking_uri, model_uri, cfg.tracking.registered_model, tags={"sweeps.name": cfg.name})
             registered = f"models:/{cfg.tracking.registered_model}@champion (version {version})"
             tracker.set_tags(tracker.parent_run_id, {"sweeps.registered_model": registered})
+    if kept is not None:  # the held-out split, once, on the kept model; never part of selection
+        from sweeps.testscore import score_best_model
+
+        test = score_best_model(tracker, kept, dataset, (cfg.tracking.registered_model, version) if version else None)
     return Summary(
         name=cfg.name, wall_time_s=time.monotonic() - started, counts=dict(counts),
         best_number=best.number if best else None, best_value=best.values[0] if best else None,
@@ -534,4 +555,5 @@ def _summarise(cfg: SweepConfig, study: Any, tracker: Any, dataset: Dataset, sta
         parent_run_id=tracker.parent_run_id, experiment_id=tracker.experiment_id,
         tracking_uri=tracker.tracking_uri, metric=cfg.metric, study_url=storage_url(cfg.output_dir, cfg.tracking.study_storage),
         objectives=cfg.objectives, pareto=pareto, stopped_because=stopped_because, registered=registered,
+        test_accuracy=test.accuracy if test is not None else None,
     )

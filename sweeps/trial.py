@@ -265,6 +265,7 @@ def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: Tr
 
     from models.conv2d import build_conv2d
     from sweeps import faults
+    from sweeps.feed import open_feed
 
     keras.backend.clear_session(free_memory=False)  # one collection per trial, at its end
     keras.utils.set_random_seed(settings.seed)
@@ -279,10 +280,11 @@ def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: Tr
     if getattr(model, "layout_note", None):  # recorded on the trial's run (tag sweeps.device)
         placement = {**placement, "device": f"{placement['device']}; {model.layout_note}"}
     metric, mode = settings.objectives[0]
+    feed = open_feed(data, int(params["batch_size"]), settings.seed)  # arrays, or this node's streamed cache
     try:
         for epoch in range(done + 1, settings.max_epochs + 1):
             faults.at_epoch(params, epoch)
-            metrics = _fit_one_epoch(model, data, int(params["batch_size"]), epoch)
+            metrics = _fit_one_epoch(model, feed, int(params["batch_size"]), epoch)
             if _better(metrics[metric], best.get(metric), mode):
                 kept.remember(model, epoch)
             for name, direction in settings.objectives:
@@ -294,6 +296,7 @@ def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: Tr
                 "flops": plan.flops,
                 "worker_rss_mb": _rss_mb(),
                 EPOCH: epoch,
+                "files_decoded": feed.files_decoded if epoch == done + 1 else 0,
                 FINISHED: epoch == settings.max_epochs,
                 **placement,
             })
@@ -305,7 +308,7 @@ def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: Tr
                 tune.report(metrics)
     finally:
         # Reused actors run many trials: leave nothing of this one behind.
-        del model, kept, snapshot
+        del model, kept, snapshot, feed
         keras.backend.clear_session(free_memory=False)
 
 
@@ -358,13 +361,15 @@ class _BestWeights:
         self.unsaved, self.saved_at = False, time.monotonic()
 
 
-def _fit_one_epoch(model: Any, data: dict[str, Any], batch_size: int, epoch: int) -> dict[str, float]:
+def _fit_one_epoch(model: Any, feed: Any, batch_size: int, epoch: int) -> dict[str, float]:
     import keras
 
     history = model.fit(
-        data["x_train"], data["y_train"],
-        batch_size=batch_size, epochs=epoch, initial_epoch=epoch - 1,
-        validation_data=(data["x_val"], data["y_val"]),
+        feed.train_x, feed.train_y,
+        batch_size=batch_size if feed.train_y is not None else None,  # a tf.data feed is batched already
+        epochs=epoch, initial_epoch=epoch - 1,
+        shuffle=feed.train_y is not None,  # a tf.data feed shuffles itself
+        validation_data=feed.val,
         callbacks=[keras.callbacks.TerminateOnNaN()],  # stops within the epoch, at the first bad batch
         verbose=0,
     ).history

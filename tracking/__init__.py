@@ -17,11 +17,13 @@ from tracking.registry import (
     DEFAULT_ALIAS,
     ModelSource,
     RegistryError,
+    class_names,
     dataset_inputs,
     load_keras_model,
     load_model_and_preprocessing,
     register_best_model,
     resolve_model_uri,
+    sweep_manifest,
 )
 from tracking.tracker import REDACTED, RunStatus, SweepTracker, default_tracking_uri, import_store_modules, redact, unreachable
 
@@ -35,6 +37,7 @@ __all__ = [
     "RunRecord",
     "RunStatus",
     "SweepTracker",
+    "class_names",
     "dataset_inputs",
     "default_tracking_uri",
     "import_store_modules",
@@ -50,6 +53,7 @@ __all__ = [
     "register_best_model",
     "resolve_model_uri",
     "store_exists",
+    "sweep_manifest",
     "trial_histories",
     "unreachable",
 ]

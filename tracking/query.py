@@ -135,3 +135,4 @@ def log_report_files(tracking_uri: str, run_id: str, paths: Iterable[Path], arti
 
 def list_report_files(tracking_uri: str, run_id: str, artifact_path: str = REPORT_ARTIFACT_PATH) -> list[str]:
     return sorted(a.path for a in _client(tracking_uri).list_artifacts(run_id, artifact_path) if not a.is_dir)
+

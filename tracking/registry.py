@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -147,6 +148,23 @@ def _link_logged_model(client: MlflowClient, model_id: str, name: str, version: 
         client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps([*versions, {"name": name, "version": version}])})
 
 
+def class_names(tracking_uri: str, uri: str) -> list[str] | None:
+    """The class names recorded with the model behind `uri` (tag `sweeps.class_names` of its logged
+    model), or None: a model trained on arrays, whose labels are their own names."""
+    try:
+        source = resolve_model_uri(tracking_uri, uri)
+        # A registered version may not carry its logged model's id; its files' location names it.
+        found = re.search(r"/models/(m-[0-9a-f]+)(/|$)", source.location)
+        model_id = source.model_id or (found[1] if found else None)
+        if model_id is None:
+            return None
+        text = _clients(tracking_uri).get_logged_model(model_id).tags.get("sweeps.class_names")
+    except (MlflowException, RegistryError):
+        return None
+    names = json.loads(text) if text else None
+    return [str(n) for n in names] if isinstance(names, list) else None
+
+
 @contextmanager
 def _quiet_downloads() -> Iterator[None]:
     """No per-file progress bar on stderr while a model downloads (a CLI's output stays its own)."""
@@ -261,3 +279,27 @@ def dataset_inputs(tracking_uri: str, experiment: str) -> list[dict[str, Any]]:
                 if row["rows"] is None and tags.get("dataset.train_size", "").isdigit():
                     row["rows"] = int(tags["dataset.train_size"])
     return [{**row, "sweeps": sorted(row["sweeps"])} for row in seen.values()]
+
+
+def sweep_manifest(tracking_uri: str, experiment: str, ref: str) -> dict | None:
+    """The dataset manifest (`dataset/manifest.json`) logged by the sweep named `ref`, or by the
+    latest sweep whose dataset digest starts with `ref`; None if no such sweep or artifact."""
+    if not store_exists(tracking_uri):
+        return None
+    client = _clients(tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    runs = _search(tracking_uri, found.experiment_id, f"tags.`sweeps.kind` = 'sweep' AND tags.`sweeps.name` = {_quote(ref)}")
+    if not runs and ref.isalnum():
+        runs = _search(tracking_uri, found.experiment_id, f"tags.`sweeps.kind` = 'sweep' AND tags.`dataset.digest` LIKE {_quote(ref + '%')}",
+                       ["attributes.start_time DESC"])
+    for run in runs:
+        try:
+            with tempfile.TemporaryDirectory(prefix="sweeps-manifest-") as tmp, _quiet_downloads():
+                local = client.download_artifacts(run.info.run_id, "dataset/manifest.json", tmp)
+                with open(local, encoding="utf-8") as handle:
+                    return json.load(handle)
+        except Exception:  # no such artifact (an array dataset), or a store that cannot serve it
+            continue
+    return None

@@ -255,6 +255,20 @@ class SweepTracker:
     def log_dict(self, run_id: str, value: Mapping[str, Any], path: str) -> None:
         self.client.log_dict(run_id, redact(dict(value)), path)
 
+    def log_artifact(self, run_id: str, local_path: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(run_id, str(local_path), artifact_path)
+
+    def set_model_tags(self, model_uri: str, tags: Mapping[str, str]) -> None:
+        """Tags on a logged model (`models:/m-<id>`), e.g. the class names `predict` prints."""
+        if model_uri.startswith("models:/m-"):
+            self.client.set_logged_model_tags(model_uri[len("models:/"):].split("/", 1)[0], {k: str(v) for k, v in tags.items()})
+
+    def set_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
+        """Tags on a registered model version (its test score)."""
+        client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        for key, value in tags.items():
+            client.set_model_version_tag(name, version, key, str(value))
+
     # ------------------------------------------------------------ dataset and model
 
     def use_dataset(self, features: np.ndarray, targets: np.ndarray, name: str, source: str, digest: str) -> None:
