@@ -50,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
     ui = sub.add_parser("ui", help="open the MLflow UI on the configured tracking store")
     ui.add_argument("overrides", nargs="*", help="the same overrides as the sweep (output_dir=..., tracking.uri=...)")
     ui.add_argument("--port", type=int, default=5000)
+    dashboard = sub.add_parser("dashboard", help="optuna-dashboard on a sweep's study (pip install -e '.[dashboard]'): python -m sweeps dashboard NAME")
+    dashboard.add_argument("name")
+    dashboard.add_argument("overrides", nargs="*", help="the sweep's output_dir=... / tracking.study_storage=... if not the defaults")
+    dashboard.add_argument("--host", default="127.0.0.1")
+    dashboard.add_argument("--port", type=int, default=8080)
     return parser
 
 
@@ -99,6 +104,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return datasets_cmd.main(uri, cfg.tracking.experiment)
     if args.command == "ui":
         return _ui(cfg, args.port)
+    if args.command == "dashboard":
+        from sweeps import dashboard
+
+        return dashboard.main(args.name, cfg.output_dir, cfg.tracking.study_storage, args.host, args.port)
     if args.command == "report":
         from sweeps import report
 
@@ -125,6 +134,7 @@ def _ui(cfg, port: int) -> int:
         return 0
     if not (cfg.output_dir / "mlflow.db").exists():
         return _fail(ConfigError("output_dir", f"no MLflow store at {cfg.output_dir / 'mlflow.db'}", "run a sweep first, or set output_dir=<the sweep's folder>"))
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]
+    # One worker serves one user (uvicorn's default starts several, each a full MLflow import).
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     print(f"MLflow UI on http://127.0.0.1:{port}  ({' '.join(command)})", flush=True)
     return subprocess.call(command, env=os.environ.copy())
