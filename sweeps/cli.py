@@ -134,7 +134,14 @@ def _ui(cfg, port: int) -> int:
         return 0
     if not (cfg.output_dir / "mlflow.db").exists():
         return _fail(ConfigError("output_dir", f"no MLflow store at {cfg.output_dir / 'mlflow.db'}", "run a sweep first, or set output_dir=<the sweep's folder>"))
+    from tracking import experiment_id
+    from tracking.note import experiment_link
+
     # One worker serves one user (uvicorn's default starts several, each a full MLflow import).
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    print(f"MLflow UI on http://127.0.0.1:{port}  ({' '.join(command)})", flush=True)
-    return subprocess.call(command, env=os.environ.copy())
+    found = experiment_id(uri, cfg.tracking.experiment)
+    page = f"/{experiment_link(found)}" if found else ""
+    print(f"MLflow UI on http://127.0.0.1:{port}{page}  ({' '.join(command)})", flush=True)
+    # MLflow's job runners (GenAI judges and scorers: six more processes) have nothing to do for a sweep.
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
+    return subprocess.call(command, env=env)

@@ -83,8 +83,10 @@ def ui_command(tracking_uri: str, port: int = 5000) -> str:
 
 
 def ui_url(tracking_uri: str, experiment_id: str, run_id: str, port: int = 5000) -> str:
+    from tracking.note import run_link
+
     base = tracking_uri.rstrip("/") if tracking_uri.startswith("http") else f"http://127.0.0.1:{port}"
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{base}/{run_link(experiment_id, run_id)}"
 
 
 def _git_commit() -> str | None:

@@ -55,15 +55,17 @@ STORY = SweepStory(
 
 @pytest.mark.parametrize("expected", [
     "### Sweep `digits`",
-    "**Best [trial #7](#/experiments/3/runs/r7):** val_accuracy = **0.9313** (max)",
+    "**Best [trial #7](#/experiments/3/runs/r7?workflowType=machine_learning):** val_accuracy = **0.9313** (max)",
+    "Params of trial #7:",
     "| filters | 32 |",
     "| learning_rate | 0.001235 |",
     "**Trials:** 9 trials: 5 completed, 3 stopped early, 1 failed",
     "**Dataset:** digits, version (content digest) `ab12cd` (1437 train / 360 val)",
     "**Reproduce** at commit `0123456789ab`:",
     "python -m sweeps run name=digits-again n_trials=9",
-    "- slice: [PNG](#/experiments/3/runs/p1/artifactPath/report/slice.png) · [HTML](#/experiments/3/runs/p1/artifactPath/report/slice.html)",
-    "- optimization history: [PNG](#/experiments/3/runs/p1/artifactPath/report/optimization_history.png)",
+    "- slice: [PNG](#/experiments/3/runs/p1/artifactPath/report/slice.png?workflowType=machine_learning)"
+    " · [HTML](#/experiments/3/runs/p1/artifactPath/report/slice.html?workflowType=machine_learning)",
+    "- optimization history: [PNG](#/experiments/3/runs/p1/artifactPath/report/optimization_history.png?workflowType=machine_learning)",
 ])
 def test_the_note_tells_the_story(expected):
     assert expected in sweep_note(STORY).splitlines()

@@ -14,6 +14,10 @@ from pathlib import PurePosixPath
 from typing import Any
 
 NOTE_LIMIT = 8000  # MLflow's limit on a tag value
+# MLflow 3.17's UI takes its mode from its GenAI / Model training switch (remembered per browser,
+# GenAI by default) or from this URL parameter; older and newer UIs read the experiment's
+# `mlflow.experimentKind` tag, which the tracker sets too. Every link the product writes carries it.
+MODEL_TRAINING_VIEW = "workflowType=machine_learning"
 # The order a reader wants: what worked, what was stopped, what broke.
 OUTCOME_WORDS = (("COMPLETE", "completed"), ("PRUNED", "stopped early"), ("INFEASIBLE", "infeasible"),
                  ("FAILED", "failed"), ("INTERRUPTED", "interrupted"), ("NOT_RUN", "not run"))
@@ -44,12 +48,17 @@ class SweepStory:
     extra: Sequence[str] = field(default_factory=tuple)  # further Markdown lines (Pareto front, model)
 
 
-def run_link(experiment_id: str, run_id: str) -> str:
-    return f"#/experiments/{experiment_id}/runs/{run_id}"
+def experiment_link(experiment_id: str, page: str = "") -> str:
+    """The UI's address of an experiment's page (relative: prefix the UI's base URL), in model-training mode."""
+    return f"#/experiments/{experiment_id}{page}?{MODEL_TRAINING_VIEW}"
+
+
+def run_link(experiment_id: str, run_id: str, tab: str = "") -> str:
+    return experiment_link(experiment_id, f"/runs/{run_id}{tab}")
 
 
 def artifact_link(experiment_id: str, run_id: str, path: str) -> str:
-    return f"{run_link(experiment_id, run_id)}/artifactPath/{path}"
+    return run_link(experiment_id, run_id, f"/artifactPath/{path}")
 
 
 def reproduce_command(argv: Sequence[str], name: str) -> str:
@@ -86,13 +95,15 @@ def sweep_note(story: SweepStory) -> str:
         if s.best.run_id:
             trial = f"[{trial}]({run_link(s.experiment_id, s.best.run_id)})"
         lines += [f"**Best {trial}:** {s.metric} = **{s.best.value:.4f}** ({s.mode})", ""]
-        if s.best.params:
-            lines += ["| param | value |", "| --- | --- |", *(f"| {k} | {_value(v)} |" for k, v in s.best.params.items()), ""]
+    # The UI shows the first lines until "Show more": the outcome first, the details after.
     lines += [f"**Trials:** {counts_line(s.counts)}", ""]
     d = s.dataset
     if d:
         sizes = f" ({d['dataset.train_size']} train / {d['dataset.val_size']} val)" if "dataset.train_size" in d and "dataset.val_size" in d else ""
         lines += [f"**Dataset:** {d.get('dataset.name', '?')}, version (content digest) `{d.get('dataset.digest', '?')}`{sizes}", ""]
+    if s.best is not None and s.best.params:
+        lines += [f"Params of trial #{s.best.number}:", "", "| param | value |", "| --- | --- |",
+                  *(f"| {k} | {_value(v)} |" for k, v in s.best.params.items()), ""]
     at = f" at commit `{s.commit[:12]}`" if s.commit else ""
     lines += [f"**Reproduce**{at}:", "", "```", s.command, "```", ""]
     lines += list(s.extra)
