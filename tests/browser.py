@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# SWEEPS_CHROMIUM: another build (or, to see the tests refuse to skip in CI, a path that does not exist).
+CHROMIUM = os.environ.get("SWEEPS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 
 
 class BrowserError(RuntimeError):

@@ -145,7 +145,7 @@ def _open(browser: Chromium, url: str) -> None:
 # ---------------------------------------------------------------- MLflow UI
 
 
-def test_the_experiment_opens_in_model_training_mode(sweep, browser, tmp_path):
+def test_the_experiment_opens_in_model_training_mode(browser, sweep, tmp_path):
     assert sweep["experiment"].tags["mlflow.experimentKind"] == "custom_model_development"
     _open(browser, sweep["experiment_url"])
     text = browser.wait_for(lambda t: "matching runs" in t and NAME in t, PAGE_S, "the runs table with the sweep")
@@ -156,7 +156,7 @@ def test_the_experiment_opens_in_model_training_mode(sweep, browser, tmp_path):
     _shot(browser, tmp_path, "ui-runs.png")
 
 
-def test_expanding_the_parent_shows_its_trials(sweep, browser, tmp_path):
+def test_expanding_the_parent_shows_its_trials(browser, sweep, tmp_path):
     names = [t.info.run_name for t in sweep["trials"]]
     assert len(names) == N_TRIALS
     _open(browser, sweep["experiment_url"])
@@ -171,7 +171,7 @@ def test_expanding_the_parent_shows_its_trials(sweep, browser, tmp_path):
     _shot(browser, tmp_path, "ui-trials.png")
 
 
-def test_the_parent_runs_page_tells_the_story(sweep, browser, tmp_path):
+def test_the_parent_runs_page_tells_the_story(browser, sweep, tmp_path):
     import optuna
 
     study = optuna.load_study(study_name=NAME, storage=f"sqlite:///{sweep['out'] / 'optuna.db'}")
@@ -187,7 +187,7 @@ def test_the_parent_runs_page_tells_the_story(sweep, browser, tmp_path):
     _shot(browser, tmp_path, "ui-parent-run.png")
 
 
-def test_a_report_png_renders_as_an_artifact(sweep, browser, tmp_path):
+def test_a_report_png_renders_as_an_artifact(browser, sweep, tmp_path):
     parent = sweep["parent"].info.run_id
     logged = {a.path for a in sweep["client"].list_artifacts(parent, "report")}
     assert "report/optimization_history.png" in logged and "report/optimization_history.html" in logged
@@ -202,7 +202,7 @@ def test_a_report_png_renders_as_an_artifact(sweep, browser, tmp_path):
     _shot(browser, tmp_path, "ui-report-artifact.png")
 
 
-def test_a_trial_run_has_system_metrics(sweep, browser, tmp_path):
+def test_a_trial_run_has_system_metrics(browser, sweep, tmp_path):
     trial = sweep["trials"][0]
     history = sweep["client"].get_metric_history(trial.info.run_id, "system/cpu_utilization_percentage")
     assert [m.step for m in history] == list(range(1, EPOCHS + 1)) and all(m.value > 0 for m in history)
@@ -223,7 +223,7 @@ def test_a_trial_run_has_system_metrics(sweep, browser, tmp_path):
 # ---------------------------------------------------------------- optuna-dashboard
 
 
-def test_the_dashboard_shows_the_studys_trials(sweep, browser, tmp_path):
+def test_the_dashboard_shows_the_studys_trials(browser, sweep, tmp_path):
     try:
         import optuna_dashboard  # noqa: F401
     except ImportError:
