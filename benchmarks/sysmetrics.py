@@ -109,6 +109,19 @@ def _driver_cost(reports: list[dict[str, float]], repeats: int) -> tuple[float, 
     return statistics.median(times[False]), statistics.median(times[True])
 
 
+def _sample_cost(n: int = 2000) -> tuple[float, int]:
+    """Microseconds of one sample of the sampling thread (memory, and NVML on each GPU given)."""
+    from sweeps.sysmetrics import Sampler
+
+    sampler = Sampler(cpus=1, interval_s=3600)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        sampler._sample()
+    cost = (time.perf_counter() - t0) / n * 1e6
+    sampler.stop()
+    return cost, len(sampler.gpus.handles)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.sysmetrics", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=2, help="trials of each kind, alternated (default 2)")
@@ -137,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     worker_share = 100 * (thread_cpu + take) / wall_on
     epoch_on = statistics.median(e for r in on for e in r["epoch_s"])
     epoch_off = statistics.median(e for r in off for e in r["epoch_s"])
+    sample_us, gpus = _sample_cost()
     write_off, write_on = _driver_cost([rep for r in on for rep in r["reports"]], args.writes)
     driver_share = 100 * (write_on - write_off) / epoch_on
     keys = sorted(on[0]["reports"][-1]) if on and on[0]["reports"] else []
@@ -153,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{'sampling thread CPU time (s)':44s}{'-':>14s}{thread_cpu:14.4f}",
         f"{'take() at the epoch reports (s)':44s}{'-':>14s}{take:14.4f}",
         f"{'driver: one epoch log_batch, sqlite (ms)':44s}{1000 * write_off:14.2f}{1000 * write_on:14.2f}",
+        f"one sample (RSS + NVML of {gpus} GPU): {sample_us:.1f} us, {100 * sample_us / 1e6 / args.interval:.4f}% of trial time at one sample per {args.interval:g} s",
         "",
         f"overhead in the worker: {worker_share:.3f}% of trial time (sampling thread CPU + take(), measured directly)",
         f"overhead on the driver's writer: {driver_share:.3f}% of an epoch's time (extra log_batch time per epoch; in the background)",
