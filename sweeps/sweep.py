@@ -299,6 +299,7 @@ def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, trackin
     if state is None:
         parent = tracker.start_sweep(cfg.name, redact(_params(cfg)), _tags(cfg, dataset), yaml.safe_dump(redact(cfg.resolved), sort_keys=False))
         tracker.log_dataset(parent, dataset.x_train, dataset.y_train, dataset.name, dataset.source, dataset.digest)
+        _save_view(cfg, tracker)
         state = SweepState(parent, tracker.experiment_id, tracking_uri, dataset.digest, fingerprint(cfg))
         _atomic_write(cfg.sweep_dir / "config.yaml", yaml.safe_dump(cfg.resolved, sort_keys=False))
         state.save(cfg)
@@ -392,6 +393,15 @@ def _story(cfg: SweepConfig, tracker: Any, summary: Summary, dataset: Dataset, p
         counts=summary.counts, dataset=dataset.summary(), command=started_with or _command(cfg), commit=_git_commit(),
         best=best, plots=plots, stopped_because=summary.stopped_because, extra=extra,
     ))
+
+
+def _save_view(cfg: SweepConfig, tracker: Any) -> None:
+    """The runs table as this sweep's user wants it: its objectives and searched params as columns."""
+    from sweeps.trial import EPOCH_METRICS, best_key
+    from tracking.note import view_key
+
+    metrics = [m for metric, _ in cfg.objectives for m in ((best_key(metric), metric) if metric in EPOCH_METRICS else (metric,))]
+    tracker.save_runs_view(view_key(cfg.name), f"Sweep {cfg.name}: params and {cfg.metric}", list(cfg.space.searched), metrics)
 
 
 def _command(cfg: SweepConfig) -> str:

@@ -156,10 +156,13 @@ def test_the_experiment_opens_in_model_training_mode(browser, sweep, tmp_path):
     _shot(browser, tmp_path, "ui-runs.png")
 
 
-def test_expanding_the_parent_shows_its_trials(browser, sweep, tmp_path):
+def test_expanding_the_parent_shows_its_trials_with_params_and_objective(browser, sweep, tmp_path):
     names = [t.info.run_name for t in sweep["trials"]]
     assert len(names) == N_TRIALS
-    _open(browser, sweep["experiment_url"])
+    # The runs table as the parent run's description links it: the sweep's saved view.
+    note = sweep["parent"].data.tags["mlflow.note.content"]
+    view = re.search(r"\[all trials, with their params and val_accuracy\]\((#/experiments/[^)]+)\)", note).group(1)
+    _open(browser, sweep["base"] + view)
     text = browser.wait_for(lambda t: NAME in t, PAGE_S, "the parent run's row")
     assert not any(n in text for n in names), "the trials are shown before the parent is expanded"
     parent = sweep["parent"].info.run_id
@@ -168,6 +171,13 @@ def test_expanding_the_parent_shows_its_trials(browser, sweep, tmp_path):
     browser.evaluate(f"{button}.click()")
     browser.wait_for(lambda t: all(n in t for n in names), PAGE_S, f"the trials {names} under the parent")
     _tidy(browser)
+    searched = sorted(sweep["trials"][0].data.params)
+    columns = set(browser.wait_for_js(
+        "(() => { const ids = [...document.querySelectorAll('[role=columnheader][col-id]')].map(c => c.getAttribute('col-id'));"
+        " return ids.some(i => i.startsWith('params.')) ? ids : null })()", PAGE_S, "param columns in the runs table"))
+    assert "metrics.`best_val_accuracy`" in columns, columns
+    # The first param columns at least (the grid draws only the columns in view).
+    assert any(f"params.`{p}`" in columns for p in searched), (searched, columns)
     _shot(browser, tmp_path, "ui-trials.png")
 
 

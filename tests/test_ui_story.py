@@ -33,6 +33,18 @@ def test_an_experiment_made_before_the_tag_gets_it_when_first_used(tmp_path):
     assert client.get_experiment(old).tags[EXPERIMENT_KIND_TAG] == MODEL_TRAINING
 
 
+def test_a_saved_runs_view_names_the_columns_the_ui_shows(tmp_path):
+    import json
+
+    uri = default_tracking_uri(tmp_path)
+    tracker = SweepTracker(uri, "exp", tmp_path / "a")
+    tracker.save_runs_view("sweep-s", "Sweep s", ["filters", "learning_rate"], ["best_val_accuracy"])
+    envelope = json.loads(MlflowClient(uri).get_experiment(tracker.experiment_id).tags["mlflow.sharedViewState.sweep-s"])
+    assert envelope["name"] == "Sweep s" and isinstance(envelope["createdAt"], int)
+    assert json.loads(envelope["state"])["selectedColumns"] == [
+        "metrics.`best_val_accuracy`", "params.`filters`", "params.`learning_rate`", "attributes.`Dataset`"]
+
+
 def test_describe_sets_the_parent_runs_markdown_description(tmp_path):
     uri = default_tracking_uri(tmp_path)
     tracker = SweepTracker(uri, "exp", tmp_path / "a")
@@ -59,7 +71,8 @@ STORY = SweepStory(
     "Params of trial #7:",
     "| filters | 32 |",
     "| learning_rate | 0.001235 |",
-    "**Trials:** 9 trials: 5 completed, 3 stopped early, 1 failed",
+    "**Trials:** 9 trials: 5 completed, 3 stopped early, 1 failed ([all trials, with their params and val_accuracy]"
+    "(#/experiments/3/runs?workflowType=machine_learning&viewStateShareKey=sweep-digits))",
     "**Dataset:** digits, version (content digest) `ab12cd` (1437 train / 360 val)",
     "**Reproduce** at commit `0123456789ab`:",
     "python -m sweeps run name=digits-again n_trials=9",

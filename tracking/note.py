@@ -7,6 +7,7 @@ a shared tracking server alike.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,9 +49,15 @@ class SweepStory:
     extra: Sequence[str] = field(default_factory=tuple)  # further Markdown lines (Pareto front, model)
 
 
-def experiment_link(experiment_id: str, page: str = "") -> str:
-    """The UI's address of an experiment's page (relative: prefix the UI's base URL), in model-training mode."""
-    return f"#/experiments/{experiment_id}{page}?{MODEL_TRAINING_VIEW}"
+def view_key(sweep: str) -> str:
+    """The key of a sweep's saved runs-table view (URL-safe)."""
+    return "sweep-" + re.sub(r"[^A-Za-z0-9_.-]", "-", sweep)
+
+
+def experiment_link(experiment_id: str, page: str = "", view: str | None = None) -> str:
+    """The UI's address of an experiment's page (relative: prefix the UI's base URL), in model-training
+    mode, with the saved runs-table view `view` if given."""
+    return f"#/experiments/{experiment_id}{page}?{MODEL_TRAINING_VIEW}" + (f"&viewStateShareKey={view}" if view else "")
 
 
 def run_link(experiment_id: str, run_id: str, tab: str = "") -> str:
@@ -96,7 +103,8 @@ def sweep_note(story: SweepStory) -> str:
             trial = f"[{trial}]({run_link(s.experiment_id, s.best.run_id)})"
         lines += [f"**Best {trial}:** {s.metric} = **{s.best.value:.4f}** ({s.mode})", ""]
     # The UI shows the first lines until "Show more": the outcome first, the details after.
-    lines += [f"**Trials:** {counts_line(s.counts)}", ""]
+    table = f" ([all trials, with their params and {s.metric}]({experiment_link(s.experiment_id, '/runs', view_key(s.name))}))"
+    lines += [f"**Trials:** {counts_line(s.counts)}{table}", ""]
     d = s.dataset
     if d:
         sizes = f" ({d['dataset.train_size']} train / {d['dataset.val_size']} val)" if "dataset.train_size" in d and "dataset.val_size" in d else ""

@@ -10,7 +10,7 @@ import re
 import time
 import traceback
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from enum import Enum
 from pathlib import Path
@@ -29,6 +29,8 @@ _BATCH = 100  # MLflow's limit on params per log_batch call
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING = "custom_model_development"
 NOTE_TAG = "mlflow.note.content"  # a run's Markdown description in the UI
+# A saved view of the runs table (the UI's "Views" menu, and ?viewStateShareKey=<key>): its columns.
+VIEW_TAG = "mlflow.sharedViewState."
 
 
 class RunStatus(str, Enum):
@@ -133,6 +135,16 @@ class SweepTracker:
         """Continue a sweep's parent run (resume after the driver died): it is RUNNING again."""
         self.parent_run_id = run_id
         self.client.update_run(run_id, status="RUNNING")
+
+    def save_runs_view(self, key: str, name: str, params: Sequence[str], metrics: Sequence[str]) -> None:
+        """A view of the experiment's runs table whose columns are these metrics and params (the UI
+        shows Dataset, Duration and Source otherwise); opened by links that name `key`."""
+        import json
+
+        columns = [*(f"metrics.`{m}`" for m in metrics), *(f"params.`{p}`" for p in params), "attributes.`Dataset`"]
+        now = _now_ms()
+        envelope = {"name": name, "createdAt": now, "updatedAt": now, "state": json.dumps({"selectedColumns": columns})}
+        self.client.set_experiment_tag(self.experiment_id, VIEW_TAG + key, json.dumps(envelope))
 
     def describe(self, run_id: str, markdown: str) -> None:
         """The run's description on its page in the UI (Markdown)."""
