@@ -52,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     ui = sub.add_parser("ui", help="open the MLflow UI on the configured tracking store")
     ui.add_argument("overrides", nargs="*", help="the same overrides as the sweep (output_dir=..., tracking.uri=...)")
     ui.add_argument("--port", type=int, default=5000)
+    dashboard = sub.add_parser("dashboard", help="optuna-dashboard on a sweep's study (pip install -e '.[dashboard]'): python -m sweeps dashboard NAME")
+    dashboard.add_argument("name")
+    dashboard.add_argument("overrides", nargs="*", help="the sweep's output_dir=... / tracking.study_storage=... if not the defaults")
+    dashboard.add_argument("--host", default="127.0.0.1")
+    dashboard.add_argument("--port", type=int, default=8080)
     return parser
 
 
@@ -124,6 +129,10 @@ def _dispatch(args: argparse.Namespace, tf_level_chosen: bool = False) -> int:
         return datasets_cmd.main(uri, cfg.tracking.experiment)
     if args.command == "ui":
         return _ui(cfg, args.port)
+    if args.command == "dashboard":
+        from sweeps import dashboard
+
+        return dashboard.main(args.name, cfg.output_dir, cfg.tracking.study_storage, args.host, args.port)
     if args.command == "report":
         from sweeps import report
 
@@ -153,9 +162,17 @@ def _ui(cfg, port: int) -> int:
         field = "tracking.uri" if cfg.tracking.uri else "output_dir"
         return _fail(ConfigError(field, f"no MLflow store at {database}",
                                  "run a sweep first, or set output_dir=<the sweep's folder> or tracking.uri=sqlite:///<its mlflow.db>"))
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]
-    print(f"MLflow UI on http://127.0.0.1:{port}  ({' '.join(command)})", flush=True)
-    return subprocess.call(command, env=os.environ.copy())
+    from tracking import experiment_id
+    from tracking.note import experiment_link
+
+    # One worker serves one user (uvicorn's default starts several, each a full MLflow import).
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    found = experiment_id(uri, cfg.tracking.experiment)
+    page = f"/{experiment_link(found)}" if found else ""
+    print(f"MLflow UI on http://127.0.0.1:{port}{page}  ({' '.join(command)})", flush=True)
+    # MLflow's job runners (GenAI judges and scorers: six more processes) have nothing to do for a sweep.
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
+    return subprocess.call(command, env=env)
 
 
 def sqlite_file(uri: str) -> Path | None:

@@ -40,6 +40,7 @@ from sweeps.progress import Progress  # noqa: E402
 from sweeps.recovery import Continuation  # noqa: E402
 from sweeps.search import make_sampler, open_storage  # noqa: E402
 from sweeps.space import define_by_run  # noqa: E402
+from sweeps.sysmetrics import system_metrics  # noqa: E402
 from sweeps.trial import CONTINUES, EPOCH, EPOCH_METRICS, INFEASIBLE, MODEL_FILE, TrialSettings, best_key, objective_key, train_trial  # noqa: E402
 from tracking import RunStatus, SweepTracker  # noqa: E402
 
@@ -134,6 +135,7 @@ class TrackingCallback(tune.Callback):
         values = {k: result[k] for k in (*EPOCH_METRICS, *self.best_keys) if k in result}
         values["epoch_time_s"] = result.get("time_this_iter_s", math.nan)
         values["worker_rss_mb"] = result.get("worker_rss_mb", math.nan)
+        values.update(system_metrics(result))  # system/...: the UI's System metrics tab
         if "node_id" in result:
             self.nodes.add(str(result["node_id"]))
         if result["training_iteration"] == 1:  # fixed by the architecture and the placement: logged once per start

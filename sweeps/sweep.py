@@ -91,8 +91,10 @@ def ui_command(tracking_uri: str, port: int = 5000) -> str:
 
 
 def ui_url(tracking_uri: str, experiment_id: str, run_id: str, port: int = 5000) -> str:
+    from tracking.note import run_link
+
     base = tracking_uri.rstrip("/") if tracking_uri.startswith("http") else f"http://127.0.0.1:{port}"
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{base}/{run_link(experiment_id, run_id)}"
 
 
 def _git_commit() -> str | None:
@@ -419,6 +421,7 @@ def _run_and_summarise(cfg: SweepConfig, state: SweepState, resuming: bool, trac
     if not resuming:
         tracker.log_dataset(state.parent_run_id, dataset.x_train, dataset.y_train, dataset.name, dataset.source, dataset.digest)
         record_folder(dataset, cfg.output_dir, tracker, state.parent_run_id)
+        _save_view(cfg, tracker)
     else:
         replayed = tracker.replay_journal()  # what the killed driver had queued but not written
         tracker.use_dataset(dataset.x_train, dataset.y_train, dataset.name, dataset.source, dataset.digest)
@@ -463,8 +466,8 @@ def _run_and_summarise(cfg: SweepConfig, state: SweepState, resuming: bool, trac
     reconcile(study, tracker, get_run(tracking_uri, state.parent_run_id), Outcome.NOT_RUN)
     faults.at_driver(point="summary")
     summary = _summarise(cfg, study, tracker, dataset, started, stopped_because)
-    if cfg.tracking.log_report:
-        _log_report(cfg, tracking_uri, out)
+    plots = _log_report(cfg, tracking_uri, out) if cfg.tracking.log_report else []
+    tracker.describe(state.parent_run_id, _story(cfg, tracker, summary, dataset, plots))
     status = RunStatus.FINISHED if stopped_because is None else RunStatus.FAILED
     tracker.end_sweep(
         {f"best_{cfg.metric}": summary.best_value if summary.best_value is not None else float("nan"),
@@ -479,9 +482,9 @@ def _run_and_summarise(cfg: SweepConfig, state: SweepState, resuming: bool, trac
     return summary
 
 
-def _log_report(cfg: SweepConfig, tracking_uri: str, out: Any) -> None:
+def _log_report(cfg: SweepConfig, tracking_uri: str, out: Any) -> list[str]:
     """The report's plots on the parent run, so the MLflow UI shows them; a plot that cannot be
-    drawn must not turn a finished sweep into a failed one."""
+    drawn must not turn a finished sweep into a failed one. Returns the logged artifact paths."""
     from sweeps import faults
     from sweeps.report import make_report
 
@@ -489,8 +492,43 @@ def _log_report(cfg: SweepConfig, tracking_uri: str, out: Any) -> None:
     try:
         report = make_report(cfg.name, cfg.output_dir, tracking_uri, cfg.tracking.experiment, cfg.tracking.study_storage)
         print(f"Report: {len(report.files)} files in {report.directory} (python -m sweeps report {cfg.name})", file=out)
+        return list(report.logged)
     except Exception as exc:  # plotting libraries fail in many ways; the sweep's records are intact
         print(f"warning: the report could not be written ({type(exc).__name__}: {exc}); try python -m sweeps report {cfg.name}", file=sys.stderr)
+        return []
+
+
+def _story(cfg: SweepConfig, tracker: Any, summary: Summary, dataset: Dataset, plots: list[str]) -> str:
+    """The parent run's description in the UI: best trial, counts, data version, how to rerun, plots."""
+    from tracking.note import Best, SweepStory, sweep_note
+
+    started_with = tracker.run_tags(summary.parent_run_id).get("sweeps.command")  # a resume reruns the first command
+    best = None if summary.best_number is None else Best(summary.best_number, float(summary.best_value), summary.best_params, summary.best_run_id)  # type: ignore[arg-type]
+    extra = [f"**Best model:** `{summary.model_uri}`" + (f", registered as `{summary.registered}`" if summary.registered else ""), ""] if summary.model_uri else []
+    return sweep_note(SweepStory(
+        name=cfg.name, experiment_id=summary.experiment_id, run_id=summary.parent_run_id, metric=cfg.metric, mode=cfg.mode,
+        counts=summary.counts, dataset=dataset.summary(), command=started_with or _command(cfg), commit=_git_commit(),
+        best=best, plots=plots, stopped_because=summary.stopped_because, extra=extra,
+    ))
+
+
+def _save_view(cfg: SweepConfig, tracker: Any) -> None:
+    """The runs table as this sweep's user wants it: its objectives and searched params as columns."""
+    from sweeps.trial import EPOCH_METRICS, best_key
+    from tracking.note import view_key
+
+    metrics = [m for metric, _ in cfg.objectives for m in ((best_key(metric), metric) if metric in EPOCH_METRICS else (metric,))]
+    tracker.save_runs_view(view_key(cfg.name), f"Sweep {cfg.name}: params and {cfg.metric}", list(cfg.space.searched), metrics)
+
+
+def _command(cfg: SweepConfig) -> str:
+    """How to run this sweep again: its `python -m sweeps run` arguments, where it was started so;
+    from Python, the arguments are unknown but the resolved config is on the run."""
+    from tracking.note import reproduce_command
+
+    if Path(sys.argv[0]).parts[-2:] == ("sweeps", "__main__.py") and sys.argv[1:2] == ["run"]:
+        return reproduce_command(sys.argv[1:], cfg.name)
+    return f"python -m sweeps run name={cfg.name}-again ...   # started from Python: the full config is config/resolved.yaml"
 
 
 def _params(cfg: SweepConfig) -> dict[str, Any]:
@@ -500,7 +538,8 @@ def _params(cfg: SweepConfig) -> dict[str, Any]:
 
 
 def _tags(cfg: SweepConfig, dataset: Dataset) -> dict[str, str]:
-    tags = {"sweeps.name": cfg.name, "sweeps.sampler": cfg.sampler.name, "sweeps.scheduler": cfg.scheduler.name, **dataset.summary()}
+    tags = {"sweeps.name": cfg.name, "sweeps.sampler": cfg.sampler.name, "sweeps.scheduler": cfg.scheduler.name,
+            "sweeps.command": _command(cfg), **dataset.summary()}
     commit = _git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit

@@ -254,9 +254,12 @@ def train_trial(config: dict[str, Any], data: dict[str, Any], settings: TrialSet
     device = _configure_runtime(settings.cpus, settings.gpu_fraction)
     import keras  # noqa: F401  (imported before the freeze, with TensorFlow)
 
+    from sweeps.sysmetrics import sampling
+
     _settle_worker()
-    with _forget_custom_gradients():
-        _train(params, plan, data, settings, tune, _placement(device), continue_from)
+    # Each report carries the epoch's CPU, memory and GPU use; the driver logs them as system metrics.
+    with _forget_custom_gradients(), sampling(tune, settings.cpus) as reporting:
+        _train(params, plan, data, settings, reporting, _placement(device), continue_from)
 
 
 def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: TrialSettings, tune: Any,

@@ -1,16 +1,16 @@
-"""The MLflow UI, in a real headless Chromium, shows a real sweep: its parent run and its trial runs.
+"""The sweep's dashboards in a real headless Chromium, on a real small sweep: `python -m sweeps ui`
+(MLflow) and `python -m sweeps dashboard` (optuna-dashboard), each started by the test as a user
+starts it, and each page opened from the links the product prints.
 
-Needs `/usr/bin/chromium` (Debian: `apt-get install -y chromium`); skipped without it.
-`SWEEPS_UI_SCREENSHOT=docs/mlflow-ui.png python -m pytest tests/test_ui_browser.py` refreshes the
-README's screenshot.
+Needs Debian's `chromium` (`.ci/run` installs it) and optuna-dashboard (the `test` extra). In CI
+(`CI=true`) a missing one FAILS these tests; on a developer's machine they skip with the reason.
+`docs/screenshots.sh` runs this file with SWEEPS_UI_SCREENSHOTS=docs to refresh the README's pictures.
 """
 
-import html
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,140 +20,232 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from tests.browser import CHROMIUM, Chromium
+from tests.conftest import _free_port
+
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 NAME = "digits-small"
-N_TRIALS = 2
-# The experiment page (#/experiments/<id>) opens on MLflow 3's GenAI overview, which lists no runs;
-# the runs page nests trials under a collapsed parent unless sorted by something else than date.
-RUNS_PAGE = "http://127.0.0.1:{port}/#/experiments/{experiment}/runs?orderByKey=tags.%60mlflow.runName%60&orderByAsc=true"
-
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"no Chromium at {CHROMIUM}: install it with `apt-get install -y chromium` (Debian) to run the UI test",
-                allow_module_level=True)
+N_TRIALS, EPOCHS = 3, 2
+IN_CI = os.environ.get("CI", "").lower() == "true"
+SHOTS = os.environ.get("SWEEPS_UI_SCREENSHOTS")  # a folder: the screenshots are copied there
+PAGE_S = 120  # a page on a loaded 2-core machine (MLflow's UI fetches a few MB of scripts)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_ui(uri: str, port: int, cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=(cwd / "mlflow-ui.log").open("w"), start_new_session=True,
-    )
-
-
-def _wait_for(url: str, server: subprocess.Popen, log: Path, timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert server.poll() is None, f"mlflow ui exited {server.returncode}:\n{log.read_text()[-3000:]}"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    pytest.fail(f"mlflow ui did not answer {url} within {timeout_s} s:\n{log.read_text()[-3000:]}")
+def _missing(what: str, fix: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{what} is missing in CI ({fix}): the browser tests must run there", pytrace=False)
+    pytest.skip(f"{what} is missing: {fix} to run the browser tests")
 
 
 @pytest.fixture(scope="module")
-def ui(tmp_path_factory):
-    """A tiny real sweep; the MLflow UI is started on its store as soon as the parent run exists
-    (while the trials run, as a user would), and answers once the sweep is done."""
-    root = tmp_path_factory.mktemp("ui")
-    out = root / "outputs"
-    uri = f"sqlite:///{out / 'mlflow.db'}"
-    sweep = subprocess.Popen(
-        [sys.executable, "-m", "sweeps", "run", f"name={NAME}", f"n_trials={N_TRIALS}", "max_epochs=1", "dataset.limit=200",
-         "scheduler=none", "resources.num_cpus=2", "tracking.log_best_model=false", f"output_dir={out}"],
-        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    port, server, lines = _free_port(), None, []
-    try:
-        for line in sweep.stdout:
-            lines.append(line)
-            if server is None and f"Sweep {NAME}:" in line and "MLflow run" in line:  # the store and parent run exist
-                server = _start_ui(uri, port, root)
-        assert sweep.wait(timeout=300) == 0, "".join(lines)[-4000:]
-        assert server is not None, "".join(lines)[-4000:]
-        _wait_for(f"http://127.0.0.1:{port}/health", server, root / "mlflow-ui.log")
-        client = MlflowClient(tracking_uri=uri)
-        experiment = client.get_experiment_by_name("sweeps").experiment_id
-        runs = client.search_runs([experiment])
-        parent = next(r for r in runs if r.data.tags.get("sweeps.kind") == "sweep")
-        trials = sorted(r.info.run_name for r in runs if r.data.tags.get("sweeps.kind") == "trial")
-        yield {"port": port, "experiment": experiment, "parent": parent, "trials": trials, "root": root}
-    finally:
-        if sweep.poll() is None:
-            sweep.kill()
-        if server is not None:
-            _stop(server)
+def browser(tmp_path_factory):
+    if not os.path.exists(CHROMIUM):
+        _missing(f"Chromium ({CHROMIUM})", "apt-get install -y chromium")
+    with Chromium(tmp_path_factory.mktemp("chromium") / "profile") as chromium:
+        yield chromium
+
+
+# ---------------------------------------------------------------- servers the test starts as a user would
+
+
+def _start(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+    return subprocess.Popen([sys.executable, "-m", "sweeps", *args], cwd=cwd, env=env, stdout=log.open("w"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _stop(server: subprocess.Popen) -> None:
-    """End mlflow ui, its uvicorn and worker: the process group this test started, and nothing else."""
+    """End the server and what it started: the process group this test started, and nothing else
+    (uvicorn's children outlive their parent's SIGTERM, hence the SIGKILL to the group after)."""
     try:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=5)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
+    except (ProcessLookupError, subprocess.TimeoutExpired):
         pass
     try:
-        os.killpg(server.pid, signal.SIGKILL)  # whatever of the group is still there
+        os.killpg(server.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
     server.wait(timeout=10)
 
 
-def _chromium(profile: Path, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
-    command = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-        f"--user-data-dir={profile}", "--virtual-time-budget=15000", *args,
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
-
-
-def _visible_text(dom: str) -> str:
-    """The rendered page's text: scripts, styles and tags dropped, whitespace folded."""
-    text = re.sub(r"<(script|style)\b.*?</\1>", " ", dom, flags=re.S | re.I)
-    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", text)))
-
-
-def _words(text: str) -> set[str]:
-    return set(text.split(" "))
+def _printed_url(log: Path, server: subprocess.Popen, pattern: str, timeout_s: float = 120) -> str:
+    """The address the command printed for its user, once the server answers on it."""
+    deadline, url = time.monotonic() + timeout_s, None
+    while time.monotonic() < deadline:
+        assert server.poll() is None, f"the server exited {server.returncode}:\n{log.read_text()[-3000:]}"
+        found = re.search(pattern, log.read_text())
+        url = found.group(0) if found else None
+        if url:
+            try:
+                with urllib.request.urlopen(url.split("#")[0], timeout=3) as response:
+                    if response.status == 200:
+                        return url
+            except OSError:
+                pass
+        time.sleep(0.5)
+    pytest.fail(f"no answer on {url or pattern} within {timeout_s} s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
-def rendered(ui, tmp_path_factory):
-    """The runs page after Chromium ran its scripts: (visible text, screenshot), from one browser start."""
-    tmp = tmp_path_factory.mktemp("chromium")
-    png = tmp / "mlflow-ui.png"
-    page = RUNS_PAGE.format(port=ui["port"], experiment=ui["experiment"])
-    result = _chromium(tmp / "profile", "--dump-dom", f"--screenshot={png}", "--window-size=1400,900", page)
-    return _visible_text(result.stdout), png
+def sweep(tmp_path_factory):
+    """A tiny real sweep; `python -m sweeps ui` starts on its store once the parent run exists (while
+    the trials run, as a user would) and serves it once the sweep is done."""
+    root = tmp_path_factory.mktemp("ui")
+    out = root / "outputs"
+    uri = f"sqlite:///{out / 'mlflow.db'}"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "sweeps", "run", f"name={NAME}", f"n_trials={N_TRIALS}", f"max_epochs={EPOCHS}", "dataset.limit=300",
+         "scheduler=none", "resources.num_cpus=2", "tracking.log_best_model=false", f"output_dir={out}"],
+        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    ui, lines, log = None, [], root / "ui.log"
+    try:
+        for line in run.stdout:
+            lines.append(line)
+            if ui is None and f"Sweep {NAME}:" in line and "MLflow run" in line:  # the store and parent run exist
+                ui = _start(["ui", f"output_dir={out}", "--port", str(_free_port())], root, log)
+        assert run.wait(timeout=300) == 0, "".join(lines)[-4000:]
+        assert ui is not None, "".join(lines)[-4000:]
+        experiment_url = _printed_url(log, ui, r"http://127\.0\.0\.1:\d+/#/experiments/\d+\?workflowType=machine_learning")
+        client = MlflowClient(tracking_uri=uri)
+        experiment = client.get_experiment_by_name("sweeps")
+        runs = client.search_runs([experiment.experiment_id])
+        parent = next(r for r in runs if r.data.tags.get("sweeps.kind") == "sweep")
+        trials = sorted((r for r in runs if r.data.tags.get("sweeps.kind") == "trial"), key=lambda r: r.info.run_name)
+        # The page the sweep's summary sends the user to.
+        run_page = re.search(r"then open (\S+)", "".join(lines)).group(1).replace("127.0.0.1:5000", experiment_url.split("/")[2])
+        yield {"root": root, "out": out, "uri": uri, "client": client, "experiment": experiment, "parent": parent, "trials": trials,
+               "experiment_url": experiment_url, "run_page": run_page, "base": experiment_url.split("#")[0], "summary": "".join(lines)}
+    finally:
+        if run.poll() is None:
+            run.kill()
+        if ui is not None:
+            _stop(ui)
 
 
-def test_runs_page_shows_the_sweep_and_its_trials(ui, rendered):
-    text, _ = rendered
-    assert "Training runs" in text, text[:2000]
-    assert {NAME, *ui["trials"]} <= _words(text), text[:3000]
-    assert len(ui["trials"]) == N_TRIALS and f"{1 + N_TRIALS} matching runs" in text
-    assert ui["parent"].data.tags["dataset.digest"] in text  # the Dataset column: digits (<digest>)
-
-
-def test_screenshot_of_the_runs_page(rendered):
-    _, png = rendered
-    data = png.read_bytes()
+def _shot(browser: Chromium, tmp_path: Path, name: str) -> None:
+    data = browser.screenshot(tmp_path / name)
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # a rendered page, not a blank one
-    target = os.environ.get("SWEEPS_UI_SCREENSHOT")
-    if target:
-        shutil.copyfile(png, target)
+    if SHOTS:
+        shutil.copyfile(tmp_path / name, Path(SHOTS) / name)
+
+
+def _tidy(browser: Chromium) -> None:
+    """Close MLflow's assistant side panel, if open, so a screenshot shows the page itself."""
+    browser.evaluate("document.querySelector('[data-component-id=\"mlflow.assistant.chat_panel.close\"]')?.click()")
+
+
+def _open(browser: Chromium, url: str) -> None:
+    browser.open("about:blank")  # a fresh document: no text of the previous page lingers
+    browser.open(url)
+
+
+# ---------------------------------------------------------------- MLflow UI
+
+
+def test_the_experiment_opens_in_model_training_mode(browser, sweep, tmp_path):
+    assert sweep["experiment"].tags["mlflow.experimentKind"] == "custom_model_development"
+    _open(browser, sweep["experiment_url"])
+    text = browser.wait_for(lambda t: "matching runs" in t and NAME in t, PAGE_S, "the runs table with the sweep")
+    nav = text.split("Model registry")[0]  # the side bar: model training's entries, none of GenAI's
+    assert "Runs" in nav and "Models" in nav and "Judges" not in nav and "Prompts" not in nav, nav
+    assert sweep["parent"].data.tags["dataset.digest"] in text  # the Dataset column: digits (<digest>)
+    _tidy(browser)
+    _shot(browser, tmp_path, "ui-runs.png")
+
+
+def test_expanding_the_parent_shows_its_trials_with_params_and_objective(browser, sweep, tmp_path):
+    names = [t.info.run_name for t in sweep["trials"]]
+    assert len(names) == N_TRIALS
+    # The runs table as the parent run's description links it: the sweep's saved view.
+    note = sweep["parent"].data.tags["mlflow.note.content"]
+    view = re.search(r"\[all trials, with their params and val_accuracy\]\((#/experiments/[^)]+)\)", note).group(1)
+    _open(browser, sweep["base"] + view)
+    text = browser.wait_for(lambda t: NAME in t, PAGE_S, "the parent run's row")
+    assert not any(n in text for n in names), "the trials are shown before the parent is expanded"
+    parent = sweep["parent"].info.run_id
+    button = f"document.querySelector('[row-id=\"{parent}\"] [col-id^=\"attributes\"] button')"
+    browser.wait_for_js(f"!!{button}", PAGE_S, "the parent row's expand button")
+    browser.evaluate(f"{button}.click()")
+    browser.wait_for(lambda t: all(n in t for n in names), PAGE_S, f"the trials {names} under the parent")
+    _tidy(browser)
+    searched = sorted(sweep["trials"][0].data.params)
+    columns = set(browser.wait_for_js(
+        "(() => { const ids = [...document.querySelectorAll('[role=columnheader][col-id]')].map(c => c.getAttribute('col-id'));"
+        " return ids.some(i => i.startsWith('params.')) ? ids : null })()", PAGE_S, "param columns in the runs table"))
+    assert "metrics.`best_val_accuracy`" in columns, columns
+    # The first param columns at least (the grid draws only the columns in view).
+    assert any(f"params.`{p}`" in columns for p in searched), (searched, columns)
+    _shot(browser, tmp_path, "ui-trials.png")
+
+
+def test_the_parent_runs_page_tells_the_story(browser, sweep, tmp_path):
+    import optuna
+
+    study = optuna.load_study(study_name=NAME, storage=f"sqlite:///{sweep['out'] / 'optuna.db'}")
+    best = study.best_trial
+    assert sweep["run_page"].endswith(f"/runs/{sweep['parent'].info.run_id}?workflowType=machine_learning")
+    _open(browser, sweep["run_page"])
+    text = browser.wait_for(lambda t: "Best trial #" in t, PAGE_S, "the description with the best trial")
+    assert f"Best trial #{best.number}: val_accuracy = {best.value:.4f} (max)" in text, text[:3000]
+    assert f"{N_TRIALS} trials: {N_TRIALS} completed" in text
+    assert sweep["parent"].data.tags["dataset.digest"] in text and f"python -m sweeps run name={NAME}-again" in text
+    browser.evaluate("[...document.querySelectorAll('button')].find(b => b.innerText.trim() === 'Show more')?.click()")
+    _tidy(browser)
+    _shot(browser, tmp_path, "ui-parent-run.png")
+
+
+def test_a_report_png_renders_as_an_artifact(browser, sweep, tmp_path):
+    parent = sweep["parent"].info.run_id
+    logged = {a.path for a in sweep["client"].list_artifacts(parent, "report")}
+    assert "report/optimization_history.png" in logged and "report/optimization_history.html" in logged
+    from tracking.note import artifact_link
+
+    _open(browser, sweep["base"] + artifact_link(sweep["experiment"].experiment_id, parent, "report/optimization_history.png"))
+    size = browser.wait_for_js(
+        "(() => { const i = [...document.querySelectorAll('img')].find(i => i.src.startsWith('blob:') && i.naturalWidth > 300);"
+        " return i ? [i.naturalWidth, i.naturalHeight] : null })()", PAGE_S, "the PNG, decoded by the browser")
+    assert size[1] > 200
+    _tidy(browser)
+    _shot(browser, tmp_path, "ui-report-artifact.png")
+
+
+def test_a_trial_run_has_system_metrics(browser, sweep, tmp_path):
+    trial = sweep["trials"][0]
+    history = sweep["client"].get_metric_history(trial.info.run_id, "system/cpu_utilization_percentage")
+    assert [m.step for m in history] == list(range(1, EPOCHS + 1)) and all(m.value > 0 for m in history)
+    memory = sweep["client"].get_metric_history(trial.info.run_id, "system/system_memory_usage_megabytes")
+    assert all(m.value > 100 for m in memory)  # a worker with TensorFlow loaded holds hundreds of MB
+    from tracking.note import run_link
+
+    _open(browser, sweep["base"] + run_link(sweep["experiment"].experiment_id, trial.info.run_id, "/system-metrics"))
+    text = browser.wait_for(lambda t: "cpu_utilization_percentage" in t and "system_memory_usage_megabytes" in t,
+                            PAGE_S, "the system metrics charts")
+    assert trial.info.run_name in text
+    # Each chart drawn (plotly), with its line: the values arrived, not only the names.
+    browser.wait_for_js("document.querySelectorAll('.scatterlayer .trace').length >= 3", PAGE_S, "three drawn system-metrics charts")
+    _tidy(browser)
+    _shot(browser, tmp_path, "ui-system-metrics.png")
+
+
+# ---------------------------------------------------------------- optuna-dashboard
+
+
+def test_the_dashboard_shows_the_studys_trials(browser, sweep, tmp_path):
+    try:
+        import optuna_dashboard  # noqa: F401
+    except ImportError:
+        _missing("optuna-dashboard", "pip install -e '.[test]'")
+    log = sweep["root"] / "dashboard.log"
+    server = _start(["dashboard", NAME, f"output_dir={sweep['out']}", "--port", str(_free_port())], sweep["root"], log)
+    try:
+        url = _printed_url(log, server, r"http://127\.0\.0\.1:\d+/dashboard/studies/\d+")
+        _open(browser, url + "/trials")
+        browser.wait_for(lambda t: all(f"Trial {n}" in t for n in range(N_TRIALS)), PAGE_S, f"trials 0..{N_TRIALS - 1} in the list")
+        _open(browser, url)
+        browser.wait_for(lambda t: NAME in t and "Hyperparameter Importance" in t, PAGE_S, "the study's history and importances")
+        _shot(browser, tmp_path, "optuna-dashboard.png")
+    finally:
+        _stop(server)

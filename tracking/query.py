@@ -80,6 +80,14 @@ def get_run(tracking_uri: str, run_id: str) -> RunRecord:
     return _record(_client(tracking_uri).get_run(run_id))
 
 
+def experiment_id(tracking_uri: str, experiment: str) -> str | None:
+    """The id of `experiment` in the store (None: no store, or no such experiment yet)."""
+    if not store_exists(tracking_uri):
+        return None
+    found = _client(tracking_uri).get_experiment_by_name(experiment)
+    return found.experiment_id if found is not None else None
+
+
 def find_sweep_run(tracking_uri: str, experiment: str, name: str) -> RunRecord | None:
     """The parent run of sweep `name` in `experiment`; the latest started if several share the name."""
     if not store_exists(tracking_uri):

@@ -10,7 +10,7 @@ import os
 import time
 import traceback
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from enum import Enum
 from pathlib import Path
@@ -27,6 +27,13 @@ from sweeps.redaction import REDACTED, redact, redact_text
 # MLflow refuses params longer than this; longer values are cut with a marker.
 _PARAM_LIMIT = 6000
 _BATCH = 100  # MLflow's limit on params per log_batch call
+# MLflow 3's UI opens an experiment without this tag in its GenAI mode (traces, judges, prompts);
+# with it, in "Model training": runs, charts, models. The UI reads the tag itself.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
+NOTE_TAG = "mlflow.note.content"  # a run's Markdown description in the UI
+# A saved view of the runs table (the UI's "Views" menu, and ?viewStateShareKey=<key>): its columns.
+VIEW_TAG = "mlflow.sharedViewState."
 
 
 PREPROCESSING_KEY = "sweeps_preprocessing"  # in a logged model's MLmodel metadata
@@ -97,12 +104,15 @@ class SweepTracker:
         found = self.client.get_experiment_by_name(experiment)
         if found is not None:
             self.experiment_id = found.experiment_id
+            if found.tags.get(EXPERIMENT_KIND_TAG) != MODEL_TRAINING:  # made before the tag, or by hand
+                self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
         else:
             # A local store's default artifact root is ./mlruns of the *current* folder: pin it.
             # A server (--serve-artifacts) chooses its own, so workers never need its disk.
             local = not tracking_uri.startswith(("http://", "https://"))
             location = artifact_root.resolve().as_uri() if artifact_root and local else None
-            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+            self.experiment_id = self.client.create_experiment(
+                experiment, artifact_location=location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING})
         self.parent_run_id: str | None = None
         self._dataset_input: DatasetInput | None = None
         self._pending: dict[str, list[Future[None]]] = {}  # run id -> writes not yet done
@@ -128,6 +138,20 @@ class SweepTracker:
         """Continue a sweep's parent run (resume after the driver died): it is RUNNING again."""
         self.parent_run_id = run_id
         self.client.update_run(run_id, status="RUNNING")
+
+    def save_runs_view(self, key: str, name: str, params: Sequence[str], metrics: Sequence[str]) -> None:
+        """A view of the experiment's runs table whose columns are these metrics and params (the UI
+        shows Dataset, Duration and Source otherwise); opened by links that name `key`."""
+        import json
+
+        columns = [*(f"metrics.`{m}`" for m in metrics), *(f"params.`{p}`" for p in params), "attributes.`Dataset`"]
+        now = _now_ms()
+        envelope = {"name": name, "createdAt": now, "updatedAt": now, "state": json.dumps({"selectedColumns": columns})}
+        self.client.set_experiment_tag(self.experiment_id, VIEW_TAG + key, json.dumps(envelope))
+
+    def describe(self, run_id: str, markdown: str) -> None:
+        """The run's description on its page in the UI (Markdown)."""
+        self.set_tags(run_id, {NOTE_TAG: markdown})
 
     def end_sweep(self, metrics: Mapping[str, float], tags: Mapping[str, str], status: RunStatus, error: str | None = None) -> None:
         """End the parent run; `error`, the traceback of what stopped the sweep, becomes its artifact."""
@@ -251,6 +275,10 @@ class SweepTracker:
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-writer")
         write = self._writer.submit(self.client.log_batch, run_id, synchronous=True, **values)
         self._pending.setdefault(run_id, []).append(write)
+
+    def run_tags(self, run_id: str) -> dict[str, str]:
+        self.flush(run_id)
+        return dict(self.client.get_run(run_id).data.tags)
 
     def log_dict(self, run_id: str, value: Mapping[str, Any], path: str) -> None:
         self.client.log_dict(run_id, redact(dict(value)), path)
