@@ -60,10 +60,15 @@ def unreachable(tracking_uri: str, timeout_s: float = 5.0) -> str | None:
         return f"{tracking_uri}/health answered HTTP {response.status_code}"
     # Credentials only from the environment, as MLflow's own client reads them.
     user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
-    probe = requests.get(
-        f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "Default"},
-        auth=(user, password) if user and password else None, timeout=timeout_s,
-    )
+    try:
+        # A real query: its first one opens the server's database and user store, which takes
+        # seconds on a busy server (a 5 s read timeout failed there), so it gets longer.
+        probe = requests.get(
+            f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "Default"},
+            auth=(user, password) if user and password else None, timeout=timeout_s * 6,
+        )
+    except requests.RequestException as exc:
+        return f"{tracking_uri} does not answer a query ({type(exc).__name__})"
     if probe.status_code in (401, 403):
         return (f"{tracking_uri} refused the request (HTTP {probe.status_code}): "
                 + ("wrong MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD" if user else "it needs MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the environment"))
@@ -72,13 +77,21 @@ def unreachable(tracking_uri: str, timeout_s: float = 5.0) -> str | None:
 
 _SECRET = re.compile(r"(password|passwd|secret|token|credential|(^|_)key)$", re.IGNORECASE)
 REDACTED = "***"
+# user:password@ in a database or server URL (postgresql://sweeps:secret@db/sweeps).
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
+
+
+def hide_url_password(text: str) -> str:
+    return _URL_PASSWORD.sub(rf"\g<1>{REDACTED}@", text)
 
 
 def redact(value: Any, key: str = "") -> Any:
-    """Blank out values whose key names a credential (password, token, secret, *_key), at any depth,
-    so config params and artifacts never carry them."""
+    """Blank out values whose key names a credential (password, token, secret, *_key), and the
+    password in any URL, at any depth, so config params and artifacts never carry them."""
     if isinstance(value, Mapping):
         return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, str):
+        value = hide_url_password(value)
     leaf = key.rsplit(".", 1)[-1]
     return REDACTED if leaf and _SECRET.search(leaf) and value not in (None, "") else value
 
@@ -175,7 +188,7 @@ class SweepTracker:
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         if tags:
-            self._write(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+            self._write(run_id, tags=[RunTag(k, hide_url_password(str(v))) for k, v in tags.items()])
 
     def flush(self, run_id: str | None = None) -> None:
         """Wait until the values queued for `run_id` (default: every run) are in the store."""
