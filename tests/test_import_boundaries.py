@@ -19,6 +19,7 @@ ALLOWED = {
     "sweeps.report": {"optuna"},
     "sweeps.recovery": {"optuna", "mlflow"},
     "sweeps.outcomes": set(),
+    "sweeps.checkpoints": set(),
     "sweeps.faults": set(),
     "sweeps.progress": set(),
     "sweeps.predict": set(),
