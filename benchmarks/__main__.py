@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--epoch-s", type=float, default=1.0, help="seconds one simulated epoch sleeps (default 1)")
     sc.add_argument("--postgres", help="also run the product with its Optuna study on this PostgreSQL URL, beside sqlite")
     sc.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    sa = sub.add_parser("scale-ask", help="Optuna's ask latency as the study grows (the product's TPE and storage, no Ray)")
+    sa.add_argument("--trials", type=int, default=1000)
+    sa.add_argument("--out", type=Path, default=DEFAULT_OUT)
     pl = sub.add_parser("scale-plain", help=argparse.SUPPRESS)  # internal: plain Ray Tune in its own process
     pl.add_argument("spec", type=Path)
 
@@ -64,10 +67,12 @@ def main(argv: list[str] | None = None) -> int:
 
         peer_main(args.tool, args.spec, args.result)
         return 0
-    if args.command in ("scale", "scale-plain"):
+    if args.command in ("scale", "scale-plain", "scale-ask"):
         from benchmarks import scale
 
-        if args.command == "scale-plain":
+        if args.command == "scale-ask":
+            scale.ask_latency(args.trials, args.out)
+        elif args.command == "scale-plain":
             scale.plain_main(args.spec)
         else:
             slots = [int(k) for k in args.slots.split(",")]

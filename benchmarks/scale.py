@@ -221,3 +221,45 @@ def _write(runs: list[Run], out: Path, n: int, epochs: int, epoch_s: float) -> N
             writer.writerow([r.tool, r.slots, r.trials, r.epochs_run, f"{r.wall_s:.1f}", f"{r.ideal_s:.1f}", f"{r.overhead_pct:.1f}",
                              f"{r.trials_per_hour:.0f}", f"{sum(r.driver_ms.values()):.2f}", json.dumps(r.driver_ms), json.dumps(r.ask_ms),
                              r.queue_max, f"{r.disk_mb:.1f}", r.recorded, commit])
+
+
+def ask_latency(n: int, out: Path, marks: tuple[int, ...] = (10, 30, 100, 300, 1000)) -> dict[int, float]:
+    """Optuna's ask alone (no Ray), as the product asks it: its TPE settings, its sqlite storage, the
+    small space, three intermediate values and a value per trial. Milliseconds at each trial in `marks`."""
+    import random
+    import tempfile
+    import warnings
+
+    import optuna
+    import yaml
+
+    from sweeps.config import SamplerSettings
+    from sweeps.search import make_sampler, open_storage
+    from sweeps.space import parse_value
+
+    warnings.simplefilter("ignore")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    spec = yaml.safe_load((ROOT / "conf" / "space" / "small.yaml").read_text())
+    space = {k: d for k, d in ((k, parse_value(k, v)) for k, v in spec.items()) if isinstance(d, optuna.distributions.BaseDistribution)}
+    with tempfile.TemporaryDirectory() as folder:
+        study = optuna.create_study(study_name="ask", storage=open_storage(Path(folder)), sampler=make_sampler(SamplerSettings("tpe"), 0),
+                                    direction="maximize")
+        rng, found = random.Random(0), {}
+        for i in range(1, n + 1):
+            t0 = time.perf_counter()
+            trial = study.ask(space)
+            if i in marks:
+                found[i] = (time.perf_counter() - t0) * 1000.0
+            lr = trial.params["learning_rate"]
+            for step in (1, 2, 3):
+                trial.report(0.5 + 0.1 * step - abs(lr - 3e-3), step)
+            study.tell(trial, 0.8 - abs(lr - 3e-3) * 10 + rng.random() * 0.01)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    line = (f"python -m benchmarks scale-ask --trials {n}: Optuna ask ms at trial " + ", ".join(f"#{k} {v:.1f}" for k, v in found.items())
+            + f" (commit {commit}, {platform.node()}, {os.cpu_count()} cores, load average {load}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})")
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "scale_ask.txt").open("a") as fh:
+        fh.write(line + "\n")
+    print(line)
+    return found
