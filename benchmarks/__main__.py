@@ -1,5 +1,6 @@
 """python -m benchmarks compare [--quick] [--trials N] [--slots K] [--out DIR] ...
-python -m benchmarks scaling [--quick] [--trials N] [--out DIR] ..."""
+python -m benchmarks scaling [--quick] [--trials N] [--out DIR] ...
+python -m benchmarks scale [--slots 16,64,128] [--trials N] [--epochs E] [--epoch-s S] [--postgres URL]"""
 
 from __future__ import annotations
 
@@ -39,6 +40,19 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("scaling", help="this product's same sweep on 1 slot and on 2")
     common(s, "trials (default 24)")
 
+    sc = sub.add_parser("scale", help="the product's driver at K slots (simulated trials) against plain Ray Tune")
+    sc.add_argument("--slots", default="16,64,128", help="Ray's logical CPUs K, comma-separated (default 16,64,128)")
+    sc.add_argument("--trials", type=int, default=1000)
+    sc.add_argument("--epochs", type=int, default=4, help="max epochs per trial (default 4)")
+    sc.add_argument("--epoch-s", type=float, default=1.0, help="seconds one simulated epoch sleeps (default 1)")
+    sc.add_argument("--postgres", help="also run the product with its Optuna study on this PostgreSQL URL, beside sqlite")
+    sc.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    sa = sub.add_parser("scale-ask", help="Optuna's ask latency as the study grows (the product's TPE and storage, no Ray)")
+    sa.add_argument("--trials", type=int, default=1000)
+    sa.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    pl = sub.add_parser("scale-plain", help=argparse.SUPPRESS)  # internal: plain Ray Tune in its own process
+    pl.add_argument("spec", type=Path)
+
     p = sub.add_parser("peer", help=argparse.SUPPRESS)  # internal: one peer inside its own process
     p.add_argument("tool")
     p.add_argument("spec", type=Path)
@@ -52,6 +66,17 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.peers import peer_main
 
         peer_main(args.tool, args.spec, args.result)
+        return 0
+    if args.command in ("scale", "scale-plain", "scale-ask"):
+        from benchmarks import scale
+
+        if args.command == "scale-ask":
+            scale.ask_latency(args.trials, args.out)
+        elif args.command == "scale-plain":
+            scale.plain_main(args.spec)
+        else:
+            slots = [int(k) for k in args.slots.split(",")]
+            scale.scale(slots, args.trials, args.epochs, args.epoch_s, args.out, [None, *([args.postgres] if args.postgres else [])])
         return 0
 
     from benchmarks.common import Budget

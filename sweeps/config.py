@@ -63,6 +63,7 @@ class ResourceSettings:
     max_retries: int
     custom: dict[str, float] = field(default_factory=dict)  # extra Ray resources per trial
     checkpoint_every_s: float = 60.0  # an unsaved better epoch is written after at most this long
+    keep_checkpoints: int | None = 10  # finished trials whose checkpoints stay: the sweep's best k (None: all)
 
 
 @dataclass(frozen=True)
@@ -398,6 +399,7 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
             max_retries=_number(rs, "max_retries", int, 0, label="resources.max_retries"),
             custom=_custom(rs),
             checkpoint_every_s=_number(rs, "checkpoint_every_s", float, 0, label="resources.checkpoint_every_s") if "checkpoint_every_s" in rs else ResourceSettings.checkpoint_every_s,
+            keep_checkpoints=_number(rs, "keep_checkpoints", int, 1, allow_none=True, label="resources.keep_checkpoints") if "keep_checkpoints" in rs else ResourceSettings.keep_checkpoints,
         ),
         tracking=TrackingSettings(uri=tr.get("uri"), experiment=str(tr.get("experiment") or "sweeps"), log_best_model=bool(tr.get("log_best_model", True)),
                                   registered_model=tr.get("registered_model") or None,

@@ -11,6 +11,7 @@ import importlib
 import logging
 import math
 import os
+import shutil
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -34,6 +35,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler  # 
 from ray.tune.search.optuna import OptunaSearch  # noqa: E402
 
 from sweeps import faults  # noqa: E402
+from sweeps.checkpoints import BestCheckpoints  # noqa: E402
 from sweeps.config import ConfigError, SweepConfig  # noqa: E402
 from sweeps.outcomes import RUN_STATUS, Outcome, trial_outcome  # noqa: E402
 from sweeps.progress import Progress  # noqa: E402
@@ -91,6 +93,36 @@ class SweepSearch(OptunaSearch):
             state = optuna.trial.TrialState.FAIL if outcome is Outcome.FAILED else optuna.trial.TrialState.PRUNED
             self._ot_study.tell(ot_trial, state=state)
         self._completed_trials.add(trial_id)
+
+
+class KeepBestCheckpoints(tune.Callback):
+    """Deletes the checkpoints of finished trials outside the sweep's best k (sweeps.checkpoints);
+    a 1,000-trial sweep keeps k models, not 1,000. Failed, pruned and infeasible trials keep none."""
+
+    def __init__(self, keep: int | None, metric: str, mode: str, tracking: "TrackingCallback") -> None:
+        self.book, self.key, self.tracking = BestCheckpoints(keep, mode), best_key(metric), tracking
+        self.folders: dict[str, Path] = {}
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.folders[trial.trial_id] = Path(trial.storage.trial_fs_path)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        complete = trial_outcome(trial.last_result, error=False) is Outcome.COMPLETE
+        self._finished(trial.trial_id, trial.last_result.get(self.key) if complete else None)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._finished(trial.trial_id, None)
+
+    def _finished(self, trial_id: str, value: float | None) -> None:
+        for dropped in self.book.finished(trial_id, value):
+            folder = self.folders.get(dropped)
+            if folder is None:
+                continue
+            for checkpoint in folder.glob("checkpoint_*"):
+                shutil.rmtree(checkpoint, ignore_errors=True)
+            run_id = self.tracking.run_ids.get(dropped)
+            if run_id:
+                self.tracking.tracker.set_tags(run_id, {"sweeps.checkpoint": "deleted: not among the sweep's best resources.keep_checkpoints"})
 
 
 class TrackingCallback(tune.Callback):
@@ -407,7 +439,7 @@ def run_sweep(
             name=experiment or cfg.name,
             stop=limit,
             storage_path=str(cfg.output_dir / "ray"),
-            callbacks=[callback, JsonLoggerCallback(), CSVLoggerCallback(), *([WarmDriverImport()] if cfg.tracking.log_best_model else [])],
+            callbacks=[callback, KeepBestCheckpoints(cfg.resources.keep_checkpoints, cfg.metric, cfg.mode, callback), JsonLoggerCallback(), CSVLoggerCallback(), *([WarmDriverImport()] if cfg.tracking.log_best_model else [])],
             verbose=2 if cfg.verbose else 0,
             checkpoint_config=tune.CheckpointConfig(
                 num_to_keep=1, checkpoint_score_attribute=best_key(cfg.metric), checkpoint_score_order=cfg.mode,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
@@ -50,10 +53,70 @@ def make_sampler(settings: SamplerSettings, seed: int) -> optuna.samplers.BaseSa
 
 STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql", "grpc")
 
+# Optuna's own schema in a PostgreSQL database. MLflow and Optuna both keep their schema version in
+# a table named `alembic_version`; in one schema, whichever comes second finds the other's revision
+# ("Can't locate revision identified by ..."). Optuna's tables live apart, so one database serves both.
+OPTUNA_SCHEMA = "optuna"
+
+# What a missing database driver needs. SQLAlchemy 2 maps postgresql:// to psycopg 3, not psycopg2.
+DRIVER_FIX = "pip install -e '.[postgres]' (psycopg 3, SQLAlchemy's driver for postgresql://); for MySQL pip install PyMySQL and write mysql+pymysql://"
+
 
 def storage_url(output_dir: Path, url: str | None = None) -> str:
-    """The study's storage: a URL from tracking.study_storage, else sqlite in the output folder."""
-    return url or f"sqlite:///{(output_dir / 'optuna.db').resolve()}"
+    """The study's storage: a URL from tracking.study_storage, else sqlite in the output folder.
+    A PostgreSQL URL gets Optuna's own schema (see OPTUNA_SCHEMA) unless it sets its own `options`;
+    the URL returned is the one to give optuna.load_study or optuna-dashboard."""
+    if url is None:
+        return f"sqlite:///{(output_dir / 'optuna.db').resolve()}"
+    if url.split(":", 1)[0].split("+", 1)[0] == "postgresql" and "options=" not in url:
+        url += ("&" if "?" in url else "?") + f"options=-csearch_path%3D{OPTUNA_SCHEMA}"
+    return url
+
+
+def missing_driver(url: str) -> bool:
+    """Whether the database driver SQLAlchemy picks for `url` cannot be imported (False for URLs
+    that are not SQLAlchemy's: files, http, grpc)."""
+    if url.split(":", 1)[0].split("+", 1)[0] not in ("sqlite", "postgresql", "mysql", "mssql", "oracle"):
+        return False
+    from sqlalchemy.engine import make_url
+
+    try:
+        make_url(url).get_dialect().import_dbapi()
+    except ImportError:
+        return True
+    return False
+
+
+# Any constant both drivers agree on: the key of the PostgreSQL advisory lock held while a store's tables are made.
+_INIT_LOCK = 0x5EE95_1417
+
+
+@contextmanager
+def initialising(url: str) -> Iterator[None]:
+    """Holds a PostgreSQL advisory lock while the caller opens a store on `url` for the first time,
+    so two drivers starting at once do not both create the same schema or tables (PostgreSQL's
+    CREATE ... IF NOT EXISTS is not safe against a concurrent twin: one fails with IntegrityError).
+    Other databases: nothing to hold."""
+    if url.split(":", 1)[0].split("+", 1)[0] != "postgresql":
+        yield
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f"SELECT pg_advisory_lock({_INIT_LOCK})"))
+            try:
+                if f"search_path%3D{OPTUNA_SCHEMA}" in url:
+                    conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {OPTUNA_SCHEMA}"))
+                    conn.commit()
+                yield
+            finally:
+                conn.execute(text(f"SELECT pg_advisory_unlock({_INIT_LOCK})"))
+                conn.commit()
+    finally:
+        engine.dispose()
 
 
 # The one owner of every study storage this process opens: one per URL, reused by every caller
@@ -91,7 +154,8 @@ def _new_storage(url: str) -> optuna.storages.BaseStorage:
         return optuna.storages.GrpcStorageProxy(host=host, port=int(port or 13000))
     # sqlite waits for a lock instead of failing when two sweeps share the file; servers drop dead connections.
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    return _RDBStorage(url, engine_kwargs=kwargs)
+    with initialising(url):
+        return _RDBStorage(url, engine_kwargs=kwargs)
 
 
 def close_storages() -> None:

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 from sweeps.config import ConfigError
+from sweeps.redaction import redact_text
+from sweeps.search import DRIVER_FIX, missing_driver
 
 AUTH_ENV = ("MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY")
 
@@ -46,8 +48,10 @@ def server_command(folder: Path, host: str, port: int, backend: str | None, auth
 
 
 def main(folder: Path, host: str, port: int, backend: str | None, auth: bool) -> int:
+    if backend and missing_driver(backend):
+        raise ConfigError("--backend-store-uri", f"no database driver for {backend.split(':', 1)[0]}:// installed", DRIVER_FIX)
     folder.mkdir(parents=True, exist_ok=True)
     command, env = server_command(folder, host, port, backend, auth)
-    print(f"MLflow tracking server on http://{host}:{port} (store {command[command.index('--backend-store-uri') + 1]}); "
+    print(f"MLflow tracking server on http://{host}:{port} (store {redact_text(command[command.index('--backend-store-uri') + 1])}); "
           f"sweeps use it with tracking.uri=http://{host}:{port}", flush=True)
     return subprocess.call(command, env=env)

@@ -59,6 +59,8 @@ def _submit(overrides: list[str], address: str | None, follow: bool, out: TextIO
         resolved = resolve_address(address)
         check_reachable(resolved)
         client = connect(resolved)
+        head = probe(client)
+        place = records_place(overrides, head.get("output_dir_env"))
         job_id = _submit_job(client, overrides)
     except SubmitError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -66,16 +68,84 @@ def _submit(overrides: list[str], address: str | None, follow: bool, out: TextIO
     print(f"Submitted job {job_id} to {resolved}: {entrypoint(overrides)}", file=out)
     for line in follow_commands(job_id, resolved):
         print(line, file=out)
-    if not _writes_where_it_lasts(overrides):
-        print(
-            "note: output_dir is relative, so MLflow, Optuna and Ray write inside the job's temporary working "
-            "directory on the head node; pass output_dir=/absolute/path (shared by every node on a multi-node cluster).",
-            file=out,
-        )
+    print(f"  its records:     {place}", file=out)
     out.flush()
     if not follow:
         return EXIT_OK
     return _follow(client, job_id, resolved, out)
+
+
+# What `python -m sweeps run` imports on the head (import names of pyproject's dependencies).
+REQUIRED_MODULES = ("hydra", "omegaconf", "optuna", "mlflow", "ray", "tensorflow", "keras", "pandas", "sklearn", "yaml")
+PROBE_MARK = "SWEEPS_PROBE "
+PROBE_TIMEOUT_S = 180.0
+_PROBE_CODE = (
+    "import importlib.util, json, os, sys; "
+    f"missing = [m for m in {REQUIRED_MODULES!r} if importlib.util.find_spec(m) is None]; "
+    f"print({PROBE_MARK!r} + json.dumps({{'python': sys.executable, 'version': list(sys.version_info[:2]), "
+    "'missing': missing, 'output_dir_env': os.environ.get('SWEEPS_OUTPUT_DIR')}))"
+)
+
+
+def probe(client: Any, timeout_s: float = PROBE_TIMEOUT_S) -> dict[str, Any]:
+    """Run a seconds-long job the way the sweep will run (the cluster's `python`, the same runtime
+    env) and check that it can run the product, before the sweep is sent: a Ray job runs the first
+    `python` on the head's PATH, which is not this project's virtualenv unless Ray was started from it."""
+    import json
+
+    from ray.exceptions import RayError
+
+    try:
+        job_id = client.submit_job(entrypoint=shlex.join(["python", "-c", _PROBE_CODE]), runtime_env=runtime_env())
+        deadline = time.monotonic() + timeout_s
+        while not (status := client.get_job_status(job_id)).is_terminal():
+            if time.monotonic() > deadline:
+                client.stop_job(job_id)
+                raise SubmitError(f"the cluster did not run a {timeout_s:.0f} s probe job ({job_id}); is it busy or out of CPUs?")
+            time.sleep(POLL_S / 4)
+        logs = client.get_job_logs(job_id)
+    except (OSError, RuntimeError, ValueError, RayError) as exc:
+        raise SubmitError(f"the cluster refused the job: {_one_line(exc)}") from None
+    lines = [line for line in logs.splitlines() if line.startswith(PROBE_MARK)]
+    fix = ("start Ray on the head from the project's environment, its bin folder first on PATH "
+           "(`source .venv/bin/activate && ray start --head`, or PATH=$PWD/.venv/bin:$PATH), or pip install -e . into the head's python")
+    if status.value != "SUCCEEDED" or not lines:
+        raise SubmitError(f"the cluster's `python` cannot run a probe job ({status.value}: {_last_line(logs) or 'no output'}): {fix}")
+    head = json.loads(lines[-1].removeprefix(PROBE_MARK))
+    if head["missing"] or head["version"] != list(sys.version_info[:2]):
+        found = f"Python {'.'.join(map(str, head['version']))}" + (f" without {', '.join(head['missing'])}" if head["missing"] else "")
+        raise SubmitError(f"the cluster's `python` ({head['python']}) cannot run the sweep: {found}; {fix}")
+    return head
+
+
+SERVER_SCHEMES = ("http://", "https://", "postgresql", "mysql")
+
+
+def records_place(overrides: Sequence[str], head_output_dir: str | None = None) -> str:
+    """Where the sweep's records will be once the job is over, or a SubmitError when that place is
+    inside the job's working directory, which Ray deletes with its session. `head_output_dir`:
+    SWEEPS_OUTPUT_DIR on the head (the job's own environment sets the default, not this machine's)."""
+    values = dict(o.split("=", 1) for o in overrides if "=" in o)
+    output_dir = values.get("output_dir") or head_output_dir or "outputs"
+    uri, study = values.get("tracking.uri", ""), values.get("tracking.study_storage", "")
+    on_servers = uri.startswith(SERVER_SCHEMES) and study.startswith((*SERVER_SCHEMES[2:], "grpc://"))
+    if output_dir.startswith(("/", "~")):  # config.py expands ~ on the head
+        mlflow = uri if uri.startswith(SERVER_SCHEMES) else f"{output_dir}/mlflow.db"
+        return f"MLflow {_hide(mlflow)}, Optuna {_hide(study or output_dir + '/optuna.db')}, checkpoints {output_dir}/ray (on the head; a folder every node shares)"
+    if on_servers:
+        return (f"MLflow {_hide(uri)}, Optuna {_hide(study)}; checkpoints in the job's temporary folder "
+                "(deleted with it: to resume, give output_dir=/a/shared/folder)")
+    raise SubmitError(
+        f"output_dir={output_dir} is relative: MLflow, Optuna and Ray would write inside the job's temporary working directory "
+        "on the head, which Ray deletes with its session; pass output_dir=/absolute/folder (one every node shares), "
+        "or record to servers: tracking.uri=http://<mlflow server> tracking.study_storage=postgresql://..."
+    )
+
+
+def _hide(url: str) -> str:
+    import re
+
+    return re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\g<1>***@", url)
 
 
 def resolve_address(address: str | None, environ: Mapping[str, str] = os.environ) -> str:
@@ -141,37 +211,63 @@ def _host_port(address: str) -> tuple[str | None, int]:
 
 
 def connect(address: str, environ: Mapping[str, str] = os.environ) -> Any:
-    """A JobSubmissionClient for exactly this address (Ray's own env lookup would override it)."""
+    """A JobSubmissionClient for exactly this address (Ray's own env lookup would override it).
+
+    A token is sent when RAY_AUTH_MODE=token says so, or when the cluster refuses a request without
+    one: then it is looked up where Ray keeps it (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, or
+    ~/.ray/auth_token, where `ray start` writes it), so a cluster started on this machine just works."""
+    from ray.exceptions import AuthenticationError
+
+    headers = auth_headers(environ) if environ.get(AUTH_MODE_ENV, "").lower() == "token" else {}
+    try:
+        return _client(address, headers)
+    except AuthenticationError as exc:
+        if headers:
+            raise SubmitError(f"{address} refused the token ({_one_line(exc)}): check that it is the cluster's "
+                              "(`ray get-auth-token` on the head prints it)") from None
+    headers = auth_headers(environ, required=False)
+    if not headers:
+        raise SubmitError(
+            f"{address} wants Ray's auth token and none was found: copy it from the head (`ray get-auth-token` there "
+            f"prints it) into ~/.ray/auth_token, or set {TOKEN_ENV} or {TOKEN_PATH_ENV}"
+        )
+    try:
+        return _client(address, headers)
+    except AuthenticationError as exc:
+        raise SubmitError(f"{address} refused the token from {token_source(environ)} ({_one_line(exc)}): check that it is "
+                          "the cluster's (`ray get-auth-token` on the head prints it)") from None
+
+
+def _client(address: str, headers: dict[str, str]) -> Any:
     from ray.exceptions import AuthenticationError, RayError
     from ray.job_submission import JobSubmissionClient
 
-    headers = auth_headers(environ)
     try:
         with _environ({ADDRESS_ENV: address, API_SERVER_ENV: None}):
             return JobSubmissionClient(address, headers=headers)
-    except AuthenticationError as exc:
-        hint = (
-            "check that the token is the cluster's (`ray get-auth-token` on the head prints it)" if headers
-            else f"the cluster wants a token: export {AUTH_MODE_ENV}=token, with the token in {TOKEN_ENV}, "
-            f"{TOKEN_PATH_ENV} or ~/.ray/auth_token"
-        )
-        raise SubmitError(f"{address} refused the request ({_one_line(exc)}): {hint}") from None
+    except AuthenticationError:
+        raise
     except (OSError, RuntimeError, ValueError, RayError) as exc:
         raise SubmitError(f"cannot use the Ray cluster at {address}: {_one_line(exc)}") from None
 
 
-def auth_headers(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """The bearer token of a token-auth cluster, looked up as Ray does, only when RAY_AUTH_MODE=token:
-    never sent to an address the user did not say needs it."""
-    if environ.get(AUTH_MODE_ENV, "").lower() != "token":
-        return {}
+def token_source(environ: Mapping[str, str] = os.environ) -> str:
+    """Where Ray's clients take the token from, in Ray's order."""
+    if environ.get(TOKEN_ENV, "").strip():
+        return TOKEN_ENV
+    return str(Path(environ.get(TOKEN_PATH_ENV) or Path.home() / ".ray" / "auth_token").expanduser())
+
+
+def auth_headers(environ: Mapping[str, str] = os.environ, required: bool = True) -> dict[str, str]:
+    """The bearer token of a token-auth cluster, looked up as Ray does. `required`: no token is an
+    error (the user said RAY_AUTH_MODE=token), else it is no headers."""
     token = environ.get(TOKEN_ENV, "").strip()
-    path = Path(environ.get(TOKEN_PATH_ENV) or Path.home() / ".ray" / "auth_token").expanduser()
-    if not token and path.is_file():
+    path = Path(token_source(environ)) if not token else None
+    if path is not None and path.is_file():
         token = path.read_text().strip()
-    if not token:
+    if not token and required:
         raise SubmitError(f"{AUTH_MODE_ENV}=token but no token: set {TOKEN_ENV}, or {TOKEN_PATH_ENV} to a file holding it (default ~/.ray/auth_token)")
-    return {"Authorization": f"Bearer {token}"}
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def _submit_job(client: Any, overrides: Sequence[str]) -> str:
@@ -218,15 +314,13 @@ def _wait_until_done(client: Any, job_id: str) -> Any:
     return status
 
 
-def _writes_where_it_lasts(overrides: Sequence[str]) -> bool:
-    # The job's own environment decides the default (outputs, relative), not this machine's.
-    values = dict(o.split("=", 1) for o in overrides if "=" in o)
-    output_dir = values.get("output_dir", "outputs")
-    return output_dir.startswith(("/", "~"))  # config.py expands ~ on the head
-
-
 def _one_line(exc: BaseException) -> str:
     return _first_line(str(exc)) or type(exc).__name__
+
+
+def _last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1].strip() if lines else ""
 
 
 def _first_line(text: str) -> str:

@@ -27,8 +27,8 @@ import yaml
 
 from sweeps.config import ConfigError, SweepConfig, validate
 from sweeps.datasets import Dataset, load_dataset, record_folder
-from sweeps.redaction import is_redacted, redact, restore
-from sweeps.search import close_storages, open_storage, storage_url, study_exists
+from sweeps.redaction import is_redacted, redact, redact_text, restore
+from sweeps.search import DRIVER_FIX, close_storages, initialising, missing_driver, open_storage, storage_url, study_exists
 from sweeps.space import flatten
 
 
@@ -78,9 +78,9 @@ class Summary:
             lines.append(f"Test accuracy of the best model (held-out split, not used for selection): {self.test_accuracy:.4f}")
         if self.model_uri:
             lines.append(f"Best model: {self.model_uri}" + (f", registered as {self.registered}" if self.registered else ""))
-        lines.append(f"MLflow UI: {ui_command(self.tracking_uri)}")
+        lines.append(f"MLflow UI: {redact_text(ui_command(self.tracking_uri))}")
         lines.append(f"  then open {ui_url(self.tracking_uri, self.experiment_id, self.parent_run_id)}   (or: python -m sweeps ui)")
-        lines.append(f"Optuna study '{self.name}': {self.study_url}")
+        lines.append(f"Optuna study '{self.name}': {redact_text(self.study_url)}")
         return "\n".join(lines)
 
 
@@ -126,18 +126,23 @@ def fingerprint(cfg: SweepConfig) -> str:
 
 
 def _check_study_storage(cfg: SweepConfig) -> None:
-    """A study database or proxy that cannot be reached fails before any trial, in one line."""
+    """The databases a sweep writes to fail before any trial, in one line each: a missing driver,
+    a study database or proxy that cannot be reached, one URL for both stores where they cannot share it."""
+    for field, url in (("tracking.uri", cfg.tracking.uri), ("tracking.study_storage", cfg.tracking.study_storage)):
+        if url and missing_driver(url):
+            raise ConfigError(field, f"no database driver for {url.split(':', 1)[0]}:// installed", DRIVER_FIX)
     if cfg.tracking.study_storage is None:
         return
+    if cfg.tracking.study_storage == cfg.tracking.uri and not cfg.tracking.uri.startswith("postgresql"):
+        # PostgreSQL keeps them apart by schema (search.OPTUNA_SCHEMA); sqlite and MySQL have none.
+        raise ConfigError("tracking.study_storage", f"MLflow and Optuna cannot share {redact_text(cfg.tracking.uri)} (both keep an alembic_version table)",
+                          "give Optuna its own database (another file or database name), or use PostgreSQL, where one database serves both")
     import optuna
 
     try:
         optuna.study.get_all_study_names(open_storage(cfg.output_dir, cfg.tracking.study_storage))
     except Exception as exc:  # each backend fails its own way (sqlalchemy, grpc); all mean the same here
-        if isinstance(exc, ImportError):
-            raise ConfigError("tracking.study_storage", f"no database driver for {cfg.tracking.study_storage}",
-                              "pip install psycopg2-binary (PostgreSQL) or PyMySQL (mysql+pymysql://...)") from None
-        raise ConfigError("tracking.study_storage", f"cannot reach {cfg.tracking.study_storage} ({type(exc).__name__})",
+        raise ConfigError("tracking.study_storage", f"cannot reach {redact_text(cfg.tracking.study_storage)} ({type(exc).__name__})",
                           "start the database or the Optuna gRPC proxy, or set tracking.study_storage=null") from None
 
 
@@ -352,8 +357,10 @@ def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, trackin
 
     started = time.monotonic()
     with _stores_lock(cfg.output_dir):
-        # Two sweeps starting at once on fresh stores would both create the sqlite tables.
-        tracker = SweepTracker(tracking_uri, cfg.tracking.experiment, cfg.output_dir / "mlartifacts", journal_dir=cfg.sweep_dir / "journal")
+        # Two sweeps starting at once on fresh stores would both create the sqlite tables (and on
+        # PostgreSQL, from two output folders, the tables and the experiment: `initialising`).
+        with initialising(tracking_uri):
+            tracker = SweepTracker(tracking_uri, cfg.tracking.experiment, cfg.output_dir / "mlartifacts", journal_dir=cfg.sweep_dir / "journal")
         open_storage(cfg.output_dir, cfg.tracking.study_storage)
     if state is None:
         parent = tracker.start_sweep(cfg.name, redact(_params(cfg)), _tags(cfg, dataset), yaml.safe_dump(redact(cfg.resolved), sort_keys=False))

@@ -66,3 +66,72 @@ def mlflow_server(tmp_path_factory):
     yield url, folder
     os.killpg(proc.pid, 15)
     proc.wait(timeout=30)
+
+
+# ---------------------------------------------------------------- a real PostgreSQL server
+
+POSTGRES_USER, POSTGRES_PASSWORD = "sweeps", "pg-test-secret"
+
+
+def _postgres_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+def _as_postgres(argv: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: as root, run it as the `postgres` user Debian's package creates."""
+    return ["runuser", "-u", "postgres", "--", *argv] if os.geteuid() == 0 else argv
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL cluster (Debian's package, as `.ci/run` installs it) in a temporary
+    folder on a free loopback port, with password authentication as a team's server has.
+    Yields the server's base URL without a database, e.g. postgresql://sweeps:...@127.0.0.1:5433"""
+    import importlib.util
+    import shutil
+    import tempfile
+
+    bindir = _postgres_bin()
+    message = None
+    if bindir is None:
+        message = "PostgreSQL is not installed (apt-get install postgresql; .ci/run installs it)"
+    elif importlib.util.find_spec("psycopg") is None:
+        message = "psycopg is not installed (pip install -e '.[test]')"
+    if message:
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    # Not under pytest's tmp folder: the postgres user cannot enter root's private /tmp/pytest-of-root.
+    folder = Path(tempfile.mkdtemp(prefix="sweeps-pg-"))
+    data, pwfile = folder / "data", folder / "pw"
+    pwfile.write_text(POSTGRES_PASSWORD + "\n")
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres")
+        shutil.chown(pwfile, "postgres")
+    subprocess.run(_as_postgres([str(bindir / "initdb"), "-D", str(data), "-U", POSTGRES_USER, f"--pwfile={pwfile}",
+                                 "--auth=scram-sha-256", "-E", "UTF8", "--no-sync"]),
+                   check=True, capture_output=True, timeout=120)
+    port = _free_port()
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off -c max_connections=200"
+    subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start"]),
+                   check=True, capture_output=True, timeout=120)
+    try:
+        yield f"postgresql://{POSTGRES_USER}:{POSTGRES_PASSWORD}@127.0.0.1:{port}"
+    finally:
+        subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]), capture_output=True, timeout=120)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_db(postgres_server, request):
+    """A fresh, empty database on the session's server, as a team's DBA would create one: its URL."""
+    import re
+
+    import psycopg
+
+    name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:50]
+    with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{postgres_server}/{name}"

@@ -21,6 +21,7 @@ ALLOWED = {
     "sweeps.outcomes": set(),
     "sweeps.redaction": set(),
     "models.native_log": set(),
+    "sweeps.checkpoints": set(),
     "sweeps.faults": set(),
     "sweeps.progress": set(),
     "sweeps.predict": set(),

@@ -112,11 +112,19 @@ def test_a_job_that_fails_on_the_cluster_returns_1(ray_head, with_token, tmp_pat
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_a_cluster_that_wants_a_token_says_how_to_give_it(ray_head, capsys, monkeypatch):
-    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+def test_a_cluster_that_wants_a_token_says_how_to_give_it(ray_head, capsys, monkeypatch, tmp_path):
+    for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ray/auth_token either
     assert submit(TINY_SWEEP, ray_head.dashboard_url, follow=False, out=io.StringIO()) == EXIT_BAD_INPUT
     err = capsys.readouterr().err
-    assert "RAY_AUTH_MODE=token" in err and err.count("\n") == 1
+    assert "~/.ray/auth_token" in err and "ray get-auth-token" in err and err.count("\n") == 1
+    # A wrong token where Ray keeps it: refused, naming where it was read.
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("0" * 64)
+    assert submit(TINY_SWEEP, ray_head.dashboard_url, follow=False, out=io.StringIO()) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert f"refused the token from {tmp_path}/.ray/auth_token" in err and err.count("\n") == 1
 
 
 def test_an_unreachable_address_is_one_line_and_exit_code_2(capsys):

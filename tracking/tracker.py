@@ -72,10 +72,12 @@ def unreachable(tracking_uri: str, timeout_s: float = 15.0) -> str | None:
         response = requests.get(f"{tracking_uri.rstrip('/')}/health", timeout=timeout_s)
         if response.status_code != 200:
             return f"{shown}/health answered HTTP {response.status_code}"
-        # A second request: the server may fail between the two, which is the same answer.
+        # A second request, a real query: the server may fail between the two, which is the same
+        # answer. Its first query opens the server's database and user store, which takes seconds
+        # on a busy server (a 5 s read timeout failed there), so it waits longer.
         probe = requests.get(
             f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "Default"},
-            auth=(user, password) if user and password else None, timeout=timeout_s,
+            auth=(user, password) if user and password else None, timeout=timeout_s * 6,
         )
     except requests.RequestException as exc:
         return f"{shown} does not answer ({type(exc).__name__})"

@@ -17,7 +17,8 @@ source changes; functions are wrapped after their module has been imported:
   tracking.tracker      every public SweepTracker method (MLflow writes, driver side)
   ray.tune.search.optuna.optuna_search   OptunaSearch.suggest / on_trial_result / on_trial_complete
   sweeps.runner         SweepSearch.on_trial_complete (Optuna's tell into its sqlite study),
-                        start_ray, run_sweep, shutdown
+                        start_ray, run_sweep, shutdown; with BENCH_SIMULATE_EPOCH_S set, its trainable
+                        becomes benchmarks.simulated.simulated_trial (python -m benchmarks scale only)
 and, once per process, a "process" event from the process's start to this file's import.
 
 Without BENCH_PROBE_DIR this file does nothing.
@@ -109,11 +110,25 @@ def _install() -> None:
     def patch_tune(mod) -> None:  # type: ignore[no-untyped-def]
         mod.report = timed("report", mod.report, lambda a, k: {"checkpoint": k.get("checkpoint") is not None})
 
+    def queue_depth(args, kwargs):  # type: ignore[no-untyped-def]
+        writer = getattr(args[0], "_writer", None) if args else None
+        return {"queue": writer._work_queue.qsize() if writer is not None else 0}
+
     def patch_tracker(mod) -> None:  # type: ignore[no-untyped-def]
         cls = mod.SweepTracker
         for name, value in list(vars(cls).items()):
             if callable(value) and (not name.startswith("_") or name == "__init__"):
-                setattr(cls, name, timed(f"mlflow.{name}", value))
+                setattr(cls, name, timed(f"mlflow.{name}", value, queue_depth if name == "log_metrics" else None))
+
+    def patch_schedulers(mod) -> None:  # type: ignore[no-untyped-def]
+        for cls in (mod.ASHAScheduler, mod.FIFOScheduler):
+            for name in ("on_trial_result", "choose_trial_to_run"):
+                if name in vars(cls):
+                    setattr(cls, name, timed(f"scheduler.{name}", vars(cls)[name]))
+
+    def patch_progress(mod) -> None:  # type: ignore[no-untyped-def]
+        for name in ("trial_started", "trial_finished"):
+            setattr(mod.Progress, name, timed(f"progress.{name}", getattr(mod.Progress, name)))
 
     def patch_optuna_search(mod) -> None:  # type: ignore[no-untyped-def]
         cls = mod.OptunaSearch
@@ -121,6 +136,10 @@ def _install() -> None:
             setattr(cls, name, timed(f"searcher.{name}", getattr(cls, name)))
 
     def patch_runner(mod) -> None:  # type: ignore[no-untyped-def]
+        if os.environ.get("BENCH_SIMULATE_EPOCH_S"):  # python -m benchmarks scale: no training, see benchmarks/simulated.py
+            from benchmarks.simulated import simulated_trial
+
+            mod.train_trial = simulated_trial
         cls = mod.SweepSearch
         cls.on_trial_complete = timed("searcher.tell", cls.on_trial_complete)
         for name in ("start_ray", "run_sweep", "shutdown"):
@@ -144,6 +163,8 @@ def _install() -> None:
         "sweeps.trial": patch_trial,
         "ray.tune": patch_tune,
         "tracking.tracker": patch_tracker,
+        "ray.tune.schedulers": patch_schedulers,
+        "sweeps.progress": patch_progress,
         "ray.tune.search.optuna.optuna_search": patch_optuna_search,
     }
 

@@ -1,0 +1,265 @@
+"""python -m benchmarks scale: the product's driver at many slots, against plain Ray Tune's own overhead.
+
+Both run the same simulated trial (benchmarks/simulated.py: sleeps `epoch_s` per epoch, a
+param-dependent learning curve), with Ray started with K logical CPUs on however few real cores,
+so the workers mostly sleep and the driver's cost shows:
+
+- the product: `python -m sweeps run` as a user runs it (TPE, ASHA, MLflow, Optuna's storage,
+  progress, recovery bookkeeping), its trainable swapped by the timing probe (probe/sitecustomize.py);
+- plain Ray Tune: Tuner + random search + FIFO, no tracking, in its own process.
+
+Ideal time = sum over trials of epochs run x epoch_s / K (each tool's own epochs: ASHA runs fewer).
+Figures go to benchmarks/results/scale.{txt,csv} with commit, machine and date.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks.peers import RAY_EQUAL_PRIORITY, child_env
+
+ROOT = Path(__file__).resolve().parent.parent
+PROBE_DIR = Path(__file__).resolve().parent / "probe"
+
+
+@dataclass
+class Run:
+    tool: str
+    slots: int
+    trials: int
+    epochs_run: int
+    wall_s: float
+    ideal_s: float
+    recorded: str = ""
+    driver_ms: dict[str, float] = field(default_factory=dict)  # per result, by part
+    ask_ms: dict[int, float] = field(default_factory=dict)  # Optuna ask latency at trial n
+    queue_max: int = 0
+    disk_mb: float = 0.0
+
+    @property
+    def overhead_pct(self) -> float:
+        return 100.0 * (self.wall_s / self.ideal_s - 1.0) if self.ideal_s else float("nan")
+
+    @property
+    def trials_per_hour(self) -> float:
+        return self.trials / self.wall_s * 3600.0
+
+
+def run_product(k: int, n: int, epochs: int, epoch_s: float, work: Path, storage: str | None = None) -> Run:
+    out, probe = work / "outputs", work / "probe"
+    probe.mkdir(parents=True, exist_ok=True)
+    overrides = [
+        "name=scale", f"n_trials={n}", f"max_epochs={epochs}", f"resources.num_cpus={k}", "resources.cpus_per_trial=1",
+        "resources.max_retries=0", "dataset.limit=300", "space=small", "scheduler=asha", "scheduler.grace_period=1",
+        "tracking.log_best_model=false", "time_budget_s=null", f"output_dir={out}",
+        *([f"tracking.study_storage={storage}"] if storage else []),
+    ]
+    env = child_env({"PYTHONPATH": str(PROBE_DIR), "BENCH_PROBE_DIR": str(probe), "BENCH_SIMULATE_EPOCH_S": str(epoch_s),
+                     **RAY_EQUAL_PRIORITY})
+    started = time.monotonic()
+    log = work / "log.txt"
+    with log.open("w") as sink:
+        code = subprocess.call([sys.executable, "-m", "sweeps", "run", *overrides], cwd=work, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    wall = time.monotonic() - started
+    if code != 0:
+        raise RuntimeError(f"the product failed (exit {code}):\n{log.read_text()[-3000:]}")
+    events = [json.loads(line) for path in probe.glob("*.jsonl") for line in path.read_text().splitlines() if line.strip()]
+    driver = _driver_pid(events)
+    results = [e for e in events if e["kind"] == "searcher.on_trial_result" and e["pid"] == driver]
+    parts: dict[str, float] = defaultdict(float)
+    for e in events:
+        if e["pid"] != driver:
+            continue
+        part = _part(e["kind"])
+        if part:
+            parts[part] += (e["t1"] - e["t0"]) * 1000.0
+    per_result = {p: v / max(1, len(results)) for p, v in parts.items()}
+    asks = sorted((e for e in events if e["kind"] == "searcher.suggest" and e["pid"] == driver), key=lambda e: e["t0"])
+    ask_ms = {i: (asks[i - 1]["t1"] - asks[i - 1]["t0"]) * 1000.0 for i in (10, 100, 1000) if len(asks) >= i}
+    queue = max((int(e.get("queue", 0)) for e in events if e["kind"] == "mlflow.log_metrics"), default=0)
+    recorded, epochs_run = _recorded(out, storage, n)
+    return Run("sweeps (this product)", k, n, epochs_run, wall, epochs_run * epoch_s / k, recorded, per_result, ask_ms, queue, _du_mb(out))
+
+
+# The driver's work per result, by part. MLflow: values queued for the writer thread (per epoch)
+# apart from a trial's run being created and closed (synchronous, once per trial).
+_MLFLOW_QUEUED = ("mlflow.log_metrics", "mlflow.set_tags", "mlflow.log_params")
+_MLFLOW_RUN = ("mlflow.start_trial", "mlflow.end_trial")
+
+
+def _part(kind: str) -> str | None:
+    if kind in ("searcher.suggest",):
+        return "searcher ask"
+    if kind.startswith("searcher."):
+        return "searcher tell/results"
+    if kind in _MLFLOW_QUEUED:
+        return "mlflow queueing"
+    if kind in _MLFLOW_RUN:
+        return "mlflow run start/end"
+    if kind.startswith("scheduler."):
+        return "scheduler"
+    if kind.startswith("progress."):
+        return "progress"
+    return None
+
+
+def _driver_pid(events: list[dict[str, Any]]) -> int:
+    return next(e["pid"] for e in events if e["kind"] == "runner.run_sweep")
+
+
+def _recorded(out: Path, storage: str | None, n: int) -> tuple[str, int]:
+    import optuna
+    from mlflow import MlflowClient
+
+    from sweeps.search import open_storage
+
+    study = optuna.load_study(study_name="scale", storage=open_storage(out, storage))
+    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("sweeps").experiment_id
+    runs = client.search_runs([experiment], "tags.`sweeps.kind` = 'trial'", max_results=50000)
+    finished = sum(r.info.status != "RUNNING" for r in runs)
+    epochs = sum(int(r.data.tags.get("sweeps.epochs", 0)) for r in runs)
+    return f"MLflow {finished}/{n}, Optuna {sum(t.state.is_finished() for t in study.trials)}/{n}", epochs
+
+
+def _du_mb(folder: Path) -> float:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
+
+
+def run_plain(k: int, n: int, epochs: int, epoch_s: float, work: Path) -> Run:
+    work.mkdir(parents=True, exist_ok=True)
+    spec = work / "spec.json"
+    spec.write_text(json.dumps({"k": k, "n": n, "epochs": epochs, "storage": str(work / "ray")}))
+    env = child_env({"BENCH_SIMULATE_EPOCH_S": str(epoch_s), "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_AIR_NEW_OUTPUT": "0",
+                     **RAY_EQUAL_PRIORITY})
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "benchmarks", "scale-plain", str(spec)], cwd=work, env=env, capture_output=True, text=True)
+    wall = time.monotonic() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"plain Ray Tune failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    epochs_run = int(result.stdout.strip().splitlines()[-1])
+    return Run("plain Ray Tune (random, FIFO, no tracking)", k, n, epochs_run, wall, epochs_run * epoch_s / k, f"{n} results")
+
+
+def plain_main(spec_path: Path) -> None:
+    """Inside its own process: plain Ray Tune on the same simulated trial. Prints the epochs run."""
+    from types import SimpleNamespace
+
+    import ray
+    from ray import tune
+
+    from benchmarks.peers import ray_space
+    from benchmarks.simulated import simulated_trial
+
+    spec = json.loads(spec_path.read_text())
+    ray.init(num_cpus=spec["k"], include_dashboard=False, log_to_driver=False)
+    settings = SimpleNamespace(model={}, max_epochs=spec["epochs"], objectives=(("val_accuracy", "max"),), stop_epochs=frozenset({spec["epochs"]}))
+    space = ray_space()  # the product's small space, as Ray Tune's own distributions
+    tuner = tune.Tuner(
+        tune.with_parameters(simulated_trial, data={}, settings=settings), param_space=space,
+        tune_config=tune.TuneConfig(num_samples=spec["n"], metric="val_accuracy", mode="max", reuse_actors=True),
+        run_config=tune.RunConfig(storage_path=spec["storage"], name="plain", verbose=0,
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+    )
+    grid = tuner.fit()
+    print(sum(int(r.metrics.get("training_iteration", 0)) for r in grid))
+    ray.shutdown()
+
+
+def scale(slots: list[int], n: int, epochs: int, epoch_s: float, out: Path, storages: list[str | None]) -> list[Run]:
+    runs: list[Run] = []
+    base = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-scale-{os.getpid()}"
+    try:
+        for k in slots:
+            for i, storage in enumerate(storages):
+                run = run_product(k, n, epochs, epoch_s, base / f"product-{k}-{i}", storage)
+                run.tool += f" [{'sqlite' if storage is None else storage.split(':', 1)[0]}]"
+                runs.append(run)
+                print(_line(run), flush=True)
+            run = run_plain(k, n, epochs, epoch_s, base / f"plain-{k}")
+            runs.append(run)
+            print(_line(run), flush=True)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    _write(runs, out, n, epochs, epoch_s)
+    return runs
+
+
+def _line(r: Run) -> str:
+    parts = ", ".join(f"{p} {v:.2f}" for p, v in sorted(r.driver_ms.items()))
+    asks = ", ".join(f"#{i} {v:.1f} ms" for i, v in r.ask_ms.items())
+    return (f"K={r.slots:>3} {r.tool:<48} wall {r.wall_s:7.1f} s  ideal {r.ideal_s:6.1f} s  overhead {r.overhead_pct:6.0f}%  "
+            f"{r.trials_per_hour:8.0f} trials/h  epochs {r.epochs_run}"
+            + (f"\n      driver ms/result: {parts} (total {sum(r.driver_ms.values()):.2f}); Optuna ask {asks}; "
+               f"MLflow queue max {r.queue_max}; outputs {r.disk_mb:.1f} MB; recorded {r.recorded}" if r.driver_ms else ""))
+
+
+def _write(runs: list[Run], out: Path, n: int, epochs: int, epoch_s: float) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    header = (f"python -m benchmarks scale --slots {','.join(str(k) for k in dict.fromkeys(r.slots for r in runs))} --trials {n} "
+              f"--epochs {epochs} --epoch-s {epoch_s}: commit {commit}, {platform.node()} ({os.cpu_count()} cores, "
+              f"load average {load} at the end), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    (out / "scale.txt").write_text(header + "\n" + "\n".join(_line(r) for r in runs) + "\n")
+    with (out / "scale.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["tool", "slots", "trials", "epochs_run", "wall_s", "ideal_s", "overhead_pct", "trials_per_hour",
+                         "driver_ms_per_result", "driver_ms_parts", "ask_ms", "mlflow_queue_max", "outputs_mb", "recorded", "commit"])
+        for r in runs:
+            writer.writerow([r.tool, r.slots, r.trials, r.epochs_run, f"{r.wall_s:.1f}", f"{r.ideal_s:.1f}", f"{r.overhead_pct:.1f}",
+                             f"{r.trials_per_hour:.0f}", f"{sum(r.driver_ms.values()):.2f}", json.dumps(r.driver_ms), json.dumps(r.ask_ms),
+                             r.queue_max, f"{r.disk_mb:.1f}", r.recorded, commit])
+
+
+def ask_latency(n: int, out: Path, marks: tuple[int, ...] = (10, 30, 100, 300, 1000)) -> dict[int, float]:
+    """Optuna's ask alone (no Ray), as the product asks it: its TPE settings, its sqlite storage, the
+    small space, three intermediate values and a value per trial. Milliseconds at each trial in `marks`."""
+    import random
+    import tempfile
+    import warnings
+
+    import optuna
+    import yaml
+
+    from sweeps.config import SamplerSettings
+    from sweeps.search import make_sampler, open_storage
+    from sweeps.space import parse_value
+
+    warnings.simplefilter("ignore")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    spec = yaml.safe_load((ROOT / "conf" / "space" / "small.yaml").read_text())
+    space = {k: d for k, d in ((k, parse_value(k, v)) for k, v in spec.items()) if isinstance(d, optuna.distributions.BaseDistribution)}
+    with tempfile.TemporaryDirectory() as folder:
+        study = optuna.create_study(study_name="ask", storage=open_storage(Path(folder)), sampler=make_sampler(SamplerSettings("tpe"), 0),
+                                    direction="maximize")
+        rng, found = random.Random(0), {}
+        for i in range(1, n + 1):
+            t0 = time.perf_counter()
+            trial = study.ask(space)
+            if i in marks:
+                found[i] = (time.perf_counter() - t0) * 1000.0
+            lr = trial.params["learning_rate"]
+            for step in (1, 2, 3):
+                trial.report(0.5 + 0.1 * step - abs(lr - 3e-3), step)
+            study.tell(trial, 0.8 - abs(lr - 3e-3) * 10 + rng.random() * 0.01)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    line = (f"python -m benchmarks scale-ask --trials {n}: Optuna ask ms at trial " + ", ".join(f"#{k} {v:.1f}" for k, v in found.items())
+            + f" (commit {commit}, {platform.node()}, {os.cpu_count()} cores, load average {load}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})")
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "scale_ask.txt").open("a") as fh:
+        fh.write(line + "\n")
+    print(line)
+    return found
