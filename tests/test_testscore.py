@@ -40,3 +40,21 @@ def test_the_dataset_benchmark_runs_on_a_small_folder():
 
     figures = digest_figures(60, repeats=1)
     assert figures["files"] == 60 and figures["b2sum_s"] > 0 and figures["manifest_second_s"] > 0
+
+
+def test_an_npz_test_split_is_scored_on_a_real_model(tmp_path):
+    from models.conv2d import build_conv2d
+    from sweeps.datasets import load_dataset
+    from sweeps.testscore import evaluate
+    from tests.test_plan import BASE
+
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 255, (60, 8, 8), dtype=np.uint8), np.arange(60) % 3
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=y, x_test=x[:12], y_test=y[:12])
+    ds = load_dataset("npz", str(tmp_path / "d.npz"))
+    assert ds.has_test and "x_test" not in ds.arrays()  # trials never receive the test split
+    model = build_conv2d(BASE, ds.input_shape, ds.num_classes)
+    result = evaluate(model, ds)
+    predicted = model.predict(ds.x_test, verbose=0).argmax(axis=1)
+    assert result.size == 12 and result.accuracy == pytest.approx(float((predicted == ds.y_test).mean()))
+    assert result.class_names == ("0", "1", "2") and result.confusion.sum() == 12
