@@ -200,8 +200,8 @@ def test_two_sweeps_of_one_name_on_one_store_never_touch_each_others_runs(tmp_pa
     b_before = _snapshot(client, children(b_parent))
 
     result = _resume(a_dir, "same")
-    assert "continuing 1 interrupted" in result.stdout, result.stdout
     assert _snapshot(client, children(b_parent)) == b_before, "resuming sweep A changed sweep B's runs"
+    assert "continuing 1 interrupted" in result.stdout, result.stdout
     assert client.get_run(b_parent.info.run_id).info.status == "FINISHED"
     a_runs = children(a_parent)
     study = _study(out_a, "same")
