@@ -228,3 +228,24 @@ def test_two_runs_of_one_name_at_once_one_drives_the_other_stops(tmp_path):
     client, parents, trials = _runs(out)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert len(study.trials) == len(trials) == 2
+
+
+def test_a_second_driver_of_a_running_sweep_stops_and_a_killed_one_leaves_no_lock(tmp_path):
+    """While sweep A runs, `run` of the same name (same config: it would resume A) stops with exit
+    code 2 naming the driver that holds it, touching nothing; once that driver is killed -9, the
+    kernel has dropped its lock and `resume` drives the sweep."""
+    small = ["space.filters=choice(8,16)", "max_epochs=1"]
+    out, driver = _start(tmp_path, "held", "stall_once@filters=16@1", *small)
+    _wait(driver, tmp_path, lambda: any(tmp_path.glob("stalled-*")), "trial filters=16 stalled")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    try:
+        second = subprocess.run([sys.executable, "-m", "sweeps", "run", "name=held", *ARGS, *small, f"output_dir={out}"],
+                                capture_output=True, text=True, timeout=400, cwd=ROOT, env=env)
+        assert second.returncode == 2, second.stdout[-2000:] + second.stderr[-2000:]
+        assert f"is being run right now (driver pid {driver.pid} on " in second.stderr, second.stderr
+        study = _study(out, "held")
+        assert any(t.state == optuna.trial.TrialState.RUNNING for t in study.trials), "the second driver touched the study"
+    finally:
+        _kill(driver)
+    result = _resume(tmp_path, "held")
+    assert "continuing 1 interrupted" in result.stdout, result.stdout
