@@ -16,7 +16,7 @@ from pathlib import Path
 import optuna
 
 from sweeps.outcomes import COUNTED, RUN_STATUS, Outcome
-from sweeps.trial import newest_snapshot
+from sweeps.trial import EPOCH, newest_snapshot, read_history
 from tracking import RunStatus, SweepTracker, list_trial_runs, metric_histories
 from tracking.query import RunRecord
 
@@ -30,6 +30,7 @@ class Continuation:
     checkpoint: str | None  # a whole snapshot's folder to go on from; None: from the first epoch
     epoch: int = 0  # the epoch that snapshot holds
     logged: int = 0  # the last epoch its run logged before the kill: logged - epoch are trained again
+    missing: tuple[tuple[int, dict[str, float]], ...] = ()  # epochs the snapshot holds that its run lacks
 
     @property
     def redone(self) -> int:
@@ -56,8 +57,12 @@ def interrupted(study: optuna.Study, parent: RunRecord, tracking_uri: str, limit
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))[: max(0, limit)]:
         run = runs.get(str(trial.number))
         checkpoint, epoch = last_snapshot(trial)
-        steps = metric_histories(tracking_uri, run.run_id, ("train_loss",))["train_loss"] if run is not None else ()
-        found.append(Continuation(trial.number, run.run_id if run is not None else None, checkpoint, epoch, max((s for s, _ in steps), default=0)))
+        steps = {s for s, _ in metric_histories(tracking_uri, run.run_id, ("train_loss",))["train_loss"]} if run is not None else set()
+        # Epochs that finished and were saved in the worker while the driver, already dying, never got them.
+        missing = tuple((int(h[EPOCH]), {k: v for k, v in h.items() if k != EPOCH})
+                        for h in (read_history(Path(checkpoint)) if checkpoint else []) if int(h[EPOCH]) not in steps)
+        found.append(Continuation(trial.number, run.run_id if run is not None else None, checkpoint, epoch,
+                                  max(steps | {e for e, _ in missing}, default=0), missing))
     return found
 
 _WHY = {

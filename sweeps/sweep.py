@@ -435,6 +435,10 @@ def _run_and_summarise(cfg: SweepConfig, state: SweepState, resuming: bool, trac
         study = optuna.load_study(study_name=cfg.name, storage=open_storage(cfg.output_dir, cfg.tracking.study_storage))
         parent = get_run(tracking_uri, state.parent_run_id)
         continuations = interrupted(study, parent, tracking_uri, cfg.n_trials - counted(study))
+        for c in continuations:  # epochs its snapshot holds that never reached the store
+            for epoch, values in c.missing:
+                if c.run_id:
+                    tracker.log_metrics(c.run_id, values, step=epoch)
         mended = reconcile(study, tracker, parent, Outcome.INTERRUPTED, keep={c.number for c in continuations})
         going_on = ", ".join(f"#{c.number} from epoch {c.epoch + 1}" for c in continuations)
         redone = sum(c.redone for c in continuations)

@@ -181,6 +181,12 @@ class Snapshot:
     best: dict[str, float]
     best_epoch: int
     best_weights: list[Any]
+    history: list[dict[str, float]]  # each epoch's metrics up to `epoch`, for a driver that never got them
+
+
+def read_history(folder: Path) -> list[dict[str, float]]:
+    """The per-epoch metrics a snapshot holds (no Keras needed)."""
+    return list(json.loads((folder / STATE_FILE).read_text()).get("history", []))
 
 
 def load_snapshot(folder: Path) -> Snapshot:
@@ -192,7 +198,7 @@ def load_snapshot(folder: Path) -> Snapshot:
         best_weights = model.get_weights()
     else:
         best_weights = keras.saving.load_model(folder / MODEL_FILE, compile=False).get_weights()
-    return Snapshot(model, int(state["epoch"]), dict(state["best"]), int(state["best_epoch"]), best_weights)
+    return Snapshot(model, int(state["epoch"]), dict(state["best"]), int(state["best_epoch"]), best_weights, list(state.get("history", [])))
 
 
 def complete_snapshot(folder: Path) -> bool:
@@ -276,9 +282,9 @@ def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: Tr
     snapshot = _resume_state(tune, continue_from)
     if snapshot is None:
         faults.at_build(params)
-        model, done, best = build_conv2d(params, settings.input_shape, settings.num_classes), 0, {}
+        model, done, best, history = build_conv2d(params, settings.input_shape, settings.num_classes), 0, {}, []
     else:
-        model, done, best = snapshot.model, snapshot.epoch, snapshot.best
+        model, done, best, history = snapshot.model, snapshot.epoch, snapshot.best, snapshot.history
         kept.restore(snapshot)
     if getattr(model, "layout_note", None):  # recorded on the trial's run (tag sweeps.device)
         placement = {**placement, "device": f"{placement['device']}; {model.layout_note}"}
@@ -288,6 +294,7 @@ def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: Tr
         for epoch in range(done + 1, settings.max_epochs + 1):
             faults.at_epoch(params, epoch)
             metrics = _fit_one_epoch(model, feed, int(params["batch_size"]), epoch)
+            history.append({EPOCH: epoch, **metrics})
             if _better(metrics[metric], best.get(metric), mode):
                 kept.remember(model, epoch)
             for name, direction in settings.objectives:
@@ -305,7 +312,7 @@ def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: Tr
             })
             if kept.due(epoch):
                 with tempfile.TemporaryDirectory() as folder:
-                    kept.save(model, Path(folder), epoch, best)
+                    kept.save(model, Path(folder), epoch, best, history)
                     tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
             else:
                 tune.report(metrics)
@@ -344,7 +351,7 @@ class _BestWeights:
             return True
         return self.weights is not None and time.monotonic() - self.saved_at >= self.every_s
 
-    def save(self, model: Any, folder: Path, epoch: int, best: dict[str, float]) -> None:
+    def save(self, model: Any, folder: Path, epoch: int, best: dict[str, float], history: list[dict[str, float]] | None = None) -> None:
         """Write the snapshot after `epoch` into `folder`; the state file last, naming the rest."""
         if self.epoch == epoch:  # the model now is the best epoch's: one file holds both
             resume_file = MODEL_FILE
@@ -359,7 +366,8 @@ class _BestWeights:
             finally:
                 model.set_weights(current)
         files = {name: (folder / name).stat().st_size for name in {MODEL_FILE, resume_file}}
-        state = {"epoch": epoch, "best": best, "best_epoch": self.epoch, "resume_file": resume_file, "files": files}
+        state = {"epoch": epoch, "best": best, "best_epoch": self.epoch, "resume_file": resume_file, "files": files,
+                 "history": history or []}
         (folder / STATE_FILE).write_text(json.dumps(state))
         self.unsaved, self.saved_at = False, time.monotonic()
 
