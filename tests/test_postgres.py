@@ -162,7 +162,7 @@ def test_team_server_recipe(postgres_db, tmp_path, monkeypatch):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 300  # MLflow's server with auth takes minutes to start on a busy 2-core machine
         while True:
             try:
                 if requests.get(f"{url}/health", timeout=2).status_code == 200:
