@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
+from sweeps.redaction import redact_text
+
 EXIT_OK, EXIT_JOB_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 ADDRESS_ENV = "RAY_ADDRESS"
 # Ray's client prefers this one over its address argument; it is cleared so that --address wins.
@@ -131,9 +133,9 @@ def records_place(overrides: Sequence[str], head_output_dir: str | None = None) 
     on_servers = uri.startswith(SERVER_SCHEMES) and study.startswith((*SERVER_SCHEMES[2:], "grpc://"))
     if output_dir.startswith(("/", "~")):  # config.py expands ~ on the head
         mlflow = uri if uri.startswith(SERVER_SCHEMES) else f"{output_dir}/mlflow.db"
-        return f"MLflow {_hide(mlflow)}, Optuna {_hide(study or output_dir + '/optuna.db')}, checkpoints {output_dir}/ray (on the head; a folder every node shares)"
+        return f"MLflow {redact_text(mlflow)}, Optuna {redact_text(study or output_dir + '/optuna.db')}, checkpoints {output_dir}/ray (on the head; a folder every node shares)"
     if on_servers:
-        return (f"MLflow {_hide(uri)}, Optuna {_hide(study)}; checkpoints in the job's temporary folder "
+        return (f"MLflow {redact_text(uri)}, Optuna {redact_text(study)}; checkpoints in the job's temporary folder "
                 "(deleted with it: to resume, give output_dir=/a/shared/folder)")
     raise SubmitError(
         f"output_dir={output_dir} is relative: MLflow, Optuna and Ray would write inside the job's temporary working directory "
@@ -141,11 +143,6 @@ def records_place(overrides: Sequence[str], head_output_dir: str | None = None) 
         "or record to servers: tracking.uri=http://<mlflow server> tracking.study_storage=postgresql://..."
     )
 
-
-def _hide(url: str) -> str:
-    import re
-
-    return re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\g<1>***@", url)
 
 
 def resolve_address(address: str | None, environ: Mapping[str, str] = os.environ) -> str:
