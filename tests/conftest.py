@@ -24,6 +24,21 @@ def cli():
     return run_cli
 
 
+def wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 300, output=None) -> None:
+    """Wait until the MLflow server `proc` answers /health (a loaded 2-core machine starts MLflow's
+    auth app slowly); fail with its output, if `output` reads it, once it exits or time is up."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if requests.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        assert proc.poll() is None, f"the server exited{': ' + output()[-3000:] if output else ''}"
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(1)
+
+
 MLFLOW_PASSWORD = "correct-horse-battery"
 
 
@@ -44,17 +59,8 @@ def mlflow_server(tmp_path_factory):
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300  # a loaded 2-core machine starts the auth app slowly
     try:
-        while True:
-            try:
-                if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert proc.poll() is None, "the server exited"
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(1)
+        wait_healthy(url, proc)
     except BaseException:  # a server that never answered is stopped too, not left running
         os.killpg(proc.pid, 15)
         proc.wait(timeout=30)

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import optuna
 import pytest
-import requests
 from mlflow import MlflowClient
 
 from sweeps.search import open_storage, storage_url
-from tests.conftest import ROOT, _free_port, run_cli
+from tests.conftest import ROOT, _free_port, run_cli, wait_healthy
 
 TINY = ["n_trials=2", "max_epochs=1", "dataset.limit=200", "scheduler=none", "sampler=random", "tracking.log_best_model=false",
         "tracking.log_report=false"]
@@ -183,16 +182,7 @@ def test_team_server_recipe(postgres_db, tmp_path, monkeypatch):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 300  # MLflow's server with auth takes minutes to start on a busy 2-core machine
-        while True:
-            try:
-                if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert server.poll() is None, server.stdout.read()[-3000:]
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(1)
+        wait_healthy(url, server, output=server.stdout.read)
         user_env = {**os.environ, "MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": admin_password,
                     "PGPASSWORD": "pg-test-secret", "PYTHONUNBUFFERED": "1"}
         result = subprocess.run(

@@ -4,13 +4,11 @@ whose URI carries a password (user:password@host)."""
 import os
 import subprocess
 import sys
-import time
 
 import pytest
-import requests
 from mlflow import MlflowClient
 
-from tests.conftest import _free_port
+from tests.conftest import _free_port, wait_healthy
 
 MLFLOW_PASSWORD = "correct-horse-battery"
 
@@ -32,15 +30,7 @@ def mlflow_server(tmp_path_factory):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
-            time.sleep(1)
+        wait_healthy(url, proc)
         yield url, folder
     finally:
         for sig in (15, 9):
