@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ REPORTED_METRICS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
 OBJECTIVE_METRICS = (*REPORTED_METRICS, "params", "flops")  # params/flops: known before training
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp", "qmc", "nsga2")
 SINGLE_OBJECTIVE_SAMPLERS = ("cmaes",)
-SCHEDULERS = ("asha", "none")
+SCHEDULERS = ("asha", "hyperband", "median", "none")  # = sweeps.runner.SCHEDULERS (held equal by a test)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -53,6 +53,7 @@ class SchedulerSettings:
     name: str
     grace_period: int = 1
     reduction_factor: int = 3
+    min_samples: int = 3  # median: trials whose results make the median
 
 
 @dataclass(frozen=True)
@@ -354,12 +355,14 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
         name=_choice(sc, "name", SCHEDULERS, "scheduler.name"),
         grace_period=_number(sc, "grace_period", int, 1, label="scheduler.grace_period") if "grace_period" in sc else 1,
         reduction_factor=_number(sc, "reduction_factor", int, 2, label="scheduler.reduction_factor") if "reduction_factor" in sc else 3,
+        min_samples=_number(sc, "min_samples", int, 1, label="scheduler.min_samples") if "min_samples" in sc else 3,
     )
-    if scheduler.name == "asha" and scheduler.grace_period > max_epochs and "scheduler.grace_period" not in explicit:
-        # A default (conf/scheduler/asha.yaml) adapts to a short sweep; the record says what ran.
-        scheduler = SchedulerSettings(scheduler.name, max_epochs, scheduler.reduction_factor)
+    graced = scheduler.name in ("asha", "median")
+    if graced and scheduler.grace_period > max_epochs and "scheduler.grace_period" not in explicit:
+        # A default (conf/scheduler/<name>.yaml) adapts to a short sweep; the record says what ran.
+        scheduler = replace(scheduler, grace_period=max_epochs)
         raw = {**raw, "scheduler": {**sc, "grace_period": max_epochs}}
-    if scheduler.name == "asha" and scheduler.grace_period > max_epochs:
+    if graced and scheduler.grace_period > max_epochs:
         raise ConfigError("scheduler.grace_period", f"{scheduler.grace_period} is more than max_epochs={max_epochs}", f"set scheduler.grace_period to at most {max_epochs}")
     try:
         space = parse_space(space_spec, model)

@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import optuna
 
@@ -30,7 +30,7 @@ os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback  # noqa: E402
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler  # noqa: E402
+from ray.tune.schedulers import TrialScheduler  # noqa: E402
 from ray.tune.search.optuna import OptunaSearch  # noqa: E402
 
 from sweeps import faults  # noqa: E402
@@ -225,26 +225,105 @@ def slots(cfg: SweepConfig, cluster_cpus: float) -> int:
     return max(1, int(cluster_cpus // cfg.resources.cpus_per_trial))
 
 
-def make_scheduler(cfg: SweepConfig) -> TrialScheduler:
-    if cfg.scheduler.name == "asha":
-        return ASHAScheduler(
-            time_attr=EPOCH, max_t=cfg.max_epochs,  # a continued trial's clock goes on from its checkpoint
-            grace_period=cfg.scheduler.grace_period, reduction_factor=cfg.scheduler.reduction_factor,
-        )
+@dataclass(frozen=True)
+class SchedulerKind:
+    """One entry of the scheduler registry: how to build it (Tune imported only then), and the
+    epochs after which it may stop a trial or pause it (the trial then goes on from its newest
+    checkpoint, so one must be written at that epoch)."""
+
+    summary: str  # one line for --help and docs/
+    build: Callable[[SweepConfig], TrialScheduler]
+    stops: Callable[[SweepConfig], frozenset[int]]  # may stop after these epochs (and max_epochs)
+    pauses: Callable[[SweepConfig], frozenset[int]] = lambda cfg: frozenset()
+
+
+def _asha(cfg: SweepConfig) -> TrialScheduler:
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(
+        time_attr=EPOCH, max_t=cfg.max_epochs,  # a continued trial's clock goes on from its checkpoint
+        grace_period=cfg.scheduler.grace_period, reduction_factor=cfg.scheduler.reduction_factor,
+    )
+
+
+def _asha_rungs(cfg: SweepConfig) -> frozenset[int]:
+    """ASHA decides at the first result at or past each rung: grace * rf^k below max_t."""
+    rungs, milestone = set(), cfg.scheduler.grace_period
+    while milestone < cfg.max_epochs:
+        rungs.add(math.ceil(milestone))
+        milestone *= cfg.scheduler.reduction_factor
+    return frozenset(rungs)
+
+
+def _hyperband(cfg: SweepConfig) -> TrialScheduler:
+    from ray.tune.schedulers import HyperBandScheduler
+
+    return HyperBandScheduler(time_attr=EPOCH, max_t=cfg.max_epochs, reduction_factor=cfg.scheduler.reduction_factor)
+
+
+def hyperband_milestones(max_t: int, eta: int) -> frozenset[int]:
+    """Where Tune's (synchronous) HyperBand halts a trial: every bracket s starts at
+    r0 = int(max_t * eta^-s) and multiplies its milestone by eta (capped at max_t) at each halving;
+    there a trial is paused until its bracket is done, then stopped or resumed (as Tune's
+    `HyperBandScheduler` and `_Bracket.successive_halving` compute them)."""
+    s_max_1 = int(round(math.log(max_t) / math.log(eta))) + 1
+    milestones: set[int] = set()
+    for s in range(s_max_1):
+        r = int(max_t * eta ** (-s))
+        if r == 0:
+            continue
+        for _ in range(s + 1):
+            milestones.add(min(r, max_t))
+            r = int(min(r * eta, max_t))
+    return frozenset(m for m in milestones if m < max_t)
+
+
+def _median(cfg: SweepConfig) -> TrialScheduler:
+    from ray.tune.schedulers import MedianStoppingRule
+
+    return MedianStoppingRule(time_attr=EPOCH, grace_period=cfg.scheduler.grace_period,
+                              min_samples_required=cfg.scheduler.min_samples)
+
+
+def _from_grace(cfg: SweepConfig) -> frozenset[int]:
+    """The median rule may stop a trial at any result once it is grace_period epochs old."""
+    return frozenset(range(cfg.scheduler.grace_period, cfg.max_epochs))
+
+
+def _fifo(cfg: SweepConfig) -> TrialScheduler:
+    from ray.tune.schedulers import FIFOScheduler
+
     return FIFOScheduler()
 
 
-def stop_epochs(scheduler: TrialScheduler, max_epochs: int) -> frozenset[int]:
-    """The epochs after which `scheduler` may stop a trial: ASHA's rungs (it decides at the first
-    result at or past each) and the last epoch. Empty where the rungs cannot be read, which makes
-    trials checkpoint every improving epoch, as safe as before."""
-    if isinstance(scheduler, FIFOScheduler) and not isinstance(scheduler, ASHAScheduler):
-        return frozenset({max_epochs})
-    try:
-        rungs = {math.ceil(milestone) for bracket in scheduler._brackets for milestone, _ in bracket._rungs}  # type: ignore[attr-defined]
-    except (AttributeError, TypeError, ValueError):
-        return frozenset()
-    return frozenset(epoch for epoch in rungs if epoch < max_epochs) | {max_epochs}
+# The one registry of schedulers (as Ray Tune's `tune/schedulers/__init__.py` keeps SCHEDULER_IMPORT):
+# name -> factory, imported lazily; conf/scheduler/<name>.yaml holds each one's defaults, and
+# `sweeps.config.SCHEDULERS` (which validates without importing Ray) must name the same set: a test holds them equal.
+SCHEDULERS: dict[str, SchedulerKind] = {
+    "asha": SchedulerKind("Ray Tune's ASHA: stops weak trials at rungs grace_period * reduction_factor^k", _asha, _asha_rungs),
+    "hyperband": SchedulerKind(
+        "Ray Tune's HyperBand (synchronous): brackets pause trials at milestones, keep the best 1/reduction_factor",
+        _hyperband, lambda cfg: hyperband_milestones(cfg.max_epochs, cfg.scheduler.reduction_factor),
+        pauses=lambda cfg: hyperband_milestones(cfg.max_epochs, cfg.scheduler.reduction_factor)),
+    "median": SchedulerKind("Ray Tune's median stopping rule: stops a trial whose best is below the median of the others' running means",
+                            _median, _from_grace),
+    "none": SchedulerKind("every trial trains max_epochs (FIFO)", _fifo, lambda cfg: frozenset()),
+}
+
+
+def make_scheduler(cfg: SweepConfig) -> TrialScheduler:
+    return SCHEDULERS[cfg.scheduler.name].build(cfg)
+
+
+def stop_epochs(cfg: SweepConfig) -> frozenset[int]:
+    """The epochs after which the sweep's scheduler may stop or pause a trial, and the last epoch:
+    where a trial writes its checkpoint after an improvement."""
+    return frozenset(e for e in SCHEDULERS[cfg.scheduler.name].stops(cfg) if 0 < e < cfg.max_epochs) | {cfg.max_epochs}
+
+
+def pause_epochs(cfg: SweepConfig) -> frozenset[int]:
+    """Epochs after which the scheduler may pause a trial: a checkpoint is written there always."""
+    return frozenset(e for e in SCHEDULERS[cfg.scheduler.name].pauses(cfg) if 0 < e < cfg.max_epochs)
 
 
 def start_ray(cfg: SweepConfig) -> dict[str, float]:
@@ -390,7 +469,7 @@ def run_sweep(
     callback = TrackingCallback(tracker, search, metrics, progress)
     limit = FailureLimit(callback, cfg.max_failures, cfg.max_failure_rate)
     scheduler = make_scheduler(cfg)
-    settings = replace(settings, stop_epochs=stop_epochs(scheduler, cfg.max_epochs),
+    settings = replace(settings, stop_epochs=stop_epochs(cfg), pause_epochs=pause_epochs(cfg),
                        continue_from=tuple((c.number, c.checkpoint or "") for c in continuations))
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, data=data, settings=settings),

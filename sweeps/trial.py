@@ -50,6 +50,9 @@ class TrialSettings:
     # Epochs after which the scheduler may stop a trial (its rungs and the last epoch): the best
     # epoch's weights are written there. Empty: after every improving epoch.
     stop_epochs: frozenset[int] = frozenset()
+    # Epochs after which the scheduler may pause a trial (HyperBand's milestones): it goes on later
+    # from its newest checkpoint, so one is written there whether or not the epoch improved.
+    pause_epochs: frozenset[int] = frozenset()
     checkpoint_every_s: float = 60.0  # and at most this long after the last one, for retries and resumes
     # Interrupted trials a resumed sweep continues: Optuna trial number -> snapshot folder ("": none).
     continue_from: tuple[tuple[int, str], ...] = ()
@@ -328,6 +331,7 @@ class _BestWeights:
 
     def __init__(self, settings: TrialSettings) -> None:
         self.stop_epochs, self.every_s = settings.stop_epochs, settings.checkpoint_every_s
+        self.pause_epochs = settings.pause_epochs
         self.weights: list[Any] | None = None
         self.epoch = 0  # the best epoch
         self.unsaved = False  # an improvement no checkpoint holds yet
@@ -342,6 +346,8 @@ class _BestWeights:
     def due(self, epoch: int) -> bool:
         if self.unsaved and (not self.stop_epochs or epoch in self.stop_epochs):
             return True
+        if epoch in self.pause_epochs and self.weights is not None:
+            return True  # resumed from here after a pause: the snapshot must be this epoch's
         return self.weights is not None and time.monotonic() - self.saved_at >= self.every_s
 
     def save(self, model: Any, folder: Path, epoch: int, best: dict[str, float]) -> None:
