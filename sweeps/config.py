@@ -97,6 +97,7 @@ class SweepConfig:
     max_epochs: int
     seed: int
     time_budget_s: float | None
+    stop_at: float | None  # end the sweep once a trial's first objective reaches this (Katib's objective.goal)
     max_failures: int | None  # stop the sweep when more trials than this fail
     max_failure_rate: float | None  # ... or when more than this fraction of finished trials failed
     output_dir: Path
@@ -298,6 +299,13 @@ def _rate(raw: dict[str, Any]) -> float | None:
     return rate
 
 
+def _stop_at(raw: dict[str, Any], first: tuple[str, str]) -> float | None:
+    goal = _number(raw, "stop_at", float, allow_none=True)
+    if goal is not None and first[0].endswith("accuracy") and not 0 < goal <= 1:
+        raise ConfigError("stop_at", f"{goal:g} is not an accuracy {first[0]} can reach", f"set stop_at to a fraction in (0, 1], e.g. stop_at=0.98, or null")
+    return goal
+
+
 def _objectives(raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     """`objectives=[val_accuracy:max, params:min]`, or the single metric/mode."""
     value = raw.get("objectives")
@@ -382,6 +390,7 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
         max_epochs=max_epochs,
         seed=_number(raw, "seed", int),
         time_budget_s=_number(raw, "time_budget_s", float, 1, allow_none=True),
+        stop_at=_stop_at(raw, objectives[0]),
         max_failures=_number(raw, "max_failures", int, 0, allow_none=True),
         max_failure_rate=_rate(raw),
         output_dir=Path(str(output_dir)).expanduser().resolve(),

@@ -31,6 +31,7 @@ import ray  # noqa: E402
 from ray import tune  # noqa: E402
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback  # noqa: E402
 from ray.tune.schedulers import TrialScheduler  # noqa: E402
+from ray.tune.stopper import CombinedStopper  # noqa: E402
 from ray.tune.search.optuna import OptunaSearch  # noqa: E402
 
 from sweeps import faults  # noqa: E402
@@ -41,7 +42,7 @@ from sweeps.recovery import Continuation  # noqa: E402
 from sweeps.search import make_sampler, open_storage  # noqa: E402
 from sweeps.space import define_by_run  # noqa: E402
 from sweeps.sysmetrics import system_metrics  # noqa: E402
-from sweeps.trial import CONTINUES, EPOCH, EPOCH_METRICS, INFEASIBLE, MODEL_FILE, TrialSettings, best_key, objective_key, train_trial  # noqa: E402
+from sweeps.trial import CONTINUES, EPOCH, EPOCH_METRICS, FINISHED, INFEASIBLE, MODEL_FILE, TrialSettings, best_key, objective_key, reached_goal, train_trial  # noqa: E402
 from tracking import RunStatus, SweepTracker  # noqa: E402
 
 
@@ -216,6 +217,7 @@ class SweepRun:
     run_ids: dict[str, str]  # tune trial id -> MLflow run id
     wall_time_s: float = 0.0
     stopped_because: str | None = None  # the failure limit that stopped the sweep, if any
+    goal_reached: str | None = None  # stop_at reached: why the sweep ended early, a success
     data_bytes: int = 0  # the dataset's size in Ray's object store
     data_nodes: int = 0  # nodes that ran trials, so fetched it once each
 
@@ -445,6 +447,25 @@ class FailureLimit(tune.Stopper):
         return self.reason is not None
 
 
+class GoalReached(tune.Stopper):
+    """Ends the sweep once a trial completes having reached `stop_at` (the trial itself stops at that
+    epoch, complete): trials still running stop early (PRUNED), the rest are never started."""
+
+    def __init__(self, metric: str, mode: str, goal: float | None) -> None:
+        self.metric, self.mode, self.goal = metric, mode, goal
+        self.reason: str | None = None
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        if self.reason is None and result.get(FINISHED) and not result.get(INFEASIBLE) and self.metric in result \
+                and reached_goal(float(result[self.metric]), self.goal, self.mode):
+            self.reason = (f"stop_at reached: trial {trial_id} has {self.metric} = {float(result[self.metric]):.4g}"
+                           f" at epoch {result.get(EPOCH)} ({'>=' if self.mode == 'max' else '<='} {self.goal:g})")
+        return False
+
+    def stop_all(self) -> bool:
+        return self.reason is not None
+
+
 def run_sweep(
     cfg: SweepConfig, data: dict[str, Any], settings: TrialSettings, tracker: SweepTracker,
     progress: Progress, n_trials: int | None = None, experiment: str | None = None,
@@ -468,8 +489,9 @@ def run_sweep(
     )
     callback = TrackingCallback(tracker, search, metrics, progress)
     limit = FailureLimit(callback, cfg.max_failures, cfg.max_failure_rate)
+    goal = GoalReached(cfg.metric, cfg.mode, cfg.stop_at)
     scheduler = make_scheduler(cfg)
-    settings = replace(settings, stop_epochs=stop_epochs(cfg), pause_epochs=pause_epochs(cfg),
+    settings = replace(settings, stop_epochs=stop_epochs(cfg), pause_epochs=pause_epochs(cfg), stop_at=cfg.stop_at,
                        continue_from=tuple((c.number, c.checkpoint or "") for c in continuations))
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, data=data, settings=settings),
@@ -484,7 +506,7 @@ def run_sweep(
         ),
         run_config=tune.RunConfig(
             name=experiment or cfg.name,
-            stop=limit,
+            stop=CombinedStopper(limit, goal),
             storage_path=str(cfg.output_dir / "ray"),
             callbacks=[callback, JsonLoggerCallback(), CSVLoggerCallback(), *([WarmDriverImport()] if cfg.tracking.log_best_model else [])],
             verbose=2 if cfg.verbose else 0,
@@ -497,7 +519,7 @@ def run_sweep(
     tuner.fit()
     return SweepRun(
         study=search._ot_study, run_ids=dict(callback.run_ids),
-        wall_time_s=time.monotonic() - started, stopped_because=limit.reason,
+        wall_time_s=time.monotonic() - started, stopped_because=limit.reason, goal_reached=goal.reason,
         data_bytes=sum(int(getattr(a, "nbytes", 0)) for a in data.values()), data_nodes=len(callback.nodes),
     )
 

@@ -56,6 +56,7 @@ class TrialSettings:
     checkpoint_every_s: float = 60.0  # and at most this long after the last one, for retries and resumes
     # Interrupted trials a resumed sweep continues: Optuna trial number -> snapshot folder ("": none).
     continue_from: tuple[tuple[int, str], ...] = ()
+    stop_at: float | None = None  # the sweep's goal for the first objective: a trial reaching it ends there, complete
 
 
 EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
@@ -303,19 +304,26 @@ def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: Tr
                 "worker_rss_mb": _rss_mb(),
                 EPOCH: epoch,
                 "files_decoded": feed.files_decoded if epoch == done + 1 else 0,
-                FINISHED: epoch == settings.max_epochs,
+                FINISHED: epoch == settings.max_epochs or reached_goal(metrics[metric], settings.stop_at, mode),
                 **placement,
             })
-            if kept.due(epoch):
+            if kept.due(epoch) or (metrics[FINISHED] and kept.unsaved):
                 with tempfile.TemporaryDirectory() as folder:
                     kept.save(model, Path(folder), epoch, best)
                     tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
             else:
                 tune.report(metrics)
+            if metrics[FINISHED]:
+                break  # the goal was reached: the trial ends complete, and the driver ends the sweep
     finally:
         # Reused actors run many trials: leave nothing of this one behind.
         del model, kept, snapshot, feed
         keras.backend.clear_session(free_memory=False)
+
+
+def reached_goal(value: float, goal: float | None, mode: str) -> bool:
+    """Whether `value` reaches the sweep's `stop_at` (at or above it for max, at or below for min)."""
+    return goal is not None and (value >= goal if mode == "max" else value <= goal)
 
 
 class _BestWeights:
