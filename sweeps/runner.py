@@ -42,7 +42,7 @@ from sweeps.recovery import Continuation  # noqa: E402
 from sweeps.search import make_sampler, open_storage  # noqa: E402
 from sweeps.space import define_by_run  # noqa: E402
 from sweeps.sysmetrics import system_metrics  # noqa: E402
-from sweeps.trial import CONTINUES, EPOCH, EPOCH_METRICS, FINISHED, INFEASIBLE, MODEL_FILE, TrialSettings, best_key, objective_key, reached_goal, train_trial  # noqa: E402
+from sweeps.trial import CONTINUES, EPOCH, EPOCH_METRICS, FAILED_ERROR, FINISHED, INFEASIBLE, MODEL_FILE, TrialSettings, best_key, objective_key, reached_goal, train_trial  # noqa: E402
 from tracking import RunStatus, SweepTracker  # noqa: E402
 
 
@@ -74,7 +74,7 @@ class SweepSearch(OptunaSearch):
         return {**params, CONTINUES: todo.number}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if not result.get(INFEASIBLE):  # Optuna's intermediate values by epoch, as MLflow's steps
+        if not result.get(INFEASIBLE) and not result.get(FAILED_ERROR):  # Optuna's intermediate values by epoch, as MLflow's steps
             super().on_trial_result(trial_id, {**result, "training_iteration": result.get(EPOCH, result["training_iteration"])})
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
@@ -128,7 +128,7 @@ class TrackingCallback(tune.Callback):
                 ot_trial.set_user_attr("trial_dir", str(trial.path))
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        if result.get(INFEASIBLE) or trial.trial_id not in self.run_ids:
+        if result.get(INFEASIBLE) or result.get(FAILED_ERROR) or trial.trial_id not in self.run_ids:
             return
         # The trial's own epoch, not Tune's iteration count, which starts again at 1 in a trial
         # continued from a checkpoint by a resumed sweep.
@@ -172,7 +172,7 @@ class TrackingCallback(tune.Callback):
         if outcome is Outcome.INFEASIBLE:
             tags["sweeps.infeasible_reason"] = str(trial.last_result[INFEASIBLE])
         if outcome is Outcome.FAILED:
-            error_text = _error_text(trial)
+            error_text = str(trial.last_result.get(FAILED_ERROR) or "") or _error_text(trial)
             last_line = error_text.strip().splitlines()[-1] if error_text.strip() else "unknown error"
             tags["sweeps.error"] = last_line[:500]
             tags["sweeps.error_type"] = last_line.split(":", 1)[0][:200]
@@ -456,7 +456,7 @@ class GoalReached(tune.Stopper):
         self.reason: str | None = None
 
     def __call__(self, trial_id: str, result: dict) -> bool:
-        if self.reason is None and result.get(FINISHED) and not result.get(INFEASIBLE) and self.metric in result \
+        if self.reason is None and result.get(FINISHED) and not result.get(INFEASIBLE) and not result.get(FAILED_ERROR) and self.metric in result \
                 and reached_goal(float(result[self.metric]), self.goal, self.mode):
             self.reason = (f"stop_at reached: trial {trial_id} has {self.metric} = {float(result[self.metric]):.4g}"
                            f" at epoch {result.get(EPOCH)} ({'>=' if self.mode == 'max' else '<='} {self.goal:g})")

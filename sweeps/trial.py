@@ -31,6 +31,9 @@ CONTINUES = "continues"
 # Keys every report carries besides the per-epoch metrics.
 FINISHED = "trial_finished"  # True only on the report after the last epoch the trial meant to train
 INFEASIBLE = "infeasible_reason"
+# The traceback of a failure that would fail again on any worker (see `deterministic`): reported as
+# the trial's last result instead of raised, so Tune does not retry it.
+FAILED_ERROR = "failed_error"
 
 
 @dataclass(frozen=True)
@@ -263,7 +266,26 @@ def train_trial(config: dict[str, Any], data: dict[str, Any], settings: TrialSet
     _settle_worker()
     # Each report carries the epoch's CPU, memory and GPU use; the driver logs them as system metrics.
     with _forget_custom_gradients(), sampling(tune, settings.cpus) as reporting:
-        _train(params, plan, data, settings, reporting, _placement(device), continue_from)
+        try:
+            _train(params, plan, data, settings, reporting, _placement(device), continue_from)
+        except Exception as exc:
+            if not deterministic(exc):
+                raise  # may pass on another worker or a second try: Tune retries it (max_retries)
+            import traceback
+
+            report = {FAILED_ERROR: traceback.format_exc(), FINISHED: True, EPOCH: getattr(exc, "sweeps_epoch", 0)}
+            for metric, mode in settings.objectives:
+                report[metric] = report[objective_key(metric)] = _worst(mode)
+            reporting.report(report)
+
+
+def deterministic(exc: BaseException) -> bool:
+    """A failure a retry cannot help (as Determined's log policies separate them): building the
+    model raised, memory ran out for this model's size (TensorFlow's ResourceExhaustedError), or the
+    loss diverged (same seed, same data order: it diverges again). A worker that died never gets
+    here (Tune sees its actor die and retries it); other errors (I/O, ...) may be transient."""
+    return bool(getattr(exc, "sweeps_building", False)) or isinstance(exc, FloatingPointError) \
+        or type(exc).__name__ == "ResourceExhaustedError"
 
 
 def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: TrialSettings, tune: Any,
@@ -279,8 +301,12 @@ def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: Tr
     kept = _BestWeights(settings)
     snapshot = _resume_state(tune, continue_from)
     if snapshot is None:
-        faults.at_build(params)
-        model, done, best = build_conv2d(params, settings.input_shape, settings.num_classes), 0, {}
+        try:
+            faults.at_build(params)
+            model, done, best = build_conv2d(params, settings.input_shape, settings.num_classes), 0, {}
+        except Exception as exc:
+            exc.sweeps_building = True  # type: ignore[attr-defined]  # the same params fail the same way
+            raise
     else:
         model, done, best = snapshot.model, snapshot.epoch, snapshot.best
         kept.restore(snapshot)
@@ -290,8 +316,12 @@ def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: Tr
     feed = open_feed(data, int(params["batch_size"]), settings.seed)  # arrays, or this node's streamed cache
     try:
         for epoch in range(done + 1, settings.max_epochs + 1):
-            faults.at_epoch(params, epoch)
-            metrics = _fit_one_epoch(model, feed, int(params["batch_size"]), epoch)
+            try:
+                faults.at_epoch(params, epoch)
+                metrics = _fit_one_epoch(model, feed, int(params["batch_size"]), epoch)
+            except Exception as exc:
+                exc.sweeps_epoch = epoch - 1  # type: ignore[attr-defined]  # the epochs it finished
+                raise
             if _better(metrics[metric], best.get(metric), mode):
                 kept.remember(model, epoch)
             for name, direction in settings.objectives:
