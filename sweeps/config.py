@@ -57,6 +57,11 @@ class SchedulerSettings:
 
 
 @dataclass(frozen=True)
+class WarmStartSettings:
+    points: tuple[dict[str, Any], ...] = ()  # evaluated first, as given (searched params only)
+
+
+@dataclass(frozen=True)
 class ResourceSettings:
     cpus_per_trial: float
     gpus_per_trial: float
@@ -107,6 +112,7 @@ class SweepConfig:
     scheduler: SchedulerSettings
     resources: ResourceSettings
     tracking: TrackingSettings
+    warm_start: WarmStartSettings
     model: dict[str, Any]
     space: Space
     resolved: dict[str, Any]  # the whole composed config, resolved, for logging
@@ -189,7 +195,8 @@ def known_keys(config_dir: Path = CONF_DIR) -> dict[str, frozenset[str]]:
     settings plus every key that any option file of that group in conf/ defines."""
     known: dict[str, set[str]] = {"": {f.name for f in fields(SweepConfig)} - {"resolved"} | _yaml_keys(config_dir / "config.yaml")}
     for section, settings in {"dataset": DatasetSettings, "sampler": SamplerSettings, "scheduler": SchedulerSettings,
-                              "resources": ResourceSettings, "tracking": TrackingSettings}.items():
+                              "resources": ResourceSettings, "tracking": TrackingSettings,
+                              "warm_start": WarmStartSettings}.items():
         known[section] = {f.name for f in fields(settings)}
         for option in sorted((config_dir / section).glob("*.yaml")):
             known[section] |= _yaml_keys(option)
@@ -306,6 +313,27 @@ def _stop_at(raw: dict[str, Any], first: tuple[str, str]) -> float | None:
     return goal
 
 
+def _warm_start(raw: dict[str, Any], space: Space) -> WarmStartSettings:
+    """warm_start.points=[{learning_rate: 0.01, filters: 32}]: each a point of the searched space."""
+    points = raw.get("points") or []
+    fix = "write warm_start.points=[{param: value, ...}] with searched params (space.<param>) and values inside their ranges"
+    if not isinstance(points, list) or not all(isinstance(p, dict) for p in points):
+        raise ConfigError("warm_start.points", f"{points!r} is not a list of mappings", fix)
+    for i, point in enumerate(points):
+        for key, value in point.items():
+            label = f"warm_start.points[{i}].{key}"
+            dist = space.searched.get(str(key))
+            if dist is None:
+                raise ConfigError(label, "not a searched parameter of this sweep's space", f"{_nearest(str(key), frozenset(space.searched))}; {fix}")
+            try:
+                inside = dist._contains(dist.to_internal_repr(value))
+            except (ValueError, TypeError):
+                inside = False
+            if not inside:
+                raise ConfigError(label, f"{value!r} is outside the space's {key}", fix)
+    return WarmStartSettings(points=tuple(dict(p) for p in points))
+
+
 def _objectives(raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     """`objectives=[val_accuracy:max, params:min]`, or the single metric/mode."""
     value = raw.get("objectives")
@@ -414,6 +442,7 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
         tracking=TrackingSettings(uri=tr.get("uri"), experiment=str(tr.get("experiment") or "sweeps"), log_best_model=bool(tr.get("log_best_model", True)),
                                   registered_model=tr.get("registered_model") or None,
                                   study_storage=_study_storage(tr), log_report=bool(tr.get("log_report", True))),
+        warm_start=_warm_start(raw.get("warm_start") or {}, space),
         model=flatten(model),  # nested groups (augment: {flip: ...}) as the dotted keys a space names
         space=space,
         resolved=raw,

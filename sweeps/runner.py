@@ -479,8 +479,11 @@ def run_sweep(
     storage = open_storage(cfg.output_dir, cfg.tracking.study_storage)
     metrics = [m for m, _ in cfg.objectives]
     modes = [d for _, d in cfg.objectives]
+    # Warm-start points go first, once: a resumed sweep's study has them already.
+    fresh = cfg.name not in optuna.study.get_all_study_names(storage)
     search = SweepSearch(
         space=define_by_run(cfg.space, cfg.model),
+        points_to_evaluate=[dict(p) for p in cfg.warm_start.points] if fresh and cfg.warm_start.points else None,
         metric=metrics if cfg.multi_objective else cfg.metric,
         mode=modes if cfg.multi_objective else cfg.mode,
         sampler=make_sampler(cfg.sampler, cfg.seed),

@@ -546,6 +546,8 @@ def _params(cfg: SweepConfig) -> dict[str, Any]:
 def _tags(cfg: SweepConfig, dataset: Dataset) -> dict[str, str]:
     tags = {"sweeps.name": cfg.name, "sweeps.sampler": cfg.sampler.name, "sweeps.scheduler": cfg.scheduler.name,
             "sweeps.command": _command(cfg), **dataset.summary()}
+    if cfg.warm_start.points:  # where the warm start came from
+        tags["sweeps.warm_start"] = f"{len(cfg.warm_start.points)} given points, evaluated first: {json.dumps(list(cfg.warm_start.points))}"[:5000]
     commit = _git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit
