@@ -19,8 +19,10 @@ COMMON = [
     "space.learning_rate=choice(0.0000001,0.01)", "space.filters=8", "space.kernel_size=3", "space.padding=same",
 ]
 CASES = {
-    # max_epochs=4, rf=2: brackets pause at 1 and 2 (and 1 again); each bracket keeps its best half
-    "hyperband": (["scheduler=hyperband", "scheduler.reduction_factor=2"], {1, 2}),
+    # max_epochs=4, rf=2: brackets of 3 (to epoch 4, no stop), then 3 pausing at epoch 2 (best 2 go
+    # on). Synchronous HyperBand halves a bracket with the trials it holds when the first reaches
+    # the milestone, so all six run at once (6 slots); with fewer, it has nothing to compare.
+    "hyperband": (["scheduler=hyperband", "scheduler.reduction_factor=2", "resources.cpus_per_trial=0.33"], {2}),
     # from epoch 1 on, below the median of the others' running means, once 1 other has results
     "median": (["scheduler=median", "scheduler.grace_period=1", "scheduler.min_samples=1"], {1, 2, 3}),
 }
