@@ -57,6 +57,7 @@ class SweepSearch(OptunaSearch):
         self._objective_keys = objective_keys
         self._to_continue = list(continuations)
         self.continued: dict[str, Continuation] = {}  # tune trial id -> what it continues
+        self._last: dict[str, dict] = {}  # tune trial id -> its last result
 
     def optuna_trial(self, trial_id: str) -> optuna.Trial | None:
         return self._ot_trials.get(trial_id)
@@ -74,6 +75,7 @@ class SweepSearch(OptunaSearch):
         return {**params, CONTINUES: todo.number}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        self._last[trial_id] = result
         if not result.get(INFEASIBLE) and not result.get(FAILED_ERROR):  # Optuna's intermediate values by epoch, as MLflow's steps
             super().on_trial_result(trial_id, {**result, "training_iteration": result.get(EPOCH, result["training_iteration"])})
 
@@ -81,6 +83,10 @@ class SweepSearch(OptunaSearch):
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
         ot_trial = self._ot_trials[trial_id]
+        # Tune stops a PAUSED trial (HyperBand's brackets) without its result: decide from the last
+        # one it reported, as the tracking callback does from trial.last_result, so both agree.
+        result = result if result is not None else self._last.get(trial_id)
+        self._last.pop(trial_id, None)
         outcome = trial_outcome(result, error)
         ot_trial.set_user_attr("outcome", outcome.value)
         if outcome is Outcome.INFEASIBLE:
@@ -451,19 +457,24 @@ class GoalReached(tune.Stopper):
     """Ends the sweep once a trial completes having reached `stop_at` (the trial itself stops at that
     epoch, complete): trials still running stop early (PRUNED), the rest are never started."""
 
-    def __init__(self, metric: str, mode: str, goal: float | None) -> None:
-        self.metric, self.mode, self.goal = metric, mode, goal
+    def __init__(self, callback: "TrackingCallback", metric: str, mode: str, goal: float | None) -> None:
+        self.callback, self.metric, self.mode, self.goal = callback, metric, mode, goal
         self.reason: str | None = None
+        self.trial_id: str | None = None
 
     def __call__(self, trial_id: str, result: dict) -> bool:
         if self.reason is None and result.get(FINISHED) and not result.get(INFEASIBLE) and not result.get(FAILED_ERROR) and self.metric in result \
                 and reached_goal(float(result[self.metric]), self.goal, self.mode):
+            self.trial_id = trial_id
             self.reason = (f"stop_at reached: trial {trial_id} has {self.metric} = {float(result[self.metric]):.4g}"
                            f" at epoch {result.get(EPOCH)} ({'>=' if self.mode == 'max' else '<='} {self.goal:g})")
         return False
 
     def stop_all(self) -> bool:
-        return self.reason is not None
+        # Not at the result itself: Tune would stop that trial too, before its completion is
+        # recorded (it would end NOT_RUN). Its function returns after this report; once the
+        # callback has recorded it COMPLETE, the sweep ends.
+        return self.trial_id is not None and self.trial_id in self.callback.outcomes
 
 
 def run_sweep(
@@ -492,7 +503,7 @@ def run_sweep(
     )
     callback = TrackingCallback(tracker, search, metrics, progress)
     limit = FailureLimit(callback, cfg.max_failures, cfg.max_failure_rate)
-    goal = GoalReached(cfg.metric, cfg.mode, cfg.stop_at)
+    goal = GoalReached(callback, cfg.metric, cfg.mode, cfg.stop_at)
     scheduler = make_scheduler(cfg)
     settings = replace(settings, stop_epochs=stop_epochs(cfg), pause_epochs=pause_epochs(cfg), stop_at=cfg.stop_at,
                        continue_from=tuple((c.number, c.checkpoint or "") for c in continuations))
