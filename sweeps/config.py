@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ REPORTED_METRICS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
 OBJECTIVE_METRICS = (*REPORTED_METRICS, "params", "flops")  # params/flops: known before training
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp", "qmc", "nsga2")
 SINGLE_OBJECTIVE_SAMPLERS = ("cmaes",)
-SCHEDULERS = ("asha", "none")
+SCHEDULERS = ("asha", "hyperband", "median", "none")  # = sweeps.runner.SCHEDULERS (held equal by a test)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -53,6 +53,12 @@ class SchedulerSettings:
     name: str
     grace_period: int = 1
     reduction_factor: int = 3
+    min_samples: int = 3  # median: trials whose results make the median
+
+
+@dataclass(frozen=True)
+class WarmStartSettings:
+    points: tuple[dict[str, Any], ...] = ()  # evaluated first, as given (searched params only)
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,7 @@ class SweepConfig:
     max_epochs: int
     seed: int
     time_budget_s: float | None
+    stop_at: float | None  # end the sweep once a trial's first objective reaches this (Katib's objective.goal)
     max_failures: int | None  # stop the sweep when more trials than this fail
     max_failure_rate: float | None  # ... or when more than this fraction of finished trials failed
     output_dir: Path
@@ -106,6 +113,7 @@ class SweepConfig:
     scheduler: SchedulerSettings
     resources: ResourceSettings
     tracking: TrackingSettings
+    warm_start: WarmStartSettings
     model: dict[str, Any]
     space: Space
     resolved: dict[str, Any]  # the whole composed config, resolved, for logging
@@ -188,7 +196,8 @@ def known_keys(config_dir: Path = CONF_DIR) -> dict[str, frozenset[str]]:
     settings plus every key that any option file of that group in conf/ defines."""
     known: dict[str, set[str]] = {"": {f.name for f in fields(SweepConfig)} - {"resolved"} | _yaml_keys(config_dir / "config.yaml")}
     for section, settings in {"dataset": DatasetSettings, "sampler": SamplerSettings, "scheduler": SchedulerSettings,
-                              "resources": ResourceSettings, "tracking": TrackingSettings}.items():
+                              "resources": ResourceSettings, "tracking": TrackingSettings,
+                              "warm_start": WarmStartSettings}.items():
         known[section] = {f.name for f in fields(settings)}
         for option in sorted((config_dir / section).glob("*.yaml")):
             known[section] |= _yaml_keys(option)
@@ -298,6 +307,34 @@ def _rate(raw: dict[str, Any]) -> float | None:
     return rate
 
 
+def _stop_at(raw: dict[str, Any], first: tuple[str, str]) -> float | None:
+    goal = _number(raw, "stop_at", float, allow_none=True)
+    if goal is not None and first[0].endswith("accuracy") and not 0 < goal <= 1:
+        raise ConfigError("stop_at", f"{goal:g} is not an accuracy {first[0]} can reach", f"set stop_at to a fraction in (0, 1], e.g. stop_at=0.98, or null")
+    return goal
+
+
+def _warm_start(raw: dict[str, Any], space: Space) -> WarmStartSettings:
+    """warm_start.points=[{learning_rate: 0.01, filters: 32}]: each a point of the searched space."""
+    points = raw.get("points") or []
+    fix = "write warm_start.points=[{param: value, ...}] with searched params (space.<param>) and values inside their ranges"
+    if not isinstance(points, list) or not all(isinstance(p, dict) for p in points):
+        raise ConfigError("warm_start.points", f"{points!r} is not a list of mappings", fix)
+    for i, point in enumerate(points):
+        for key, value in point.items():
+            label = f"warm_start.points[{i}].{key}"
+            dist = space.searched.get(str(key))
+            if dist is None:
+                raise ConfigError(label, "not a searched parameter of this sweep's space", f"{_nearest(str(key), frozenset(space.searched))}; {fix}")
+            try:
+                inside = dist._contains(dist.to_internal_repr(value))
+            except (ValueError, TypeError):
+                inside = False
+            if not inside:
+                raise ConfigError(label, f"{value!r} is outside the space's {key}", fix)
+    return WarmStartSettings(points=tuple(dict(p) for p in points))
+
+
 def _objectives(raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     """`objectives=[val_accuracy:max, params:min]`, or the single metric/mode."""
     value = raw.get("objectives")
@@ -355,12 +392,14 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
         name=_choice(sc, "name", SCHEDULERS, "scheduler.name"),
         grace_period=_number(sc, "grace_period", int, 1, label="scheduler.grace_period") if "grace_period" in sc else 1,
         reduction_factor=_number(sc, "reduction_factor", int, 2, label="scheduler.reduction_factor") if "reduction_factor" in sc else 3,
+        min_samples=_number(sc, "min_samples", int, 1, label="scheduler.min_samples") if "min_samples" in sc else 3,
     )
-    if scheduler.name == "asha" and scheduler.grace_period > max_epochs and "scheduler.grace_period" not in explicit:
-        # A default (conf/scheduler/asha.yaml) adapts to a short sweep; the record says what ran.
-        scheduler = SchedulerSettings(scheduler.name, max_epochs, scheduler.reduction_factor)
+    graced = scheduler.name in ("asha", "median")
+    if graced and scheduler.grace_period > max_epochs and "scheduler.grace_period" not in explicit:
+        # A default (conf/scheduler/<name>.yaml) adapts to a short sweep; the record says what ran.
+        scheduler = replace(scheduler, grace_period=max_epochs)
         raw = {**raw, "scheduler": {**sc, "grace_period": max_epochs}}
-    if scheduler.name == "asha" and scheduler.grace_period > max_epochs:
+    if graced and scheduler.grace_period > max_epochs:
         raise ConfigError("scheduler.grace_period", f"{scheduler.grace_period} is more than max_epochs={max_epochs}", f"set scheduler.grace_period to at most {max_epochs}")
     try:
         space = parse_space(space_spec, model)
@@ -380,6 +419,7 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
         max_epochs=max_epochs,
         seed=_number(raw, "seed", int),
         time_budget_s=_number(raw, "time_budget_s", float, 1, allow_none=True),
+        stop_at=_stop_at(raw, objectives[0]),
         max_failures=_number(raw, "max_failures", int, 0, allow_none=True),
         max_failure_rate=_rate(raw),
         output_dir=Path(str(output_dir)).expanduser().resolve(),
@@ -404,6 +444,7 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
         tracking=TrackingSettings(uri=tr.get("uri"), experiment=str(tr.get("experiment") or "sweeps"), log_best_model=bool(tr.get("log_best_model", True)),
                                   registered_model=tr.get("registered_model") or None,
                                   study_storage=_study_storage(tr), log_report=bool(tr.get("log_report", True))),
+        warm_start=_warm_start(raw.get("warm_start") or {}, space),
         model=flatten(model),  # nested groups (augment: {flip: ...}) as the dotted keys a space names
         space=space,
         resolved=raw,

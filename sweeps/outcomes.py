@@ -8,7 +8,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-from sweeps.trial import FINISHED, INFEASIBLE
+from sweeps.trial import FAILED_ERROR, FINISHED, INFEASIBLE
 
 
 class Outcome(str, Enum):
@@ -36,8 +36,8 @@ COUNTED = (Outcome.COMPLETE, Outcome.PRUNED, Outcome.INFEASIBLE, Outcome.FAILED)
 
 def trial_outcome(last_result: dict[str, Any] | None, error: bool) -> Outcome:
     """What happened to a trial, from its last report: the single rule for Optuna and MLflow."""
-    if error:
-        return Outcome.FAILED
+    if error or (last_result and last_result.get(FAILED_ERROR)):
+        return Outcome.FAILED  # raised; or failed in a way a retry cannot help, reported instead
     if not last_result or FINISHED not in last_result:
         return Outcome.PRUNED  # stopped before its first report
     if last_result.get(INFEASIBLE):

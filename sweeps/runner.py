@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import optuna
 
@@ -31,7 +31,8 @@ os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback  # noqa: E402
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler  # noqa: E402
+from ray.tune.schedulers import TrialScheduler  # noqa: E402
+from ray.tune.stopper import CombinedStopper  # noqa: E402
 from ray.tune.search.optuna import OptunaSearch  # noqa: E402
 
 from sweeps import faults  # noqa: E402
@@ -43,7 +44,7 @@ from sweeps.recovery import Continuation  # noqa: E402
 from sweeps.search import make_sampler, open_storage  # noqa: E402
 from sweeps.space import define_by_run  # noqa: E402
 from sweeps.sysmetrics import system_metrics  # noqa: E402
-from sweeps.trial import CONTINUES, EPOCH, EPOCH_METRICS, INFEASIBLE, MODEL_FILE, TrialSettings, best_key, objective_key, train_trial  # noqa: E402
+from sweeps.trial import CONTINUES, EPOCH, EPOCH_METRICS, FAILED_ERROR, FINISHED, INFEASIBLE, MODEL_FILE, TrialSettings, best_key, objective_key, reached_goal, train_trial  # noqa: E402
 from tracking import RunStatus, SweepTracker  # noqa: E402
 
 
@@ -58,6 +59,7 @@ class SweepSearch(OptunaSearch):
         self._objective_keys = objective_keys
         self._to_continue = list(continuations)
         self.continued: dict[str, Continuation] = {}  # tune trial id -> what it continues
+        self._last: dict[str, dict] = {}  # tune trial id -> its last result
 
     def optuna_trial(self, trial_id: str) -> optuna.Trial | None:
         return self._ot_trials.get(trial_id)
@@ -75,13 +77,18 @@ class SweepSearch(OptunaSearch):
         return {**params, CONTINUES: todo.number}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if not result.get(INFEASIBLE):  # Optuna's intermediate values by epoch, as MLflow's steps
+        self._last[trial_id] = result
+        if not result.get(INFEASIBLE) and not result.get(FAILED_ERROR):  # Optuna's intermediate values by epoch, as MLflow's steps
             super().on_trial_result(trial_id, {**result, "training_iteration": result.get(EPOCH, result["training_iteration"])})
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
         ot_trial = self._ot_trials[trial_id]
+        # Tune stops a PAUSED trial (HyperBand's brackets) without its result: decide from the last
+        # one it reported, as the tracking callback does from trial.last_result, so both agree.
+        result = result if result is not None else self._last.get(trial_id)
+        self._last.pop(trial_id, None)
         outcome = trial_outcome(result, error)
         ot_trial.set_user_attr("outcome", outcome.value)
         if outcome is Outcome.INFEASIBLE:
@@ -159,7 +166,7 @@ class TrackingCallback(tune.Callback):
                 ot_trial.set_user_attr("trial_dir", str(trial.path))
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        if result.get(INFEASIBLE) or trial.trial_id not in self.run_ids:
+        if result.get(INFEASIBLE) or result.get(FAILED_ERROR) or trial.trial_id not in self.run_ids:
             return
         # The trial's own epoch, not Tune's iteration count, which starts again at 1 in a trial
         # continued from a checkpoint by a resumed sweep.
@@ -203,7 +210,7 @@ class TrackingCallback(tune.Callback):
         if outcome is Outcome.INFEASIBLE:
             tags["sweeps.infeasible_reason"] = str(trial.last_result[INFEASIBLE])
         if outcome is Outcome.FAILED:
-            error_text = _error_text(trial)
+            error_text = str(trial.last_result.get(FAILED_ERROR) or "") or _error_text(trial)
             last_line = error_text.strip().splitlines()[-1] if error_text.strip() else "unknown error"
             tags["sweeps.error"] = last_line[:500]
             tags["sweeps.error_type"] = last_line.split(":", 1)[0][:200]
@@ -248,6 +255,7 @@ class SweepRun:
     run_ids: dict[str, str]  # tune trial id -> MLflow run id
     wall_time_s: float = 0.0
     stopped_because: str | None = None  # the failure limit that stopped the sweep, if any
+    goal_reached: str | None = None  # stop_at reached: why the sweep ended early, a success
     data_bytes: int = 0  # the dataset's size in Ray's object store
     data_nodes: int = 0  # nodes that ran trials, so fetched it once each
 
@@ -257,26 +265,105 @@ def slots(cfg: SweepConfig, cluster_cpus: float) -> int:
     return max(1, int(cluster_cpus // cfg.resources.cpus_per_trial))
 
 
-def make_scheduler(cfg: SweepConfig) -> TrialScheduler:
-    if cfg.scheduler.name == "asha":
-        return ASHAScheduler(
-            time_attr=EPOCH, max_t=cfg.max_epochs,  # a continued trial's clock goes on from its checkpoint
-            grace_period=cfg.scheduler.grace_period, reduction_factor=cfg.scheduler.reduction_factor,
-        )
+@dataclass(frozen=True)
+class SchedulerKind:
+    """One entry of the scheduler registry: how to build it (Tune imported only then), and the
+    epochs after which it may stop a trial or pause it (the trial then goes on from its newest
+    checkpoint, so one must be written at that epoch)."""
+
+    summary: str  # one line for --help and docs/
+    build: Callable[[SweepConfig], TrialScheduler]
+    stops: Callable[[SweepConfig], frozenset[int]]  # may stop after these epochs (and max_epochs)
+    pauses: Callable[[SweepConfig], frozenset[int]] = lambda cfg: frozenset()
+
+
+def _asha(cfg: SweepConfig) -> TrialScheduler:
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(
+        time_attr=EPOCH, max_t=cfg.max_epochs,  # a continued trial's clock goes on from its checkpoint
+        grace_period=cfg.scheduler.grace_period, reduction_factor=cfg.scheduler.reduction_factor,
+    )
+
+
+def _asha_rungs(cfg: SweepConfig) -> frozenset[int]:
+    """ASHA decides at the first result at or past each rung: grace * rf^k below max_t."""
+    rungs, milestone = set(), cfg.scheduler.grace_period
+    while milestone < cfg.max_epochs:
+        rungs.add(math.ceil(milestone))
+        milestone *= cfg.scheduler.reduction_factor
+    return frozenset(rungs)
+
+
+def _hyperband(cfg: SweepConfig) -> TrialScheduler:
+    from ray.tune.schedulers import HyperBandScheduler
+
+    return HyperBandScheduler(time_attr=EPOCH, max_t=cfg.max_epochs, reduction_factor=cfg.scheduler.reduction_factor)
+
+
+def hyperband_milestones(max_t: int, eta: int) -> frozenset[int]:
+    """Where Tune's (synchronous) HyperBand halts a trial: every bracket s starts at
+    r0 = int(max_t * eta^-s) and multiplies its milestone by eta (capped at max_t) at each halving;
+    there a trial is paused until its bracket is done, then stopped or resumed (as Tune's
+    `HyperBandScheduler` and `_Bracket.successive_halving` compute them)."""
+    s_max_1 = int(round(math.log(max_t) / math.log(eta))) + 1
+    milestones: set[int] = set()
+    for s in range(s_max_1):
+        r = int(max_t * eta ** (-s))
+        if r == 0:
+            continue
+        for _ in range(s + 1):
+            milestones.add(min(r, max_t))
+            r = int(min(r * eta, max_t))
+    return frozenset(m for m in milestones if m < max_t)
+
+
+def _median(cfg: SweepConfig) -> TrialScheduler:
+    from ray.tune.schedulers import MedianStoppingRule
+
+    return MedianStoppingRule(time_attr=EPOCH, grace_period=cfg.scheduler.grace_period,
+                              min_samples_required=cfg.scheduler.min_samples)
+
+
+def _from_grace(cfg: SweepConfig) -> frozenset[int]:
+    """The median rule may stop a trial at any result once it is grace_period epochs old."""
+    return frozenset(range(cfg.scheduler.grace_period, cfg.max_epochs))
+
+
+def _fifo(cfg: SweepConfig) -> TrialScheduler:
+    from ray.tune.schedulers import FIFOScheduler
+
     return FIFOScheduler()
 
 
-def stop_epochs(scheduler: TrialScheduler, max_epochs: int) -> frozenset[int]:
-    """The epochs after which `scheduler` may stop a trial: ASHA's rungs (it decides at the first
-    result at or past each) and the last epoch. Empty where the rungs cannot be read, which makes
-    trials checkpoint every improving epoch, as safe as before."""
-    if isinstance(scheduler, FIFOScheduler) and not isinstance(scheduler, ASHAScheduler):
-        return frozenset({max_epochs})
-    try:
-        rungs = {math.ceil(milestone) for bracket in scheduler._brackets for milestone, _ in bracket._rungs}  # type: ignore[attr-defined]
-    except (AttributeError, TypeError, ValueError):
-        return frozenset()
-    return frozenset(epoch for epoch in rungs if epoch < max_epochs) | {max_epochs}
+# The one registry of schedulers (as Ray Tune's `tune/schedulers/__init__.py` keeps SCHEDULER_IMPORT):
+# name -> factory, imported lazily; conf/scheduler/<name>.yaml holds each one's defaults, and
+# `sweeps.config.SCHEDULERS` (which validates without importing Ray) must name the same set: a test holds them equal.
+SCHEDULERS: dict[str, SchedulerKind] = {
+    "asha": SchedulerKind("Ray Tune's ASHA: stops weak trials at rungs grace_period * reduction_factor^k", _asha, _asha_rungs),
+    "hyperband": SchedulerKind(
+        "Ray Tune's HyperBand (synchronous): brackets pause trials at milestones, keep the best 1/reduction_factor",
+        _hyperband, lambda cfg: hyperband_milestones(cfg.max_epochs, cfg.scheduler.reduction_factor),
+        pauses=lambda cfg: hyperband_milestones(cfg.max_epochs, cfg.scheduler.reduction_factor)),
+    "median": SchedulerKind("Ray Tune's median stopping rule: stops a trial whose best is below the median of the others' running means",
+                            _median, _from_grace),
+    "none": SchedulerKind("every trial trains max_epochs (FIFO)", _fifo, lambda cfg: frozenset()),
+}
+
+
+def make_scheduler(cfg: SweepConfig) -> TrialScheduler:
+    return SCHEDULERS[cfg.scheduler.name].build(cfg)
+
+
+def stop_epochs(cfg: SweepConfig) -> frozenset[int]:
+    """The epochs after which the sweep's scheduler may stop or pause a trial, and the last epoch:
+    where a trial writes its checkpoint after an improvement."""
+    return frozenset(e for e in SCHEDULERS[cfg.scheduler.name].stops(cfg) if 0 < e < cfg.max_epochs) | {cfg.max_epochs}
+
+
+def pause_epochs(cfg: SweepConfig) -> frozenset[int]:
+    """Epochs after which the scheduler may pause a trial: a checkpoint is written there always."""
+    return frozenset(e for e in SCHEDULERS[cfg.scheduler.name].pauses(cfg) if 0 < e < cfg.max_epochs)
 
 
 def start_ray(cfg: SweepConfig) -> dict[str, float]:
@@ -398,6 +485,30 @@ class FailureLimit(tune.Stopper):
         return self.reason is not None
 
 
+class GoalReached(tune.Stopper):
+    """Ends the sweep once a trial completes having reached `stop_at` (the trial itself stops at that
+    epoch, complete): trials still running stop early (PRUNED), the rest are never started."""
+
+    def __init__(self, callback: "TrackingCallback", metric: str, mode: str, goal: float | None) -> None:
+        self.callback, self.metric, self.mode, self.goal = callback, metric, mode, goal
+        self.reason: str | None = None
+        self.trial_id: str | None = None
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        if self.reason is None and result.get(FINISHED) and not result.get(INFEASIBLE) and not result.get(FAILED_ERROR) and self.metric in result \
+                and reached_goal(float(result[self.metric]), self.goal, self.mode):
+            self.trial_id = trial_id
+            self.reason = (f"stop_at reached: trial {trial_id} has {self.metric} = {float(result[self.metric]):.4g}"
+                           f" at epoch {result.get(EPOCH)} ({'>=' if self.mode == 'max' else '<='} {self.goal:g})")
+        return False
+
+    def stop_all(self) -> bool:
+        # Not at the result itself: Tune would stop that trial too, before its completion is
+        # recorded (it would end NOT_RUN). Its function returns after this report; once the
+        # callback has recorded it COMPLETE, the sweep ends.
+        return self.trial_id is not None and self.trial_id in self.callback.outcomes
+
+
 def run_sweep(
     cfg: SweepConfig, data: dict[str, Any], settings: TrialSettings, tracker: SweepTracker,
     progress: Progress, n_trials: int | None = None, experiment: str | None = None,
@@ -411,8 +522,11 @@ def run_sweep(
     storage = open_storage(cfg.output_dir, cfg.tracking.study_storage)
     metrics = [m for m, _ in cfg.objectives]
     modes = [d for _, d in cfg.objectives]
+    # Warm-start points go first, once: a resumed sweep's study has them already.
+    fresh = cfg.name not in optuna.study.get_all_study_names(storage)
     search = SweepSearch(
         space=define_by_run(cfg.space, cfg.model),
+        points_to_evaluate=[dict(p) for p in cfg.warm_start.points] if fresh and cfg.warm_start.points else None,
         metric=metrics if cfg.multi_objective else cfg.metric,
         mode=modes if cfg.multi_objective else cfg.mode,
         sampler=make_sampler(cfg.sampler, cfg.seed),
@@ -421,8 +535,9 @@ def run_sweep(
     )
     callback = TrackingCallback(tracker, search, metrics, progress)
     limit = FailureLimit(callback, cfg.max_failures, cfg.max_failure_rate)
+    goal = GoalReached(callback, cfg.metric, cfg.mode, cfg.stop_at)
     scheduler = make_scheduler(cfg)
-    settings = replace(settings, stop_epochs=stop_epochs(scheduler, cfg.max_epochs),
+    settings = replace(settings, stop_epochs=stop_epochs(cfg), pause_epochs=pause_epochs(cfg), stop_at=cfg.stop_at,
                        continue_from=tuple((c.number, c.checkpoint or "") for c in continuations))
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, data=data, settings=settings),
@@ -437,7 +552,7 @@ def run_sweep(
         ),
         run_config=tune.RunConfig(
             name=experiment or cfg.name,
-            stop=limit,
+            stop=CombinedStopper(limit, goal),
             storage_path=str(cfg.output_dir / "ray"),
             callbacks=[callback, KeepBestCheckpoints(cfg.resources.keep_checkpoints, cfg.metric, cfg.mode, callback), JsonLoggerCallback(), CSVLoggerCallback(), *([WarmDriverImport()] if cfg.tracking.log_best_model else [])],
             verbose=2 if cfg.verbose else 0,
@@ -450,7 +565,7 @@ def run_sweep(
     tuner.fit()
     return SweepRun(
         study=search._ot_study, run_ids=dict(callback.run_ids),
-        wall_time_s=time.monotonic() - started, stopped_because=limit.reason,
+        wall_time_s=time.monotonic() - started, stopped_because=limit.reason, goal_reached=goal.reason,
         data_bytes=sum(int(getattr(a, "nbytes", 0)) for a in data.values()), data_nodes=len(callback.nodes),
     )
 

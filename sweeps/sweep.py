@@ -19,7 +19,7 @@ import traceback
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ class Summary:
     objectives: tuple[tuple[str, str], ...] = ()
     pareto: tuple[dict[str, Any], ...] = ()  # multi-objective: the non-dominated trials
     stopped_because: str | None = None
+    goal_reached: str | None = None  # stop_at reached: why it ended before n_trials (a success)
     registered: str | None = None  # the registry alias of the best model
     test_accuracy: float | None = None  # the best model's score on the held-out test split, if any
 
@@ -63,6 +64,8 @@ class Summary:
         ]
         if self.stopped_because:
             lines.insert(0, f"Sweep {self.name} STOPPED: {self.stopped_because}")
+        if self.goal_reached:
+            lines.insert(1, f"Ended early, goal met: {self.goal_reached}")
         if self.best_number is None:
             lines.append("Best trial: none completed")
         else:
@@ -462,12 +465,12 @@ def _run_and_summarise(cfg: SweepConfig, state: SweepState, resuming: bool, trac
     )
     progress = Progress(total=remaining, metric=cfg.metric, mode=cfg.mode, out=out)
 
-    stopped_because, moved = None, {}
+    stopped_because, goal_reached, moved = None, None, {}
     if remaining > 0:
         result = runner.run_sweep(cfg, dataset.arrays(), settings, tracker, progress, n_trials=remaining,
                                   experiment=cfg.name if state.segments == 1 else f"{cfg.name}-resume{state.segments - 1}",
                                   continuations=tuple(continuations))
-        study, stopped_because = result.study, result.stopped_because
+        study, stopped_because, goal_reached = result.study, result.stopped_because, result.goal_reached
         runner.release()
         # What was measured: the dataset's size in the object store and the nodes that ran trials
         # (bytes moved per node are not measured, so no figure claims them).
@@ -476,7 +479,7 @@ def _run_and_summarise(cfg: SweepConfig, state: SweepState, resuming: bool, trac
     assert study is not None
     reconcile(study, tracker, get_run(tracking_uri, state.parent_run_id), Outcome.NOT_RUN)
     faults.at_driver(point="summary")
-    summary = _summarise(cfg, study, tracker, dataset, started, stopped_because)
+    summary = replace(_summarise(cfg, study, tracker, dataset, started, stopped_because), goal_reached=goal_reached)
     plots = _log_report(cfg, tracking_uri, out) if cfg.tracking.log_report else []
     tracker.describe(state.parent_run_id, _story(cfg, tracker, summary, dataset, plots))
     status = RunStatus.FINISHED if stopped_because is None else RunStatus.FAILED
@@ -487,6 +490,7 @@ def _run_and_summarise(cfg: SweepConfig, state: SweepState, resuming: bool, trac
          "sweeps.study": summary.study_url, "sweeps.objectives": ",".join(f"{m}:{d}" for m, d in cfg.objectives),
          "sweeps.segments": str(state.segments), "sweeps.state": status.value,
          **({"sweeps.stopped_because": stopped_because} if stopped_because else {}),
+         **({"sweeps.ended_because": goal_reached} if goal_reached else {}),
          **({"sweeps.pareto_trials": ",".join(str(p["number"]) for p in summary.pareto)} if summary.pareto else {})},
         status,
     )
@@ -516,6 +520,8 @@ def _story(cfg: SweepConfig, tracker: Any, summary: Summary, dataset: Dataset, p
     started_with = tracker.run_tags(summary.parent_run_id).get("sweeps.command")  # a resume reruns the first command
     best = None if summary.best_number is None else Best(summary.best_number, float(summary.best_value), summary.best_params, summary.best_run_id)  # type: ignore[arg-type]
     extra = [f"**Best model:** `{summary.model_uri}`" + (f", registered as `{summary.registered}`" if summary.registered else ""), ""] if summary.model_uri else []
+    if summary.goal_reached:
+        extra += [f"**Ended early, goal met:** {summary.goal_reached}", ""]
     return sweep_note(SweepStory(
         name=cfg.name, experiment_id=summary.experiment_id, run_id=summary.parent_run_id, metric=cfg.metric, mode=cfg.mode,
         counts=summary.counts, dataset=dataset.summary(), command=started_with or _command(cfg), commit=_git_commit(),
@@ -551,6 +557,8 @@ def _params(cfg: SweepConfig) -> dict[str, Any]:
 def _tags(cfg: SweepConfig, dataset: Dataset) -> dict[str, str]:
     tags = {"sweeps.name": cfg.name, "sweeps.sampler": cfg.sampler.name, "sweeps.scheduler": cfg.scheduler.name,
             "sweeps.command": _command(cfg), **dataset.summary()}
+    if cfg.warm_start.points:  # where the warm start came from
+        tags["sweeps.warm_start"] = f"{len(cfg.warm_start.points)} given points, evaluated first: {json.dumps(list(cfg.warm_start.points))}"[:5000]
     commit = _git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit

@@ -31,6 +31,9 @@ CONTINUES = "continues"
 # Keys every report carries besides the per-epoch metrics.
 FINISHED = "trial_finished"  # True only on the report after the last epoch the trial meant to train
 INFEASIBLE = "infeasible_reason"
+# The traceback of a failure that would fail again on any worker (see `deterministic`): reported as
+# the trial's last result instead of raised, so Tune does not retry it.
+FAILED_ERROR = "failed_error"
 
 
 @dataclass(frozen=True)
@@ -50,9 +53,13 @@ class TrialSettings:
     # Epochs after which the scheduler may stop a trial (its rungs and the last epoch): the best
     # epoch's weights are written there. Empty: after every improving epoch.
     stop_epochs: frozenset[int] = frozenset()
+    # Epochs after which the scheduler may pause a trial (HyperBand's milestones): it goes on later
+    # from its newest checkpoint, so one is written there whether or not the epoch improved.
+    pause_epochs: frozenset[int] = frozenset()
     checkpoint_every_s: float = 60.0  # and at most this long after the last one, for retries and resumes
     # Interrupted trials a resumed sweep continues: Optuna trial number -> snapshot folder ("": none).
     continue_from: tuple[tuple[int, str], ...] = ()
+    stop_at: float | None = None  # the sweep's goal for the first objective: a trial reaching it ends there, complete
 
 
 EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
@@ -265,7 +272,26 @@ def train_trial(config: dict[str, Any], data: dict[str, Any], settings: TrialSet
     _settle_worker()
     # Each report carries the epoch's CPU, memory and GPU use; the driver logs them as system metrics.
     with _forget_custom_gradients(), sampling(tune, settings.cpus) as reporting:
-        _train(params, plan, data, settings, reporting, _placement(device), continue_from)
+        try:
+            _train(params, plan, data, settings, reporting, _placement(device), continue_from)
+        except Exception as exc:
+            if not deterministic(exc):
+                raise  # may pass on another worker or a second try: Tune retries it (max_retries)
+            import traceback
+
+            report = {FAILED_ERROR: traceback.format_exc(), FINISHED: True, EPOCH: getattr(exc, "sweeps_epoch", 0)}
+            for metric, mode in settings.objectives:
+                report[metric] = report[objective_key(metric)] = _worst(mode)
+            reporting.report(report)
+
+
+def deterministic(exc: BaseException) -> bool:
+    """A failure a retry cannot help (as Determined's log policies separate them): building the
+    model raised, memory ran out for this model's size (TensorFlow's ResourceExhaustedError), or the
+    loss diverged (same seed, same data order: it diverges again). A worker that died never gets
+    here (Tune sees its actor die and retries it); other errors (I/O, ...) may be transient."""
+    return bool(getattr(exc, "sweeps_building", False)) or isinstance(exc, FloatingPointError) \
+        or type(exc).__name__ == "ResourceExhaustedError"
 
 
 def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: TrialSettings, tune: Any,
@@ -281,8 +307,12 @@ def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: Tr
     kept = _BestWeights(settings)
     snapshot = _resume_state(tune, continue_from)
     if snapshot is None:
-        faults.at_build(params)
-        model, done, best, history = build_conv2d(params, settings.input_shape, settings.num_classes), 0, {}, []
+        try:
+            faults.at_build(params)
+            model, done, best, history = build_conv2d(params, settings.input_shape, settings.num_classes), 0, {}, []
+        except Exception as exc:
+            exc.sweeps_building = True  # type: ignore[attr-defined]  # the same params fail the same way
+            raise
     else:
         model, done, best, history = snapshot.model, snapshot.epoch, snapshot.best, snapshot.history
         kept.restore(snapshot)
@@ -292,8 +322,12 @@ def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: Tr
     feed = open_feed(data, int(params["batch_size"]), settings.seed)  # arrays, or this node's streamed cache
     try:
         for epoch in range(done + 1, settings.max_epochs + 1):
-            faults.at_epoch(params, epoch)
-            metrics = _fit_one_epoch(model, feed, int(params["batch_size"]), epoch)
+            try:
+                faults.at_epoch(params, epoch)
+                metrics = _fit_one_epoch(model, feed, int(params["batch_size"]), epoch)
+            except Exception as exc:
+                exc.sweeps_epoch = epoch - 1  # type: ignore[attr-defined]  # the epochs it finished
+                raise
             history.append({EPOCH: epoch, **metrics})
             if _better(metrics[metric], best.get(metric), mode):
                 kept.remember(model, epoch)
@@ -307,19 +341,26 @@ def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: Tr
                 "worker_rss_mb": _rss_mb(),
                 EPOCH: epoch,
                 "files_decoded": feed.files_decoded if epoch == done + 1 else 0,
-                FINISHED: epoch == settings.max_epochs,
+                FINISHED: epoch == settings.max_epochs or reached_goal(metrics[metric], settings.stop_at, mode),
                 **placement,
             })
-            if kept.due(epoch):
+            if kept.due(epoch) or (metrics[FINISHED] and kept.unsaved):
                 with tempfile.TemporaryDirectory() as folder:
                     kept.save(model, Path(folder), epoch, best, history)
                     tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
             else:
                 tune.report(metrics)
+            if metrics[FINISHED]:
+                break  # the goal was reached: the trial ends complete, and the driver ends the sweep
     finally:
         # Reused actors run many trials: leave nothing of this one behind.
         del model, kept, snapshot, feed
         keras.backend.clear_session(free_memory=False)
+
+
+def reached_goal(value: float, goal: float | None, mode: str) -> bool:
+    """Whether `value` reaches the sweep's `stop_at` (at or above it for max, at or below for min)."""
+    return goal is not None and (value >= goal if mode == "max" else value <= goal)
 
 
 class _BestWeights:
@@ -335,6 +376,7 @@ class _BestWeights:
 
     def __init__(self, settings: TrialSettings) -> None:
         self.stop_epochs, self.every_s = settings.stop_epochs, settings.checkpoint_every_s
+        self.pause_epochs = settings.pause_epochs
         self.weights: list[Any] | None = None
         self.epoch = 0  # the best epoch
         self.unsaved = False  # an improvement no checkpoint holds yet
@@ -349,6 +391,8 @@ class _BestWeights:
     def due(self, epoch: int) -> bool:
         if self.unsaved and (not self.stop_epochs or epoch in self.stop_epochs):
             return True
+        if epoch in self.pause_epochs and self.weights is not None:
+            return True  # resumed from here after a pause: the snapshot must be this epoch's
         return self.weights is not None and time.monotonic() - self.saved_at >= self.every_s
 
     def save(self, model: Any, folder: Path, epoch: int, best: dict[str, float], history: list[dict[str, float]] | None = None) -> None:

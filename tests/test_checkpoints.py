@@ -13,14 +13,52 @@ from sweeps.trial import TrialSettings, _BestWeights
     ("asha", 1, 3, 3, {1, 3}),
     ("asha", 3, 2, 3, {3}),
     ("none", 1, 3, 8, {8}),
+    # HyperBand (FIFO-derived in Ray, yet it stops trials): brackets r0 = int(max_t * rf^-s), x rf
+    ("hyperband", 1, 3, 9, {1, 3, 9}),
+    ("hyperband", 1, 3, 12, {1, 3, 4, 9, 12}),
+    ("hyperband", 1, 2, 8, {1, 2, 4, 8}),
+    # The median rule (FIFO-derived too) may stop a trial at any epoch from grace_period on
+    ("median", 2, 3, 6, {2, 3, 4, 5, 6}),
+    ("median", 1, 3, 3, {1, 2, 3}),
 ])
-def test_stop_epochs_are_the_rungs_and_the_last_epoch(scheduler, grace, factor, max_epochs, expected):
+def test_stop_epochs_are_where_each_scheduler_may_stop_and_the_last_epoch(scheduler, grace, factor, max_epochs, expected):
     from sweeps.config import load_config
-    from sweeps.runner import make_scheduler, stop_epochs
+    from sweeps.runner import stop_epochs
 
     cfg = load_config([f"scheduler={scheduler}", f"max_epochs={max_epochs}"]
-                      + ([f"scheduler.grace_period={grace}", f"scheduler.reduction_factor={factor}"] if scheduler == "asha" else []))
-    assert stop_epochs(make_scheduler(cfg), max_epochs) == expected
+                      + ([f"scheduler.grace_period={grace}"] if scheduler in ("asha", "median") else [])
+                      + ([f"scheduler.reduction_factor={factor}"] if scheduler in ("asha", "hyperband") else []))
+    assert stop_epochs(cfg) == expected
+
+
+@pytest.mark.parametrize("max_t, eta", [(9, 3), (12, 3), (8, 2), (27, 3), (5, 2)])
+def test_hyperband_milestones_are_tunes_own(max_t, eta):
+    """The milestones read from Tune's brackets as they are built, halving after halving."""
+    from ray.tune.schedulers.hyperband import _Bracket, HyperBandScheduler
+
+    from sweeps.runner import hyperband_milestones
+
+    tune_hb = HyperBandScheduler(time_attr="epoch", max_t=max_t, reduction_factor=eta)
+    seen = set()
+    for s in range(tune_hb._s_max_1):
+        r0 = tune_hb._get_r0(s)
+        if r0 == 0:
+            continue
+        bracket = _Bracket(time_attr="epoch", max_trials=tune_hb._get_n0(s), init_t_attr=r0, max_t_attr=max_t, eta=eta, s=s)
+        bracket._live_trials = {f"t{i}": {"m": i} for i in range(tune_hb._get_n0(s))}  # stand-ins: sorted by m
+        seen.add(bracket._cumul_r)
+        for _ in range(s):
+            bracket.successive_halving("m", 1.0)  # Tune's own step to the next milestone
+            seen.add(bracket._cumul_r)
+    assert hyperband_milestones(max_t, eta) == {m for m in seen if m < max_t}
+
+
+def test_every_scheduler_has_one_registry_entry_one_yaml_and_is_validated():
+    from sweeps.config import CONF_DIR, SCHEDULERS
+    from sweeps.runner import SCHEDULERS as REGISTRY
+
+    yamls = {p.stem for p in (CONF_DIR / "scheduler").glob("*.yaml")}
+    assert set(REGISTRY) == set(SCHEDULERS) == yamls
 
 
 def _settings(stop_epochs=frozenset({2, 6}), every_s=60.0):

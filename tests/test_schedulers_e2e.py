@@ -1,0 +1,58 @@
+"""HyperBand and the median stopping rule for real: a trial they stop is PRUNED in Optuna and KILLED
+in MLflow, stopped only where the scheduler may stop it, and its checkpoint holds its best epoch."""
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import run_cli
+
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
+
+COMMON = [
+    "n_trials=6", "max_epochs=4", "dataset.limit=300", "seed=5", "sampler=random", "resources.num_cpus=2",
+    "tracking.log_report=false", "tracking.log_best_model=false",
+    # a hopeless learning rate next to a good one: the schedulers have something to stop
+    "space.learning_rate=choice(0.0000001,0.01)", "space.filters=8", "space.kernel_size=3", "space.padding=same",
+]
+CASES = {
+    # max_epochs=4, rf=2: brackets of 3 (to epoch 4, no stop), then 3 pausing at epoch 2 (best 2 go
+    # on). Synchronous HyperBand halves a bracket with the trials it holds when the first reaches
+    # the milestone, so all six run at once (6 slots); with fewer, it has nothing to compare.
+    "hyperband": (["scheduler=hyperband", "scheduler.reduction_factor=2", "resources.cpus_per_trial=0.33"], {2}),
+    # from epoch 1 on, below the median of the others' running means, once 1 other has results
+    "median": (["scheduler=median", "scheduler.grace_period=1", "scheduler.min_samples=1"], {1, 2, 3}),
+}
+
+
+@pytest.mark.parametrize("scheduler", sorted(CASES))
+def test_a_stopped_trial_is_pruned_and_killed_where_its_scheduler_may_stop_it(scheduler, tmp_path):
+    extra, stop_points = CASES[scheduler]
+    out = tmp_path / "outputs"
+    result = run_cli("run", f"name={scheduler}", *COMMON, *extra, f"output_dir={out}", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    study = optuna.load_study(study_name=scheduler, storage=f"sqlite:///{out / 'optuna.db'}")
+    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
+    runs = {r.info.run_id: r for r in client.search_runs([client.get_experiment_by_name("sweeps").experiment_id])
+            if r.data.tags.get("sweeps.kind") == "trial"}
+    assert len(study.trials) == 6 and len(runs) == 6
+    states = []
+    for trial in study.trials:
+        run = runs[trial.user_attrs["mlflow_run_id"]]
+        epochs = int(run.data.tags["sweeps.epochs"])
+        states.append(trial.state.name)
+        if trial.state.name == "PRUNED":
+            assert (trial.user_attrs["outcome"], run.info.status, run.data.tags["sweeps.state"]) == ("PRUNED", "KILLED", "PRUNED")
+            assert epochs in stop_points, (epochs, stop_points)
+        else:
+            assert (trial.state.name, run.info.status, epochs) == ("COMPLETE", "FINISHED", 4), (trial.state, run.info.status, epochs)
+        # the kept checkpoint is the trial's best epoch, written where the scheduler stopped it
+        history = sorted(client.get_metric_history(run.info.run_id, "val_accuracy"), key=lambda m: m.step)
+        assert [m.step for m in history] == list(range(1, epochs + 1))  # a paused trial goes on, no epoch redone
+        best_step = max(history, key=lambda m: (m.value, -m.step)).step
+        state = json.loads((Path(trial.user_attrs["checkpoint"]).parent / "state.json").read_text())
+        assert state["best_epoch"] == best_step, (state, [(m.step, m.value) for m in history])
+    assert "PRUNED" in states and "COMPLETE" in states, states
