@@ -18,6 +18,7 @@ from sweeps.datasets import DatasetError
 from sweeps.redaction import RedactingStream
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # as a shell reports a process ended by Ctrl+C
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,6 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args, chosen)
     except (ConfigError, DatasetError) as exc:
         return _fail(exc)
+    except KeyboardInterrupt:
+        # The sweep's run is already ended KILLED and its running trials left to `resume`.
+        print("interrupted: the sweep's MLflow run is ended KILLED; python -m sweeps resume NAME continues it", file=sys.stderr)
+        return EXIT_INTERRUPTED
     finally:
         if "sweeps.search" in sys.modules:  # the command owns the study storages it opened
             sys.modules["sweeps.search"].close_storages()

@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import shutil
+import signal
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -24,8 +25,8 @@ import optuna
 # (it rejects the -inf an infeasible trial reports); JSON and CSV results are kept, explicitly.
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-# Ctrl+C raises KeyboardInterrupt out of the Tuner, so the sweep's run ends KILLED; Tune's own
-# handler would stop the trials and return as if the sweep had finished.
+# Ctrl+C and SIGTERM stop the Tuner through `Interrupted`, which then raises KeyboardInterrupt so
+# the sweep's run ends KILLED; Tune's own handler would return as if the sweep had finished.
 os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
 
 import ray  # noqa: E402
@@ -509,6 +510,37 @@ class GoalReached(tune.Stopper):
         return self.trial_id is not None and self.trial_id in self.callback.outcomes
 
 
+class Interrupted(tune.Stopper):
+    """Ends the sweep at Tune's next step once the driver gets SIGINT or SIGTERM; a second signal
+    raises at once. A KeyboardInterrupt raised wherever the driver happens to be inside Tune's loop
+    can leave a lock held (a CI run hung there until SIGKILL, its parent run never ended), so the
+    loop is stopped through Tune instead and `run_sweep` raises once it has returned. Trials still
+    running are left RUNNING in Optuna and MLflow, as a kill leaves them, so `resume` continues them."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return self.signum is not None
+
+    def handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt(f"signal {signum}")
+        self.signum = signum
+
+    def installed(self) -> dict[int, Any]:
+        """Handle SIGINT and SIGTERM (main thread only); returns the handlers to put back."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        return {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"signum": None}  # Tune pickles its stoppers with the experiment state
+
+
 def run_sweep(
     cfg: SweepConfig, data: dict[str, Any], settings: TrialSettings, tracker: SweepTracker,
     progress: Progress, n_trials: int | None = None, experiment: str | None = None,
@@ -536,6 +568,7 @@ def run_sweep(
     callback = TrackingCallback(tracker, search, metrics, progress)
     limit = FailureLimit(callback, cfg.max_failures, cfg.max_failure_rate)
     goal = GoalReached(callback, cfg.metric, cfg.mode, cfg.stop_at)
+    interrupted = Interrupted()
     scheduler = make_scheduler(cfg)
     settings = replace(settings, stop_epochs=stop_epochs(cfg), pause_epochs=pause_epochs(cfg), stop_at=cfg.stop_at,
                        continue_from=tuple((c.number, c.checkpoint or "") for c in continuations))
@@ -552,7 +585,7 @@ def run_sweep(
         ),
         run_config=tune.RunConfig(
             name=experiment or cfg.name,
-            stop=CombinedStopper(limit, goal),
+            stop=CombinedStopper(limit, goal, interrupted),
             storage_path=str(cfg.output_dir / "ray"),
             callbacks=[callback, KeepBestCheckpoints(cfg.resources.keep_checkpoints, cfg.metric, cfg.mode, callback), JsonLoggerCallback(), CSVLoggerCallback(), *([WarmDriverImport()] if cfg.tracking.log_best_model else [])],
             verbose=2 if cfg.verbose else 0,
@@ -562,7 +595,14 @@ def run_sweep(
             failure_config=tune.FailureConfig(max_failures=cfg.resources.max_retries),
         ),
     )
-    tuner.fit()
+    previous = interrupted.installed()
+    try:
+        tuner.fit()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+    if interrupted.signum is not None:
+        raise KeyboardInterrupt(f"signal {interrupted.signum}")
     return SweepRun(
         study=search._ot_study, run_ids=dict(callback.run_ids),
         wall_time_s=time.monotonic() - started, stopped_because=limit.reason, goal_reached=goal.reason,

@@ -141,6 +141,12 @@ def test_an_interrupt_ends_the_parent_run_killed(tmp_path, signum):
     finally:
         if driver.poll() is None:
             os.killpg(driver.pid, signal.SIGKILL)
-    _, parent = _parent(out)
-    assert driver.returncode != 0
-    assert (parent.info.status, parent.data.tags.get("sweeps.state")) == ("KILLED", "KILLED"), (tmp_path / "driver.log").read_text()[-3000:]
+    client, parent = _parent(out)
+    log = (tmp_path / "driver.log").read_text()[-3000:]
+    assert driver.returncode == 130 and "interrupted:" in log, log
+    assert (parent.info.status, parent.data.tags.get("sweeps.state")) == ("KILLED", "KILLED"), log
+    # The stopped trial is left as a kill leaves it, for `resume` to continue: RUNNING in both stores.
+    trials = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert [r.info.status for r in trials] == ["RUNNING"], log
+    study = optuna.load_study(study_name="stopped", storage=f"sqlite:///{out / 'optuna.db'}")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.RUNNING]
