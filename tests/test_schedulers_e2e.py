@@ -15,6 +15,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.ray]
 COMMON = [
     "n_trials=6", "max_epochs=4", "dataset.limit=300", "seed=5", "sampler=random", "resources.num_cpus=2",
     "tracking.log_report=false", "tracking.log_best_model=false",
+    # every trial's checkpoint is read below; by default a stopped trial's is deleted at its end
+    # (only the best resources.keep_checkpoints trials keep theirs: tests/test_checkpoints_keep.py)
+    "resources.keep_checkpoints=null",
     # a hopeless learning rate next to a good one: the schedulers have something to stop
     "space.learning_rate=choice(0.0000001,0.01)", "space.filters=8", "space.kernel_size=3", "space.padding=same",
 ]
