@@ -92,6 +92,11 @@ def unreachable(tracking_uri: str, timeout_s: float = 15.0) -> str | None:
     return None
 
 
+def _shown(tags: Mapping[str, Any]) -> dict[str, str]:
+    """Tags as they may be written: through the one redaction step, whichever call writes them."""
+    return {k: redact_text(str(v)) for k, v in redact(dict(tags)).items()}
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -130,7 +135,7 @@ class SweepTracker:
     # ------------------------------------------------------------ sweep (parent run)
 
     def start_sweep(self, name: str, params: Mapping[str, Any], tags: Mapping[str, str], config_yaml: str) -> str:
-        run = self.client.create_run(self.experiment_id, run_name=name, tags={**tags, "sweeps.kind": "sweep"})
+        run = self.client.create_run(self.experiment_id, run_name=name, tags={**_shown(tags), "sweeps.kind": "sweep"})
         self.parent_run_id = run.info.run_id
         self.log_params(self.parent_run_id, params)
         self.client.log_text(self.parent_run_id, redact_text(config_yaml), "config/resolved.yaml")
@@ -191,7 +196,7 @@ class SweepTracker:
         run = self.client.create_run(
             self.experiment_id,
             run_name=name,
-            tags={**tags, MLFLOW_PARENT_RUN_ID: self.parent_run_id, MLFLOW_RUN_NAME: name, "sweeps.kind": "trial"},
+            tags={**_shown(tags), MLFLOW_PARENT_RUN_ID: self.parent_run_id, MLFLOW_RUN_NAME: name, "sweeps.kind": "trial"},
         )
         self.log_params(run.info.run_id, params)
         if self._dataset_input is not None:
@@ -262,7 +267,7 @@ class SweepTracker:
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         if tags:
-            self._write(run_id, tags=[RunTag(k, redact_text(str(v))) for k, v in redact(dict(tags)).items()])
+            self._write(run_id, tags=[RunTag(k, v) for k, v in _shown(tags).items()])
 
     def flush(self, run_id: str | None = None) -> None:
         """Wait until the values queued for `run_id` (default: every run) are in the store."""
