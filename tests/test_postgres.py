@@ -142,7 +142,9 @@ def test_killed_driver_then_resume_with_two_urls(postgres_server, tmp_path):
     driver.wait()
     before = {t.number: (t.state, t.values) for t in _finished(optuna_url, "killed")}
 
-    result = run_cli("resume", "killed", f"output_dir={tmp_path}/out", cwd=tmp_path)
+    # The URLs' passwords are on no disk (sweeps/redaction.py): resume is given them again.
+    result = run_cli("resume", "killed", f"output_dir={tmp_path}/out", f"tracking.uri={mlflow_url}",
+                     f"tracking.study_storage={optuna_url}", cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     study = optuna.load_study(study_name="killed", storage=study_url)
     client = MlflowClient(mlflow_url)
