@@ -15,7 +15,9 @@ FULL = {"trials": 12, "epochs": 5, "limit": None, "target": 0.9}
 def _parser() -> argparse.ArgumentParser:
     from benchmarks.harness import DEFAULT_OUT, TOOLS
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser, trials_help: str) -> None:
@@ -25,15 +27,22 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--limit", type=int, help="keep only the first N digits images (default: all 1,797)")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"where results go (default {DEFAULT_OUT})")
-        p.add_argument("--no-probe", action="store_true", help="run the product without the timing probe (fit time from MLflow epoch_time_s)")
+        p.add_argument(
+            "--no-probe", action="store_true", help="run the product without the timing probe (fit time from MLflow epoch_time_s)"
+        )
         p.add_argument("--keep", action="store_true", help="keep the tools' working folders (outputs, logs)")
-        p.add_argument("--ray-nice", action="store_true",
-                       help="keep Ray's default worker niceness 15 (default: 0, the same priority as the other tools' processes)")
+        p.add_argument(
+            "--ray-nice",
+            action="store_true",
+            help="keep Ray's default worker niceness 15 (default: 0, the same priority as the other tools' processes)",
+        )
 
     c = sub.add_parser("compare", help="this product against KerasTuner, plain Ray Tune, Optuna alone")
     common(c, f"trials per tool (default {FULL['trials']})")
     c.add_argument("--slots", type=int, default=2, help="trials at once, K (default 2)")
-    c.add_argument("--target", type=float, help=f"val_accuracy for time-to-target (default {FULL['target']}, --quick {QUICK['target']})")
+    c.add_argument(
+        "--target", type=float, help=f"val_accuracy for time-to-target (default {FULL['target']}, --quick {QUICK['target']})"
+    )
     c.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated subset of {','.join(TOOLS)}")
     c.add_argument("--repeats", type=int, default=1, help="rounds of all tools; the table shows medians")
 
@@ -76,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
             scale.plain_main(args.spec)
         else:
             slots = [int(k) for k in args.slots.split(",")]
-            scale.scale(slots, args.trials, args.epochs, args.epoch_s, args.out, [None, *([args.postgres] if args.postgres else [])])
+            scale.scale(
+                slots, args.trials, args.epochs, args.epoch_s, args.out, [None, *([args.postgres] if args.postgres else [])]
+            )
         return 0
 
     from benchmarks.common import Budget
@@ -86,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     epochs = args.epochs or preset["epochs"]
     limit = args.limit if args.limit is not None else preset["limit"]
     if args.command == "compare":
-        budget = Budget.with_product_scheduler(n_trials=args.trials or preset["trials"], max_epochs=epochs, slots=args.slots, limit=limit, seed=args.seed)
+        budget = Budget.with_product_scheduler(
+            n_trials=args.trials or preset["trials"], max_epochs=epochs, slots=args.slots, limit=limit, seed=args.seed
+        )
         tools = [t.strip() for t in args.tools.split(",") if t.strip()]
         target = args.target if args.target is not None else preset["target"]
         compare(budget, args.out, target, tools, args.repeats, probe=not args.no_probe, keep=args.keep, ray_nice=args.ray_nice)

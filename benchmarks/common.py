@@ -61,8 +61,12 @@ def load_data(budget: Budget) -> dict[str, Any]:
 
     ds = load_dataset("digits", None, budget.val_fraction, budget.limit, budget.seed)
     return {
-        "x_train": ds.x_train, "y_train": ds.y_train, "x_val": ds.x_val, "y_val": ds.y_val,
-        "input_shape": tuple(ds.input_shape), "num_classes": int(ds.num_classes),
+        "x_train": ds.x_train,
+        "y_train": ds.y_train,
+        "x_val": ds.x_val,
+        "y_val": ds.y_val,
+        "input_shape": tuple(ds.input_shape),
+        "num_classes": int(ds.num_classes),
     }
 
 
@@ -107,8 +111,19 @@ class ToolRun:
 
 
 COLUMNS = [
-    "tool", "slots", "wall_s", "trials_finished", "trials_failed", "epochs", "best_val_accuracy",
-    "time_to_target_s", "overhead_median_s", "utilisation", "fit_s", "startup_s", "early_stopping",
+    "tool",
+    "slots",
+    "wall_s",
+    "trials_finished",
+    "trials_failed",
+    "epochs",
+    "best_val_accuracy",
+    "time_to_target_s",
+    "overhead_median_s",
+    "utilisation",
+    "fit_s",
+    "startup_s",
+    "early_stopping",
 ]
 
 

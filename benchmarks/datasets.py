@@ -39,7 +39,11 @@ def _commit() -> str:
 def _machine() -> str:
     cpu = ""
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     return f"{platform.node()}, {os.cpu_count()} CPUs {cpu}".strip()
@@ -89,9 +93,16 @@ def digest_figures(n: int, repeats: int = 3) -> dict[str, float]:
             second.append(time.perf_counter() - started)
             assert read == 0 and again.digest == manifest.digest
     b2_s, first_s, second_s = statistics.median(b2), statistics.median(first), statistics.median(second)
-    return {"files": n, "megabytes": round(total_mb, 2), "b2sum_s": round(b2_s, 3), "manifest_first_s": round(first_s, 3),
-            "manifest_second_s": round(second_s, 3), "first_vs_b2sum_throughput": round(b2_s / first_s, 2),
-            "b2sum_files_per_s": round(n / b2_s), "manifest_first_files_per_s": round(n / first_s)}
+    return {
+        "files": n,
+        "megabytes": round(total_mb, 2),
+        "b2sum_s": round(b2_s, 3),
+        "manifest_first_s": round(first_s, 3),
+        "manifest_second_s": round(second_s, 3),
+        "first_vs_b2sum_throughput": round(b2_s / first_s, 2),
+        "b2sum_files_per_s": round(n / b2_s),
+        "manifest_first_files_per_s": round(n / first_s),
+    }
 
 
 def epoch_figures(n: int, size: int = 32, epochs: int = 3, batch_size: int = 64) -> dict[str, float]:
@@ -107,7 +118,9 @@ def epoch_figures(n: int, size: int = 32, epochs: int = 3, batch_size: int = 64)
         root = photo_folder(Path(tmp) / "photos", per_class=n // 2)
         options = {"image_size": [size, size]}
         memory = load_dataset("folder", str(root), options=options)
-        streamed = load_dataset("folder", str(root), options={**options, "memory_limit_mb": 0.1, "cache_dir": str(Path(tmp) / "node")})
+        streamed = load_dataset(
+            "folder", str(root), options={**options, "memory_limit_mb": 0.1, "cache_dir": str(Path(tmp) / "node")}
+        )
         assert memory.stream is None and streamed.stream is not None
         params = {**yaml_model(), "filters": 16, "batch_size": batch_size}
         started = time.perf_counter()
@@ -126,21 +139,41 @@ def epoch_figures(n: int, size: int = 32, epochs: int = 3, batch_size: int = 64)
             return times
 
         def in_memory(model, epoch):
-            model.fit(memory.x_train, memory.y_train, batch_size=batch_size, epochs=epoch, initial_epoch=epoch - 1,
-                      validation_data=(memory.x_val, memory.y_val), verbose=0)
+            model.fit(
+                memory.x_train,
+                memory.y_train,
+                batch_size=batch_size,
+                epochs=epoch,
+                initial_epoch=epoch - 1,
+                validation_data=(memory.x_val, memory.y_val),
+                verbose=0,
+            )
 
         def from_stream(model, epoch):
-            model.fit(stream_feed.train_x, epochs=epoch, initial_epoch=epoch - 1, validation_data=stream_feed.val, shuffle=False, verbose=0)
+            model.fit(
+                stream_feed.train_x,
+                epochs=epoch,
+                initial_epoch=epoch - 1,
+                validation_data=stream_feed.val,
+                shuffle=False,
+                verbose=0,
+            )
 
         rounds_mem, rounds_stream = [], []
         for _ in range(2):  # interleaved, so a neighbour's load falls on both
             rounds_mem += timed(in_memory)
             rounds_stream += timed(from_stream)
     mem_s, stream_s = statistics.median(rounds_mem), statistics.median(rounds_stream)
-    return {"images": len(memory.y_train) + len(memory.y_val), "image_size": size, "batch_size": batch_size,
-            "epoch_in_memory_s": round(mem_s, 3), "epoch_streamed_s": round(stream_s, 3),
-            "streamed_vs_in_memory": round(stream_s / mem_s, 2), "node_cache_build_s": round(build_s, 3),
-            "files_decoded_by_build": stream_feed.files_decoded}
+    return {
+        "images": len(memory.y_train) + len(memory.y_val),
+        "image_size": size,
+        "batch_size": batch_size,
+        "epoch_in_memory_s": round(mem_s, 3),
+        "epoch_streamed_s": round(stream_s, 3),
+        "streamed_vs_in_memory": round(stream_s / mem_s, 2),
+        "node_cache_build_s": round(build_s, 3),
+        "files_decoded_by_build": stream_feed.files_decoded,
+    }
 
 
 def yaml_model() -> dict:
@@ -152,7 +185,9 @@ def yaml_model() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.datasets", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.datasets", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--files", type=int, default=10000, help="small image files for the digest figure (default 10,000)")
     parser.add_argument("--stream-images", type=int, default=3000, help="images for the epoch-time figure (default 3,000)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
@@ -181,8 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "datasets.txt").write_text(text + "\n")
-    (args.out / "datasets.json").write_text(json.dumps({"date": stamp, "commit": _commit(), "machine": _machine(),
-                                                        "digest": digest, "epoch": epoch}, indent=2) + "\n")
+    (args.out / "datasets.json").write_text(
+        json.dumps({"date": stamp, "commit": _commit(), "machine": _machine(), "digest": digest, "epoch": epoch}, indent=2) + "\n"
+    )
     return 0
 
 

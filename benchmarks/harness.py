@@ -30,8 +30,15 @@ def run_tool(tool: str, budget: Budget, workdir: Path, probe: bool = True, ray_n
 
 
 def compare(
-    budget: Budget, out: Path = DEFAULT_OUT, target: float = 0.9, tools: Sequence[str] = TOOLS, repeats: int = 1,
-    probe: bool = True, keep: bool = False, log: TextIO = sys.stdout, ray_nice: bool = False,
+    budget: Budget,
+    out: Path = DEFAULT_OUT,
+    target: float = 0.9,
+    tools: Sequence[str] = TOOLS,
+    repeats: int = 1,
+    probe: bool = True,
+    keep: bool = False,
+    log: TextIO = sys.stdout,
+    ray_nice: bool = False,
 ) -> tuple[pd.DataFrame, dict[str, Path], list[ToolRun]]:
     """Run each tool on the same budget, `repeats` rounds (tools interleaved within a round), then
     write the table, CSV, PNG and a text summary to `out`."""
@@ -39,8 +46,10 @@ def compare(
     started = dt.datetime.now().astimezone()
     runs: list[ToolRun] = []
     say = _printer(log)
-    say(f"compare: {', '.join(tools)}; {budget.n_trials} trials x {budget.max_epochs} epochs, {budget.slots} slots, "
-        f"digits{'' if budget.limit is None else f' (first {budget.limit})'}, seed {budget.seed}; work in {work}")
+    say(
+        f"compare: {', '.join(tools)}; {budget.n_trials} trials x {budget.max_epochs} epochs, {budget.slots} slots, "
+        f"digits{'' if budget.limit is None else f' (first {budget.limit})'}, seed {budget.seed}; work in {work}"
+    )
     try:
         for rep in range(repeats):
             for tool in tools:
@@ -49,8 +58,10 @@ def compare(
                 run = run_tool(tool, budget, work / f"{tool}-{rep}", probe=probe, ray_nice=ray_nice)
                 runs.append(run)
                 row = metrics(run, target)
-                say(f"      {time.time() - t0:.0f} s: {row['trials_finished']} finished, {row['trials_failed']} failed, "
-                    f"best {row['best_val_accuracy']}, to target {row['time_to_target_s']} s")
+                say(
+                    f"      {time.time() - t0:.0f} s: {row['trials_finished']} finished, {row['trials_failed']} failed, "
+                    f"best {row['best_val_accuracy']}, to target {row['time_to_target_s']} s"
+                )
         df, paths = report.write(runs, target, out)
         text = summary_text(df, runs, budget, target, started, tools, repeats, ray_nice)
         paths["summary"] = out / "compare.txt"
@@ -73,7 +84,9 @@ def product_version() -> str:
 
     def git(*args: str) -> str:
         try:
-            return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False).stdout.strip()
+            return subprocess.run(
+                ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False
+            ).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return ""
 
@@ -82,14 +95,24 @@ def product_version() -> str:
     return commit + (" + uncommitted changes" if dirty else "")
 
 
-def summary_text(df: pd.DataFrame, runs: list[ToolRun], budget: Budget, target: float, started: dt.datetime,
-                 tools: Sequence[str], repeats: int, ray_nice: bool = False) -> str:
+def summary_text(
+    df: pd.DataFrame,
+    runs: list[ToolRun],
+    budget: Budget,
+    target: float,
+    started: dt.datetime,
+    tools: Sequence[str],
+    repeats: int,
+    ray_nice: bool = False,
+) -> str:
     lines = [
         f"benchmarks compare, {started:%Y-%m-%d %H:%M %Z}: {budget.n_trials} trials x {budget.max_epochs} epochs, "
         f"{budget.slots} slots, digits{'' if budget.limit is None else f' limit {budget.limit}'}, "
         f"target val_accuracy {target:g}" + (f", median of {repeats} rounds" if repeats > 1 else ""),
-        (f"product at commit {product_version()}; Ray workers at nice "
-         f"{'15 (Ray default)' if ray_nice else '0 (RAY_worker_niceness=0, like the other tools)'}"),
+        (
+            f"product at commit {product_version()}; Ray workers at nice "
+            f"{'15 (Ray default)' if ray_nice else '0 (RAY_worker_niceness=0, like the other tools)'}"
+        ),
         "",
         report.format_table(df),
         "",
@@ -116,8 +139,13 @@ def _tracking_share(runs: list[ToolRun]) -> float | None:
 
 
 def scaling(
-    budget: Budget, out: Path = DEFAULT_OUT, slots: Sequence[int] = (1, 2), probe: bool = True, keep: bool = False,
-    log: TextIO = sys.stdout, ray_nice: bool = False,
+    budget: Budget,
+    out: Path = DEFAULT_OUT,
+    slots: Sequence[int] = (1, 2),
+    probe: bool = True,
+    keep: bool = False,
+    log: TextIO = sys.stdout,
+    ray_nice: bool = False,
 ) -> pd.DataFrame:
     """The same sweep of this product with 1 slot and with 2: wall time and the speed-up."""
     work = Path(tempfile.mkdtemp(prefix="bench-scaling-"))
@@ -132,17 +160,34 @@ def scaling(
             run = product.run(b, work / f"slots-{k}", probe=probe, ray_nice=ray_nice)
             runs.append(run)
             row = metrics(run, 0.9)
-            rows.append({k2: row[k2] for k2 in ("slots", "wall_s", "trials_finished", "trials_failed", "epochs",
-                                                  "best_val_accuracy", "overhead_median_s", "utilisation", "fit_s", "startup_s")})
+            rows.append(
+                {
+                    k2: row[k2]
+                    for k2 in (
+                        "slots",
+                        "wall_s",
+                        "trials_finished",
+                        "trials_failed",
+                        "epochs",
+                        "best_val_accuracy",
+                        "overhead_median_s",
+                        "utilisation",
+                        "fit_s",
+                        "startup_s",
+                    )
+                }
+            )
         df = pd.DataFrame(rows)
         base = df["wall_s"].iloc[0]
         df["speedup_vs_1_slot"] = (base / df["wall_s"]).round(2)
         df["tail_s"] = [round(r.ended - max((t.end for t in r.trials), default=r.ended), 1) for r in runs]
         out.mkdir(parents=True, exist_ok=True)
         df.to_csv(out / "scaling.csv", index=False)
-        text = (f"benchmarks scaling, {started:%Y-%m-%d %H:%M %Z}: this product at commit {product_version()}, "
-                f"{budget.n_trials} trials x {budget.max_epochs} epochs, digits{'' if budget.limit is None else f' limit {budget.limit}'}\n\n"
-                + report.format_table_generic(df))
+        text = (
+            f"benchmarks scaling, {started:%Y-%m-%d %H:%M %Z}: this product at commit {product_version()}, "
+            f"{budget.n_trials} trials x {budget.max_epochs} epochs, digits{'' if budget.limit is None else f' limit {budget.limit}'}\n\n"
+            + report.format_table_generic(df)
+        )
         (out / "scaling.txt").write_text(text + "\n")
         say(text)
         say(f"wrote {out / 'scaling.csv'}, {out / 'scaling.txt'}")

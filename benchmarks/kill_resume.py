@@ -27,19 +27,42 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ARGS = ["sampler=grid", "scheduler=none", "dataset.limit=200", "resources.num_cpus=2", "resources.cpus_per_trial=2",
-        "space.filters=choice(8,16,24,32)", "space.learning_rate=0.02", "space.kernel_size=3", "space.padding=same",
-        "space.dilation_rate=1", "space.kernel_regularizer_strength=0.0001", "tracking.log_best_model=false", "tracking.log_report=false"]
+ARGS = [
+    "sampler=grid",
+    "scheduler=none",
+    "dataset.limit=200",
+    "resources.num_cpus=2",
+    "resources.cpus_per_trial=2",
+    "space.filters=choice(8,16,24,32)",
+    "space.learning_rate=0.02",
+    "space.kernel_size=3",
+    "space.padding=same",
+    "space.dilation_rate=1",
+    "space.kernel_regularizer_strength=0.0001",
+    "tracking.log_best_model=false",
+    "tracking.log_report=false",
+]
 
 
 def _one(code: Path, work: Path, epochs: int, kill_at: int, extra: list[str]) -> dict[str, float]:
     out = work / "outputs"
-    env = {**os.environ, "PYTHONPATH": str(code), "PYTHONUNBUFFERED": "1",
-           "SWEEPS_FAULTS": f"stall_once@filters=16@{kill_at}", "SWEEPS_FAULTS_DIR": str(work)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(code),
+        "PYTHONUNBUFFERED": "1",
+        "SWEEPS_FAULTS": f"stall_once@filters=16@{kill_at}",
+        "SWEEPS_FAULTS_DIR": str(work),
+    }
     started = time.monotonic()
     with (work / "driver.log").open("w") as log:
-        driver = subprocess.Popen([sys.executable, "-m", "sweeps", "run", "name=bench", f"max_epochs={epochs}", *ARGS, *extra, f"output_dir={out}"],
-                                  cwd=code, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "sweeps", "run", "name=bench", f"max_epochs={epochs}", *ARGS, *extra, f"output_dir={out}"],
+            cwd=code,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
     while not any(work.glob("stalled-*")):
         if driver.poll() is not None or time.monotonic() - started > 600:
             raise SystemExit(f"the sweep ended before the kill:\n{(work / 'driver.log').read_text()[-2000:]}")
@@ -49,7 +72,13 @@ def _one(code: Path, work: Path, epochs: int, kill_at: int, extra: list[str]) ->
     driver.wait()
     env.pop("SWEEPS_FAULTS")
     resumed = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "sweeps", "resume", "bench", f"output_dir={out}"], cwd=code, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "sweeps", "resume", "bench", f"output_dir={out}"],
+        cwd=code,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if done.returncode not in (0, 1):
         raise SystemExit(f"resume failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
     trained = sum(len(path.read_text().splitlines()) for path in (out / "ray").glob("*/*/result.json"))
@@ -62,21 +91,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--kill-at", type=int, default=4, help="the epoch of trial filters=16 during which the driver is killed")
     args = parser.parse_args(argv)
-    variants = [("continuing, snapshot every epoch", ROOT, ["resources.checkpoint_every_s=0"]),
-                ("continuing, default interval (60 s)", ROOT, [])]
+    variants = [
+        ("continuing, snapshot every epoch", ROOT, ["resources.checkpoint_every_s=0"]),
+        ("continuing, default interval (60 s)", ROOT, []),
+    ]
     if args.old:
         variants.append((f"old: new trial instead ({args.old.name})", args.old, ["resources.checkpoint_every_s=0"]))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    lines = [f"Compute lost to kill -9 of the driver during epoch {args.kill_at} of one of 4 trials x {args.epochs} epochs (1 slot)",
-             f"commit {commit}, {platform.node()}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-             f"{'variant':40} {'epochs trained':>15} {'needed':>7} {'redone':>7} {'resume s':>9}"]
+    lines = [
+        f"Compute lost to kill -9 of the driver during epoch {args.kill_at} of one of 4 trials x {args.epochs} epochs (1 slot)",
+        f"commit {commit}, {platform.node()}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"{'variant':40} {'epochs trained':>15} {'needed':>7} {'redone':>7} {'resume s':>9}",
+    ]
     for label, code, extra in variants:
         work = Path(tempfile.mkdtemp(prefix="kill-resume-"))
         try:
             figures = _one(code, work, args.epochs, args.kill_at, extra)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        lines.append(f"{label:40} {figures['trained']:>15.0f} {4 * args.epochs:>7} {figures['redone']:>7.0f} {figures['resume_s']:>9.1f}")
+        lines.append(
+            f"{label:40} {figures['trained']:>15.0f} {4 * args.epochs:>7} {figures['redone']:>7.0f} {figures['resume_s']:>9.1f}"
+        )
         print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"
     print(text)

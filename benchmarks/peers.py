@@ -139,8 +139,12 @@ def run_optuna(budget: Budget, workdir: Path) -> dict[str, Any]:
 
         model = build_conv2d(params, data["input_shape"], data["num_classes"])
         model.fit(
-            data["x_train"], data["y_train"], batch_size=int(params["batch_size"]), epochs=budget.max_epochs,
-            validation_data=(data["x_val"], data["y_val"]), verbose=0,
+            data["x_train"],
+            data["y_train"],
+            batch_size=int(params["batch_size"]),
+            epochs=budget.max_epochs,
+            validation_data=(data["x_val"], data["y_val"]),
+            verbose=0,
             callbacks=[_keras_timing_callback(record, report)],
         )
         if pruned:
@@ -148,7 +152,8 @@ def run_optuna(budget: Budget, workdir: Path) -> dict[str, Any]:
         return max(acc for _, acc in record.curve)
 
     study = optuna.create_study(
-        direction="maximize", sampler=optuna.samplers.TPESampler(seed=budget.seed),
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=budget.seed),
         pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=budget.grace_period, reduction_factor=budget.reduction_factor),
     )
     study.optimize(objective, n_trials=budget.n_trials, n_jobs=budget.slots, catch=(Exception,))
@@ -160,7 +165,9 @@ def run_optuna(budget: Budget, workdir: Path) -> dict[str, Any]:
         record.state = {"COMPLETE": COMPLETE, "PRUNED": PRUNED}.get(t.state.name, FAILED)
         trials.append(record)
     return {
-        "trials": trials, "slots": budget.slots, "early_stopping": "SuccessiveHalvingPruner",
+        "trials": trials,
+        "slots": budget.slots,
+        "early_stopping": "SuccessiveHalvingPruner",
         "notes": f"study.optimize(n_jobs={budget.slots}): threads in one process",
     }
 
@@ -211,8 +218,11 @@ def run_kerastuner(budget: Budget, workdir: Path, hyperband: bool) -> dict[str, 
             record.state = COMPLETE if str(trial.status).endswith("COMPLETED") else FAILED
 
     common = {
-        "objective": "val_accuracy", "seed": budget.seed, "directory": str(workdir),
-        "project_name": "hyperband" if hyperband else "random", "overwrite": True,
+        "objective": "val_accuracy",
+        "seed": budget.seed,
+        "directory": str(workdir),
+        "project_name": "hyperband" if hyperband else "random",
+        "overwrite": True,
         "max_consecutive_failed_trials": budget.n_trials + 1,  # infeasible points fail; go on as the others do
     }
     if hyperband:
@@ -222,11 +232,17 @@ def run_kerastuner(budget: Budget, workdir: Path, hyperband: bool) -> dict[str, 
         tuner = Timed(build, max_trials=budget.n_trials, **common)
     callback = _keras_timing_callback(None)  # type: ignore[arg-type]  # reads _KT_STATE: KerasTuner deep-copies callbacks
     tuner.search(
-        data["x_train"], data["y_train"], epochs=budget.max_epochs, batch_size=int(model_defaults()["batch_size"]),
-        validation_data=(data["x_val"], data["y_val"]), callbacks=[callback], verbose=0,
+        data["x_train"],
+        data["y_train"],
+        epochs=budget.max_epochs,
+        batch_size=int(model_defaults()["batch_size"]),
+        validation_data=(data["x_val"], data["y_val"]),
+        callbacks=[callback],
+        verbose=0,
     )
     return {
-        "trials": records, "slots": 1,
+        "trials": records,
+        "slots": 1,
         "early_stopping": f"Hyperband (factor {budget.reduction_factor})" if hyperband else "none",
         "notes": "no parallel slots: one trial at a time in one process"
         + ("; promotions of a config are separate KerasTuner trials" if hyperband else ""),
@@ -247,8 +263,13 @@ def ray_train(config: dict[str, Any], data: dict[str, Any], max_epochs: int) -> 
     for epoch in range(1, max_epochs + 1):
         start = time.time()
         history = model.fit(
-            data["x_train"], data["y_train"], batch_size=int(params["batch_size"]), epochs=epoch, initial_epoch=epoch - 1,
-            validation_data=(data["x_val"], data["y_val"]), verbose=0,
+            data["x_train"],
+            data["y_train"],
+            batch_size=int(params["batch_size"]),
+            epochs=epoch,
+            initial_epoch=epoch - 1,
+            validation_data=(data["x_val"], data["y_val"]),
+            verbose=0,
         ).history
         tune.report({"val_accuracy": float(history["val_accuracy"][-1]), "fit_s": time.time() - start})
 
@@ -294,16 +315,22 @@ def run_raytune(budget: Budget, workdir: Path) -> dict[str, Any]:
         tune.with_parameters(ray_train, data=data, max_epochs=budget.max_epochs),
         param_space=ray_space(),
         tune_config=tune.TuneConfig(
-            metric="val_accuracy", mode="max", num_samples=budget.n_trials,
+            metric="val_accuracy",
+            mode="max",
+            num_samples=budget.n_trials,
             search_alg=OptunaSearch(sampler=optuna.samplers.TPESampler(seed=budget.seed)),
-            scheduler=ASHAScheduler(max_t=budget.max_epochs, grace_period=budget.grace_period, reduction_factor=budget.reduction_factor),
+            scheduler=ASHAScheduler(
+                max_t=budget.max_epochs, grace_period=budget.grace_period, reduction_factor=budget.reduction_factor
+            ),
         ),
         run_config=tune.RunConfig(name="raytune-optuna", storage_path=str(workdir / "ray"), callbacks=[Timing()]),
     )
     tuner.fit()
     ray.shutdown()
     return {
-        "trials": list(records.values()), "slots": budget.slots, "early_stopping": "ASHA",
+        "trials": list(records.values()),
+        "slots": budget.slots,
+        "early_stopping": "ASHA",
         "notes": "function trainable, reuse_actors=False: a new worker (TensorFlow import) per trial",
     }
 
@@ -354,15 +381,28 @@ def launch(tool: str, budget: Budget, workdir: Path, timeout_s: float | None = N
         launched = time.time()
         proc = subprocess.run(
             [sys.executable, "-m", "benchmarks", "peer", tool, str(spec), str(result)],
-            cwd=ROOT, env=child_env(None if ray_nice or tool != "raytune-optuna" else RAY_EQUAL_PRIORITY),
-            stdout=fh, stderr=subprocess.STDOUT, timeout=timeout_s, check=False,
+            cwd=ROOT,
+            env=child_env(None if ray_nice or tool != "raytune-optuna" else RAY_EQUAL_PRIORITY),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            timeout=timeout_s,
+            check=False,
         )
         ended = time.time()
     if proc.returncode != 0 or not result.is_file():
         tail = log.read_text(errors="replace")[-3000:]
         raise RuntimeError(f"{LABELS[tool]} failed (exit {proc.returncode}); log {log}:\n{tail}")
     out = json.loads(result.read_text())
-    return ToolRun.from_dict({
-        "tool": LABELS[tool], "slots": out["slots"], "launched": launched, "ended": ended, "trials": out["trials"],
-        "returncode": proc.returncode, "early_stopping": out["early_stopping"], "notes": out["notes"], "log": str(log),
-    })
+    return ToolRun.from_dict(
+        {
+            "tool": LABELS[tool],
+            "slots": out["slots"],
+            "launched": launched,
+            "ended": ended,
+            "trials": out["trials"],
+            "returncode": proc.returncode,
+            "early_stopping": out["early_stopping"],
+            "notes": out["notes"],
+            "log": str(log),
+        }
+    )

@@ -22,12 +22,27 @@ import numpy as np
 import yaml
 
 CONF = Path(__file__).resolve().parent.parent / "conf" / "model" / "conv2d.yaml"
-VGG_LARGEST = {"blocks": 3, "filters": 32, "filters_growth": 2, "kernel_size": 3, "padding": "same",
-               "kernel_initializer": "he_normal", "dense_units": 256, "dropout": 0.3, "learning_rate": 1e-3}
+VGG_LARGEST = {
+    "blocks": 3,
+    "filters": 32,
+    "filters_growth": 2,
+    "kernel_size": 3,
+    "padding": "same",
+    "kernel_initializer": "he_normal",
+    "dense_units": 256,
+    "dropout": 0.3,
+    "learning_rate": 1e-3,
+}
 
 
 def params_for(mixed: bool, batch_size: int, jit: bool) -> dict[str, Any]:
-    return {**yaml.safe_load(CONF.read_text()), **VGG_LARGEST, "mixed_precision": mixed, "batch_size": batch_size, "jit_compile": jit}
+    return {
+        **yaml.safe_load(CONF.read_text()),
+        **VGG_LARGEST,
+        "mixed_precision": mixed,
+        "batch_size": batch_size,
+        "jit_compile": jit,
+    }
 
 
 def time_epochs(params: dict[str, Any], x: np.ndarray, y: np.ndarray, epochs: int) -> list[float]:
@@ -50,7 +65,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", type=int, default=50_000)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-sizes", default="128,512")
-    parser.add_argument("--jit", action="store_true", help="compile with XLA (always on under JAX: without it Keras dispatches op by op)")
+    parser.add_argument(
+        "--jit", action="store_true", help="compile with XLA (always on under JAX: without it Keras dispatches op by op)"
+    )
     args = parser.parse_args(argv)
 
     import keras
@@ -61,7 +78,9 @@ def main(argv: list[str] | None = None) -> None:
     x = rng.random((args.images, 32, 32, 3), dtype=np.float32)
     y = rng.integers(0, 10, args.images)
     devices = _devices()
-    print(f"keras {keras.__version__}, backend {keras.backend.backend()}, devices {devices}; {args.images} images 32x32x3, jit_compile={jit}")
+    print(
+        f"keras {keras.__version__}, backend {keras.backend.backend()}, devices {devices}; {args.images} images 32x32x3, jit_compile={jit}"
+    )
     print(f"{'batch':>6} {'precision':>14} {'first epoch s':>14} {'later epoch s':>14} {'images/s':>10} {'speed-up':>9}")
     for batch_size in (int(b) for b in args.batch_sizes.split(",")):
         rates = {}
@@ -70,8 +89,11 @@ def main(argv: list[str] | None = None) -> None:
             later = statistics.median(times[1:]) if len(times) > 1 else times[0]
             rates[mixed] = args.images / later
             speedup = f"{rates[True] / rates[False]:.2f}x" if mixed else ""
-            print(f"{batch_size:>6} {'mixed_float16' if mixed else 'float32':>14} {times[0]:>14.2f} {later:>14.2f} "
-                  f"{rates[mixed]:>10.0f} {speedup:>9}", flush=True)
+            print(
+                f"{batch_size:>6} {'mixed_float16' if mixed else 'float32':>14} {times[0]:>14.2f} {later:>14.2f} "
+                f"{rates[mixed]:>10.0f} {speedup:>9}",
+                flush=True,
+            )
 
 
 def _devices() -> str:

@@ -35,10 +35,15 @@ STATES = {"COMPLETE": COMPLETE, "PRUNED": PRUNED, "INFEASIBLE": INFEASIBLE}
 
 def command(budget: Budget, out: Path, name: str) -> list[str]:
     overrides = [
-        f"name={name}", f"n_trials={budget.n_trials}", f"max_epochs={budget.max_epochs}",
-        f"resources.num_cpus={budget.slots}", f"output_dir={out}", f"seed={budget.seed}",
+        f"name={name}",
+        f"n_trials={budget.n_trials}",
+        f"max_epochs={budget.max_epochs}",
+        f"resources.num_cpus={budget.slots}",
+        f"output_dir={out}",
+        f"seed={budget.seed}",
         f"dataset.val_fraction={budget.val_fraction}",
-        f"scheduler.grace_period={budget.grace_period}", f"scheduler.reduction_factor={budget.reduction_factor}",
+        f"scheduler.grace_period={budget.grace_period}",
+        f"scheduler.reduction_factor={budget.reduction_factor}",
         "time_budget_s=null",  # the budget is the trial count, as for the peers
     ]
     if budget.limit is not None:
@@ -46,8 +51,9 @@ def command(budget: Budget, out: Path, name: str) -> list[str]:
     return [sys.executable, "-m", "sweeps", "run", *overrides]
 
 
-def run(budget: Budget, workdir: Path, probe: bool = True, name: str = "bench", timeout_s: float | None = None,
-        ray_nice: bool = False) -> ToolRun:
+def run(
+    budget: Budget, workdir: Path, probe: bool = True, name: str = "bench", timeout_s: float | None = None, ray_nice: bool = False
+) -> ToolRun:
     workdir.mkdir(parents=True, exist_ok=True)
     out, probe_dir, log = workdir / "outputs", workdir / "probe", workdir / "log.txt"
     extra_env = {"PYTHONPATH": str(PROBE_DIR), "BENCH_PROBE_DIR": str(probe_dir)} if probe else {}
@@ -57,7 +63,9 @@ def run(budget: Budget, workdir: Path, probe: bool = True, name: str = "bench", 
         probe_dir.mkdir(parents=True, exist_ok=True)
     with log.open("w") as fh:
         launched = time.time()
-        proc = subprocess.Popen(command(budget, out, name), cwd=workdir, env=child_env(extra_env), stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            command(budget, out, name), cwd=workdir, env=child_env(extra_env), stdout=fh, stderr=subprocess.STDOUT
+        )
         returncode = proc.wait(timeout=timeout_s)
         ended = time.time()
     if returncode != 0:
@@ -65,8 +73,14 @@ def run(budget: Budget, workdir: Path, probe: bool = True, name: str = "bench", 
     events = read_probe(probe_dir) if probe else []
     trials = read_trials(out, name, events)
     result = ToolRun(
-        tool=LABEL, slots=budget.slots, launched=launched, ended=ended, trials=trials, returncode=returncode,
-        early_stopping="ASHA", log=str(log),
+        tool=LABEL,
+        slots=budget.slots,
+        launched=launched,
+        ended=ended,
+        trials=trials,
+        returncode=returncode,
+        early_stopping="ASHA",
+        log=str(log),
         fit_source="probe around Model.fit" if probe else "MLflow sum(epoch_time_s): includes build, checkpoint saves, reports",
         notes="reuse_actors, TF threads = CPUs per trial, MLflow per epoch (queued), best epoch checkpointed at ASHA rungs, best model logged",
     )
@@ -117,11 +131,18 @@ def read_trials(out: Path, name: str, events: list[dict[str, Any]]) -> list[Tria
             epoch_fit = [e["t1"] - e["t0"] for e in fits[tune_id]]
         else:
             epoch_fit = [m.value for m in iters] if not events else []
-        trials.append(Trial(
-            id=tune_id, start=start, end=end, fit_s=sum(epoch_fit), epochs=len(val),
-            state=STATES.get(record.tags.get("sweeps.state", ""), FAILED),
-            curve=[(m.timestamp / 1000, m.value) for m in val], epoch_fit_s=epoch_fit,
-        ))
+        trials.append(
+            Trial(
+                id=tune_id,
+                start=start,
+                end=end,
+                fit_s=sum(epoch_fit),
+                epochs=len(val),
+                state=STATES.get(record.tags.get("sweeps.state", ""), FAILED),
+                curve=[(m.timestamp / 1000, m.value) for m in val],
+                epoch_fit_s=epoch_fit,
+            )
+        )
     return trials
 
 
@@ -187,14 +208,19 @@ def breakdown(run: ToolRun, events: list[dict[str, Any]], driver_pid: int) -> di
         per_trial["  clear_session_gc"].append(cleanup_before)
         per_trial["  other_before_fit"].append(to_first_fit - (begin - t.start) - imports - _span(mine, "build") - cleanup_before)
         per_trial["between_fits"].append(between)
-        per_trial["  checkpoint_save"].append(sum(e["t1"] - e["t0"] for e in mine if e["kind"] == "save" and e["t0"] < last["t0"]))
+        per_trial["  checkpoint_save"].append(
+            sum(e["t1"] - e["t0"] for e in mine if e["kind"] == "save" and e["t0"] < last["t0"])
+        )
         per_trial["  report"].append(sum(e["t1"] - e["t0"] for e in mine if e["kind"] == "report" and e["t0"] < last["t0"]))
         per_trial["after_last_fit"].append(t.end - last["t1"])
         ended = [e for e in mine if e["kind"] == "trial"]
         if ended:  # the worker still runs after the driver saw the trial end: the slot is not free yet
             per_trial["worker_cleanup_after_trial_end"].append(ended[0]["t1"] - t.end)
-            per_trial["  clear_session_gc_after_fits"].append(_union(
-                [(e["t0"], e["t1"]) for e in mine if e["kind"] in ("gc_collect", "clear_session") and e["t0"] >= last["t1"]]))
+            per_trial["  clear_session_gc_after_fits"].append(
+                _union(
+                    [(e["t0"], e["t1"]) for e in mine if e["kind"] in ("gc_collect", "clear_session") and e["t0"] >= last["t1"]]
+                )
+            )
         later = [e["t1"] - e["t0"] for e in fits[1:]]
         if later:
             per_trial["first_epoch_extra (in fit)"].append((first["t1"] - first["t0"]) - statistics.median(later))
@@ -220,8 +246,11 @@ def breakdown(run: ToolRun, events: list[dict[str, Any]], driver_pid: int) -> di
     # MLflow writes the driver made while trials ran: each holds up Tune's loop, and with it the
     # trial waiting for its next epoch (writes are queued; this is the time until each call returns).
     first, last = (min(starts), max(ends)) if starts else (math.inf, -math.inf)
-    tracking = sum(e["t1"] - e["t0"] for e in events
-                   if e["pid"] == driver_pid and e["kind"].startswith("mlflow.") and first <= e["t0"] <= last)
+    tracking = sum(
+        e["t1"] - e["t0"]
+        for e in events
+        if e["pid"] == driver_pid and e["kind"].startswith("mlflow.") and first <= e["t0"] <= last
+    )
     return {
         "per_trial_median_s": {k: round(statistics.median(v), 3) for k, v in per_trial.items()},
         "per_trial_total_s": {k: round(sum(v), 1) for k, v in per_trial.items()},
@@ -247,12 +276,16 @@ def format_breakdown(b: dict[str, Any]) -> str:
     s = b["sweep"]
     lines = [
         "Where this product's time goes (timing probe; seconds):",
-        (f"  sweep: wall {s['wall_s']} = start-up to the first trial {s['startup_s']} + trials + after the last trial "
-         f"{s['tail_s']}; of {s['slot_seconds']} slot-seconds: inside fit {s['fit_share']:.0%}, per-trial overhead "
-         f"{s['trial_overhead_share']:.0%}, outside any trial (start-up, tail, idle slots) {s['outside_trials_share']:.0%}; "
-         f"{s['worker_processes']} worker processes"),
-        (f"  MLflow writes in the driver while trials ran: {s.get('tracking_s')} s = "
-         f"{(s.get('tracking_share_of_trial_time') or 0):.1%} of the trials' time"),
+        (
+            f"  sweep: wall {s['wall_s']} = start-up to the first trial {s['startup_s']} + trials + after the last trial "
+            f"{s['tail_s']}; of {s['slot_seconds']} slot-seconds: inside fit {s['fit_share']:.0%}, per-trial overhead "
+            f"{s['trial_overhead_share']:.0%}, outside any trial (start-up, tail, idle slots) {s['outside_trials_share']:.0%}; "
+            f"{s['worker_processes']} worker processes"
+        ),
+        (
+            f"  MLflow writes in the driver while trials ran: {s.get('tracking_s')} s = "
+            f"{(s.get('tracking_share_of_trial_time') or 0):.1%} of the trials' time"
+        ),
         "  per trial, median (total over trials):",
     ]
     for k, v in b["per_trial_median_s"].items():

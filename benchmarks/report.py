@@ -69,7 +69,8 @@ def headline(df: pd.DataFrame, target: float) -> list[str]:
             continue
         ttt = _ratio(r["time_to_target_s"], p["time_to_target_s"])
         ttt_text = (
-            f"{ttt:.2f}x" if not pd.isna(ttt)
+            f"{ttt:.2f}x"
+            if not pd.isna(ttt)
             else ("peer did not reach it" if pd.isna(r["time_to_target_s"]) else "this product did not reach it")
         )
         lines.append(
@@ -92,7 +93,10 @@ def targets(df: pd.DataFrame, tracking_share: float | None = None) -> list[str]:
     def line(ok: bool | None, text: str) -> None:
         out.append(f"  [{'MET' if ok else ('n/a' if ok is None else 'MISSED')}] {text}")
 
-    line(p["overhead_median_s"] < OVERHEAD_TARGET_S, f"per-trial overhead median {p['overhead_median_s']} s < {OVERHEAD_TARGET_S} s")
+    line(
+        p["overhead_median_s"] < OVERHEAD_TARGET_S,
+        f"per-trial overhead median {p['overhead_median_s']} s < {OVERHEAD_TARGET_S} s",
+    )
     line(
         p["utilisation"] >= UTILISATION_TARGET if p["slots"] == 2 else None,
         f"utilisation {p['utilisation']:.0%} >= {UTILISATION_TARGET:.0%} on 2 slots (ran on {p['slots']})",

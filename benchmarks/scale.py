@@ -60,17 +60,35 @@ def run_product(k: int, n: int, epochs: int, epoch_s: float, work: Path, storage
     out, probe = work / "outputs", work / "probe"
     probe.mkdir(parents=True, exist_ok=True)
     overrides = [
-        "name=scale", f"n_trials={n}", f"max_epochs={epochs}", f"resources.num_cpus={k}", "resources.cpus_per_trial=1",
-        "resources.max_retries=0", "dataset.limit=300", "space=small", "scheduler=asha", "scheduler.grace_period=1",
-        "tracking.log_best_model=false", "time_budget_s=null", f"output_dir={out}",
+        "name=scale",
+        f"n_trials={n}",
+        f"max_epochs={epochs}",
+        f"resources.num_cpus={k}",
+        "resources.cpus_per_trial=1",
+        "resources.max_retries=0",
+        "dataset.limit=300",
+        "space=small",
+        "scheduler=asha",
+        "scheduler.grace_period=1",
+        "tracking.log_best_model=false",
+        "time_budget_s=null",
+        f"output_dir={out}",
         *([f"tracking.study_storage={storage}"] if storage else []),
     ]
-    env = child_env({"PYTHONPATH": str(PROBE_DIR), "BENCH_PROBE_DIR": str(probe), "BENCH_SIMULATE_EPOCH_S": str(epoch_s),
-                     **RAY_EQUAL_PRIORITY})
+    env = child_env(
+        {
+            "PYTHONPATH": str(PROBE_DIR),
+            "BENCH_PROBE_DIR": str(probe),
+            "BENCH_SIMULATE_EPOCH_S": str(epoch_s),
+            **RAY_EQUAL_PRIORITY,
+        }
+    )
     started = time.monotonic()
     log = work / "log.txt"
     with log.open("w") as sink:
-        code = subprocess.call([sys.executable, "-m", "sweeps", "run", *overrides], cwd=work, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        code = subprocess.call(
+            [sys.executable, "-m", "sweeps", "run", *overrides], cwd=work, env=env, stdout=sink, stderr=subprocess.STDOUT
+        )
     wall = time.monotonic() - started
     if code != 0:
         raise RuntimeError(f"the product failed (exit {code}):\n{log.read_text()[-3000:]}")
@@ -89,7 +107,19 @@ def run_product(k: int, n: int, epochs: int, epoch_s: float, work: Path, storage
     ask_ms = {i: (asks[i - 1]["t1"] - asks[i - 1]["t0"]) * 1000.0 for i in (10, 100, 1000) if len(asks) >= i}
     queue = max((int(e.get("queue", 0)) for e in events if e["kind"] == "mlflow.log_metrics"), default=0)
     recorded, epochs_run = _recorded(out, storage, n)
-    return Run("sweeps (this product)", k, n, epochs_run, wall, epochs_run * epoch_s / k, recorded, per_result, ask_ms, queue, _du_mb(out))
+    return Run(
+        "sweeps (this product)",
+        k,
+        n,
+        epochs_run,
+        wall,
+        epochs_run * epoch_s / k,
+        recorded,
+        per_result,
+        ask_ms,
+        queue,
+        _du_mb(out),
+    )
 
 
 # The driver's work per result, by part. MLflow: values queued for the writer thread (per epoch)
@@ -141,10 +171,18 @@ def run_plain(k: int, n: int, epochs: int, epoch_s: float, work: Path) -> Run:
     work.mkdir(parents=True, exist_ok=True)
     spec = work / "spec.json"
     spec.write_text(json.dumps({"k": k, "n": n, "epochs": epochs, "storage": str(work / "ray")}))
-    env = child_env({"BENCH_SIMULATE_EPOCH_S": str(epoch_s), "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_AIR_NEW_OUTPUT": "0",
-                     **RAY_EQUAL_PRIORITY})
+    env = child_env(
+        {
+            "BENCH_SIMULATE_EPOCH_S": str(epoch_s),
+            "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+            "RAY_AIR_NEW_OUTPUT": "0",
+            **RAY_EQUAL_PRIORITY,
+        }
+    )
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "benchmarks", "scale-plain", str(spec)], cwd=work, env=env, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "scale-plain", str(spec)], cwd=work, env=env, capture_output=True, text=True
+    )
     wall = time.monotonic() - started
     if result.returncode != 0:
         raise RuntimeError(f"plain Ray Tune failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
@@ -164,13 +202,17 @@ def plain_main(spec_path: Path) -> None:
 
     spec = json.loads(spec_path.read_text())
     ray.init(num_cpus=spec["k"], include_dashboard=False, log_to_driver=False)
-    settings = SimpleNamespace(model={}, max_epochs=spec["epochs"], objectives=(("val_accuracy", "max"),), stop_epochs=frozenset({spec["epochs"]}))
+    settings = SimpleNamespace(
+        model={}, max_epochs=spec["epochs"], objectives=(("val_accuracy", "max"),), stop_epochs=frozenset({spec["epochs"]})
+    )
     space = ray_space()  # the product's small space, as Ray Tune's own distributions
     tuner = tune.Tuner(
-        tune.with_parameters(simulated_trial, data={}, settings=settings), param_space=space,
+        tune.with_parameters(simulated_trial, data={}, settings=settings),
+        param_space=space,
         tune_config=tune.TuneConfig(num_samples=spec["n"], metric="val_accuracy", mode="max", reuse_actors=True),
-        run_config=tune.RunConfig(storage_path=spec["storage"], name="plain", verbose=0,
-                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+        run_config=tune.RunConfig(
+            storage_path=spec["storage"], name="plain", verbose=0, checkpoint_config=tune.CheckpointConfig(num_to_keep=1)
+        ),
     )
     grid = tuner.fit()
     print(sum(int(r.metrics.get("training_iteration", 0)) for r in grid))
@@ -199,28 +241,69 @@ def scale(slots: list[int], n: int, epochs: int, epoch_s: float, out: Path, stor
 def _line(r: Run) -> str:
     parts = ", ".join(f"{p} {v:.2f}" for p, v in sorted(r.driver_ms.items()))
     asks = ", ".join(f"#{i} {v:.1f} ms" for i, v in r.ask_ms.items())
-    return (f"K={r.slots:>3} {r.tool:<48} wall {r.wall_s:7.1f} s  ideal {r.ideal_s:6.1f} s  overhead {r.overhead_pct:6.0f}%  "
-            f"{r.trials_per_hour:8.0f} trials/h  epochs {r.epochs_run}"
-            + (f"\n      driver ms/result: {parts} (total {sum(r.driver_ms.values()):.2f}); Optuna ask {asks}; "
-               f"MLflow queue max {r.queue_max}; outputs {r.disk_mb:.1f} MB; recorded {r.recorded}" if r.driver_ms else ""))
+    return (
+        f"K={r.slots:>3} {r.tool:<48} wall {r.wall_s:7.1f} s  ideal {r.ideal_s:6.1f} s  overhead {r.overhead_pct:6.0f}%  "
+        f"{r.trials_per_hour:8.0f} trials/h  epochs {r.epochs_run}"
+        + (
+            f"\n      driver ms/result: {parts} (total {sum(r.driver_ms.values()):.2f}); Optuna ask {asks}; "
+            f"MLflow queue max {r.queue_max}; outputs {r.disk_mb:.1f} MB; recorded {r.recorded}"
+            if r.driver_ms
+            else ""
+        )
+    )
 
 
 def _write(runs: list[Run], out: Path, n: int, epochs: int, epoch_s: float) -> None:
     out.mkdir(parents=True, exist_ok=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    header = (f"python -m benchmarks scale --slots {','.join(str(k) for k in dict.fromkeys(r.slots for r in runs))} --trials {n} "
-              f"--epochs {epochs} --epoch-s {epoch_s}: commit {commit}, {platform.node()} ({os.cpu_count()} cores, "
-              f"load average {load} at the end), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    header = (
+        f"python -m benchmarks scale --slots {','.join(str(k) for k in dict.fromkeys(r.slots for r in runs))} --trials {n} "
+        f"--epochs {epochs} --epoch-s {epoch_s}: commit {commit}, {platform.node()} ({os.cpu_count()} cores, "
+        f"load average {load} at the end), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
     (out / "scale.txt").write_text(header + "\n" + "\n".join(_line(r) for r in runs) + "\n")
     with (out / "scale.csv").open("w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["tool", "slots", "trials", "epochs_run", "wall_s", "ideal_s", "overhead_pct", "trials_per_hour",
-                         "driver_ms_per_result", "driver_ms_parts", "ask_ms", "mlflow_queue_max", "outputs_mb", "recorded", "commit"])
+        writer.writerow(
+            [
+                "tool",
+                "slots",
+                "trials",
+                "epochs_run",
+                "wall_s",
+                "ideal_s",
+                "overhead_pct",
+                "trials_per_hour",
+                "driver_ms_per_result",
+                "driver_ms_parts",
+                "ask_ms",
+                "mlflow_queue_max",
+                "outputs_mb",
+                "recorded",
+                "commit",
+            ]
+        )
         for r in runs:
-            writer.writerow([r.tool, r.slots, r.trials, r.epochs_run, f"{r.wall_s:.1f}", f"{r.ideal_s:.1f}", f"{r.overhead_pct:.1f}",
-                             f"{r.trials_per_hour:.0f}", f"{sum(r.driver_ms.values()):.2f}", json.dumps(r.driver_ms), json.dumps(r.ask_ms),
-                             r.queue_max, f"{r.disk_mb:.1f}", r.recorded, commit])
+            writer.writerow(
+                [
+                    r.tool,
+                    r.slots,
+                    r.trials,
+                    r.epochs_run,
+                    f"{r.wall_s:.1f}",
+                    f"{r.ideal_s:.1f}",
+                    f"{r.overhead_pct:.1f}",
+                    f"{r.trials_per_hour:.0f}",
+                    f"{sum(r.driver_ms.values()):.2f}",
+                    json.dumps(r.driver_ms),
+                    json.dumps(r.ask_ms),
+                    r.queue_max,
+                    f"{r.disk_mb:.1f}",
+                    r.recorded,
+                    commit,
+                ]
+            )
 
 
 def ask_latency(n: int, out: Path, marks: tuple[int, ...] = (10, 30, 100, 300, 1000)) -> dict[int, float]:
@@ -240,10 +323,16 @@ def ask_latency(n: int, out: Path, marks: tuple[int, ...] = (10, 30, 100, 300, 1
     warnings.simplefilter("ignore")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     spec = yaml.safe_load((ROOT / "conf" / "space" / "small.yaml").read_text())
-    space = {k: d for k, d in ((k, parse_value(k, v)) for k, v in spec.items()) if isinstance(d, optuna.distributions.BaseDistribution)}
+    space = {
+        k: d for k, d in ((k, parse_value(k, v)) for k, v in spec.items()) if isinstance(d, optuna.distributions.BaseDistribution)
+    }
     with tempfile.TemporaryDirectory() as folder:
-        study = optuna.create_study(study_name="ask", storage=open_storage(Path(folder)), sampler=make_sampler(SamplerSettings("tpe"), 0),
-                                    direction="maximize")
+        study = optuna.create_study(
+            study_name="ask",
+            storage=open_storage(Path(folder)),
+            sampler=make_sampler(SamplerSettings("tpe"), 0),
+            direction="maximize",
+        )
         rng, found = random.Random(0), {}
         for i in range(1, n + 1):
             t0 = time.perf_counter()
@@ -256,8 +345,11 @@ def ask_latency(n: int, out: Path, marks: tuple[int, ...] = (10, 30, 100, 300, 1
             study.tell(trial, 0.8 - abs(lr - 3e-3) * 10 + rng.random() * 0.01)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    line = (f"python -m benchmarks scale-ask --trials {n}: Optuna ask ms at trial " + ", ".join(f"#{k} {v:.1f}" for k, v in found.items())
-            + f" (commit {commit}, {platform.node()}, {os.cpu_count()} cores, load average {load}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})")
+    line = (
+        f"python -m benchmarks scale-ask --trials {n}: Optuna ask ms at trial "
+        + ", ".join(f"#{k} {v:.1f}" for k, v in found.items())
+        + f" (commit {commit}, {platform.node()}, {os.cpu_count()} cores, load average {load}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})"
+    )
     out.mkdir(parents=True, exist_ok=True)
     with (out / "scale_ask.txt").open("a") as fh:
         fh.write(line + "\n")

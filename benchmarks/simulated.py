@@ -45,8 +45,12 @@ def curve(params: dict[str, Any], epoch: int) -> dict[str, float]:
     q = quality(params)
     rate = 0.6 + 0.4 * ((hash(json.dumps(params, sort_keys=True, default=str)) % 7) / 7)
     acc = 0.1 + (q - 0.1) * (1 - math.exp(-rate * epoch))
-    return {"val_accuracy": acc, "train_accuracy": min(1.0, acc + 0.02), "val_loss": -math.log(max(acc, 1e-6)),
-            "train_loss": -math.log(max(min(1.0, acc + 0.02), 1e-6)) + 1e-3}
+    return {
+        "val_accuracy": acc,
+        "train_accuracy": min(1.0, acc + 0.02),
+        "val_loss": -math.log(max(acc, 1e-6)),
+        "train_loss": -math.log(max(min(1.0, acc + 0.02), 1e-6)) + 1e-3,
+    }
 
 
 def simulated_trial(config: dict[str, Any], data: dict[str, Any], settings: Any) -> None:

@@ -45,7 +45,9 @@ def _machine() -> str:
     try:
         import subprocess
 
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=10
+        )
         gpu = f", GPU {out.stdout.strip().splitlines()[0]}" if out.returncode == 0 and out.stdout.strip() else ""
     except (OSError, IndexError, subprocess.SubprocessError):
         pass
@@ -70,8 +72,15 @@ def _trial(data: dict[str, Any], epochs: int, sampled: bool, interval_s: float) 
     try:
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
-            model.fit(data["x_train"], data["y_train"], batch_size=int(params["batch_size"]), epochs=epoch, initial_epoch=epoch - 1,
-                      validation_data=(data["x_val"], data["y_val"]), verbose=0)
+            model.fit(
+                data["x_train"],
+                data["y_train"],
+                batch_size=int(params["batch_size"]),
+                epochs=epoch,
+                initial_epoch=epoch - 1,
+                validation_data=(data["x_val"], data["y_val"]),
+                verbose=0,
+            )
             epoch_s.append(time.perf_counter() - t0)
             if sampler is not None:
                 t1 = time.perf_counter()
@@ -80,8 +89,13 @@ def _trial(data: dict[str, Any], epochs: int, sampled: bool, interval_s: float) 
     finally:
         if sampler is not None:
             sampler.stop()
-    return {"wall_s": time.perf_counter() - began, "epoch_s": epoch_s, "take_s": take_s,
-            "thread_cpu_s": sampler.own_cpu_s if sampler else 0.0, "reports": reports}
+    return {
+        "wall_s": time.perf_counter() - began,
+        "epoch_s": epoch_s,
+        "take_s": take_s,
+        "thread_cpu_s": sampler.own_cpu_s if sampler else 0.0,
+        "reports": reports,
+    }
 
 
 def _driver_cost(reports: list[dict[str, float]], repeats: int) -> tuple[float, float]:
@@ -90,8 +104,15 @@ def _driver_cost(reports: list[dict[str, float]], repeats: int) -> tuple[float, 
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
-    epoch = {"train_loss": 0.5, "train_accuracy": 0.8, "val_loss": 0.6, "val_accuracy": 0.75, "best_val_accuracy": 0.75,
-             "epoch_time_s": 1.2, "worker_rss_mb": 900.0}
+    epoch = {
+        "train_loss": 0.5,
+        "train_accuracy": 0.8,
+        "val_loss": 0.6,
+        "val_accuracy": 0.75,
+        "best_val_accuracy": 0.75,
+        "epoch_time_s": 1.2,
+        "worker_rss_mb": 900.0,
+    }
     system = reports[-1] if reports else {}
     with tempfile.TemporaryDirectory() as folder:
         client = MlflowClient(f"sqlite:///{folder}/mlflow.db")
@@ -99,7 +120,7 @@ def _driver_cost(reports: list[dict[str, float]], repeats: int) -> tuple[float, 
         times: dict[bool, list[float]] = {False: [], True: []}
         runs = {kind: client.create_run(experiment).info.run_id for kind in (False, True)}
         for step in range(repeats):
-            for with_system in ((False, True) if step % 2 == 0 else (True, False)):  # interleaved, against drift
+            for with_system in (False, True) if step % 2 == 0 else (True, False):  # interleaved, against drift
                 values = {**epoch, **(system if with_system else {})}
                 now = int(time.time() * 1000)
                 batch = [Metric(k, float(v), now, step) for k, v in values.items()]
@@ -123,27 +144,36 @@ def _sample_cost(n: int = 2000) -> tuple[float, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.sysmetrics", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.sysmetrics", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--trials", type=int, default=2, help="trials of each kind, alternated (default 2)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per trial (default 3)")
-    parser.add_argument("--interval", type=float, default=1.0, help="the sampler's interval in seconds (default 1.0, the product's)")
+    parser.add_argument(
+        "--interval", type=float, default=1.0, help="the sampler's interval in seconds (default 1.0, the product's)"
+    )
     parser.add_argument("--limit", type=int, default=None, help="first N digits images (default: all 1,797)")
-    parser.add_argument("--writes", type=int, default=200, help="log_batch calls of each kind for the driver's cost (default 200)")
+    parser.add_argument(
+        "--writes", type=int, default=200, help="log_batch calls of each kind for the driver's cost (default 200)"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
 
     from benchmarks.common import Budget, load_data
     from benchmarks.harness import product_version
 
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     data = load_data(Budget(limit=args.limit))
     _trial(data, 1, False, args.interval)  # warm-up: TensorFlow's first graph and kernels
     runs: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
     for i in range(args.trials):
-        for sampled in ((True, False) if i % 2 == 0 else (False, True)):  # alternated, against drift
+        for sampled in (True, False) if i % 2 == 0 else (False, True):  # alternated, against drift
             runs[sampled].append(_trial(data, args.epochs, sampled, args.interval))
-            print(f"  trial {len(runs[True]) + len(runs[False])}: sampler {'on ' if sampled else 'off'} "
-                  f"{runs[sampled][-1]['wall_s']:.2f} s", flush=True)
+            print(
+                f"  trial {len(runs[True]) + len(runs[False])}: sampler {'on ' if sampled else 'off'} "
+                f"{runs[sampled][-1]['wall_s']:.2f} s",
+                flush=True,
+            )
     on, off = runs[True], runs[False]
     wall_on = sum(r["wall_s"] for r in on)
     thread_cpu, take = sum(r["thread_cpu_s"] for r in on), sum(r["take_s"] for r in on)

@@ -87,14 +87,18 @@ def can_train(data_format: str) -> bool:
     (`Conv2DCustomBackpropInputOp only supports NHWC`), nor NCHW pooling."""
     if data_format == "channels_last":
         return True
-    probe = keras.Sequential([
-        keras.Input((4, 4, 1)), keras.layers.Permute((3, 1, 2)),
-        keras.layers.Conv2D(2, 3, padding="same", data_format=data_format, dtype="float32"),
-        keras.layers.MaxPooling2D(2, data_format=data_format, dtype="float32"),
-        keras.layers.Conv2D(2, 1, data_format=data_format, dtype="float32"),
-        keras.layers.AveragePooling2D(2, data_format=data_format, dtype="float32"),
-        keras.layers.Flatten(), keras.layers.Dense(2, dtype="float32"),
-    ])
+    probe = keras.Sequential(
+        [
+            keras.Input((4, 4, 1)),
+            keras.layers.Permute((3, 1, 2)),
+            keras.layers.Conv2D(2, 3, padding="same", data_format=data_format, dtype="float32"),
+            keras.layers.MaxPooling2D(2, data_format=data_format, dtype="float32"),
+            keras.layers.Conv2D(2, 1, data_format=data_format, dtype="float32"),
+            keras.layers.AveragePooling2D(2, data_format=data_format, dtype="float32"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(2, dtype="float32"),
+        ]
+    )
     probe.compile(optimizer="sgd", loss="mse")
     try:
         probe.train_on_batch(np.ones((2, 4, 4, 1), np.float32), np.zeros((2, 2), np.float32))
@@ -172,7 +176,9 @@ def build_conv2d(params: Mapping[str, Any], input_shape: tuple[int, ...], num_cl
     layers.append(keras.layers.Dense(num_classes, activation="softmax", name="head", dtype="float32"))
     model = keras.Sequential(layers, name="conv2d")
     model.layout_note = note  # None: built in the layouts asked for
-    optimizer = keras.optimizers.get({"class_name": params["optimizer"], "config": {"learning_rate": float(params["learning_rate"])}})
+    optimizer = keras.optimizers.get(
+        {"class_name": params["optimizer"], "config": {"learning_rate": float(params["learning_rate"])}}
+    )
     # XLA compilation costs more than it saves on the small CPU models of a sweep.
     model.compile(
         optimizer=optimizer,

@@ -87,9 +87,7 @@ def plan_conv2d(
         if params["pooling"] != "none":
             pool = int(params["pool_size"])
             if min(out_h, out_w) < pool:
-                raise InfeasibleModel(
-                    f"block {i}: pooling {pool}x{pool} on a {out_h}x{out_w} feature map leaves nothing"
-                )
+                raise InfeasibleModel(f"block {i}: pooling {pool}x{pool} on a {out_h}x{out_w} feature map leaves nothing")
             out_h, out_w = out_h // pool, out_w // pool
         blocks.append(BlockPlan(filters, kernel, stride, dilation, padding, conv_output, (out_h, out_w, filters)))
         height, width, channels = out_h, out_w, filters

@@ -29,11 +29,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--cfg", action="store_true", help="print the resolved config and exit")
     resume = sub.add_parser("resume", help="continue a sweep that was stopped or killed: python -m sweeps resume NAME")
     resume.add_argument("name")
-    resume.add_argument("overrides", nargs="*", help=f"output_dir=... to find it; may change {', '.join(('n_trials', 'time_budget_s', 'max_failures', 'max_failure_rate'))}")
+    resume.add_argument(
+        "overrides",
+        nargs="*",
+        help=f"output_dir=... to find it; may change {', '.join(('n_trials', 'time_budget_s', 'max_failures', 'max_failure_rate'))}",
+    )
     report = sub.add_parser("report", help="tables and plots of a sweep: python -m sweeps report NAME")
     report.add_argument("name")
     report.add_argument("overrides", nargs="*", help="the sweep's output_dir=... / tracking.uri=... if not the defaults")
-    submit = sub.add_parser("submit", help="submit a sweep to a running Ray cluster (Jobs API): python -m sweeps submit [key=value ...]")
+    submit = sub.add_parser(
+        "submit", help="submit a sweep to a running Ray cluster (Jobs API): python -m sweeps submit [key=value ...]"
+    )
     submit.add_argument("overrides", nargs="*", help="the sweep's overrides; paths refer to the cluster's head node")
     submit.add_argument("--address", help="the cluster's dashboard address, e.g. http://127.0.0.1:8265 (default: RAY_ADDRESS)")
     submit.add_argument("--follow", action="store_true", help="stream the job's logs until it ends")
@@ -41,21 +47,42 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to accept other machines (behind a firewall)")
     server.add_argument("--port", type=int, default=5000)
     server.add_argument("--backend-store-uri", help="database URL (default: sqlite in <output_dir>/server)")
-    server.add_argument("--auth", action="store_true", help="MLflow's basic-auth app (needs MLFLOW_AUTH_ADMIN_PASSWORD, MLFLOW_FLASK_SERVER_SECRET_KEY)")
+    server.add_argument(
+        "--auth",
+        action="store_true",
+        help="MLflow's basic-auth app (needs MLFLOW_AUTH_ADMIN_PASSWORD, MLFLOW_FLASK_SERVER_SECRET_KEY)",
+    )
     server.add_argument("overrides", nargs="*", help="output_dir=...")
-    predict = sub.add_parser("predict", help="classify images with a logged or registered model: python -m sweeps predict --model models:/NAME@champion --input images.npz")
-    predict.add_argument("--model", required=True, help="models:/NAME@champion, models:/m-<id> (tag sweeps.best_model_uri), runs:/<run id>/model")
-    predict.add_argument("--input", required=True, type=Path, help=".npz with x (or x_test, x_train): (N,H,W) or (N,H,W,C); or an image file or folder of images")
+    predict = sub.add_parser(
+        "predict",
+        help="classify images with a logged or registered model: python -m sweeps predict --model models:/NAME@champion --input images.npz",
+    )
+    predict.add_argument(
+        "--model", required=True, help="models:/NAME@champion, models:/m-<id> (tag sweeps.best_model_uri), runs:/<run id>/model"
+    )
+    predict.add_argument(
+        "--input",
+        required=True,
+        type=Path,
+        help=".npz with x (or x_test, x_train): (N,H,W) or (N,H,W,C); or an image file or folder of images",
+    )
     predict.add_argument("overrides", nargs="*", help="output_dir=... / tracking.uri=... if not the defaults")
-    datasets = sub.add_parser("datasets", help="the dataset versions (content digests) the sweeps used; "
-                              "datasets diff A B: what changed between two image-folder versions (sweep names or digests)")
+    datasets = sub.add_parser(
+        "datasets",
+        help="the dataset versions (content digests) the sweeps used; "
+        "datasets diff A B: what changed between two image-folder versions (sweep names or digests)",
+    )
     datasets.add_argument("overrides", nargs="*", help="[diff A B] output_dir=... / tracking.uri=... / tracking.experiment=...")
     ui = sub.add_parser("ui", help="open the MLflow UI on the configured tracking store")
     ui.add_argument("overrides", nargs="*", help="the same overrides as the sweep (output_dir=..., tracking.uri=...)")
     ui.add_argument("--port", type=int, default=5000)
-    dashboard = sub.add_parser("dashboard", help="optuna-dashboard on a sweep's study (pip install -e '.[dashboard]'): python -m sweeps dashboard NAME")
+    dashboard = sub.add_parser(
+        "dashboard", help="optuna-dashboard on a sweep's study (pip install -e '.[dashboard]'): python -m sweeps dashboard NAME"
+    )
     dashboard.add_argument("name")
-    dashboard.add_argument("overrides", nargs="*", help="the sweep's output_dir=... / tracking.study_storage=... if not the defaults")
+    dashboard.add_argument(
+        "overrides", nargs="*", help="the sweep's output_dir=... / tracking.study_storage=... if not the defaults"
+    )
     dashboard.add_argument("--host", default="127.0.0.1")
     dashboard.add_argument("--port", type=int, default=8080)
     return parser
@@ -104,13 +131,21 @@ def _dispatch(args: argparse.Namespace, tf_level_chosen: bool = False) -> int:
     if args.command == "datasets" and args.overrides[:1] == ["diff"]:
         refs = [o for o in args.overrides[1:] if "=" not in o]
         if len(refs) != 2:
-            raise ConfigError("datasets diff", f"{len(refs)} versions given", "name two: python -m sweeps datasets diff <sweep or digest> <sweep or digest>")
+            raise ConfigError(
+                "datasets diff",
+                f"{len(refs)} versions given",
+                "name two: python -m sweeps datasets diff <sweep or digest> <sweep or digest>",
+            )
         from sweeps import datasets_cmd
         from tracking import default_tracking_uri
 
         where = load_config([o for o in args.overrides[1:] if "=" in o])
-        return datasets_cmd.diff_main(where.output_dir, *refs, tracking_uri=where.tracking.uri or default_tracking_uri(where.output_dir),
-                                      experiment=where.tracking.experiment)
+        return datasets_cmd.diff_main(
+            where.output_dir,
+            *refs,
+            tracking_uri=where.tracking.uri or default_tracking_uri(where.output_dir),
+            experiment=where.tracking.experiment,
+        )
     cfg = load_config(list(args.overrides))
     if not cfg.verbose:
         # MLflow's INFO lines (creating tables, ...) are not the product's own; verbose=true shows them.
@@ -165,13 +200,31 @@ def _ui(cfg, port: int) -> int:
     database = sqlite_file(uri)
     if database is not None and not database.is_file():
         field = "tracking.uri" if cfg.tracking.uri else "output_dir"
-        return _fail(ConfigError(field, f"no MLflow store at {database}",
-                                 "run a sweep first, or set output_dir=<the sweep's folder> or tracking.uri=sqlite:///<its mlflow.db>"))
+        return _fail(
+            ConfigError(
+                field,
+                f"no MLflow store at {database}",
+                "run a sweep first, or set output_dir=<the sweep's folder> or tracking.uri=sqlite:///<its mlflow.db>",
+            )
+        )
     from tracking import experiment_id
     from tracking.note import experiment_link
 
     # One worker serves one user (uvicorn's default starts several, each a full MLflow import).
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     found = experiment_id(uri, cfg.tracking.experiment)
     page = f"/{experiment_link(found)}" if found else ""
     print(f"MLflow UI on http://127.0.0.1:{port}{page}  ({' '.join(command)})", flush=True)

@@ -146,10 +146,10 @@ def split_space_overrides(overrides: list[str]) -> tuple[list[str], dict[str, An
         try:
             parsed = parser.parse_override(text.lstrip("+"))
         except HydraException as exc:
-            raise ConfigError(key, f"cannot parse override {text!r}: {exc}", "write space.<param>='choice(a,b)' or space.<param>=<value>") from None
-        space[key.removeprefix("space.")] = (
-            text.split("=", 1)[1] if parsed.is_sweep_override() else parsed.value()
-        )
+            raise ConfigError(
+                key, f"cannot parse override {text!r}: {exc}", "write space.<param>='choice(a,b)' or space.<param>=<value>"
+            ) from None
+        space[key.removeprefix("space.")] = text.split("=", 1)[1] if parsed.is_sweep_override() else parsed.value()
     return hydra_overrides, space
 
 
@@ -166,7 +166,9 @@ def compose_config(overrides: list[str], config_dir: Path = CONF_DIR) -> dict[st
             refuse_unknown_keys(_with_key({}, missing[1]), config_dir)
         raise ConfigError("override", str(exc).strip().splitlines()[0] + _hydra_hint(str(exc)), _hydra_fix(str(exc))) from None
     except OmegaConfBaseException as exc:
-        raise ConfigError("config", str(exc).strip().splitlines()[0], "check the value's type and spelling in conf/ or the override") from None
+        raise ConfigError(
+            "config", str(exc).strip().splitlines()[0], "check the value's type and spelling in conf/ or the override"
+        ) from None
     assert isinstance(resolved, dict)
     resolved["space"] = {**(resolved.get("space") or {}), **space_overrides}
     refuse_unknown_keys(resolved, config_dir)
@@ -186,6 +188,7 @@ def explicit_keys(overrides: list[str]) -> frozenset[str]:
 
 # ---------------------------------------------------------------- known keys
 
+
 def _yaml_keys(path: Path) -> set[str]:
     loaded = OmegaConf.to_container(OmegaConf.load(path), resolve=False) if path.is_file() else {}
     return {str(k) for k in loaded} - {"defaults"} if isinstance(loaded, dict) else set()
@@ -194,10 +197,17 @@ def _yaml_keys(path: Path) -> set[str]:
 def known_keys(config_dir: Path = CONF_DIR) -> dict[str, frozenset[str]]:
     """Every key the settings read, per section ("" is the top level): the fields of the typed
     settings plus every key that any option file of that group in conf/ defines."""
-    known: dict[str, set[str]] = {"": {f.name for f in fields(SweepConfig)} - {"resolved"} | _yaml_keys(config_dir / "config.yaml")}
-    for section, settings in {"dataset": DatasetSettings, "sampler": SamplerSettings, "scheduler": SchedulerSettings,
-                              "resources": ResourceSettings, "tracking": TrackingSettings,
-                              "warm_start": WarmStartSettings}.items():
+    known: dict[str, set[str]] = {
+        "": {f.name for f in fields(SweepConfig)} - {"resolved"} | _yaml_keys(config_dir / "config.yaml")
+    }
+    for section, settings in {
+        "dataset": DatasetSettings,
+        "sampler": SamplerSettings,
+        "scheduler": SchedulerSettings,
+        "resources": ResourceSettings,
+        "tracking": TrackingSettings,
+        "warm_start": WarmStartSettings,
+    }.items():
         known[section] = {f.name for f in fields(settings)}
         for option in sorted((config_dir / section).glob("*.yaml")):
             known[section] |= _yaml_keys(option)
@@ -224,7 +234,11 @@ def refuse_unknown_keys(raw: dict[str, Any], config_dir: Path = CONF_DIR) -> Non
         for key in value:
             if key not in keys:
                 full = f"{section}.{key}"
-                raise ConfigError(full, "unknown setting", f"{_nearest(key, keys).replace('mean ', f'mean {section}.')} (python -m sweeps run --cfg shows every key)")
+                raise ConfigError(
+                    full,
+                    "unknown setting",
+                    f"{_nearest(key, keys).replace('mean ', f'mean {section}.')} (python -m sweeps run --cfg shows every key)",
+                )
     for section in ("model", "space"):
         value = raw.get(section)
         for key in flatten(value) if isinstance(value, dict) else []:
@@ -234,9 +248,11 @@ def refuse_unknown_keys(raw: dict[str, Any], config_dir: Path = CONF_DIR) -> Non
                 rule_for(key)
             except SpaceError:
                 options = (*RULES, *BUDGETS) if section == "space" else tuple(RULES)
-                raise ConfigError(f"{section}.{key}", "unknown parameter",
-                                  f"{_nearest(key, options).replace('mean ', f'mean {section}.')} (or {section}.blockN.<Conv2D argument>)") from None
-
+                raise ConfigError(
+                    f"{section}.{key}",
+                    "unknown parameter",
+                    f"{_nearest(key, options).replace('mean ', f'mean {section}.')} (or {section}.blockN.<Conv2D argument>)",
+                ) from None
 
 
 def _hydra_hint(message: str) -> str:
@@ -262,13 +278,19 @@ def _section(raw: dict[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
-def _number(raw: dict[str, Any], key: str, kind: type, low: float | None = None, allow_none: bool = False, label: str | None = None) -> Any:
+def _number(
+    raw: dict[str, Any], key: str, kind: type, low: float | None = None, allow_none: bool = False, label: str | None = None
+) -> Any:
     label = label or key
     value = raw.get(key)
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
-        raise ConfigError(label, f"{value!r} is not {'a whole number' if kind is int else 'a number'}", f"set {label}=<{'integer' if kind is int else 'number'}>")
+        raise ConfigError(
+            label,
+            f"{value!r} is not {'a whole number' if kind is int else 'a number'}",
+            f"set {label}=<{'integer' if kind is int else 'number'}>",
+        )
     if low is not None and value < low:
         raise ConfigError(label, f"{value!r} is below {low:g}", f"set {label} to {low:g} or more")
     return kind(value)
@@ -278,7 +300,9 @@ def _choice(raw: dict[str, Any], key: str, options: tuple[str, ...], label: str 
     label = label or key
     value = raw.get(key)
     if value not in options:
-        raise ConfigError(label, f"{value!r} is not one of {', '.join(options)}", f"set {label}={options[0]} (or {', '.join(options[1:])})")
+        raise ConfigError(
+            label, f"{value!r} is not one of {', '.join(options)}", f"set {label}={options[0]} (or {', '.join(options[1:])})"
+        )
     return str(value)
 
 
@@ -288,8 +312,11 @@ def _study_storage(raw: dict[str, Any]) -> str | None:
         return None
     scheme = str(url).split(":", 1)[0].split("+", 1)[0]
     if scheme not in ("sqlite", "postgresql", "mysql", "grpc"):
-        raise ConfigError("tracking.study_storage", f"{url!r} is not a storage URL Optuna can use",
-                          "write postgresql://user@host/db, mysql://..., sqlite:////abs/path.db or grpc://host:port, or null")
+        raise ConfigError(
+            "tracking.study_storage",
+            f"{url!r} is not a storage URL Optuna can use",
+            "write postgresql://user@host/db, mysql://..., sqlite:////abs/path.db or grpc://host:port, or null",
+        )
     return str(url)
 
 
@@ -310,7 +337,11 @@ def _rate(raw: dict[str, Any]) -> float | None:
 def _stop_at(raw: dict[str, Any], first: tuple[str, str]) -> float | None:
     goal = _number(raw, "stop_at", float, allow_none=True)
     if goal is not None and first[0].endswith("accuracy") and not 0 < goal <= 1:
-        raise ConfigError("stop_at", f"{goal:g} is not an accuracy {first[0]} can reach", f"set stop_at to a fraction in (0, 1], e.g. stop_at=0.98, or null")
+        raise ConfigError(
+            "stop_at",
+            f"{goal:g} is not an accuracy {first[0]} can reach",
+            "set stop_at to a fraction in (0, 1], e.g. stop_at=0.98, or null",
+        )
     return goal
 
 
@@ -325,7 +356,11 @@ def _warm_start(raw: dict[str, Any], space: Space) -> WarmStartSettings:
             label = f"warm_start.points[{i}].{key}"
             dist = space.searched.get(str(key))
             if dist is None:
-                raise ConfigError(label, "not a searched parameter of this sweep's space", f"{_nearest(str(key), frozenset(space.searched))}; {fix}")
+                raise ConfigError(
+                    label,
+                    "not a searched parameter of this sweep's space",
+                    f"{_nearest(str(key), frozenset(space.searched))}; {fix}",
+                )
             try:
                 inside = dist._contains(dist.to_internal_repr(value))
             except (ValueError, TypeError):
@@ -347,21 +382,33 @@ def _objectives(raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     for item in value:
         name, _, mode = str(item).partition(":")
         if name not in OBJECTIVE_METRICS or mode not in ("max", "min"):
-            raise ConfigError("objectives", f"{item!r} is not metric:mode with metric in {', '.join(OBJECTIVE_METRICS)} and mode max or min", fix)
+            raise ConfigError(
+                "objectives",
+                f"{item!r} is not metric:mode with metric in {', '.join(OBJECTIVE_METRICS)} and mode max or min",
+                fix,
+            )
         pairs.append((name, mode))
     if len({n for n, _ in pairs}) != len(pairs):
         raise ConfigError("objectives", "an objective is listed twice", fix)
     if pairs[0][0] not in REPORTED_METRICS:
-        raise ConfigError("objectives", f"the first objective {pairs[0][0]!r} is not measured per epoch, so it cannot drive early stopping", fix)
+        raise ConfigError(
+            "objectives", f"the first objective {pairs[0][0]!r} is not measured per epoch, so it cannot drive early stopping", fix
+        )
     return tuple(pairs)
 
 
 def _sampler(raw: dict[str, Any], space: Space, objectives: tuple[tuple[str, str], ...]) -> SamplerSettings:
     name = _choice(raw, "name", SAMPLERS, "sampler.name")
     if name in SINGLE_OBJECTIVE_SAMPLERS and len(objectives) > 1:
-        raise ConfigError("sampler", f"{name} optimises one objective only", "use sampler=nsga2 or sampler=tpe for several objectives")
+        raise ConfigError(
+            "sampler", f"{name} optimises one objective only", "use sampler=nsga2 or sampler=tpe for several objectives"
+        )
     if name == "gp" and importlib.util.find_spec("torch") is None:
-        raise ConfigError("sampler", "gp (Optuna's GPSampler) needs PyTorch, which is not installed", "pip install -e '.[gp]' (CPU torch), or use sampler=tpe")
+        raise ConfigError(
+            "sampler",
+            "gp (Optuna's GPSampler) needs PyTorch, which is not installed",
+            "pip install -e '.[gp]' (CPU torch), or use sampler=tpe",
+        )
     grid = None
     if name == "grid":
         try:
@@ -370,8 +417,12 @@ def _sampler(raw: dict[str, Any], space: Space, objectives: tuple[tuple[str, str
             raise ConfigError(f"space.{exc.key}", exc.problem, exc.fix) from None
     return SamplerSettings(
         name=name,
-        n_startup_trials=_number(raw, "n_startup_trials", int, 0, label="sampler.n_startup_trials") if "n_startup_trials" in raw else 10,
-        population_size=_number(raw, "population_size", int, 2, label="sampler.population_size") if "population_size" in raw else 20,
+        n_startup_trials=_number(raw, "n_startup_trials", int, 0, label="sampler.n_startup_trials")
+        if "n_startup_trials" in raw
+        else 10,
+        population_size=_number(raw, "population_size", int, 2, label="sampler.population_size")
+        if "population_size" in raw
+        else 20,
         grid=grid,
     )
 
@@ -380,7 +431,9 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
     """`explicit`: the keys the user set on the command line (see `explicit_keys`)."""
     name = str(raw.get("name"))
     if not _NAME.match(name):
-        raise ConfigError("name", f"{name!r} is not a usable sweep name", "use letters, digits, '.', '_' and '-' (e.g. name=digits-tpe)")
+        raise ConfigError(
+            "name", f"{name!r} is not a usable sweep name", "use letters, digits, '.', '_' and '-' (e.g. name=digits-tpe)"
+        )
     output_dir = raw.get("output_dir")
     if not output_dir:
         raise ConfigError("output_dir", "empty", "set output_dir=<folder> (default: outputs)")
@@ -391,7 +444,9 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
     scheduler = SchedulerSettings(
         name=_choice(sc, "name", SCHEDULERS, "scheduler.name"),
         grace_period=_number(sc, "grace_period", int, 1, label="scheduler.grace_period") if "grace_period" in sc else 1,
-        reduction_factor=_number(sc, "reduction_factor", int, 2, label="scheduler.reduction_factor") if "reduction_factor" in sc else 3,
+        reduction_factor=_number(sc, "reduction_factor", int, 2, label="scheduler.reduction_factor")
+        if "reduction_factor" in sc
+        else 3,
         min_samples=_number(sc, "min_samples", int, 1, label="scheduler.min_samples") if "min_samples" in sc else 3,
     )
     graced = scheduler.name in ("asha", "median")
@@ -400,7 +455,11 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
         scheduler = replace(scheduler, grace_period=max_epochs)
         raw = {**raw, "scheduler": {**sc, "grace_period": max_epochs}}
     if graced and scheduler.grace_period > max_epochs:
-        raise ConfigError("scheduler.grace_period", f"{scheduler.grace_period} is more than max_epochs={max_epochs}", f"set scheduler.grace_period to at most {max_epochs}")
+        raise ConfigError(
+            "scheduler.grace_period",
+            f"{scheduler.grace_period} is more than max_epochs={max_epochs}",
+            f"set scheduler.grace_period to at most {max_epochs}",
+        )
     try:
         space = parse_space(space_spec, model)
     except SpaceError as exc:
@@ -425,7 +484,8 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
         output_dir=Path(str(output_dir)).expanduser().resolve(),
         verbose=bool(raw.get("verbose", False)),
         dataset=DatasetSettings(
-            name=str(d.get("name")), path=d.get("path"),
+            name=str(d.get("name")),
+            path=d.get("path"),
             val_fraction=_number(d, "val_fraction", float, label="dataset.val_fraction"),
             limit=_number(d, "limit", int, 2, allow_none=True, label="dataset.limit"),
             options={k: v for k, v in d.items() if k not in ("name", "path", "val_fraction", "limit")},
@@ -438,12 +498,21 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
             num_cpus=_number(rs, "num_cpus", int, 1, allow_none=True, label="resources.num_cpus"),
             max_retries=_number(rs, "max_retries", int, 0, label="resources.max_retries"),
             custom=_custom(rs),
-            checkpoint_every_s=_number(rs, "checkpoint_every_s", float, 0, label="resources.checkpoint_every_s") if "checkpoint_every_s" in rs else ResourceSettings.checkpoint_every_s,
-            keep_checkpoints=_number(rs, "keep_checkpoints", int, 1, allow_none=True, label="resources.keep_checkpoints") if "keep_checkpoints" in rs else ResourceSettings.keep_checkpoints,
+            checkpoint_every_s=_number(rs, "checkpoint_every_s", float, 0, label="resources.checkpoint_every_s")
+            if "checkpoint_every_s" in rs
+            else ResourceSettings.checkpoint_every_s,
+            keep_checkpoints=_number(rs, "keep_checkpoints", int, 1, allow_none=True, label="resources.keep_checkpoints")
+            if "keep_checkpoints" in rs
+            else ResourceSettings.keep_checkpoints,
         ),
-        tracking=TrackingSettings(uri=tr.get("uri"), experiment=str(tr.get("experiment") or "sweeps"), log_best_model=bool(tr.get("log_best_model", True)),
-                                  registered_model=tr.get("registered_model") or None,
-                                  study_storage=_study_storage(tr), log_report=bool(tr.get("log_report", True))),
+        tracking=TrackingSettings(
+            uri=tr.get("uri"),
+            experiment=str(tr.get("experiment") or "sweeps"),
+            log_best_model=bool(tr.get("log_best_model", True)),
+            registered_model=tr.get("registered_model") or None,
+            study_storage=_study_storage(tr),
+            log_report=bool(tr.get("log_report", True)),
+        ),
         warm_start=_warm_start(raw.get("warm_start") or {}, space),
         model=flatten(model),  # nested groups (augment: {flip: ...}) as the dotted keys a space names
         space=space,

@@ -32,12 +32,19 @@ def main(name: str, output_dir: Path, study_storage: str | None, host: str, port
     except ImportError:
         raise ConfigError("dashboard", "optuna-dashboard is not installed", INSTALL) from None
     if study_storage is None and not (output_dir / "optuna.db").exists():
-        raise ConfigError("output_dir", f"no Optuna study database at {output_dir / 'optuna.db'}", "run a sweep first, or set output_dir=<the sweep's folder>")
+        raise ConfigError(
+            "output_dir",
+            f"no Optuna study database at {output_dir / 'optuna.db'}",
+            "run a sweep first, or set output_dir=<the sweep's folder>",
+        )
     storage = open_storage(output_dir, study_storage)
     names = optuna.study.get_all_study_names(storage)
     if name not in names:
-        raise ConfigError("name", f"no sweep named {name!r} in {storage_url(output_dir, study_storage)}",
-                          f"open one of: {', '.join(sorted(names))}" if names else "run a sweep first")
+        raise ConfigError(
+            "name",
+            f"no sweep named {name!r} in {storage_url(output_dir, study_storage)}",
+            f"open one of: {', '.join(sorted(names))}" if names else "run a sweep first",
+        )
     url = study_url(host, port, storage.get_study_id_from_name(name))
     print(f"optuna-dashboard of sweep {name} on {url}  (Ctrl-C to stop)", file=out, flush=True)
     try:

@@ -158,13 +158,15 @@ def _load_npz(path: str | None) -> Raw:
             arrays = {k: npz[k] for k in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise DatasetError(
-            "dataset.path", f"{file} is not a readable .npz ({type(exc).__name__}: {exc})",
+            "dataset.path",
+            f"{file} is not a readable .npz ({type(exc).__name__}: {exc})",
             "write it with numpy.savez(path, x_train=..., y_train=...)",
         ) from None
     missing = [k for k in ("x_train", "y_train") if k not in arrays]
     if missing:
         raise DatasetError(
-            "dataset.path", f"{file} lacks {', '.join(missing)} (has {', '.join(arrays) or 'nothing'})",
+            "dataset.path",
+            f"{file} lacks {', '.join(missing)} (has {', '.join(arrays) or 'nothing'})",
             "save the arrays under the names x_train and y_train (optionally x_test and y_test)",
         )
     return arrays["x_train"], arrays["y_train"], arrays.get("x_test"), arrays.get("y_test"), file.as_uri()
@@ -225,8 +227,15 @@ def _labels(y: np.ndarray, n: int, key: str) -> np.ndarray:
 DATASETS = (*LOADERS, "folder")  # every name dataset=<name> accepts
 
 
-def load_dataset(name: str, path: str | None = None, val_fraction: float = 0.2, limit: int | None = None, seed: int = 0,
-                 options: dict[str, Any] | None = None, output_dir: Path | None = None) -> Dataset:
+def load_dataset(
+    name: str,
+    path: str | None = None,
+    val_fraction: float = 0.2,
+    limit: int | None = None,
+    seed: int = 0,
+    options: dict[str, Any] | None = None,
+    output_dir: Path | None = None,
+) -> Dataset:
     """Load, check, scale, add the channel axis and split train/validation by seed.
 
     `options`: the dataset group's other settings (a folder's image_size, color_mode, ...);
@@ -264,9 +273,17 @@ def load_dataset(name: str, path: str | None = None, val_fraction: float = 0.2, 
     n_val = max(1, int(round(len(order) * val_fraction)))
     val, train = order[:n_val], order[n_val:]
     return Dataset(
-        name=name, source=source,
-        x_train=x[train], y_train=y[train], x_val=x[val], y_val=y[val],
-        num_classes=num_classes, digest=digest, x_test=x_test, y_test=y_test, scale=scale,
+        name=name,
+        source=source,
+        x_train=x[train],
+        y_train=y[train],
+        x_val=x[val],
+        y_val=y[val],
+        num_classes=num_classes,
+        digest=digest,
+        x_test=x_test,
+        y_test=y_test,
+        scale=scale,
     )
 
 
@@ -282,11 +299,15 @@ def _split_order(n: int, val_fraction: float, limit: int | None, seed: int) -> t
     return order[n_val:], order[:n_val]
 
 
-def _load_folder(path: str | None, val_fraction: float, limit: int | None, seed: int, options: dict[str, Any], output_dir: Path | None) -> Dataset:
+def _load_folder(
+    path: str | None, val_fraction: float, limit: int | None, seed: int, options: dict[str, Any], output_dir: Path | None
+) -> Dataset:
     from sweeps import feed, folders
 
     if not path:
-        raise DatasetError("dataset.path", "no folder given", "run with dataset=folder dataset.path=/path/to/images (one subfolder per class)")
+        raise DatasetError(
+            "dataset.path", "no folder given", "run with dataset=folder dataset.path=/path/to/images (one subfolder per class)"
+        )
     try:
         opts = folders.parse_options(options)
         scanned = folders.scan(str(path), opts.test_path)
@@ -312,26 +333,54 @@ def _load_folder(path: str | None, val_fraction: float, limit: int | None, seed:
     counts = np.bincount(labels[train_idx], minlength=len(scanned.class_names))
     if (counts == 0).any():  # every image of a class was skipped as corrupt
         empty = scanned.class_names[int(np.argmin(counts))]
-        raise DatasetError("dataset.path", f"class {empty!r} has no decodable images", "add readable images to it or remove the folder")
+        raise DatasetError(
+            "dataset.path", f"class {empty!r} has no decodable images", "add readable images to it or remove the folder"
+        )
     cache = folders.manifest_store(output_dir) / "cache" if output_dir is not None else None
     manifest, read = folders.build_manifest(scanned, cache, bad_keys)
     tr, va = _split_order(len(train_idx), val_fraction, limit, seed)
     train, val = train_idx[tr], train_idx[va]
-    extra = {"dataset.files": str(len(files)), "dataset.files_hashed": str(read), "dataset.ignored_files": str(len(scanned.ignored)),
-             "dataset.skipped_corrupt": str(len(bad)), "dataset.options": opts.describe()}
-    common = dict(name="folder", source=Path(scanned.root).as_uri(), num_classes=len(scanned.class_names), digest=manifest.digest,
-                  y_train=labels[train], y_val=labels[val], y_test=labels[test_idx] if len(test_idx) else None,
-                  class_names=scanned.class_names, manifest=manifest, extra=extra, scale=255.0)
+    extra = {
+        "dataset.files": str(len(files)),
+        "dataset.files_hashed": str(read),
+        "dataset.ignored_files": str(len(scanned.ignored)),
+        "dataset.skipped_corrupt": str(len(bad)),
+        "dataset.options": opts.describe(),
+    }
+    common = dict(
+        name="folder",
+        source=Path(scanned.root).as_uri(),
+        num_classes=len(scanned.class_names),
+        digest=manifest.digest,
+        y_train=labels[train],
+        y_val=labels[val],
+        y_test=labels[test_idx] if len(test_idx) else None,
+        class_names=scanned.class_names,
+        manifest=manifest,
+        extra=extra,
+        scale=255.0,
+    )
     if streamed:
         spec = feed.StreamSpec(
-            version=f"{manifest.digest}-{h}x{w}x{opts.channels}", size=opts.image_size, channels=opts.channels,
-            train_paths=tuple(files[i].path for i in train), y_train=labels[train],
-            val_paths=tuple(files[i].path for i in val), y_val=labels[val],
-            test_paths=tuple(files[i].path for i in test_idx), y_test=labels[test_idx], cache_dir=opts.cache_dir,
+            version=f"{manifest.digest}-{h}x{w}x{opts.channels}",
+            size=opts.image_size,
+            channels=opts.channels,
+            train_paths=tuple(files[i].path for i in train),
+            y_train=labels[train],
+            val_paths=tuple(files[i].path for i in val),
+            y_val=labels[val],
+            test_paths=tuple(files[i].path for i in test_idx),
+            y_test=labels[test_idx],
+            cache_dir=opts.cache_dir,
         )
         shape = (h, w, opts.channels)
-        return Dataset(x_train=feed.shape_only(len(train), shape), x_val=feed.shape_only(len(val), shape),
-                       x_test=feed.shape_only(len(test_idx), shape) if len(test_idx) else None, stream=spec, **common)
+        return Dataset(
+            x_train=feed.shape_only(len(train), shape),
+            x_val=feed.shape_only(len(val), shape),
+            x_test=feed.shape_only(len(test_idx), shape) if len(test_idx) else None,
+            stream=spec,
+            **common,
+        )
     assert pixels is not None
     images = pixels[keep]
 

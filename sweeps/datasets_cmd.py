@@ -14,18 +14,24 @@ from pathlib import Path
 from typing import Any, TextIO
 
 EXIT_BAD_INPUT = 2
-COLUMNS = (("name", "NAME"), ("digest", "DIGEST"), ("source", "SOURCE"), ("shape", "SHAPE"),
-           ("rows", "ROWS"), ("num_classes", "CLASSES"), ("sweeps", "SWEEPS"))
+COLUMNS = (
+    ("name", "NAME"),
+    ("digest", "DIGEST"),
+    ("source", "SOURCE"),
+    ("shape", "SHAPE"),
+    ("rows", "ROWS"),
+    ("num_classes", "CLASSES"),
+    ("sweeps", "SWEEPS"),
+)
 
 
 def table(rows: Sequence[dict[str, Any]]) -> str:
     """A plain text table of `tracking.dataset_inputs` rows (columns padded, no wrapping)."""
     cells = [[title for _, title in COLUMNS]]
     for row in rows:
-        cells.append([
-            ", ".join(row[key]) if key == "sweeps" else ("" if row.get(key) is None else str(row[key]))
-            for key, _ in COLUMNS
-        ])
+        cells.append(
+            [", ".join(row[key]) if key == "sweeps" else ("" if row.get(key) is None else str(row[key])) for key, _ in COLUMNS]
+        )
     widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in cells)
 
@@ -34,12 +40,18 @@ def main(tracking_uri: str, experiment: str, out: TextIO = sys.stdout) -> int:
     from tracking import dataset_inputs, store_exists
 
     if not store_exists(tracking_uri):
-        print(f"error: tracking.uri: no MLflow store at {tracking_uri}. Fix: run a sweep first, or set output_dir=<the sweep's folder> "
-              "or tracking.uri=...", file=sys.stderr)
+        print(
+            f"error: tracking.uri: no MLflow store at {tracking_uri}. Fix: run a sweep first, or set output_dir=<the sweep's folder> "
+            "or tracking.uri=...",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     rows = dataset_inputs(tracking_uri, experiment)
     if not rows:
-        print(f"No datasets recorded in experiment {experiment!r} of {tracking_uri} (run a sweep, or set tracking.experiment=...)", file=out)
+        print(
+            f"No datasets recorded in experiment {experiment!r} of {tracking_uri} (run a sweep, or set tracking.experiment=...)",
+            file=out,
+        )
         return 0
     print(f"Datasets used by the runs of experiment {experiment!r} ({tracking_uri}):", file=out)
     print(table(rows), file=out)
@@ -70,7 +82,9 @@ def _resolve(output_dir: Path, ref: str, tracking_uri: str | None, experiment: s
     return found, label
 
 
-def diff_main(output_dir: Path, a: str, b: str, out: TextIO = sys.stdout, tracking_uri: str | None = None, experiment: str = "sweeps") -> int:
+def diff_main(
+    output_dir: Path, a: str, b: str, out: TextIO = sys.stdout, tracking_uri: str | None = None, experiment: str = "sweeps"
+) -> int:
     """`python -m sweeps datasets diff A B`: files added, removed and changed, and per-class counts."""
     from sweeps.folders import diff
 
@@ -79,13 +93,18 @@ def diff_main(output_dir: Path, a: str, b: str, out: TextIO = sys.stdout, tracki
         manifest, label = _resolve(output_dir, ref, tracking_uri, experiment)
         if manifest is None:
             known = sorted(p.stem[:12] for p in (output_dir / "datasets" / "manifests").glob("*.json"))
-            print(f"error: datasets diff: no folder dataset version {ref!r} in {output_dir}. Fix: give a sweep name or a digest "
-                  f"(python -m sweeps datasets lists them){'; known: ' + ', '.join(known) if known else ''}, or set output_dir=...", file=sys.stderr)
+            print(
+                f"error: datasets diff: no folder dataset version {ref!r} in {output_dir}. Fix: give a sweep name or a digest "
+                f"(python -m sweeps datasets lists them){'; known: ' + ', '.join(known) if known else ''}, or set output_dir=...",
+                file=sys.stderr,
+            )
             return EXIT_BAD_INPUT
         found.append((manifest, label))
     (ma, la), (mb, lb) = found
     change = diff(ma, mb)
-    print(f"Dataset {la} -> {lb}: {len(change.added)} added, {len(change.removed)} removed, {len(change.changed)} changed", file=out)
+    print(
+        f"Dataset {la} -> {lb}: {len(change.added)} added, {len(change.removed)} removed, {len(change.changed)} changed", file=out
+    )
     for label, items in (("added", change.added), ("removed", change.removed), ("changed", change.changed)):
         for item in items:
             print(f"  {label:<8}{item}", file=out)

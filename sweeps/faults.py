@@ -50,7 +50,10 @@ def _firing(params: Mapping[str, Any], kinds: tuple[str, ...], epoch: int | None
 
 def _first_time(kind: str, params: Mapping[str, Any]) -> bool:
     """True once per trial (per params) and kind: a marker file in SWEEPS_FAULTS_DIR remembers it."""
-    marker = Path(os.environ.get(ENV_DIR, "/tmp")) / f"{kind.removesuffix('_once')}ed-{hashlib.sha1(repr(sorted(params.items())).encode()).hexdigest()[:16]}"
+    marker = (
+        Path(os.environ.get(ENV_DIR, "/tmp"))
+        / f"{kind.removesuffix('_once')}ed-{hashlib.sha1(repr(sorted(params.items())).encode()).hexdigest()[:16]}"
+    )
     if marker.exists():
         return False
     marker.write_text(str(os.getpid()))

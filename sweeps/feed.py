@@ -93,12 +93,15 @@ def _decode_into(paths: tuple[str, ...], spec: StreamSpec, out: np.ndarray, batc
         image.set_shape((h, w, spec.channels))
         return image
 
-    pipeline = (tf.data.Dataset.from_tensor_slices(list(paths))
-                .map(mapped, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-                .batch(batch).prefetch(2))
+    pipeline = (
+        tf.data.Dataset.from_tensor_slices(list(paths))
+        .map(mapped, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .batch(batch)
+        .prefetch(2)
+    )
     at = 0
     for images in pipeline.as_numpy_iterator():
-        out[at:at + len(images)] = images
+        out[at : at + len(images)] = images
         at += len(images)
 
 

@@ -65,21 +65,40 @@ def parse_options(raw: Mapping[str, Any]) -> FolderOptions:
     """`dataset.*` settings of a folder dataset, checked; raises FolderError naming the key."""
     defaults = FolderOptions()
     size = raw.get("image_size", list(defaults.image_size))
-    if (not isinstance(size, (list, tuple)) or len(size) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
-        raise FolderError("dataset.image_size", f"{size!r} is not two positive integers", "write dataset.image_size=[64,64] (height, width)")
+    if (
+        not isinstance(size, (list, tuple))
+        or len(size) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
+    ):
+        raise FolderError(
+            "dataset.image_size", f"{size!r} is not two positive integers", "write dataset.image_size=[64,64] (height, width)"
+        )
     mode = raw.get("color_mode", defaults.color_mode)
     if mode not in COLOR_MODES:
-        raise FolderError("dataset.color_mode", f"{mode!r} is not rgb or grayscale", "set dataset.color_mode=rgb or dataset.color_mode=grayscale")
+        raise FolderError(
+            "dataset.color_mode",
+            f"{mode!r} is not rgb or grayscale",
+            "set dataset.color_mode=rgb or dataset.color_mode=grayscale",
+        )
     skip = raw.get("skip_corrupt", False)
     if not isinstance(skip, bool):
         raise FolderError("dataset.skip_corrupt", f"{skip!r} is not true or false", "set dataset.skip_corrupt=true or false")
     limit = raw.get("memory_limit_mb", defaults.memory_limit_mb)
     if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0:
-        raise FolderError("dataset.memory_limit_mb", f"{limit!r} is not a positive number", "set dataset.memory_limit_mb=2048 (megabytes of decoded images held in memory)")
+        raise FolderError(
+            "dataset.memory_limit_mb",
+            f"{limit!r} is not a positive number",
+            "set dataset.memory_limit_mb=2048 (megabytes of decoded images held in memory)",
+        )
     test_path, cache_dir = raw.get("test_path"), raw.get("cache_dir")
-    return FolderOptions((int(size[0]), int(size[1])), str(mode), str(test_path) if test_path else None, skip, float(limit),
-                         str(cache_dir) if cache_dir else None)
+    return FolderOptions(
+        (int(size[0]), int(size[1])),
+        str(mode),
+        str(test_path) if test_path else None,
+        skip,
+        float(limit),
+        str(cache_dir) if cache_dir else None,
+    )
 
 
 # ---------------------------------------------------------------- scanning
@@ -106,7 +125,11 @@ class Scan:
 
 def _folder(path: str | os.PathLike[str], key: str) -> Path:
     folder = Path(path).expanduser()
-    fix = "point dataset.path at a folder with one subfolder of images per class" if key == "dataset.path" else f"point {key} at a folder of class subfolders"
+    fix = (
+        "point dataset.path at a folder with one subfolder of images per class"
+        if key == "dataset.path"
+        else f"point {key} at a folder of class subfolders"
+    )
     if not folder.exists():
         raise FolderError(key, f"{folder} does not exist", fix)
     if not folder.is_dir():
@@ -129,7 +152,9 @@ def _walk(folder: str) -> Iterable[os.DirEntry[str]]:
 def _classes(root: Path, key: str) -> list[str]:
     names = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
     if not names:
-        raise FolderError(key, f"{root} has no class subfolders", f"put the images in one subfolder per class: {root}/<class name>/<image>")
+        raise FolderError(
+            key, f"{root} has no class subfolders", f"put the images in one subfolder per class: {root}/<class name>/<image>"
+        )
     return names
 
 
@@ -146,8 +171,11 @@ def _split_files(split: str, root: Path, classes: Sequence[str], key: str, ignor
             files.append(Found(split, str(root), rel, name, entry.path, f"{split}/{rel}"))
             count += 1
         if count == 0:
-            raise FolderError(key, f"class folder {name!r} in {root} holds no images ({', '.join(IMAGE_SUFFIXES)})",
-                              "add images to it or remove the folder")
+            raise FolderError(
+                key,
+                f"class folder {name!r} in {root} holds no images ({', '.join(IMAGE_SUFFIXES)})",
+                "add images to it or remove the folder",
+            )
     return files
 
 
@@ -160,22 +188,36 @@ def scan(path: str, test_path: str | None = None) -> Scan:
     elif (root / "train").is_dir() and (root / "test").is_dir():
         train_root, test_root = root / "train", root / "test"
     loose = [e.name for e in os.scandir(train_root) if e.is_file() and e.name.lower().endswith(IMAGE_SUFFIXES)]
-    hint = f" ({len(loose)} images lie directly in it: is it one class's folder? point dataset.path at the folder above)" if loose else ""
+    hint = (
+        f" ({len(loose)} images lie directly in it: is it one class's folder? point dataset.path at the folder above)"
+        if loose
+        else ""
+    )
     classes = _classes(train_root, "dataset.path")
     if len(classes) < 2:
-        raise FolderError("dataset.path", f"{train_root} has one class folder ({classes[0]!r}){hint}",
-                          "a classifier needs at least two classes: add a subfolder per class")
+        raise FolderError(
+            "dataset.path",
+            f"{train_root} has one class folder ({classes[0]!r}){hint}",
+            "a classifier needs at least two classes: add a subfolder per class",
+        )
     # Files beside the class folders belong to no class: ignored and counted, as non-images are.
-    ignored: list[str] = [os.path.relpath(e.path, root).replace(os.sep, "/") for folder in {root, train_root, test_root} - {None}
-                          for e in os.scandir(folder) if e.is_file()]  # type: ignore[arg-type]
+    ignored: list[str] = [
+        os.path.relpath(e.path, root).replace(os.sep, "/")
+        for folder in {root, train_root, test_root} - {None}
+        for e in os.scandir(folder)
+        if e.is_file()
+    ]  # type: ignore[arg-type]
     files = _split_files("train", train_root, classes, "dataset.path", ignored, root)
     if test_root is not None:
         test_key = "dataset.test_path" if test_path else "dataset.path"
         test_classes = _classes(test_root, test_key)
         unknown = sorted(set(test_classes) - set(classes))
         if unknown:
-            raise FolderError(test_key, f"test classes {', '.join(map(repr, unknown))} have no folder in {train_root}",
-                              "name the test class folders as the training ones")
+            raise FolderError(
+                test_key,
+                f"test classes {', '.join(map(repr, unknown))} have no folder in {train_root}",
+                "name the test class folders as the training ones",
+            )
         files += _split_files("test", test_root, test_classes, test_key, ignored, root)
     files.sort(key=lambda f: (f.split, f.relpath))
     return Scan(str(root), tuple(classes), tuple(files), tuple(sorted(ignored)))
@@ -268,23 +310,35 @@ class Manifest:
     digest: str = ""
 
     @staticmethod
-    def make(root: str, class_names: Sequence[str], entries: Sequence[Entry], ignored: Sequence[str] = (), skipped: Sequence[str] = ()) -> "Manifest":
+    def make(
+        root: str, class_names: Sequence[str], entries: Sequence[Entry], ignored: Sequence[str] = (), skipped: Sequence[str] = ()
+    ) -> Manifest:
         ordered = tuple(sorted(entries, key=lambda e: (e.split, e.relpath)))
         return Manifest(root, tuple(class_names), ordered, tuple(ignored), tuple(skipped), manifest_digest(ordered, class_names))
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "version": MANIFEST_VERSION, "digest": self.digest, "root": self.root, "class_names": list(self.class_names),
+            "version": MANIFEST_VERSION,
+            "digest": self.digest,
+            "root": self.root,
+            "class_names": list(self.class_names),
             "columns": ["split", "path", "size", "blake2b", "label"],
             "files": [[e.split, e.relpath, e.size, e.hash, e.label] for e in self.entries],
-            "ignored": list(self.ignored), "skipped": list(self.skipped),
+            "ignored": list(self.ignored),
+            "skipped": list(self.skipped),
         }
 
     @staticmethod
-    def from_json(data: Mapping[str, Any]) -> "Manifest":
+    def from_json(data: Mapping[str, Any]) -> Manifest:
         entries = tuple(Entry(str(s), str(p), int(n), str(h), str(lab)) for s, p, n, h, lab in data["files"])
-        return Manifest(str(data["root"]), tuple(data["class_names"]), entries, tuple(data.get("ignored", ())),
-                        tuple(data.get("skipped", ())), str(data["digest"]))
+        return Manifest(
+            str(data["root"]),
+            tuple(data["class_names"]),
+            entries,
+            tuple(data.get("ignored", ())),
+            tuple(data.get("skipped", ())),
+            str(data["digest"]),
+        )
 
     def counts(self, split: str | None = None) -> Counter[str]:
         return Counter(e.label for e in self.entries if split is None or e.split == split)
@@ -299,7 +353,11 @@ def build_manifest(scanned: Scan, cache_dir: Path | None, skipped: Sequence[str]
     """(manifest, files read). `skipped`: keys (split/relpath) of undecodable files to leave out."""
     stats, read = hash_files(scanned.files, cache_dir, scanned.root)
     left_out = set(skipped)
-    entries = [Entry(f.split, f.relpath, size, digest, f.label) for f, (size, _, digest) in zip(scanned.files, stats) if f.key not in left_out]
+    entries = [
+        Entry(f.split, f.relpath, size, digest, f.label)
+        for f, (size, _, digest) in zip(scanned.files, stats)
+        if f.key not in left_out
+    ]
     return Manifest.make(scanned.root, scanned.class_names, entries, scanned.ignored, sorted(left_out)), read
 
 
@@ -354,8 +412,11 @@ def diff(a: Manifest, b: Manifest) -> Diff:
     right = {f"{e.split}/{e.relpath}": e for e in b.entries}
     changed = sorted(k for k in left.keys() & right.keys() if (left[k].hash, left[k].label) != (right[k].hash, right[k].label))
     return Diff(
-        added=tuple(sorted(right.keys() - left.keys())), removed=tuple(sorted(left.keys() - right.keys())), changed=tuple(changed),
-        counts_a=dict(sorted(a.counts().items())), counts_b=dict(sorted(b.counts().items())),
+        added=tuple(sorted(right.keys() - left.keys())),
+        removed=tuple(sorted(left.keys() - right.keys())),
+        changed=tuple(changed),
+        counts_a=dict(sorted(a.counts().items())),
+        counts_b=dict(sorted(b.counts().items())),
     )
 
 
@@ -383,8 +444,9 @@ def decode_file(path: str, size: tuple[int, int], channels: int) -> np.ndarray:
     return pixels.reshape(size[0], size[1], channels)
 
 
-def decode_many(paths: Sequence[str], size: tuple[int, int], channels: int, out: np.ndarray | None = None,
-                threads: int | None = None) -> tuple[np.ndarray, list[int]]:
+def decode_many(
+    paths: Sequence[str], size: tuple[int, int], channels: int, out: np.ndarray | None = None, threads: int | None = None
+) -> tuple[np.ndarray, list[int]]:
     """Decode `paths` into `out` (uint8, N x H x W x C; allocated if None) on a few threads (Pillow
     releases the GIL while it decodes). Returns (out, indices of files that could not be decoded)."""
     if out is None:
@@ -404,8 +466,11 @@ def decode_many(paths: Sequence[str], size: tuple[int, int], channels: int, out:
 
 def corrupt_error(relpaths: Sequence[str], root: str) -> FolderError:
     more = f" and {len(relpaths) - 1} more" if len(relpaths) > 1 else ""
-    return FolderError("dataset.path", f"{os.path.join(root, relpaths[0])} cannot be decoded as an image{more}",
-                       "replace or remove the file, or set dataset.skip_corrupt=true to skip such files (they are counted and logged)")
+    return FolderError(
+        "dataset.path",
+        f"{os.path.join(root, relpaths[0])} cannot be decoded as an image{more}",
+        "replace or remove the file, or set dataset.skip_corrupt=true to skip such files (they are counted and logged)",
+    )
 
 
 def check_decodable(paths: Sequence[str], threads: int | None = None) -> list[int]:

@@ -37,14 +37,17 @@ def load_images(input_path: Path, preprocessing: dict[str, Any] | None = None) -
     try:
         npz = np.load(file, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise DatasetError("input", f"{file} is not a readable .npz archive ({type(exc).__name__}: {str(exc)[:80]})", fix) from None
+        raise DatasetError(
+            "input", f"{file} is not a readable .npz archive ({type(exc).__name__}: {str(exc)[:80]})", fix
+        ) from None
     if not isinstance(npz, np.lib.npyio.NpzFile):
         raise DatasetError("input", f"{file} is a single .npy array, not an .npz archive", fix)
     with npz:
         key = next((k for k in ARRAY_KEYS if k in npz.files), None)
         if key is None:
             raise DatasetError(
-                "input", f"{file} has no array named {', '.join(ARRAY_KEYS)} (has {', '.join(npz.files) or 'nothing'})",
+                "input",
+                f"{file} has no array named {', '.join(ARRAY_KEYS)} (has {', '.join(npz.files) or 'nothing'})",
                 "save the images with numpy.savez(path, x=images)",
             )
         try:
@@ -78,7 +81,11 @@ def image_files(input_path: Path) -> list[Path] | None:
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.name.lower().endswith(IMAGE_SUFFIXES))
         if not files:
-            raise DatasetError("input", f"{path} holds no images ({', '.join(IMAGE_SUFFIXES)})", "give a folder of images, an image file or an .npz")
+            raise DatasetError(
+                "input",
+                f"{path} holds no images ({', '.join(IMAGE_SUFFIXES)})",
+                "give a folder of images, an image file or an .npz",
+            )
         return files
     return [path] if path.name.lower().endswith(IMAGE_SUFFIXES) and path.is_file() else None
 
@@ -110,12 +117,17 @@ def main(model_uri: str, input_path: Path, tracking_uri: str, out: TextIO = sys.
     from tracking import RegistryError, class_names, load_model_and_preprocessing, store_exists
 
     if not store_exists(tracking_uri):
-        return _fail("tracking.uri", f"no MLflow store at {tracking_uri}", "run a sweep first, or set output_dir=<the sweep's folder> or tracking.uri=...")
+        return _fail(
+            "tracking.uri",
+            f"no MLflow store at {tracking_uri}",
+            "run a sweep first, or set output_dir=<the sweep's folder> or tracking.uri=...",
+        )
     try:
         model, preprocessing = load_model_and_preprocessing(tracking_uri, model_uri)
     except RegistryError as exc:
         return _fail(
-            "model", str(exc),
+            "model",
+            str(exc),
             "give --model models:/<name>@champion (a registered model), models:/m-<id> (a sweep's best model, "
             "tag sweeps.best_model_uri of its MLflow run) or runs:/<run id>/model",
         )
@@ -127,11 +139,18 @@ def main(model_uri: str, input_path: Path, tracking_uri: str, out: TextIO = sys.
             return _fail(exc.key, exc.problem, exc.fix)
     else:
         if preprocessing is None:
-            print(f"warning: {model_uri} was logged without its preprocessing; images are scaled by their own range", file=sys.stderr)
+            print(
+                f"warning: {model_uri} was logged without its preprocessing; images are scaled by their own range",
+                file=sys.stderr,
+            )
         key, images = load_images(input_path, preprocessing)
     if images.shape[1:] != expected:
         got, want = "x".join(map(str, images.shape[1:])), "x".join(map(str, expected))
-        return _fail(f"input {key}", f"images are {got} but model {model_uri} takes {want}", f"give {want} images (height x width x channels), as in its training data")
+        return _fail(
+            f"input {key}",
+            f"images are {got} but model {model_uri} takes {want}",
+            f"give {want} images (height x width x channels), as in its training data",
+        )
     classes, probabilities = predict(model, images)
     names = class_names(tracking_uri, model_uri)
     for index, (cls, prob) in enumerate(zip(classes, probabilities)):

@@ -37,8 +37,10 @@ class Progress:
         best = f"best {self.metric} {self.best:.4f}" if self.best is not None else "no trial completed yet"
         left = _duration(elapsed / done * (self.total - done)) if 0 < done < self.total else "0 s"
         why = f": {detail[:120]}" if detail else ""
-        return (f"  [{done}/{self.total} done, {self.running} running, {c['PRUNED']} stopped early, {failed} failed] "
-                f"{best} | {_duration(elapsed)} elapsed, ~{left} left | last: {outcome.lower()}{why}")
+        return (
+            f"  [{done}/{self.total} done, {self.running} running, {c['PRUNED']} stopped early, {failed} failed] "
+            f"{best} | {_duration(elapsed)} elapsed, ~{left} left | last: {outcome.lower()}{why}"
+        )
 
 
 def _duration(seconds: float) -> str:

@@ -57,13 +57,29 @@ def interrupted(study: optuna.Study, parent: RunRecord, tracking_uri: str, limit
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))[: max(0, limit)]:
         run = runs.get(str(trial.number))
         checkpoint, epoch = last_snapshot(trial)
-        steps = {s for s, _ in metric_histories(tracking_uri, run.run_id, ("train_loss",))["train_loss"]} if run is not None else set()
+        steps = (
+            {s for s, _ in metric_histories(tracking_uri, run.run_id, ("train_loss",))["train_loss"]}
+            if run is not None
+            else set()
+        )
         # Epochs that finished and were saved in the worker while the driver, already dying, never got them.
-        missing = tuple((int(h[EPOCH]), {k: v for k, v in h.items() if k != EPOCH})
-                        for h in (read_history(Path(checkpoint)) if checkpoint else []) if int(h[EPOCH]) not in steps)
-        found.append(Continuation(trial.number, run.run_id if run is not None else None, checkpoint, epoch,
-                                  max(steps | {e for e, _ in missing}, default=0), missing))
+        missing = tuple(
+            (int(h[EPOCH]), {k: v for k, v in h.items() if k != EPOCH})
+            for h in (read_history(Path(checkpoint)) if checkpoint else [])
+            if int(h[EPOCH]) not in steps
+        )
+        found.append(
+            Continuation(
+                trial.number,
+                run.run_id if run is not None else None,
+                checkpoint,
+                epoch,
+                max(steps | {e for e, _ in missing}, default=0),
+                missing,
+            )
+        )
     return found
+
 
 _WHY = {
     Outcome.INTERRUPTED: "interrupted: the sweep's driver stopped while this trial ran, and the resumed sweep had no trials left to continue it",

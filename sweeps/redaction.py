@@ -18,7 +18,9 @@ _SECRET_KEY = re.compile(r"(password|passwd|secret|token|credential|(^|_)key)$",
 # scheme://user:password@host — the password ends at the last '@' before the host part.
 _URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@'\"]*:)(?P<password>[^\s/'\"]*)(?=@)")
 # ...?password=...&token=... in a URL's query
-_QUERY_SECRET = re.compile(r"(?P<head>[?&](?:password|passwd|secret|token|api_key|access_key)=)(?P<value>[^&\s'\"]+)", re.IGNORECASE)
+_QUERY_SECRET = re.compile(
+    r"(?P<head>[?&](?:password|passwd|secret|token|api_key|access_key)=)(?P<value>[^&\s'\"]+)", re.IGNORECASE
+)
 
 
 def redact_text(text: str) -> str:

@@ -18,7 +18,6 @@ pure table functions load neither MLflow nor Ray nor Keras.
 from __future__ import annotations
 
 import json
-
 import math
 import sys
 import warnings
@@ -52,8 +51,16 @@ def frame_columns(param_names: Sequence[str] = (), n_objectives: int = 1) -> lis
     values = [f"value.{i}" for i in range(n_objectives)] if n_objectives > 1 else []
     metrics = [f"{kind}_{m}" for m in REPORTED_METRICS for kind in ("final", "best")]
     return [
-        "number", "state", "value", *values, *(f"param.{p}" for p in param_names), *metrics,
-        "epochs", "duration_s", "node", "mlflow_run_id",
+        "number",
+        "state",
+        "value",
+        *values,
+        *(f"param.{p}" for p in param_names),
+        *metrics,
+        "epochs",
+        "duration_s",
+        "node",
+        "mlflow_run_id",
     ]
 
 
@@ -160,11 +167,16 @@ def known_sweeps(output_dir: Path, study_storage: str | None = None) -> list[str
 def load_sweep_study(name: str, output_dir: Path, study_storage: str | None = None) -> optuna.Study:
     names = known_sweeps(output_dir, study_storage)
     if name not in names:
-        fix = (f"pick one of: {', '.join(names)} (python -m sweeps report <name>)" if names
-               else "run a sweep first (python -m sweeps run name=<name>), or set output_dir=<the sweep's folder>")
+        fix = (
+            f"pick one of: {', '.join(names)} (python -m sweeps report <name>)"
+            if names
+            else "run a sweep first (python -m sweeps run name=<name>), or set output_dir=<the sweep's folder>"
+        )
         raise ConfigError("name", f"no sweep named {name!r} in {output_dir}", fix)
     # A report never samples: a seeded sampler just keeps Optuna from building an unseeded default.
-    return optuna.load_study(study_name=name, storage=open_storage(output_dir, study_storage), sampler=optuna.samplers.RandomSampler(seed=0))
+    return optuna.load_study(
+        study_name=name, storage=open_storage(output_dir, study_storage), sampler=optuna.samplers.RandomSampler(seed=0)
+    )
 
 
 # ---------------------------------------------------------------- plots
@@ -220,21 +232,38 @@ def study_plots(study: optuna.Study, metric: str | None = None) -> list[Plot]:
     several = len(study.directions) > 1
     first: dict[str, Any] = {"target": (lambda t: t.values[0]), "target_name": names[0]} if several else {"target_name": names[0]}
     plots = [
-        Plot("optimization_history", lambda: vis.plot_optimization_history(study, **first),
-             lambda: vis_mpl.plot_optimization_history(study, **first)),
+        Plot(
+            "optimization_history",
+            lambda: vis.plot_optimization_history(study, **first),
+            lambda: vis_mpl.plot_optimization_history(study, **first),
+        ),
     ]
     if can_rank_params(study):
         evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)  # Optuna's default, seeded
-        plots.append(Plot("param_importances", lambda: vis.plot_param_importances(study, evaluator=evaluator, **first),
-                          lambda: vis_mpl.plot_param_importances(study, evaluator=evaluator, **first), optional=True))
+        plots.append(
+            Plot(
+                "param_importances",
+                lambda: vis.plot_param_importances(study, evaluator=evaluator, **first),
+                lambda: vis_mpl.plot_param_importances(study, evaluator=evaluator, **first),
+                optional=True,
+            )
+        )
     plots += [
-        Plot("parallel_coordinate", lambda: vis.plot_parallel_coordinate(study, **first),
-             lambda: vis_mpl.plot_parallel_coordinate(study, **first)),
+        Plot(
+            "parallel_coordinate",
+            lambda: vis.plot_parallel_coordinate(study, **first),
+            lambda: vis_mpl.plot_parallel_coordinate(study, **first),
+        ),
         Plot("slice", lambda: vis.plot_slice(study, **first), lambda: vis_mpl.plot_slice(study, **first)),
     ]
     if several:
-        plots.append(Plot("pareto_front", lambda: vis.plot_pareto_front(study, target_names=names),
-                          lambda: vis_mpl.plot_pareto_front(study, target_names=names)))
+        plots.append(
+            Plot(
+                "pareto_front",
+                lambda: vis.plot_pareto_front(study, target_names=names),
+                lambda: vis_mpl.plot_pareto_front(study, target_names=names),
+            )
+        )
     return plots
 
 
@@ -244,7 +273,9 @@ def top_completed(frame: pd.DataFrame, study: optuna.Study, n: int = TOP_CURVES)
     return done.sort_values(["value", "number"], ascending=[not maximize, True]).head(n)
 
 
-def curves(top: pd.DataFrame, runs: Mapping[str, RunRecord], metric: str = CURVE_METRIC) -> list[tuple[str, list[int], list[float]]]:
+def curves(
+    top: pd.DataFrame, runs: Mapping[str, RunRecord], metric: str = CURVE_METRIC
+) -> list[tuple[str, list[int], list[float]]]:
     """(label, epochs, values) of each trial in `top` that has a history of `metric`."""
     found = []
     for number, run_id, value in zip(top["number"], top["mlflow_run_id"], top["value"]):

@@ -15,9 +15,10 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import optuna
 
@@ -33,8 +34,8 @@ import ray  # noqa: E402
 from ray import tune  # noqa: E402
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback  # noqa: E402
 from ray.tune.schedulers import TrialScheduler  # noqa: E402
-from ray.tune.stopper import CombinedStopper  # noqa: E402
 from ray.tune.search.optuna import OptunaSearch  # noqa: E402
+from ray.tune.stopper import CombinedStopper  # noqa: E402
 
 from sweeps import faults  # noqa: E402
 from sweeps.checkpoints import BestCheckpoints  # noqa: E402
@@ -45,7 +46,20 @@ from sweeps.recovery import Continuation  # noqa: E402
 from sweeps.search import make_sampler, open_storage  # noqa: E402
 from sweeps.space import define_by_run  # noqa: E402
 from sweeps.sysmetrics import system_metrics  # noqa: E402
-from sweeps.trial import CONTINUES, EPOCH, EPOCH_METRICS, FAILED_ERROR, FINISHED, INFEASIBLE, MODEL_FILE, TrialSettings, best_key, objective_key, reached_goal, train_trial  # noqa: E402
+from sweeps.trial import (  # noqa: E402
+    CONTINUES,
+    EPOCH,
+    EPOCH_METRICS,
+    FAILED_ERROR,
+    FINISHED,
+    INFEASIBLE,
+    MODEL_FILE,
+    TrialSettings,
+    best_key,
+    objective_key,
+    reached_goal,
+    train_trial,
+)
 from tracking import RunStatus, SweepTracker  # noqa: E402
 
 
@@ -55,7 +69,9 @@ class SweepSearch(OptunaSearch):
     no intermediate value so TPE ranks them worst and learns to avoid them. Interrupted trials of
     a resumed sweep are proposed first, as themselves: same Optuna trial, same params."""
 
-    def __init__(self, *args: Any, objective_keys: list[str], continuations: tuple[Continuation, ...] = (), **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, objective_keys: list[str], continuations: tuple[Continuation, ...] = (), **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._objective_keys = objective_keys
         self._to_continue = list(continuations)
@@ -71,7 +87,9 @@ class SweepSearch(OptunaSearch):
             return super().suggest(trial_id)
         todo = self._to_continue.pop(0)
         storage = self._ot_study._storage
-        ot_trial = optuna.Trial(self._ot_study, storage.get_trial_id_from_study_id_trial_number(self._ot_study._study_id, todo.number))
+        ot_trial = optuna.Trial(
+            self._ot_study, storage.get_trial_id_from_study_id_trial_number(self._ot_study._study_id, todo.number)
+        )
         self._ot_trials[trial_id] = ot_trial
         self.continued[trial_id] = todo
         params = self._suggest_from_define_by_run_func(self._space, ot_trial)  # the values it already has
@@ -79,7 +97,9 @@ class SweepSearch(OptunaSearch):
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self._last[trial_id] = result
-        if not result.get(INFEASIBLE) and not result.get(FAILED_ERROR):  # Optuna's intermediate values by epoch, as MLflow's steps
+        if not result.get(INFEASIBLE) and not result.get(
+            FAILED_ERROR
+        ):  # Optuna's intermediate values by epoch, as MLflow's steps
             super().on_trial_result(trial_id, {**result, "training_iteration": result.get(EPOCH, result["training_iteration"])})
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
@@ -107,7 +127,7 @@ class KeepBestCheckpoints(tune.Callback):
     """Deletes the checkpoints of finished trials outside the sweep's best k (sweeps.checkpoints);
     a 1,000-trial sweep keeps k models, not 1,000. Failed, pruned and infeasible trials keep none."""
 
-    def __init__(self, keep: int | None, metric: str, mode: str, tracking: "TrackingCallback") -> None:
+    def __init__(self, keep: int | None, metric: str, mode: str, tracking: TrackingCallback) -> None:
         self.book, self.key, self.tracking = BestCheckpoints(keep, mode), best_key(metric), tracking
         self.folders: dict[str, Path] = {}
 
@@ -130,7 +150,9 @@ class KeepBestCheckpoints(tune.Callback):
                 shutil.rmtree(checkpoint, ignore_errors=True)
             run_id = self.tracking.run_ids.get(dropped)
             if run_id:
-                self.tracking.tracker.set_tags(run_id, {"sweeps.checkpoint": "deleted: not among the sweep's best resources.keep_checkpoints"})
+                self.tracking.tracker.set_tags(
+                    run_id, {"sweeps.checkpoint": "deleted: not among the sweep's best resources.keep_checkpoints"}
+                )
 
 
 class TrackingCallback(tune.Callback):
@@ -155,7 +177,10 @@ class TrackingCallback(tune.Callback):
         if continued is not None and continued.run_id:
             run_id = continued.run_id
             self.tracker.reopen_trial(run_id, params)
-            self.tracker.set_tags(run_id, {**tags, "sweeps.continued_from_epoch": str(continued.epoch), "sweeps.epochs_redone": str(continued.redone)})
+            self.tracker.set_tags(
+                run_id,
+                {**tags, "sweeps.continued_from_epoch": str(continued.epoch), "sweeps.epochs_redone": str(continued.redone)},
+            )
         else:
             run_id = self.tracker.start_trial(f"trial-{number:03d}", params, tags)
         self.run_ids[trial.trial_id] = run_id
@@ -180,7 +205,10 @@ class TrackingCallback(tune.Callback):
             self.nodes.add(str(result["node_id"]))
         if result["training_iteration"] == 1:  # fixed by the architecture and the placement: logged once per start
             values.update({k: result[k] for k in ("params", "flops", "files_decoded") if k in result})
-            self.tracker.set_tags(self.run_ids[trial.trial_id], {f"sweeps.{k}": str(result[k]) for k in ("node", "node_id", "device") if k in result})
+            self.tracker.set_tags(
+                self.run_ids[trial.trial_id],
+                {f"sweeps.{k}": str(result[k]) for k in ("node", "node_id", "device") if k in result},
+            )
         self.tracker.log_metrics(self.run_ids[trial.trial_id], values, step=step)
 
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
@@ -206,7 +234,10 @@ class TrackingCallback(tune.Callback):
         if run_id is None or trial.trial_id in self.outcomes:
             return
         self.outcomes[trial.trial_id] = outcome
-        tags = {"sweeps.state": outcome.value, "sweeps.epochs": str(trial.last_result.get(EPOCH, trial.last_result.get("training_iteration", 0)))}
+        tags = {
+            "sweeps.state": outcome.value,
+            "sweeps.epochs": str(trial.last_result.get(EPOCH, trial.last_result.get("training_iteration", 0))),
+        }
         error_text = None
         if outcome is Outcome.INFEASIBLE:
             tags["sweeps.infeasible_reason"] = str(trial.last_result[INFEASIBLE])
@@ -237,7 +268,9 @@ class WarmDriverImport(tune.Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if self.thread is None:
-            self.thread = threading.Thread(target=importlib.import_module, args=("models.conv2d",), name="warm-keras", daemon=True)
+            self.thread = threading.Thread(
+                target=importlib.import_module, args=("models.conv2d",), name="warm-keras", daemon=True
+            )
             self.thread.start()
 
 
@@ -282,8 +315,10 @@ def _asha(cfg: SweepConfig) -> TrialScheduler:
     from ray.tune.schedulers import ASHAScheduler
 
     return ASHAScheduler(
-        time_attr=EPOCH, max_t=cfg.max_epochs,  # a continued trial's clock goes on from its checkpoint
-        grace_period=cfg.scheduler.grace_period, reduction_factor=cfg.scheduler.reduction_factor,
+        time_attr=EPOCH,
+        max_t=cfg.max_epochs,  # a continued trial's clock goes on from its checkpoint
+        grace_period=cfg.scheduler.grace_period,
+        reduction_factor=cfg.scheduler.reduction_factor,
     )
 
 
@@ -322,8 +357,9 @@ def hyperband_milestones(max_t: int, eta: int) -> frozenset[int]:
 def _median(cfg: SweepConfig) -> TrialScheduler:
     from ray.tune.schedulers import MedianStoppingRule
 
-    return MedianStoppingRule(time_attr=EPOCH, grace_period=cfg.scheduler.grace_period,
-                              min_samples_required=cfg.scheduler.min_samples)
+    return MedianStoppingRule(
+        time_attr=EPOCH, grace_period=cfg.scheduler.grace_period, min_samples_required=cfg.scheduler.min_samples
+    )
 
 
 def _from_grace(cfg: SweepConfig) -> frozenset[int]:
@@ -344,10 +380,15 @@ SCHEDULERS: dict[str, SchedulerKind] = {
     "asha": SchedulerKind("Ray Tune's ASHA: stops weak trials at rungs grace_period * reduction_factor^k", _asha, _asha_rungs),
     "hyperband": SchedulerKind(
         "Ray Tune's HyperBand (synchronous): brackets pause trials at milestones, keep the best 1/reduction_factor",
-        _hyperband, lambda cfg: hyperband_milestones(cfg.max_epochs, cfg.scheduler.reduction_factor),
-        pauses=lambda cfg: hyperband_milestones(cfg.max_epochs, cfg.scheduler.reduction_factor)),
-    "median": SchedulerKind("Ray Tune's median stopping rule: stops a trial whose best is below the median of the others' running means",
-                            _median, _from_grace),
+        _hyperband,
+        lambda cfg: hyperband_milestones(cfg.max_epochs, cfg.scheduler.reduction_factor),
+        pauses=lambda cfg: hyperband_milestones(cfg.max_epochs, cfg.scheduler.reduction_factor),
+    ),
+    "median": SchedulerKind(
+        "Ray Tune's median stopping rule: stops a trial whose best is below the median of the others' running means",
+        _median,
+        _from_grace,
+    ),
     "none": SchedulerKind("every trial trains max_epochs (FIFO)", _fifo, lambda cfg: frozenset()),
 }
 
@@ -396,13 +437,18 @@ def start_ray(cfg: SweepConfig) -> dict[str, float]:
     if on_cluster:
         _check_shared_output(cfg)
         return total  # a cluster's autoscaler may add the nodes a trial needs: let Tune wait for them
-    for kind, field_name, wanted in (("CPU", "cpus_per_trial", cfg.resources.cpus_per_trial), ("GPU", "gpus_per_trial", cfg.resources.gpus_per_trial)):
+    for kind, field_name, wanted in (
+        ("CPU", "cpus_per_trial", cfg.resources.cpus_per_trial),
+        ("GPU", "gpus_per_trial", cfg.resources.gpus_per_trial),
+    ):
         have = total.get(kind, 0.0)
         if wanted > have:
             shutdown()
             raise ConfigError(
-                f"resources.{field_name}", f"a trial asks for {wanted:g} {kind} but the Ray cluster has {have:g}",
-                f"set resources.{field_name}={have:g} or less" + (" (resources=cpu), or add GPU nodes to the cluster" if kind == "GPU" else ""),
+                f"resources.{field_name}",
+                f"a trial asks for {wanted:g} {kind} but the Ray cluster has {have:g}",
+                f"set resources.{field_name}={have:g} or less"
+                + (" (resources=cpu), or add GPU nodes to the cluster" if kind == "GPU" else ""),
             )
     return total
 
@@ -420,13 +466,16 @@ def check_nodes_see(paths: list[str], folder: str) -> None:
 
     probe = ray.remote(num_cpus=0)(_sees)
     nodes = [node["NodeID"] for node in ray.nodes() if node.get("Alive")]
-    answers = ray.get([probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(paths) for node in nodes])
+    answers = ray.get(
+        [probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(paths) for node in nodes]
+    )
     blind = [(host, missing) for host, missing in answers if missing]
     if blind:
         host, missing = blind[0]
         shutdown()
         raise ConfigError(
-            "dataset.path", f"node {host} cannot see {missing[0]} ({len(blind)} of {len(nodes)} nodes cannot read {folder})",
+            "dataset.path",
+            f"node {host} cannot see {missing[0]} ({len(blind)} of {len(nodes)} nodes cannot read {folder})",
             "put the folder on storage every node mounts (NFS, EFS, a FUSE bucket mount) at the same path, "
             "or raise dataset.memory_limit_mb so the driver loads it and sends the arrays",
         )
@@ -450,7 +499,11 @@ def _filesystem_type(path: Path) -> str:
     target = str(path.resolve())
     for line in mounts:
         fields = line.split()
-        if len(fields) >= 3 and (target == fields[1] or target.startswith(fields[1].rstrip("/") + "/")) and len(fields[1]) > len(best):
+        if (
+            len(fields) >= 3
+            and (target == fields[1] or target.startswith(fields[1].rstrip("/") + "/"))
+            and len(fields[1]) > len(best)
+        ):
             best, kind = fields[1], fields[2]
     return kind
 
@@ -461,7 +514,8 @@ def _check_shared_output(cfg: SweepConfig) -> None:
     kind = _filesystem_type(cfg.output_dir)
     if len(hosts) > 1 and not (kind in NETWORK_FILESYSTEMS or kind.startswith("fuse")):
         raise ConfigError(
-            "output_dir", f"{cfg.output_dir} is on a local {kind} filesystem, but the cluster spans {len(hosts)} machines",
+            "output_dir",
+            f"{cfg.output_dir} is on a local {kind} filesystem, but the cluster spans {len(hosts)} machines",
             "set output_dir to a folder every node mounts (NFS, EFS, a FUSE bucket mount)",
         )
 
@@ -469,7 +523,7 @@ def _check_shared_output(cfg: SweepConfig) -> None:
 class FailureLimit(tune.Stopper):
     """Stops the whole sweep once failed trials pass max_failures or max_failure_rate."""
 
-    def __init__(self, callback: "TrackingCallback", max_failures: int | None, max_rate: float | None, min_trials: int = 4) -> None:
+    def __init__(self, callback: TrackingCallback, max_failures: int | None, max_rate: float | None, min_trials: int = 4) -> None:
         self.callback, self.max_failures, self.max_rate, self.min_trials = callback, max_failures, max_rate, min_trials
         self.reason: str | None = None
 
@@ -490,17 +544,25 @@ class GoalReached(tune.Stopper):
     """Ends the sweep once a trial completes having reached `stop_at` (the trial itself stops at that
     epoch, complete): trials still running stop early (PRUNED), the rest are never started."""
 
-    def __init__(self, callback: "TrackingCallback", metric: str, mode: str, goal: float | None) -> None:
+    def __init__(self, callback: TrackingCallback, metric: str, mode: str, goal: float | None) -> None:
         self.callback, self.metric, self.mode, self.goal = callback, metric, mode, goal
         self.reason: str | None = None
         self.trial_id: str | None = None
 
     def __call__(self, trial_id: str, result: dict) -> bool:
-        if self.reason is None and result.get(FINISHED) and not result.get(INFEASIBLE) and not result.get(FAILED_ERROR) and self.metric in result \
-                and reached_goal(float(result[self.metric]), self.goal, self.mode):
+        if (
+            self.reason is None
+            and result.get(FINISHED)
+            and not result.get(INFEASIBLE)
+            and not result.get(FAILED_ERROR)
+            and self.metric in result
+            and reached_goal(float(result[self.metric]), self.goal, self.mode)
+        ):
             self.trial_id = trial_id
-            self.reason = (f"stop_at reached: trial {trial_id} has {self.metric} = {float(result[self.metric]):.4g}"
-                           f" at epoch {result.get(EPOCH)} ({'>=' if self.mode == 'max' else '<='} {self.goal:g})")
+            self.reason = (
+                f"stop_at reached: trial {trial_id} has {self.metric} = {float(result[self.metric]):.4g}"
+                f" at epoch {result.get(EPOCH)} ({'>=' if self.mode == 'max' else '<='} {self.goal:g})"
+            )
         return False
 
     def stop_all(self) -> bool:
@@ -542,8 +604,13 @@ class Interrupted(tune.Stopper):
 
 
 def run_sweep(
-    cfg: SweepConfig, data: dict[str, Any], settings: TrialSettings, tracker: SweepTracker,
-    progress: Progress, n_trials: int | None = None, experiment: str | None = None,
+    cfg: SweepConfig,
+    data: dict[str, Any],
+    settings: TrialSettings,
+    tracker: SweepTracker,
+    progress: Progress,
+    n_trials: int | None = None,
+    experiment: str | None = None,
     continuations: tuple[Continuation, ...] = (),
 ) -> SweepRun:
     """Run n_trials (default cfg.n_trials) trials into the sweep's study, the `continuations`
@@ -562,16 +629,23 @@ def run_sweep(
         metric=metrics if cfg.multi_objective else cfg.metric,
         mode=modes if cfg.multi_objective else cfg.mode,
         sampler=make_sampler(cfg.sampler, cfg.seed),
-        study_name=cfg.name, storage=storage,
-        objective_keys=[objective_key(m) for m in metrics], continuations=continuations,
+        study_name=cfg.name,
+        storage=storage,
+        objective_keys=[objective_key(m) for m in metrics],
+        continuations=continuations,
     )
     callback = TrackingCallback(tracker, search, metrics, progress)
     limit = FailureLimit(callback, cfg.max_failures, cfg.max_failure_rate)
     goal = GoalReached(callback, cfg.metric, cfg.mode, cfg.stop_at)
     interrupted = Interrupted()
     scheduler = make_scheduler(cfg)
-    settings = replace(settings, stop_epochs=stop_epochs(cfg), pause_epochs=pause_epochs(cfg), stop_at=cfg.stop_at,
-                       continue_from=tuple((c.number, c.checkpoint or "") for c in continuations))
+    settings = replace(
+        settings,
+        stop_epochs=stop_epochs(cfg),
+        pause_epochs=pause_epochs(cfg),
+        stop_at=cfg.stop_at,
+        continue_from=tuple((c.number, c.checkpoint or "") for c in continuations),
+    )
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, data=data, settings=settings),
         {"cpu": cfg.resources.cpus_per_trial, "gpu": cfg.resources.gpus_per_trial, **cfg.resources.custom},
@@ -579,18 +653,31 @@ def run_sweep(
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
-            search_alg=search, scheduler=scheduler, metric=cfg.metric, mode=cfg.mode,
-            num_samples=n_trials or cfg.n_trials, max_concurrent_trials=slots(cfg, ray.cluster_resources().get("CPU", 1)),
-            time_budget_s=cfg.time_budget_s, reuse_actors=True,
+            search_alg=search,
+            scheduler=scheduler,
+            metric=cfg.metric,
+            mode=cfg.mode,
+            num_samples=n_trials or cfg.n_trials,
+            max_concurrent_trials=slots(cfg, ray.cluster_resources().get("CPU", 1)),
+            time_budget_s=cfg.time_budget_s,
+            reuse_actors=True,
         ),
         run_config=tune.RunConfig(
             name=experiment or cfg.name,
             stop=CombinedStopper(limit, goal, interrupted),
             storage_path=str(cfg.output_dir / "ray"),
-            callbacks=[callback, KeepBestCheckpoints(cfg.resources.keep_checkpoints, cfg.metric, cfg.mode, callback), JsonLoggerCallback(), CSVLoggerCallback(), *([WarmDriverImport()] if cfg.tracking.log_best_model else [])],
+            callbacks=[
+                callback,
+                KeepBestCheckpoints(cfg.resources.keep_checkpoints, cfg.metric, cfg.mode, callback),
+                JsonLoggerCallback(),
+                CSVLoggerCallback(),
+                *([WarmDriverImport()] if cfg.tracking.log_best_model else []),
+            ],
             verbose=2 if cfg.verbose else 0,
             checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=1, checkpoint_score_attribute=best_key(cfg.metric), checkpoint_score_order=cfg.mode,
+                num_to_keep=1,
+                checkpoint_score_attribute=best_key(cfg.metric),
+                checkpoint_score_order=cfg.mode,
             ),
             failure_config=tune.FailureConfig(max_failures=cfg.resources.max_retries),
         ),
@@ -604,9 +691,13 @@ def run_sweep(
     if interrupted.signum is not None:
         raise KeyboardInterrupt(f"signal {interrupted.signum}")
     return SweepRun(
-        study=search._ot_study, run_ids=dict(callback.run_ids),
-        wall_time_s=time.monotonic() - started, stopped_because=limit.reason, goal_reached=goal.reason,
-        data_bytes=sum(int(getattr(a, "nbytes", 0)) for a in data.values()), data_nodes=len(callback.nodes),
+        study=search._ot_study,
+        run_ids=dict(callback.run_ids),
+        wall_time_s=time.monotonic() - started,
+        stopped_because=limit.reason,
+        goal_reached=goal.reason,
+        data_bytes=sum(int(getattr(a, "nbytes", 0)) for a in data.values()),
+        data_nodes=len(callback.nodes),
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,20 +31,26 @@ def make_sampler(settings: SamplerSettings, seed: int) -> optuna.samplers.BaseSa
         # and off by default since.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=settings.n_startup_trials, multivariate=True, group=True)
+            return optuna.samplers.TPESampler(
+                seed=seed, n_startup_trials=settings.n_startup_trials, multivariate=True, group=True
+            )
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
         assert settings.grid is not None
         return _GridSampler(settings.grid, seed=seed)
     if name == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=settings.n_startup_trials, warn_independent_sampling=False)
+        return optuna.samplers.CmaEsSampler(
+            seed=seed, n_startup_trials=settings.n_startup_trials, warn_independent_sampling=False
+        )
     if name == "gp":
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=settings.n_startup_trials, warn_independent_sampling=False)
     if name == "qmc":
         with warnings.catch_warnings():  # experimental since Optuna 3.0, stable in use
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_independent_sampling=False, warn_asynchronous_seeding=False)
+            return optuna.samplers.QMCSampler(
+                seed=seed, scramble=True, warn_independent_sampling=False, warn_asynchronous_seeding=False
+            )
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=settings.population_size)
     raise ValueError(f"unknown sampler {name!r}")

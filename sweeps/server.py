@@ -24,16 +24,29 @@ def server_command(folder: Path, host: str, port: int, backend: str | None, auth
     """The `mlflow server` command line and environment for a server whose files live in `folder`."""
     folder = folder.resolve()
     command = [
-        sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", backend or f"sqlite:///{folder / 'mlflow.db'}",
-        "--serve-artifacts", "--artifacts-destination", (folder / "artifacts").as_uri(),
-        "--host", host, "--port", str(port),
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        backend or f"sqlite:///{folder / 'mlflow.db'}",
+        "--serve-artifacts",
+        "--artifacts-destination",
+        (folder / "artifacts").as_uri(),
+        "--host",
+        host,
+        "--port",
+        str(port),
     ]
     env = dict(os.environ)
     if auth:
         missing = [name for name in AUTH_ENV if not env.get(name)]
         if missing:
-            raise ConfigError("--auth", f"{' and '.join(missing)} not set", "export them (the admin's password and a random secret) before starting the server")
+            raise ConfigError(
+                "--auth",
+                f"{' and '.join(missing)} not set",
+                "export them (the admin's password and a random secret) before starting the server",
+            )
         # MLflow's default auth config keeps its user database in the current folder: keep it here.
         ini = folder / "basic_auth.ini"
         ini.write_text(
@@ -52,6 +65,9 @@ def main(folder: Path, host: str, port: int, backend: str | None, auth: bool) ->
         raise ConfigError("--backend-store-uri", f"no database driver for {backend.split(':', 1)[0]}:// installed", DRIVER_FIX)
     folder.mkdir(parents=True, exist_ok=True)
     command, env = server_command(folder, host, port, backend, auth)
-    print(f"MLflow tracking server on http://{host}:{port} (store {redact_text(command[command.index('--backend-store-uri') + 1])}); "
-          f"sweeps use it with tracking.uri=http://{host}:{port}", flush=True)
+    print(
+        f"MLflow tracking server on http://{host}:{port} (store {redact_text(command[command.index('--backend-store-uri') + 1])}); "
+        f"sweeps use it with tracking.uri=http://{host}:{port}",
+        flush=True,
+    )
     return subprocess.call(command, env=env)

@@ -57,13 +57,37 @@ CONV_ARGS = (
 
 # Names Keras accepts (keras.activations / keras.initializers); a test checks them against Keras.
 ACTIVATIONS = (
-    "relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "swish", "mish",
-    "tanh", "sigmoid", "hard_sigmoid", "softplus", "softsign", "exponential", "linear",
+    "relu",
+    "relu6",
+    "leaky_relu",
+    "elu",
+    "selu",
+    "gelu",
+    "silu",
+    "swish",
+    "mish",
+    "tanh",
+    "sigmoid",
+    "hard_sigmoid",
+    "softplus",
+    "softsign",
+    "exponential",
+    "linear",
 )
 INITIALIZERS = (
-    "glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "lecun_normal",
-    "lecun_uniform", "orthogonal", "random_normal", "random_uniform", "truncated_normal",
-    "variance_scaling", "zeros", "ones",
+    "glorot_uniform",
+    "glorot_normal",
+    "he_normal",
+    "he_uniform",
+    "lecun_normal",
+    "lecun_uniform",
+    "orthogonal",
+    "random_normal",
+    "random_uniform",
+    "truncated_normal",
+    "variance_scaling",
+    "zeros",
+    "ones",
 )
 REGULARIZERS = ("none", "l1", "l2", "l1_l2")
 CONSTRAINTS = ("none", "max_norm", "non_neg", "unit_norm", "min_max_norm")
@@ -192,8 +216,7 @@ def parse_value(key: str, text: Any) -> BaseDistribution | Any:
         raise SpaceError(
             key,
             f"cannot parse {text!r} ({exc})",
-            "write choice(a,b), interval(lo,hi), int(interval(lo,hi)), range(start,stop[,step]) "
-            "or tag(log, interval(lo,hi))",
+            "write choice(a,b), interval(lo,hi), int(interval(lo,hi)), range(start,stop[,step]) or tag(log, interval(lo,hi))",
         ) from None
     if isinstance(value, ChoiceSweep):
         return _choice(key, value)
@@ -221,7 +244,8 @@ def _interval(key: str, sweep: IntervalSweep) -> BaseDistribution:
         )
     if log and low <= 0:
         raise SpaceError(
-            key, f"tag(log, interval({low}, {high})) includes values <= 0, which have no logarithm",
+            key,
+            f"tag(log, interval({low}, {high})) includes values <= 0, which have no logarithm",
             "start the interval above 0 (e.g. 1e-6) or drop tag(log, ...)",
         )
     if isinstance(low, int) and isinstance(high, int):
@@ -324,8 +348,12 @@ def _even_kernels(searched: Mapping[str, BaseDistribution], fixed: Mapping[str, 
         if key.split(".")[-1] != "kernel_size":
             continue
         dist = searched.get(key)
-        values = list(dist.choices) if isinstance(dist, CategoricalDistribution) else (
-            [dist.low, dist.high] if dist is not None else [fixed[key]]  # type: ignore[union-attr]
+        values = (
+            list(dist.choices)
+            if isinstance(dist, CategoricalDistribution)
+            else (
+                [dist.low, dist.high] if dist is not None else [fixed[key]]  # type: ignore[union-attr]
+            )
         )
         if isinstance(dist, IntDistribution) and dist.high > dist.low:
             values = list(range(dist.low, dist.high + 1, dist.step))
@@ -347,7 +375,11 @@ def grid_points(space: Space) -> dict[str, list[Any]]:
             count = int(round((dist.high - dist.low) / dist.step)) + 1
             grid[key] = [round(dist.low + i * dist.step, 12) for i in range(count)]
         else:
-            raise SpaceError(key, f"{_describe(dist)} is continuous, so a grid cannot enumerate it", "write it as choice(...) or range(...), or use another sampler")
+            raise SpaceError(
+                key,
+                f"{_describe(dist)} is continuous, so a grid cannot enumerate it",
+                "write it as choice(...) or range(...), or use another sampler",
+            )
     return grid
 
 
@@ -373,7 +405,9 @@ def _check_distribution(key: str, dist: BaseDistribution) -> None:
     for end in (dist.low, dist.high):
         _check_value(key, end)
     if rule.kind is int and isinstance(dist, FloatDistribution):
-        raise SpaceError(key, "a float interval for a whole-number parameter", f"write int(interval({dist.low:g}, {dist.high:g}))")
+        raise SpaceError(
+            key, "a float interval for a whole-number parameter", f"write int(interval({dist.low:g}, {dist.high:g}))"
+        )
 
 
 # ---------------------------------------------------------------- conditions

@@ -36,8 +36,17 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 # Ray also honours .gitignore; these are spelt out because a job's upload is capped (GCS message
 # size) and a virtualenv, a git history or a sweep's own outputs would blow it or leak local runs.
 UPLOAD_EXCLUDES = (
-    ".venv", ".git", "outputs", "__pycache__", ".pytest_cache", "*.egg-info", "build",
-    "mlruns", "mlartifacts", "mlflow.db", "optuna.db",
+    ".venv",
+    ".git",
+    "outputs",
+    "__pycache__",
+    ".pytest_cache",
+    "*.egg-info",
+    "build",
+    "mlruns",
+    "mlartifacts",
+    "mlflow.db",
+    "optuna.db",
 )
 # A blackholed address would otherwise hang for the OS's TCP timeout (minutes): Ray's client sets none.
 CONNECT_TIMEOUT_S = 5.0
@@ -109,13 +118,19 @@ def probe(client: Any, timeout_s: float = PROBE_TIMEOUT_S) -> dict[str, Any]:
     except (OSError, RuntimeError, ValueError, RayError) as exc:
         raise SubmitError(f"the cluster refused the job: {_one_line(exc)}") from None
     lines = [line for line in logs.splitlines() if line.startswith(PROBE_MARK)]
-    fix = ("start Ray on the head from the project's environment, its bin folder first on PATH "
-           "(`source .venv/bin/activate && ray start --head`, or PATH=$PWD/.venv/bin:$PATH), or pip install -e . into the head's python")
+    fix = (
+        "start Ray on the head from the project's environment, its bin folder first on PATH "
+        "(`source .venv/bin/activate && ray start --head`, or PATH=$PWD/.venv/bin:$PATH), or pip install -e . into the head's python"
+    )
     if status.value != "SUCCEEDED" or not lines:
-        raise SubmitError(f"the cluster's `python` cannot run a probe job ({status.value}: {_last_line(logs) or 'no output'}): {fix}")
+        raise SubmitError(
+            f"the cluster's `python` cannot run a probe job ({status.value}: {_last_line(logs) or 'no output'}): {fix}"
+        )
     head = json.loads(lines[-1].removeprefix(PROBE_MARK))
     if head["missing"] or head["version"] != list(sys.version_info[:2]):
-        found = f"Python {'.'.join(map(str, head['version']))}" + (f" without {', '.join(head['missing'])}" if head["missing"] else "")
+        found = f"Python {'.'.join(map(str, head['version']))}" + (
+            f" without {', '.join(head['missing'])}" if head["missing"] else ""
+        )
         raise SubmitError(f"the cluster's `python` ({head['python']}) cannot run the sweep: {found}; {fix}")
     return head
 
@@ -135,14 +150,15 @@ def records_place(overrides: Sequence[str], head_output_dir: str | None = None) 
         mlflow = uri if uri.startswith(SERVER_SCHEMES) else f"{output_dir}/mlflow.db"
         return f"MLflow {redact_text(mlflow)}, Optuna {redact_text(study or output_dir + '/optuna.db')}, checkpoints {output_dir}/ray (on the head; a folder every node shares)"
     if on_servers:
-        return (f"MLflow {redact_text(uri)}, Optuna {redact_text(study)}; checkpoints in the job's temporary folder "
-                "(deleted with it: to resume, give output_dir=/a/shared/folder)")
+        return (
+            f"MLflow {redact_text(uri)}, Optuna {redact_text(study)}; checkpoints in the job's temporary folder "
+            "(deleted with it: to resume, give output_dir=/a/shared/folder)"
+        )
     raise SubmitError(
         f"output_dir={output_dir} is relative: MLflow, Optuna and Ray would write inside the job's temporary working directory "
         "on the head, which Ray deletes with its session; pass output_dir=/absolute/folder (one every node shares), "
         "or record to servers: tracking.uri=http://<mlflow server> tracking.study_storage=postgresql://..."
     )
-
 
 
 def resolve_address(address: str | None, environ: Mapping[str, str] = os.environ) -> str:
@@ -165,7 +181,12 @@ def runtime_env(project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
     # Unbuffered, or the sweep's progress would reach `ray job logs` only when the job ends.
     # TF_CPP_MIN_LOG_LEVEL: the trials inherit the job's environment (the driver adds none on a cluster).
     # TUNE_FUNCTION_THREAD_TIMEOUT_S: see sweeps.runner.WORKER_ENV (not imported: it would import Ray).
-    env = {"PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore", "TUNE_FUNCTION_THREAD_TIMEOUT_S": "600"}
+    env = {
+        "PYTHONUNBUFFERED": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "PYTHONWARNINGS": "ignore",
+        "TUNE_FUNCTION_THREAD_TIMEOUT_S": "600",
+    }
     return {"working_dir": str(project_dir), "excludes": list(UPLOAD_EXCLUDES), "env_vars": env}
 
 
@@ -220,8 +241,10 @@ def connect(address: str, environ: Mapping[str, str] = os.environ) -> Any:
         return _client(address, headers)
     except AuthenticationError as exc:
         if headers:
-            raise SubmitError(f"{address} refused the token ({_one_line(exc)}): check that it is the cluster's "
-                              "(`ray get-auth-token` on the head prints it)") from None
+            raise SubmitError(
+                f"{address} refused the token ({_one_line(exc)}): check that it is the cluster's "
+                "(`ray get-auth-token` on the head prints it)"
+            ) from None
     headers = auth_headers(environ, required=False)
     if not headers:
         raise SubmitError(
@@ -231,8 +254,10 @@ def connect(address: str, environ: Mapping[str, str] = os.environ) -> Any:
     try:
         return _client(address, headers)
     except AuthenticationError as exc:
-        raise SubmitError(f"{address} refused the token from {token_source(environ)} ({_one_line(exc)}): check that it is "
-                          "the cluster's (`ray get-auth-token` on the head prints it)") from None
+        raise SubmitError(
+            f"{address} refused the token from {token_source(environ)} ({_one_line(exc)}): check that it is "
+            "the cluster's (`ray get-auth-token` on the head prints it)"
+        ) from None
 
 
 def _client(address: str, headers: dict[str, str]) -> Any:
@@ -263,7 +288,9 @@ def auth_headers(environ: Mapping[str, str] = os.environ, required: bool = True)
     if path is not None and path.is_file():
         token = path.read_text().strip()
     if not token and required:
-        raise SubmitError(f"{AUTH_MODE_ENV}=token but no token: set {TOKEN_ENV}, or {TOKEN_PATH_ENV} to a file holding it (default ~/.ray/auth_token)")
+        raise SubmitError(
+            f"{AUTH_MODE_ENV}=token but no token: set {TOKEN_ENV}, or {TOKEN_PATH_ENV} to a file holding it (default ~/.ray/auth_token)"
+        )
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
@@ -281,7 +308,10 @@ def _follow(client: Any, job_id: str, address: str, out: TextIO) -> int:
         _stream_logs(client, job_id, out)
         status = _wait_until_done(client, job_id)
     except KeyboardInterrupt:
-        print(f"\nStopped following; job {job_id} goes on. Stop it with: ray job stop {job_id} --address {shlex.quote(address)}", file=out)
+        print(
+            f"\nStopped following; job {job_id} goes on. Stop it with: ray job stop {job_id} --address {shlex.quote(address)}",
+            file=out,
+        )
         return EXIT_INTERRUPTED
     # Ray's message repeats the log's tail, already streamed above: its first line is enough.
     message = _first_line(client.get_job_info(job_id).message or "")
@@ -299,7 +329,7 @@ def _stream_logs(client: Any, job_id: str, out: TextIO) -> None:
 
     try:
         asyncio.run(pump())
-    except (ClientError, OSError, RuntimeError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, ClientError, OSError, RuntimeError) as exc:
         # The job does not depend on this stream: say so and wait for its end instead.
         print(f"warning: lost the log stream ({_one_line(exc)}); waiting for job {job_id} to end", file=sys.stderr)
 
@@ -331,7 +361,8 @@ def _quiet_ray_logs() -> Iterator[None]:
     import ray.job_submission  # noqa: F401  (creates the loggers to quiet)
 
     loggers = [
-        logger for name, logger in logging.root.manager.loggerDict.items()
+        logger
+        for name, logger in logging.root.manager.loggerDict.items()
         if isinstance(logger, logging.Logger) and (name == "ray" or name.startswith("ray."))
     ]
     levels = [logger.level for logger in loggers]

@@ -82,7 +82,9 @@ class Summary:
         if self.model_uri:
             lines.append(f"Best model: {self.model_uri}" + (f", registered as {self.registered}" if self.registered else ""))
         lines.append(f"MLflow UI: {redact_text(ui_command(self.tracking_uri))}")
-        lines.append(f"  then open {ui_url(self.tracking_uri, self.experiment_id, self.parent_run_id)}   (or: python -m sweeps ui)")
+        lines.append(
+            f"  then open {ui_url(self.tracking_uri, self.experiment_id, self.parent_run_id)}   (or: python -m sweeps ui)"
+        )
         lines.append(f"Optuna study '{self.name}': {redact_text(self.study_url)}")
         return "\n".join(lines)
 
@@ -115,15 +117,27 @@ def _prepare_output(cfg: SweepConfig) -> None:
         probe.write_text("ok")
         probe.unlink()
     except OSError as exc:
-        raise ConfigError("output_dir", f"{cfg.output_dir} is not writable ({exc.strerror})", "set output_dir=<a folder you can write> or SWEEPS_OUTPUT_DIR") from None
+        raise ConfigError(
+            "output_dir",
+            f"{cfg.output_dir} is not writable ({exc.strerror})",
+            "set output_dir=<a folder you can write> or SWEEPS_OUTPUT_DIR",
+        ) from None
 
 
 def fingerprint(cfg: SweepConfig) -> str:
     """What makes two sweeps the same experiment: space, model, data settings, objectives."""
     same = {
-        "space": cfg.space.describe(), "model": cfg.model, "objectives": cfg.objectives,
-        "dataset": [cfg.dataset.name, cfg.dataset.path, cfg.dataset.val_fraction, cfg.dataset.limit, cfg.seed,
-                    *([cfg.dataset.options] if cfg.dataset.options else [])],
+        "space": cfg.space.describe(),
+        "model": cfg.model,
+        "objectives": cfg.objectives,
+        "dataset": [
+            cfg.dataset.name,
+            cfg.dataset.path,
+            cfg.dataset.val_fraction,
+            cfg.dataset.limit,
+            cfg.seed,
+            *([cfg.dataset.options] if cfg.dataset.options else []),
+        ],
     }
     return hashlib.sha256(json.dumps(same, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -138,15 +152,21 @@ def _check_study_storage(cfg: SweepConfig) -> None:
         return
     if cfg.tracking.study_storage == cfg.tracking.uri and not cfg.tracking.uri.startswith("postgresql"):
         # PostgreSQL keeps them apart by schema (search.OPTUNA_SCHEMA); sqlite and MySQL have none.
-        raise ConfigError("tracking.study_storage", f"MLflow and Optuna cannot share {redact_text(cfg.tracking.uri)} (both keep an alembic_version table)",
-                          "give Optuna its own database (another file or database name), or use PostgreSQL, where one database serves both")
+        raise ConfigError(
+            "tracking.study_storage",
+            f"MLflow and Optuna cannot share {redact_text(cfg.tracking.uri)} (both keep an alembic_version table)",
+            "give Optuna its own database (another file or database name), or use PostgreSQL, where one database serves both",
+        )
     import optuna
 
     try:
         optuna.study.get_all_study_names(open_storage(cfg.output_dir, cfg.tracking.study_storage))
     except Exception as exc:  # each backend fails its own way (sqlalchemy, grpc); all mean the same here
-        raise ConfigError("tracking.study_storage", f"cannot reach {redact_text(cfg.tracking.study_storage)} ({type(exc).__name__})",
-                          "start the database or the Optuna gRPC proxy, or set tracking.study_storage=null") from None
+        raise ConfigError(
+            "tracking.study_storage",
+            f"cannot reach {redact_text(cfg.tracking.study_storage)} ({type(exc).__name__})",
+            "start the database or the Optuna gRPC proxy, or set tracking.study_storage=null",
+        ) from None
 
 
 def _check_feasible(cfg: SweepConfig, dataset: Dataset, tries: int = 300) -> None:
@@ -164,15 +184,21 @@ def _check_feasible(cfg: SweepConfig, dataset: Dataset, tries: int = 300) -> Non
         trial = study.ask()
         suggest(trial)
         try:
-            plan_conv2d(resolve_params(cfg.model, cfg.space, trial.params), dataset.input_shape, dataset.num_classes,
-                        cfg.space.max_params, cfg.space.max_flops)
+            plan_conv2d(
+                resolve_params(cfg.model, cfg.space, trial.params),
+                dataset.input_shape,
+                dataset.num_classes,
+                cfg.space.max_params,
+                cfg.space.max_flops,
+            )
             return
         except InfeasibleModel as exc:
             reason = str(exc)
         finally:
             study.tell(trial, 0.0)
     raise ConfigError(
-        "space", f"no model of this space can be built on {'x'.join(map(str, dataset.input_shape))} images (e.g. {reason})",
+        "space",
+        f"no model of this space can be built on {'x'.join(map(str, dataset.input_shape))} images (e.g. {reason})",
         "allow padding=same, smaller kernels or dilation, fewer blocks, or a larger budget",
     )
 
@@ -193,7 +219,7 @@ class SweepState:
         return cfg.sweep_dir / "sweep.json"
 
     @classmethod
-    def load(cls, cfg: SweepConfig) -> "SweepState | None":
+    def load(cls, cfg: SweepConfig) -> SweepState | None:
         path = cls.path(cfg)
         if not path.is_file():
             return None
@@ -229,8 +255,11 @@ def _driver_lock(cfg: SweepConfig) -> Iterator[None]:
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
-            raise ConfigError("name", f"sweep {cfg.name!r} is being run right now ({holder})",
-                              f"wait for it to end (python -m sweeps resume {cfg.name} continues it after), or pick another name=<new name>") from None
+            raise ConfigError(
+                "name",
+                f"sweep {cfg.name!r} is being run right now ({holder})",
+                f"wait for it to end (python -m sweeps resume {cfg.name} continues it after), or pick another name=<new name>",
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"driver pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
@@ -246,8 +275,11 @@ def _state_under_lock(cfg: SweepConfig, state: SweepState | None) -> SweepState 
     this sweep. A resume takes the state as it is now (another driver may have resumed it meanwhile)."""
     now = SweepState.load(cfg)
     if state is None and (now is not None or study_exists(cfg.output_dir, cfg.name, cfg.tracking.study_storage)):
-        raise ConfigError("name", f"a sweep named {cfg.name!r} was started by another driver while this one got ready",
-                          f"continue it with python -m sweeps resume {cfg.name}, or pick another name=<new name>")
+        raise ConfigError(
+            "name",
+            f"a sweep named {cfg.name!r} was started by another driver while this one got ready",
+            f"continue it with python -m sweeps resume {cfg.name}, or pick another name=<new name>",
+        )
     return now if state is not None else None
 
 
@@ -265,7 +297,11 @@ def load_saved_config(name: str, output_dir: Path, overrides: list[str]) -> Swee
     path = output_dir / "sweeps" / name / "config.yaml"
     if not path.is_file():
         known = sorted(p.parent.name for p in (output_dir / "sweeps").glob("*/config.yaml"))
-        raise ConfigError("name", f"no sweep named {name!r} in {output_dir}", f"resume one of: {', '.join(known)}" if known else "start it with python -m sweeps run name=...")
+        raise ConfigError(
+            "name",
+            f"no sweep named {name!r} in {output_dir}",
+            f"resume one of: {', '.join(known)}" if known else "start it with python -m sweeps run name=...",
+        )
     raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     for text in overrides:
         key, _, value = text.partition("=")
@@ -275,13 +311,20 @@ def load_saved_config(name: str, output_dir: Path, overrides: list[str]) -> Swee
             raw[section][leaf] = yaml.safe_load(value)  # a secret the saved config hides, given again
             continue
         if key not in RESUMABLE:
-            raise ConfigError(key, "cannot change when resuming (the sweep keeps its space, data and model)", f"change only {', '.join(RESUMABLE)}, or start a new sweep with run name=<new>")
+            raise ConfigError(
+                key,
+                "cannot change when resuming (the sweep keeps its space, data and model)",
+                f"change only {', '.join(RESUMABLE)}, or start a new sweep with run name=<new>",
+            )
         raw[key] = yaml.safe_load(value)
     raw["output_dir"] = str(output_dir)
     hidden = [f"{s}.{k}" for s, v in raw.items() if isinstance(v, dict) for k, x in v.items() if is_redacted(x)]
     if hidden:
-        raise ConfigError(hidden[0], "the saved config hides its password (secrets are never written to disk)",
-                          f"give it again: python -m sweeps resume {name} '{hidden[0]}=<the full value>'")
+        raise ConfigError(
+            hidden[0],
+            "the saved config hides its password (secrets are never written to disk)",
+            f"give it again: python -m sweeps resume {name} '{hidden[0]}=<the full value>'",
+        )
     return validate(raw)
 
 
@@ -295,13 +338,16 @@ def start(cfg: SweepConfig, out: Any = sys.stdout) -> Summary:
     if state is not None:
         if state.fingerprint != fingerprint(cfg):
             raise ConfigError(
-                "name", f"a sweep named {cfg.name!r} already exists in {cfg.output_dir} with a different space, model or data",
+                "name",
+                f"a sweep named {cfg.name!r} already exists in {cfg.output_dir} with a different space, model or data",
                 f"continue it as it was with `python -m sweeps resume {cfg.name}`, or pick another name=<new name>",
             )
         print(f"Sweep {cfg.name} exists with this config: resuming it (same as python -m sweeps resume {cfg.name})", file=out)
         return _execute(cfg, state, out)
     if study_exists(cfg.output_dir, cfg.name, cfg.tracking.study_storage):
-        raise ConfigError("name", f"a sweep named {cfg.name!r} already exists in {cfg.output_dir}", "pick another name=<new name>")
+        raise ConfigError(
+            "name", f"a sweep named {cfg.name!r} already exists in {cfg.output_dir}", "pick another name=<new name>"
+        )
     return _execute(cfg, None, out)
 
 
@@ -310,19 +356,29 @@ def resume(name: str, output_dir: Path, overrides: list[str], out: Any = sys.std
     _check_study_storage(cfg)
     state = SweepState.load(cfg)
     if state is None:
-        raise ConfigError("name", f"sweep {name!r} never started its records", f"start it again with python -m sweeps run name={name}")
+        raise ConfigError(
+            "name", f"sweep {name!r} never started its records", f"start it again with python -m sweeps run name={name}"
+        )
     return _execute(cfg, state, out)
 
 
 def _execute(cfg: SweepConfig, state: SweepState | None, out: Any) -> Summary:
     """Every check first (nothing written if one fails), then the sweep."""
-    dataset = load_dataset(cfg.dataset.name, cfg.dataset.path, cfg.dataset.val_fraction, cfg.dataset.limit, cfg.seed,
-                           cfg.dataset.options, cfg.output_dir)
+    dataset = load_dataset(
+        cfg.dataset.name,
+        cfg.dataset.path,
+        cfg.dataset.val_fraction,
+        cfg.dataset.limit,
+        cfg.seed,
+        cfg.dataset.options,
+        cfg.output_dir,
+    )
     if state is not None and state.dataset_digest != dataset.digest:
         from sweeps.datasets_cmd import what_changed
 
         raise ConfigError(
-            "dataset", f"the data changed since sweep {cfg.name!r} started (digest {state.dataset_digest[:12]} -> {dataset.digest[:12]}"
+            "dataset",
+            f"the data changed since sweep {cfg.name!r} started (digest {state.dataset_digest[:12]} -> {dataset.digest[:12]}"
             f"{what_changed(cfg.output_dir, state.dataset_digest, dataset)})",
             "restore the original data to resume, or start a new sweep on the new data with name=<new name>",
         )
@@ -334,7 +390,9 @@ def _execute(cfg: SweepConfig, state: SweepState | None, out: Any) -> Summary:
     tracking_uri = state.tracking_uri if state else (cfg.tracking.uri or default_tracking_uri(cfg.output_dir))
     problem = unreachable(tracking_uri)
     if problem:
-        raise ConfigError("tracking.uri", problem, "start the server (python -m mlflow server ...) or set tracking.uri=null for the local store")
+        raise ConfigError(
+            "tracking.uri", problem, "start the server (python -m mlflow server ...) or set tracking.uri=null for the local store"
+        )
     # Starting Ray mostly waits on its processes: import the store modules meanwhile (joined before
     # any other import can race with them).
     importing = threading.Thread(target=import_store_modules, name="import-stores", daemon=True)
@@ -363,10 +421,14 @@ def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, trackin
         # Two sweeps starting at once on fresh stores would both create the sqlite tables (and on
         # PostgreSQL, from two output folders, the tables and the experiment: `initialising`).
         with initialising(tracking_uri):
-            tracker = SweepTracker(tracking_uri, cfg.tracking.experiment, cfg.output_dir / "mlartifacts", journal_dir=cfg.sweep_dir / "journal")
+            tracker = SweepTracker(
+                tracking_uri, cfg.tracking.experiment, cfg.output_dir / "mlartifacts", journal_dir=cfg.sweep_dir / "journal"
+            )
         open_storage(cfg.output_dir, cfg.tracking.study_storage)
     if state is None:
-        parent = tracker.start_sweep(cfg.name, redact(_params(cfg)), _tags(cfg, dataset), yaml.safe_dump(redact(cfg.resolved), sort_keys=False))
+        parent = tracker.start_sweep(
+            cfg.name, redact(_params(cfg)), _tags(cfg, dataset), yaml.safe_dump(redact(cfg.resolved), sort_keys=False)
+        )
         state = SweepState(parent, tracker.experiment_id, tracking_uri, dataset.digest, fingerprint(cfg))
         _atomic_write(cfg.sweep_dir / "config.yaml", yaml.safe_dump(redact(cfg.resolved), sort_keys=False))
         state.save(cfg)
@@ -385,8 +447,12 @@ def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, trackin
         raise
     except BaseException as exc:
         last = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[-1][:500]
-        _end_parent(tracker, "FAILED", {"sweeps.state": "FAILED", "sweeps.error": last, "sweeps.error_type": type(exc).__name__},
-                    "".join(traceback.format_exception(exc)))
+        _end_parent(
+            tracker,
+            "FAILED",
+            {"sweeps.state": "FAILED", "sweeps.error": last, "sweeps.error_type": type(exc).__name__},
+            "".join(traceback.format_exception(exc)),
+        )
         raise
     finally:
         if previous is not False:
@@ -412,11 +478,23 @@ def _end_parent(tracker: Any, status: str, tags: dict[str, str], error: str | No
     try:
         tracker.end_sweep({}, tags, RunStatus(status), error=error)
     except Exception as exc:  # the store itself may be what failed
-        print(f"warning: the sweep's MLflow run {tracker.parent_run_id} could not be ended {status} ({type(exc).__name__}: {exc})", file=sys.stderr)
+        print(
+            f"warning: the sweep's MLflow run {tracker.parent_run_id} could not be ended {status} ({type(exc).__name__}: {exc})",
+            file=sys.stderr,
+        )
 
 
-def _run_and_summarise(cfg: SweepConfig, state: SweepState, resuming: bool, tracker: Any, dataset: Dataset, tracking_uri: str,
-                       runner: Any, out: Any, started: float) -> Summary:
+def _run_and_summarise(
+    cfg: SweepConfig,
+    state: SweepState,
+    resuming: bool,
+    tracker: Any,
+    dataset: Dataset,
+    tracking_uri: str,
+    runner: Any,
+    out: Any,
+    started: float,
+) -> Summary:
     import optuna
 
     from sweeps import faults
@@ -445,31 +523,52 @@ def _run_and_summarise(cfg: SweepConfig, state: SweepState, resuming: bool, trac
         mended = reconcile(study, tracker, parent, Outcome.INTERRUPTED, keep={c.number for c in continuations})
         going_on = ", ".join(f"#{c.number} from epoch {c.epoch + 1}" for c in continuations)
         redone = sum(c.redone for c in continuations)
-        print(f"Resuming sweep {cfg.name}: {counted(study)} of {cfg.n_trials} trials done"
-              + (f"; continuing {len(continuations)} interrupted ({going_on})" if continuations else "")
-              + (f"; {redone} epochs that finished before the stop are trained again (no snapshot held them)" if redone else "")
-              + (f"; {mended} interrupted ones recorded as failed" if mended else "")
-              + (f"; {replayed} values the stopped driver had queued now written" if replayed else ""), file=out, flush=True)
+        print(
+            f"Resuming sweep {cfg.name}: {counted(study)} of {cfg.n_trials} trials done"
+            + (f"; continuing {len(continuations)} interrupted ({going_on})" if continuations else "")
+            + (f"; {redone} epochs that finished before the stop are trained again (no snapshot held them)" if redone else "")
+            + (f"; {mended} interrupted ones recorded as failed" if mended else "")
+            + (f"; {replayed} values the stopped driver had queued now written" if replayed else ""),
+            file=out,
+            flush=True,
+        )
     for warning in cfg.space.warnings:
         print(f"warning: space.{warning}", file=sys.stderr)
     remaining = cfg.n_trials - (counted(study) if study is not None else 0)
-    print(f"Sweep {cfg.name}: {remaining} trials to run on {dataset.name} ({len(dataset.x_train)} train / {len(dataset.x_val)} val, "
-          f"digest {dataset.digest[:12]}), MLflow run {state.parent_run_id}", file=out, flush=True)
+    print(
+        f"Sweep {cfg.name}: {remaining} trials to run on {dataset.name} ({len(dataset.x_train)} train / {len(dataset.x_val)} val, "
+        f"digest {dataset.digest[:12]}), MLflow run {state.parent_run_id}",
+        file=out,
+        flush=True,
+    )
 
     settings = TrialSettings(
-        model={**cfg.model, **cfg.space.fixed}, input_shape=dataset.input_shape, num_classes=dataset.num_classes,
-        objectives=cfg.objectives, max_epochs=cfg.max_epochs, seed=cfg.seed,
-        cpus=max(1, int(cfg.resources.cpus_per_trial)), gpu_fraction=cfg.resources.gpus_per_trial,
-        max_params=cfg.space.max_params, max_flops=cfg.space.max_flops,
+        model={**cfg.model, **cfg.space.fixed},
+        input_shape=dataset.input_shape,
+        num_classes=dataset.num_classes,
+        objectives=cfg.objectives,
+        max_epochs=cfg.max_epochs,
+        seed=cfg.seed,
+        cpus=max(1, int(cfg.resources.cpus_per_trial)),
+        gpu_fraction=cfg.resources.gpus_per_trial,
+        max_params=cfg.space.max_params,
+        max_flops=cfg.space.max_flops,
         checkpoint_every_s=cfg.resources.checkpoint_every_s,
     )
     progress = Progress(total=remaining, metric=cfg.metric, mode=cfg.mode, out=out)
 
     stopped_because, goal_reached, moved = None, None, {}
     if remaining > 0:
-        result = runner.run_sweep(cfg, dataset.arrays(), settings, tracker, progress, n_trials=remaining,
-                                  experiment=cfg.name if state.segments == 1 else f"{cfg.name}-resume{state.segments - 1}",
-                                  continuations=tuple(continuations))
+        result = runner.run_sweep(
+            cfg,
+            dataset.arrays(),
+            settings,
+            tracker,
+            progress,
+            n_trials=remaining,
+            experiment=cfg.name if state.segments == 1 else f"{cfg.name}-resume{state.segments - 1}",
+            continuations=tuple(continuations),
+        )
         study, stopped_because, goal_reached = result.study, result.stopped_because, result.goal_reached
         runner.release()
         # What was measured: the dataset's size in the object store and the nodes that ran trials
@@ -484,14 +583,23 @@ def _run_and_summarise(cfg: SweepConfig, state: SweepState, resuming: bool, trac
     tracker.describe(state.parent_run_id, _story(cfg, tracker, summary, dataset, plots))
     status = RunStatus.FINISHED if stopped_because is None else RunStatus.FAILED
     tracker.end_sweep(
-        {f"best_{cfg.metric}": summary.best_value if summary.best_value is not None else float("nan"),
-         "wall_time_s": summary.wall_time_s, **moved, **{f"trials_{k.lower()}": v for k, v in summary.counts.items()}},
-        {"sweeps.best_run_id": summary.best_run_id or "", "sweeps.best_model_uri": summary.model_uri or "",
-         "sweeps.study": summary.study_url, "sweeps.objectives": ",".join(f"{m}:{d}" for m, d in cfg.objectives),
-         "sweeps.segments": str(state.segments), "sweeps.state": status.value,
-         **({"sweeps.stopped_because": stopped_because} if stopped_because else {}),
-         **({"sweeps.ended_because": goal_reached} if goal_reached else {}),
-         **({"sweeps.pareto_trials": ",".join(str(p["number"]) for p in summary.pareto)} if summary.pareto else {})},
+        {
+            f"best_{cfg.metric}": summary.best_value if summary.best_value is not None else float("nan"),
+            "wall_time_s": summary.wall_time_s,
+            **moved,
+            **{f"trials_{k.lower()}": v for k, v in summary.counts.items()},
+        },
+        {
+            "sweeps.best_run_id": summary.best_run_id or "",
+            "sweeps.best_model_uri": summary.model_uri or "",
+            "sweeps.study": summary.study_url,
+            "sweeps.objectives": ",".join(f"{m}:{d}" for m, d in cfg.objectives),
+            "sweeps.segments": str(state.segments),
+            "sweeps.state": status.value,
+            **({"sweeps.stopped_because": stopped_because} if stopped_because else {}),
+            **({"sweeps.ended_because": goal_reached} if goal_reached else {}),
+            **({"sweeps.pareto_trials": ",".join(str(p["number"]) for p in summary.pareto)} if summary.pareto else {}),
+        },
         status,
     )
     return summary
@@ -509,7 +617,10 @@ def _log_report(cfg: SweepConfig, tracking_uri: str, out: Any) -> list[str]:
         print(f"Report: {len(report.files)} files in {report.directory} (python -m sweeps report {cfg.name})", file=out)
         return list(report.logged)
     except Exception as exc:  # plotting libraries fail in many ways; the sweep's records are intact
-        print(f"warning: the report could not be written ({type(exc).__name__}: {exc}); try python -m sweeps report {cfg.name}", file=sys.stderr)
+        print(
+            f"warning: the report could not be written ({type(exc).__name__}: {exc}); try python -m sweeps report {cfg.name}",
+            file=sys.stderr,
+        )
         return []
 
 
@@ -518,15 +629,35 @@ def _story(cfg: SweepConfig, tracker: Any, summary: Summary, dataset: Dataset, p
     from tracking.note import Best, SweepStory, sweep_note
 
     started_with = tracker.run_tags(summary.parent_run_id).get("sweeps.command")  # a resume reruns the first command
-    best = None if summary.best_number is None else Best(summary.best_number, float(summary.best_value), summary.best_params, summary.best_run_id)  # type: ignore[arg-type]
-    extra = [f"**Best model:** `{summary.model_uri}`" + (f", registered as `{summary.registered}`" if summary.registered else ""), ""] if summary.model_uri else []
+    best = (
+        None
+        if summary.best_number is None
+        else Best(summary.best_number, float(summary.best_value), summary.best_params, summary.best_run_id)
+    )  # type: ignore[arg-type]
+    extra = (
+        [f"**Best model:** `{summary.model_uri}`" + (f", registered as `{summary.registered}`" if summary.registered else ""), ""]
+        if summary.model_uri
+        else []
+    )
     if summary.goal_reached:
         extra += [f"**Ended early, goal met:** {summary.goal_reached}", ""]
-    return sweep_note(SweepStory(
-        name=cfg.name, experiment_id=summary.experiment_id, run_id=summary.parent_run_id, metric=cfg.metric, mode=cfg.mode,
-        counts=summary.counts, dataset=dataset.summary(), command=started_with or _command(cfg), commit=_git_commit(),
-        best=best, plots=plots, stopped_because=summary.stopped_because, extra=extra,
-    ))
+    return sweep_note(
+        SweepStory(
+            name=cfg.name,
+            experiment_id=summary.experiment_id,
+            run_id=summary.parent_run_id,
+            metric=cfg.metric,
+            mode=cfg.mode,
+            counts=summary.counts,
+            dataset=dataset.summary(),
+            command=started_with or _command(cfg),
+            commit=_git_commit(),
+            best=best,
+            plots=plots,
+            stopped_because=summary.stopped_because,
+            extra=extra,
+        )
+    )
 
 
 def _save_view(cfg: SweepConfig, tracker: Any) -> None:
@@ -555,17 +686,26 @@ def _params(cfg: SweepConfig) -> dict[str, Any]:
 
 
 def _tags(cfg: SweepConfig, dataset: Dataset) -> dict[str, str]:
-    tags = {"sweeps.name": cfg.name, "sweeps.sampler": cfg.sampler.name, "sweeps.scheduler": cfg.scheduler.name,
-            "sweeps.command": _command(cfg), **dataset.summary()}
+    tags = {
+        "sweeps.name": cfg.name,
+        "sweeps.sampler": cfg.sampler.name,
+        "sweeps.scheduler": cfg.scheduler.name,
+        "sweeps.command": _command(cfg),
+        **dataset.summary(),
+    }
     if cfg.warm_start.points:  # where the warm start came from
-        tags["sweeps.warm_start"] = f"{len(cfg.warm_start.points)} given points, evaluated first: {json.dumps(list(cfg.warm_start.points))}"[:5000]
+        tags["sweeps.warm_start"] = (
+            f"{len(cfg.warm_start.points)} given points, evaluated first: {json.dumps(list(cfg.warm_start.points))}"[:5000]
+        )
     commit = _git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit
     return tags
 
 
-def _summarise(cfg: SweepConfig, study: Any, tracker: Any, dataset: Dataset, started: float, stopped_because: str | None) -> Summary:
+def _summarise(
+    cfg: SweepConfig, study: Any, tracker: Any, dataset: Dataset, started: float, stopped_because: str | None
+) -> Summary:
     import optuna
 
     from sweeps.recovery import outcome_of
@@ -576,13 +716,23 @@ def _summarise(cfg: SweepConfig, study: Any, tracker: Any, dataset: Dataset, sta
     front = study.best_trials if completed else []
     # The best trial (whose model is kept) is the front's best on the first objective.
     best = (max if cfg.mode == "max" else min)(front, key=lambda t: t.values[0]) if front else None
-    pareto = tuple(
-        {"number": t.number, "values": dict(zip([m for m, _ in cfg.objectives], t.values)), "params": t.params,
-         "mlflow_run_id": t.user_attrs.get("mlflow_run_id")}
-        for t in sorted(front, key=lambda t: t.number)
-    ) if cfg.multi_objective else ()
+    pareto = (
+        tuple(
+            {
+                "number": t.number,
+                "values": dict(zip([m for m, _ in cfg.objectives], t.values)),
+                "params": t.params,
+                "mlflow_run_id": t.user_attrs.get("mlflow_run_id"),
+            }
+            for t in sorted(front, key=lambda t: t.number)
+        )
+        if cfg.multi_objective
+        else ()
+    )
     if pareto:
-        tracker.log_dict(tracker.parent_run_id, {"objectives": [list(o) for o in cfg.objectives], "front": list(pareto)}, "pareto_front.json")
+        tracker.log_dict(
+            tracker.parent_run_id, {"objectives": [list(o) for o in cfg.objectives], "front": list(pareto)}, "pareto_front.json"
+        )
     model_uri = registered = None
     best_run_id = best.user_attrs.get("mlflow_run_id") if best else None
     checkpoint = Path(best.user_attrs.get("checkpoint", "")) if best else None
@@ -599,7 +749,9 @@ def _summarise(cfg: SweepConfig, study: Any, tracker: Any, dataset: Dataset, sta
         if cfg.tracking.registered_model:
             from tracking import register_best_model
 
-            version = register_best_model(tracker.tracking_uri, model_uri, cfg.tracking.registered_model, tags={"sweeps.name": cfg.name})
+            version = register_best_model(
+                tracker.tracking_uri, model_uri, cfg.tracking.registered_model, tags={"sweeps.name": cfg.name}
+            )
             registered = f"models:/{cfg.tracking.registered_model}@champion (version {version})"
             tracker.set_tags(tracker.parent_run_id, {"sweeps.registered_model": registered})
     if kept is not None:  # the held-out split, once, on the kept model; never part of selection
@@ -607,11 +759,22 @@ def _summarise(cfg: SweepConfig, study: Any, tracker: Any, dataset: Dataset, sta
 
         test = score_best_model(tracker, kept, dataset, (cfg.tracking.registered_model, version) if version else None)
     return Summary(
-        name=cfg.name, wall_time_s=time.monotonic() - started, counts=dict(counts),
-        best_number=best.number if best else None, best_value=best.values[0] if best else None,
-        best_params=dict(best.params) if best else {}, best_run_id=best_run_id, model_uri=model_uri,
-        parent_run_id=tracker.parent_run_id, experiment_id=tracker.experiment_id,
-        tracking_uri=tracker.tracking_uri, metric=cfg.metric, study_url=storage_url(cfg.output_dir, cfg.tracking.study_storage),
-        objectives=cfg.objectives, pareto=pareto, stopped_because=stopped_because, registered=registered,
+        name=cfg.name,
+        wall_time_s=time.monotonic() - started,
+        counts=dict(counts),
+        best_number=best.number if best else None,
+        best_value=best.values[0] if best else None,
+        best_params=dict(best.params) if best else {},
+        best_run_id=best_run_id,
+        model_uri=model_uri,
+        parent_run_id=tracker.parent_run_id,
+        experiment_id=tracker.experiment_id,
+        tracking_uri=tracker.tracking_uri,
+        metric=cfg.metric,
+        study_url=storage_url(cfg.output_dir, cfg.tracking.study_storage),
+        objectives=cfg.objectives,
+        pareto=pareto,
+        stopped_because=stopped_because,
+        registered=registered,
         test_accuracy=test.accuracy if test is not None else None,
     )

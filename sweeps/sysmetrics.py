@@ -33,8 +33,11 @@ MEMORY_PERCENT = PREFIX + "system_memory_usage_percentage"
 
 
 def gpu_keys(index: int) -> tuple[str, str, str]:
-    return (f"{PREFIX}gpu_{index}_utilization_percentage", f"{PREFIX}gpu_{index}_memory_usage_megabytes",
-            f"{PREFIX}gpu_{index}_memory_usage_percentage")
+    return (
+        f"{PREFIX}gpu_{index}_utilization_percentage",
+        f"{PREFIX}gpu_{index}_memory_usage_megabytes",
+        f"{PREFIX}gpu_{index}_memory_usage_percentage",
+    )
 
 
 def system_metrics(result: dict[str, Any]) -> dict[str, float]:
@@ -94,7 +97,9 @@ class _Gpus:
         try:
             wanted = [v.strip() for v in visible.split(",")] if visible else [str(i) for i in range(nvml.nvmlDeviceGetCount())]
             for entry in wanted:
-                handle = nvml.nvmlDeviceGetHandleByUUID(entry) if not entry.isdigit() else nvml.nvmlDeviceGetHandleByIndex(int(entry))
+                handle = (
+                    nvml.nvmlDeviceGetHandleByUUID(entry) if not entry.isdigit() else nvml.nvmlDeviceGetHandleByIndex(int(entry))
+                )
                 self.handles.append((int(nvml.nvmlDeviceGetIndex(handle)), handle))
         except Exception:
             self.handles = []

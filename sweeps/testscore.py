@@ -34,15 +34,20 @@ class HeldOutScore:
     def metrics(self) -> dict[str, float]:
         values = {"test_accuracy": self.accuracy, "test_loss": self.loss, "test_size": float(self.size)}
         keys = [_metric_name(name) for name in self.per_class]
-        for i, ((name, acc), key) in enumerate(zip(self.per_class.items(), keys)):
+        for i, (acc, key) in enumerate(zip(self.per_class.values(), keys)):
             if np.isfinite(acc):
                 values[f"test_accuracy.{key if keys.count(key) == 1 else f'{key}_{i}'}"] = acc
         return values
 
     def to_json(self) -> dict[str, Any]:
-        return {"test_accuracy": self.accuracy, "test_loss": self.loss, "size": self.size, "class_names": list(self.class_names),
-                "per_class_accuracy": {k: (v if np.isfinite(v) else None) for k, v in self.per_class.items()},
-                "confusion_matrix": self.confusion.tolist()}
+        return {
+            "test_accuracy": self.accuracy,
+            "test_loss": self.loss,
+            "size": self.size,
+            "class_names": list(self.class_names),
+            "per_class_accuracy": {k: (v if np.isfinite(v) else None) for k, v in self.per_class.items()},
+            "confusion_matrix": self.confusion.tolist(),
+        }
 
 
 def _metric_name(name: str) -> str:
@@ -61,7 +66,9 @@ def score(probabilities: np.ndarray, labels: np.ndarray, class_names: Sequence[s
     np.add.at(confusion, (labels, predicted), 1)
     totals = confusion.sum(axis=1)
     per_class = {names[i]: float(confusion[i, i] / totals[i]) if totals[i] else float("nan") for i in range(k)}
-    return HeldOutScore(float((predicted == labels).mean()), float(-np.log(picked).mean()), per_class, confusion, names, len(labels))
+    return HeldOutScore(
+        float((predicted == labels).mean()), float(-np.log(picked).mean()), per_class, confusion, names, len(labels)
+    )
 
 
 def _test_batches(dataset: Any) -> Iterator[np.ndarray]:
@@ -69,13 +76,13 @@ def _test_batches(dataset: Any) -> Iterator[np.ndarray]:
     data never sits whole in the driver)."""
     if dataset.stream is None:
         for i in range(0, len(dataset.x_test), BATCH):
-            yield dataset.x_test[i:i + BATCH]
+            yield dataset.x_test[i : i + BATCH]
         return
     from sweeps.folders import decode_many
 
     spec = dataset.stream
     for i in range(0, len(spec.test_paths), BATCH):
-        pixels, _ = decode_many(spec.test_paths[i:i + BATCH], spec.size, spec.channels)
+        pixels, _ = decode_many(spec.test_paths[i : i + BATCH], spec.size, spec.channels)
         yield pixels.astype(np.float32) / np.float32(255.0)
 
 
@@ -117,10 +124,17 @@ def record(tracker: Any, result: HeldOutScore, registered: tuple[str, str] | Non
         tracker.log_artifact(run_id, confusion_figure(result, Path(folder) / "confusion_matrix.png"), "test")
     if registered is not None:
         name, version = registered
-        tracker.set_version_tags(name, version, {
-            "test_accuracy": f"{result.accuracy:.6f}", "test_loss": f"{result.loss:.6f}",
-            "test_per_class_accuracy": json.dumps({k: (round(v, 6) if np.isfinite(v) else None) for k, v in result.per_class.items()}, ensure_ascii=False),
-        })
+        tracker.set_version_tags(
+            name,
+            version,
+            {
+                "test_accuracy": f"{result.accuracy:.6f}",
+                "test_loss": f"{result.loss:.6f}",
+                "test_per_class_accuracy": json.dumps(
+                    {k: (round(v, 6) if np.isfinite(v) else None) for k, v in result.per_class.items()}, ensure_ascii=False
+                ),
+            },
+        )
 
 
 def score_best_model(tracker: Any, model: Any, dataset: Any, registered: tuple[str, str] | None) -> HeldOutScore | None:

@@ -108,8 +108,12 @@ def _gpu_memory_mb() -> int | None:
 
     index = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0] or "0"
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits", "-i", index],
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits", "-i", index],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return int(out.stdout.strip().splitlines()[0]) if out.returncode == 0 else None
     except (OSError, ValueError, IndexError, subprocess.SubprocessError):
         return None
@@ -205,7 +209,9 @@ def load_snapshot(folder: Path) -> Snapshot:
         best_weights = model.get_weights()
     else:
         best_weights = keras.saving.load_model(folder / MODEL_FILE, compile=False).get_weights()
-    return Snapshot(model, int(state["epoch"]), dict(state["best"]), int(state["best_epoch"]), best_weights, list(state.get("history", [])))
+    return Snapshot(
+        model, int(state["epoch"]), dict(state["best"]), int(state["best_epoch"]), best_weights, list(state.get("history", []))
+    )
 
 
 def complete_snapshot(folder: Path) -> bool:
@@ -290,12 +296,22 @@ def deterministic(exc: BaseException) -> bool:
     model raised, memory ran out for this model's size (TensorFlow's ResourceExhaustedError), or the
     loss diverged (same seed, same data order: it diverges again). A worker that died never gets
     here (Tune sees its actor die and retries it); other errors (I/O, ...) may be transient."""
-    return bool(getattr(exc, "sweeps_building", False)) or isinstance(exc, FloatingPointError) \
+    return (
+        bool(getattr(exc, "sweeps_building", False))
+        or isinstance(exc, FloatingPointError)
         or type(exc).__name__ == "ResourceExhaustedError"
+    )
 
 
-def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: TrialSettings, tune: Any,
-           placement: dict[str, str], continue_from: str | None = None) -> None:
+def _train(
+    params: dict[str, Any],
+    plan: Any,
+    data: dict[str, Any],
+    settings: TrialSettings,
+    tune: Any,
+    placement: dict[str, str],
+    continue_from: str | None = None,
+) -> None:
     import keras
 
     from models.conv2d import build_conv2d
@@ -335,15 +351,17 @@ def _train(params: dict[str, Any], plan: Any, data: dict[str, Any], settings: Tr
                 if name in EPOCH_METRICS and _better(metrics[name], best.get(name), direction):
                     best[name] = metrics[name]
             metrics.update({best_key(name): value for name, value in best.items()})
-            metrics.update({
-                "params": plan.params,
-                "flops": plan.flops,
-                "worker_rss_mb": _rss_mb(),
-                EPOCH: epoch,
-                "files_decoded": feed.files_decoded if epoch == done + 1 else 0,
-                FINISHED: epoch == settings.max_epochs or reached_goal(metrics[metric], settings.stop_at, mode),
-                **placement,
-            })
+            metrics.update(
+                {
+                    "params": plan.params,
+                    "flops": plan.flops,
+                    "worker_rss_mb": _rss_mb(),
+                    EPOCH: epoch,
+                    "files_decoded": feed.files_decoded if epoch == done + 1 else 0,
+                    FINISHED: epoch == settings.max_epochs or reached_goal(metrics[metric], settings.stop_at, mode),
+                    **placement,
+                }
+            )
             if kept.due(epoch) or (metrics[FINISHED] and kept.unsaved):
                 with tempfile.TemporaryDirectory() as folder:
                     kept.save(model, Path(folder), epoch, best, history)
@@ -395,7 +413,9 @@ class _BestWeights:
             return True  # resumed from here after a pause: the snapshot must be this epoch's
         return self.weights is not None and time.monotonic() - self.saved_at >= self.every_s
 
-    def save(self, model: Any, folder: Path, epoch: int, best: dict[str, float], history: list[dict[str, float]] | None = None) -> None:
+    def save(
+        self, model: Any, folder: Path, epoch: int, best: dict[str, float], history: list[dict[str, float]] | None = None
+    ) -> None:
         """Write the snapshot after `epoch` into `folder`; the state file last, naming the rest."""
         if self.epoch == epoch:  # the model now is the best epoch's: one file holds both
             resume_file = MODEL_FILE
@@ -410,8 +430,14 @@ class _BestWeights:
             finally:
                 model.set_weights(current)
         files = {name: (folder / name).stat().st_size for name in {MODEL_FILE, resume_file}}
-        state = {"epoch": epoch, "best": best, "best_epoch": self.epoch, "resume_file": resume_file, "files": files,
-                 "history": history or []}
+        state = {
+            "epoch": epoch,
+            "best": best,
+            "best_epoch": self.epoch,
+            "resume_file": resume_file,
+            "files": files,
+            "history": history or [],
+        }
         (folder / STATE_FILE).write_text(json.dumps(state))
         self.unsaved, self.saved_at = False, time.monotonic()
 
@@ -420,9 +446,11 @@ def _fit_one_epoch(model: Any, feed: Any, batch_size: int, epoch: int) -> dict[s
     import keras
 
     history = model.fit(
-        feed.train_x, feed.train_y,
+        feed.train_x,
+        feed.train_y,
         batch_size=batch_size if feed.train_y is not None else None,  # a tf.data feed is batched already
-        epochs=epoch, initial_epoch=epoch - 1,
+        epochs=epoch,
+        initial_epoch=epoch - 1,
         shuffle=feed.train_y is not None,  # a tf.data feed shuffles itself
         validation_data=feed.val,
         callbacks=[keras.callbacks.TerminateOnNaN()],  # stops within the epoch, at the first bad batch

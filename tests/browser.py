@@ -15,8 +15,9 @@ import select
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 # SWEEPS_CHROMIUM: another build (or, to see the tests refuse to skip in CI, a path that does not exist).
 CHROMIUM = os.environ.get("SWEEPS_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -44,22 +45,46 @@ class Chromium:
 
         self.log = profile.parent / f"{profile.name}-chromium.log"
         self.process = subprocess.Popen(
-            [CHROMIUM, "--headless", "--remote-debugging-pipe", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-             "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--hide-scrollbars", "--mute-audio", f"--user-data-dir={profile}", f"--window-size={width},{height}", "about:blank"],
-            pass_fds=(3, 4), preexec_fn=_move_pipes, stdout=subprocess.DEVNULL, stderr=self.log.open("w"), start_new_session=True,
+            [
+                CHROMIUM,
+                "--headless",
+                "--remote-debugging-pipe",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--hide-scrollbars",
+                "--mute-audio",
+                f"--user-data-dir={profile}",
+                f"--window-size={width},{height}",
+                "about:blank",
+            ],
+            pass_fds=(3, 4),
+            preexec_fn=_move_pipes,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log.open("w"),
+            start_new_session=True,
         )
         os.close(commands_read)
         os.close(answers_write)
         self._next_id, self._buffer = 0, b""
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         self.session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        self.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, page=True)
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            page=True,
+        )
         self.send("Page.enable", page=True)
 
     # ------------------------------------------------------------ protocol
 
-    def send(self, method: str, params: dict[str, Any] | None = None, page: bool = False, timeout_s: float = 60) -> dict[str, Any]:
+    def send(
+        self, method: str, params: dict[str, Any] | None = None, page: bool = False, timeout_s: float = 60
+    ) -> dict[str, Any]:
         self._next_id += 1
         message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
         if page:
@@ -118,7 +143,9 @@ class Chromium:
             if value:
                 return value
             time.sleep(0.5)
-        raise BrowserError(f"{what or expression[:200]}: still {value!r} after {timeout_s:.0f} s\n--- page text ---\n{self.text()[:3000]}")
+        raise BrowserError(
+            f"{what or expression[:200]}: still {value!r} after {timeout_s:.0f} s\n--- page text ---\n{self.text()[:3000]}"
+        )
 
     def screenshot(self, path: Path) -> bytes:
         time.sleep(0.5)  # let the last frame paint

@@ -27,7 +27,7 @@ def photo_folder(root: Path, per_class: int = 40, seed: int = 0, test_per_class:
             for i in range(count):
                 side = int(rng.integers(24, 72))  # mixed sizes, resized by the loader
                 y, x = rng.integers(0, photo.shape[0] - side), rng.integers(0, photo.shape[1] - side)
-                crop = photo[y:y + side, x:x + side]
+                crop = photo[y : y + side, x : x + side]
                 folder = split_root / name / ("nested" if i % 3 == 0 else "")  # some one level deeper
                 folder.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(crop).save(folder / f"{name}-{i:03d}.jpg", quality=90)

@@ -20,9 +20,15 @@ import pytest
 
 RAY = Path(sys.executable).with_name("ray")
 PORT_FLAGS = (
-    "--port", "--dashboard-port", "--ray-client-server-port", "--dashboard-agent-listen-port",
-    "--dashboard-agent-grpc-port", "--runtime-env-agent-port", "--metrics-export-port",
-    "--node-manager-port", "--object-manager-port",
+    "--port",
+    "--dashboard-port",
+    "--ray-client-server-port",
+    "--dashboard-agent-listen-port",
+    "--dashboard-agent-grpc-port",
+    "--runtime-env-agent-port",
+    "--metrics-export-port",
+    "--node-manager-port",
+    "--object-manager-port",
 )
 START_TIMEOUT_S = 90
 
@@ -118,5 +124,3 @@ def _stop(proc: subprocess.Popen) -> set[int]:
 def _dashboard_dependency_error(env: dict[str, str]) -> str:
     code = "import ray._private.utils as u; e = u.get_dashboard_dependency_error(); print(e or '')"
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60).stdout.strip()
-
-

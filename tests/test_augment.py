@@ -10,10 +10,20 @@ keras = pytest.importorskip("keras")
 from models.conv2d import augment_settings, build_conv2d  # noqa: E402
 from models.plan import plan_conv2d  # noqa: E402
 
-ALL_ON = {"augment.flip": "horizontal_and_vertical", "augment.rotation": 0.2, "augment.zoom": 0.2,
-          "augment.translation": 0.2, "augment.contrast": 0.5}
-LAYERS = {"augment.flip": "RandomFlip", "augment.rotation": "RandomRotation", "augment.zoom": "RandomZoom",
-          "augment.translation": "RandomTranslation", "augment.contrast": "RandomContrast"}
+ALL_ON = {
+    "augment.flip": "horizontal_and_vertical",
+    "augment.rotation": 0.2,
+    "augment.zoom": 0.2,
+    "augment.translation": 0.2,
+    "augment.contrast": 0.5,
+}
+LAYERS = {
+    "augment.flip": "RandomFlip",
+    "augment.rotation": "RandomRotation",
+    "augment.zoom": "RandomZoom",
+    "augment.translation": "RandomTranslation",
+    "augment.contrast": "RandomContrast",
+}
 
 
 @pytest.mark.parametrize("key", sorted(LAYERS))
@@ -45,12 +55,15 @@ def test_nested_or_dotted_settings_are_read_alike():
     assert augment_settings({"augment.flip": "none", "augment.contrast": 0.3}) == {"contrast": 0.3}
 
 
-@pytest.mark.parametrize("override,field", [
-    ("space.augment.flip=diagonal", "space.augment.flip"),
-    ("space.augment.zoom=1.0", "space.augment.zoom"),
-    ("space.augment.rotation=-0.1", "space.augment.rotation"),
-    ("model.augment.contrast=2", "model.augment.contrast"),
-])
+@pytest.mark.parametrize(
+    "override,field",
+    [
+        ("space.augment.flip=diagonal", "space.augment.flip"),
+        ("space.augment.zoom=1.0", "space.augment.zoom"),
+        ("space.augment.rotation=-0.1", "space.augment.rotation"),
+        ("model.augment.contrast=2", "model.augment.contrast"),
+    ],
+)
 def test_bad_augmentation_values_name_the_field(override, field):
     with pytest.raises(ConfigError) as info:
         load_config([override])

@@ -66,11 +66,17 @@ def test_model_defaults_are_the_products():
 
 
 def test_metrics_from_a_hand_made_record():
-    run = ToolRun("t", slots=2, launched=100.0, ended=120.0, trials=[
-        Trial("a", 101.0, 111.0, 8.0, 2, "complete", curve=[(105.0, 0.5), (110.0, 0.92)]),
-        Trial("b", 102.0, 104.0, 0.0, 0, "infeasible"),
-        Trial("c", 111.0, 119.0, 7.0, 1, "pruned", curve=[(118.0, 0.95)]),
-    ])
+    run = ToolRun(
+        "t",
+        slots=2,
+        launched=100.0,
+        ended=120.0,
+        trials=[
+            Trial("a", 101.0, 111.0, 8.0, 2, "complete", curve=[(105.0, 0.5), (110.0, 0.92)]),
+            Trial("b", 102.0, 104.0, 0.0, 0, "infeasible"),
+            Trial("c", 111.0, 119.0, 7.0, 1, "pruned", curve=[(118.0, 0.95)]),
+        ],
+    )
     row = metrics(run, target=0.9)
     assert list(row) == COLUMNS
     assert row["wall_s"] == 20.0 and row["trials_finished"] == 2 and row["trials_failed"] == 1 and row["epochs"] == 3

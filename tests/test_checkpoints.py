@@ -6,35 +6,40 @@ import pytest
 from sweeps.trial import TrialSettings, _BestWeights
 
 
-@pytest.mark.parametrize("scheduler, grace, factor, max_epochs, expected", [
-    ("asha", 2, 3, 6, {2, 6}),
-    ("asha", 2, 3, 12, {2, 6, 12}),
-    ("asha", 1, 4, 100, {1, 4, 16, 64, 100}),
-    ("asha", 1, 3, 3, {1, 3}),
-    ("asha", 3, 2, 3, {3}),
-    ("none", 1, 3, 8, {8}),
-    # HyperBand (FIFO-derived in Ray, yet it stops trials): brackets r0 = int(max_t * rf^-s), x rf
-    ("hyperband", 1, 3, 9, {1, 3, 9}),
-    ("hyperband", 1, 3, 12, {1, 3, 4, 9, 12}),
-    ("hyperband", 1, 2, 8, {1, 2, 4, 8}),
-    # The median rule (FIFO-derived too) may stop a trial at any epoch from grace_period on
-    ("median", 2, 3, 6, {2, 3, 4, 5, 6}),
-    ("median", 1, 3, 3, {1, 2, 3}),
-])
+@pytest.mark.parametrize(
+    "scheduler, grace, factor, max_epochs, expected",
+    [
+        ("asha", 2, 3, 6, {2, 6}),
+        ("asha", 2, 3, 12, {2, 6, 12}),
+        ("asha", 1, 4, 100, {1, 4, 16, 64, 100}),
+        ("asha", 1, 3, 3, {1, 3}),
+        ("asha", 3, 2, 3, {3}),
+        ("none", 1, 3, 8, {8}),
+        # HyperBand (FIFO-derived in Ray, yet it stops trials): brackets r0 = int(max_t * rf^-s), x rf
+        ("hyperband", 1, 3, 9, {1, 3, 9}),
+        ("hyperband", 1, 3, 12, {1, 3, 4, 9, 12}),
+        ("hyperband", 1, 2, 8, {1, 2, 4, 8}),
+        # The median rule (FIFO-derived too) may stop a trial at any epoch from grace_period on
+        ("median", 2, 3, 6, {2, 3, 4, 5, 6}),
+        ("median", 1, 3, 3, {1, 2, 3}),
+    ],
+)
 def test_stop_epochs_are_where_each_scheduler_may_stop_and_the_last_epoch(scheduler, grace, factor, max_epochs, expected):
     from sweeps.config import load_config
     from sweeps.runner import stop_epochs
 
-    cfg = load_config([f"scheduler={scheduler}", f"max_epochs={max_epochs}"]
-                      + ([f"scheduler.grace_period={grace}"] if scheduler in ("asha", "median") else [])
-                      + ([f"scheduler.reduction_factor={factor}"] if scheduler in ("asha", "hyperband") else []))
+    cfg = load_config(
+        [f"scheduler={scheduler}", f"max_epochs={max_epochs}"]
+        + ([f"scheduler.grace_period={grace}"] if scheduler in ("asha", "median") else [])
+        + ([f"scheduler.reduction_factor={factor}"] if scheduler in ("asha", "hyperband") else [])
+    )
     assert stop_epochs(cfg) == expected
 
 
 @pytest.mark.parametrize("max_t, eta", [(9, 3), (12, 3), (8, 2), (27, 3), (5, 2)])
 def test_hyperband_milestones_are_tunes_own(max_t, eta):
     """The milestones read from Tune's brackets as they are built, halving after halving."""
-    from ray.tune.schedulers.hyperband import _Bracket, HyperBandScheduler
+    from ray.tune.schedulers.hyperband import HyperBandScheduler, _Bracket
 
     from sweeps.runner import hyperband_milestones
 
@@ -62,8 +67,17 @@ def test_every_scheduler_has_one_registry_entry_one_yaml_and_is_validated():
 
 
 def _settings(stop_epochs=frozenset({2, 6}), every_s=60.0):
-    return TrialSettings(model={}, input_shape=(8, 8, 1), num_classes=10, objectives=(("val_accuracy", "max"),),
-                         max_epochs=6, seed=0, cpus=1, stop_epochs=frozenset(stop_epochs), checkpoint_every_s=every_s)
+    return TrialSettings(
+        model={},
+        input_shape=(8, 8, 1),
+        num_classes=10,
+        objectives=(("val_accuracy", "max"),),
+        max_epochs=6,
+        seed=0,
+        cpus=1,
+        stop_epochs=frozenset(stop_epochs),
+        checkpoint_every_s=every_s,
+    )
 
 
 class _Weights:
@@ -73,12 +87,15 @@ class _Weights:
         return [np.zeros(1)]
 
 
-@pytest.mark.parametrize("stop_epochs, every_s, improved_at, expected_due", [
-    ({2, 6}, 60.0, [1], {1: False, 2: True, 3: False}),        # written at the rung, not before
-    ({2, 6}, 60.0, [], {1: False, 2: False, 6: False}),        # nothing better: nothing to write
-    ({2, 6}, 0.0, [1], {1: True}),                             # every better epoch, for retries
-    (set(), 60.0, [3], {3: True}),                             # rungs unknown: every better epoch
-])
+@pytest.mark.parametrize(
+    "stop_epochs, every_s, improved_at, expected_due",
+    [
+        ({2, 6}, 60.0, [1], {1: False, 2: True, 3: False}),  # written at the rung, not before
+        ({2, 6}, 60.0, [], {1: False, 2: False, 6: False}),  # nothing better: nothing to write
+        ({2, 6}, 0.0, [1], {1: True}),  # every better epoch, for retries
+        (set(), 60.0, [3], {3: True}),  # rungs unknown: every better epoch
+    ],
+)
 def test_a_checkpoint_is_due_at_stop_points_after_an_improvement(stop_epochs, every_s, improved_at, expected_due):
     kept = _BestWeights(_settings(stop_epochs, every_s))
     for epoch in sorted(expected_due):
@@ -164,11 +181,29 @@ def test_every_kept_checkpoint_scores_its_trials_best_epoch(tmp_path):
     from tests.conftest import run_cli
 
     out = tmp_path / "outputs"
-    result = run_cli("run", "name=ckpt", "n_trials=4", "max_epochs=6", "scheduler=none", "sampler=random", "seed=1",
-                     "metric=val_loss", "mode=min", "dataset.limit=300", "resources.num_cpus=2",
-                     "tracking.log_best_model=false", "tracking.log_report=false",
-                     "space.learning_rate=choice(0.01,0.03)", "space.kernel_size=3", "space.padding=same", "space.filters=choice(16,32)",
-                     "space.dilation_rate=1", "space.kernel_regularizer_strength=0.0001", f"output_dir={out}", cwd=tmp_path)
+    result = run_cli(
+        "run",
+        "name=ckpt",
+        "n_trials=4",
+        "max_epochs=6",
+        "scheduler=none",
+        "sampler=random",
+        "seed=1",
+        "metric=val_loss",
+        "mode=min",
+        "dataset.limit=300",
+        "resources.num_cpus=2",
+        "tracking.log_best_model=false",
+        "tracking.log_report=false",
+        "space.learning_rate=choice(0.01,0.03)",
+        "space.kernel_size=3",
+        "space.padding=same",
+        "space.filters=choice(16,32)",
+        "space.dilation_rate=1",
+        "space.kernel_regularizer_strength=0.0001",
+        f"output_dir={out}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     study = optuna.load_study(study_name="ckpt", storage=f"sqlite:///{out / 'optuna.db'}")
     client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
@@ -176,7 +211,10 @@ def test_every_kept_checkpoint_scores_its_trials_best_epoch(tmp_path):
     worse_later = 0
     for trial in study.trials:
         assert trial.state == optuna.trial.TrialState.COMPLETE
-        history = [m.value for m in sorted(client.get_metric_history(trial.user_attrs["mlflow_run_id"], "val_loss"), key=lambda m: m.step)]
+        history = [
+            m.value
+            for m in sorted(client.get_metric_history(trial.user_attrs["mlflow_run_id"], "val_loss"), key=lambda m: m.step)
+        ]
         assert len(history) == 6 and trial.value == pytest.approx(min(history))
         loss, _ = load_model(trial.user_attrs["checkpoint"]).evaluate(data.x_val, data.y_val, verbose=0)
         assert loss == pytest.approx(trial.value, rel=1e-4)

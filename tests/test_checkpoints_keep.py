@@ -7,15 +7,18 @@ import pytest
 from sweeps.checkpoints import BestCheckpoints
 
 
-@pytest.mark.parametrize(("keep", "mode", "finished", "dropped", "kept"), [
-    (None, "max", [("a", 0.1), ("b", None)], [[], []], set()),  # keep all: nothing goes, nothing tracked
-    (2, "max", [("a", 0.5), ("b", 0.7), ("c", 0.6)], [[], [], ["a"]], {"b", "c"}),
-    (2, "max", [("a", 0.5), ("b", 0.7), ("c", 0.1)], [[], [], ["c"]], {"a", "b"}),  # a weak newcomer goes itself
-    (2, "min", [("a", 0.5), ("b", 0.7), ("c", 0.6)], [[], [], ["b"]], {"a", "c"}),
-    (1, "max", [("a", 0.5), ("b", 0.5)], [[], ["b"]], {"a"}),  # tie: the first to reach it stays
-    (1, "min", [("a", 0.5), ("b", 0.5)], [[], ["b"]], {"a"}),
-    (3, "max", [("a", None), ("b", math.nan), ("c", 0.2)], [["a"], ["b"], []], {"c"}),  # no score: nothing to keep
-])
+@pytest.mark.parametrize(
+    ("keep", "mode", "finished", "dropped", "kept"),
+    [
+        (None, "max", [("a", 0.1), ("b", None)], [[], []], set()),  # keep all: nothing goes, nothing tracked
+        (2, "max", [("a", 0.5), ("b", 0.7), ("c", 0.6)], [[], [], ["a"]], {"b", "c"}),
+        (2, "max", [("a", 0.5), ("b", 0.7), ("c", 0.1)], [[], [], ["c"]], {"a", "b"}),  # a weak newcomer goes itself
+        (2, "min", [("a", 0.5), ("b", 0.7), ("c", 0.6)], [[], [], ["b"]], {"a", "c"}),
+        (1, "max", [("a", 0.5), ("b", 0.5)], [[], ["b"]], {"a"}),  # tie: the first to reach it stays
+        (1, "min", [("a", 0.5), ("b", 0.5)], [[], ["b"]], {"a"}),
+        (3, "max", [("a", None), ("b", math.nan), ("c", 0.2)], [["a"], ["b"], []], {"c"}),  # no score: nothing to keep
+    ],
+)
 def test_best_k_of_the_sweep_keep_their_checkpoints(keep, mode, finished, dropped, kept):
     book = BestCheckpoints(keep, mode)
     assert [book.finished(t, v) for t, v in finished] == dropped
@@ -31,8 +34,19 @@ def test_a_sweep_keeps_only_its_best_checkpoints(tmp_path):
     from tests.conftest import run_cli
 
     out = tmp_path / "out"
-    result = run_cli("run", "name=keep", "n_trials=4", "max_epochs=1", "dataset.limit=200", "scheduler=none", "sampler=random",
-                     "resources.num_cpus=2", "resources.keep_checkpoints=1", f"output_dir={out}", cwd=tmp_path)
+    result = run_cli(
+        "run",
+        "name=keep",
+        "n_trials=4",
+        "max_epochs=1",
+        "dataset.limit=200",
+        "scheduler=none",
+        "sampler=random",
+        "resources.num_cpus=2",
+        "resources.keep_checkpoints=1",
+        f"output_dir={out}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     kept = sorted(out.glob("ray/keep/*/checkpoint_*"))
     assert len({p.parent for p in kept}) == 1, kept

@@ -70,7 +70,10 @@ def test_cfg_prints_the_resolved_config(cli, tmp_path):
     [
         ({"x_train": np.array([["a"] * 8] * 4), "y_train": np.arange(4)}, "dtype"),
         ({"x_train": np.zeros((4, 8, 8)), "y_train": np.array([0, 1, -1, 2])}, "negative"),
-        ({"x_train": np.zeros((4, 8, 8)), "y_train": np.arange(4), "x_test": np.zeros((2, 8, 8)), "y_test": np.array([0, 7])}, "never occurs"),
+        (
+            {"x_train": np.zeros((4, 8, 8)), "y_train": np.arange(4), "x_test": np.zeros((2, 8, 8)), "y_test": np.array([0, 7])},
+            "never occurs",
+        ),
     ],
 )
 def test_bad_npz_content(cli, tmp_path, arrays, words):

@@ -43,8 +43,14 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def commands(config: dict[str, Any], *keys: str) -> list[str]:
-    keys = keys or ("initialization_commands", "setup_commands", "head_setup_commands", "worker_setup_commands",
-                    "head_start_ray_commands", "worker_start_ray_commands")
+    keys = keys or (
+        "initialization_commands",
+        "setup_commands",
+        "head_setup_commands",
+        "worker_setup_commands",
+        "head_start_ray_commands",
+        "worker_start_ray_commands",
+    )
     return [" ".join(c.split()) for key in keys for c in config.get(key, [])]
 
 
@@ -148,7 +154,8 @@ def test_a_gpu_worker_type_scales_from_zero():
     head = config["available_node_types"][config["head_node_type"]]
     assert head["resources"].get("GPU", 0) == 0 and head["resources"]["CPU"] == 0
     gpu_types = [
-        node_type for name, node_type in config["available_node_types"].items()
+        node_type
+        for name, node_type in config["available_node_types"].items()
         if name != config["head_node_type"] and node_type["resources"].get("GPU") == 1
     ]
     assert len(gpu_types) == 1

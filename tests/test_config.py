@@ -42,7 +42,9 @@ def test_defaults():
     cfg = load_config([])
     assert cfg.dataset.name == "digits" and cfg.metric == "val_accuracy" and cfg.mode == "max"
     assert cfg.name.startswith("sweep-")
-    assert {"filters", "kernel_size", "padding", "dilation_rate", "kernel_regularizer_strength", "learning_rate"} <= set(cfg.space.searched)
+    assert {"filters", "kernel_size", "padding", "dilation_rate", "kernel_regularizer_strength", "learning_rate"} <= set(
+        cfg.space.searched
+    )
     assert cfg.model["kernel_regularizer"] == "l2"  # the searched strength is an L2 strength
 
 
@@ -109,8 +111,14 @@ def test_multi_objective_sets_the_first_objective_as_metric():
 
 
 def test_grid_counts_points_and_caps_trials():
-    cfg = load_config(["sampler=grid", "n_trials=500", "space.kernel_regularizer_strength=choice(1e-4,1e-3)",
-                       "space.learning_rate=choice(1e-3,1e-2)"])
+    cfg = load_config(
+        [
+            "sampler=grid",
+            "n_trials=500",
+            "space.kernel_regularizer_strength=choice(1e-4,1e-3)",
+            "space.learning_rate=choice(1e-3,1e-2)",
+        ]
+    )
     # filters 3 x kernel 2 x padding 2 x dilation 2 x strength 2 x lr 2
     assert cfg.n_trials == 96 and len(cfg.sampler.grid["filters"]) == 3
 

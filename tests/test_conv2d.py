@@ -79,7 +79,9 @@ def test_constraints(which, kind, class_name, fields):
 
 
 def test_filters_grow_per_block_and_blocks_override():
-    model = build_conv2d({**BASE, "blocks": 3, "filters": 32, "filters_growth": 2, "pool_size": 2, "block3.kernel_size": 1}, (32, 32, 3), 10)
+    model = build_conv2d(
+        {**BASE, "blocks": 3, "filters": 32, "filters_growth": 2, "pool_size": 2, "block3.kernel_size": 1}, (32, 32, 3), 10
+    )
     assert [model.get_layer(f"conv{i}").filters for i in (1, 2, 3)] == [32, 64, 128]
     assert model.get_layer("conv3").kernel_size == (1, 1)
     assert model.get_layer("conv2").kernel_size == (3, 3)
@@ -154,4 +156,6 @@ def test_channels_first_trains_with_and_without_onednn_kernels(onednn):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     line = next(line for line in out.stdout.splitlines() if line.startswith("USED"))
-    assert line.startswith("USED channels_first True None") or line.startswith("USED channels_last False data_format channels_first cannot be trained")
+    assert line.startswith("USED channels_first True None") or line.startswith(
+        "USED channels_last False data_format channels_first cannot be trained"
+    )

@@ -28,8 +28,13 @@ def test_digest_changes_when_one_pixel_changes():
 def test_npz_roundtrip(tmp_path):
     rng = np.random.default_rng(0)
     path = tmp_path / "d.npz"
-    np.savez(path, x_train=rng.integers(0, 256, (50, 12, 12, 3), dtype=np.uint8), y_train=np.arange(50) % 3,
-             x_test=rng.integers(0, 256, (10, 12, 12, 3), dtype=np.uint8), y_test=np.arange(10) % 3)
+    np.savez(
+        path,
+        x_train=rng.integers(0, 256, (50, 12, 12, 3), dtype=np.uint8),
+        y_train=np.arange(50) % 3,
+        x_test=rng.integers(0, 256, (10, 12, 12, 3), dtype=np.uint8),
+        y_test=np.arange(10) % 3,
+    )
     d = load_dataset("npz", str(path), val_fraction=0.2)
     assert d.input_shape == (12, 12, 3) and d.num_classes == 3
     assert len(d.x_val) == 10 and d.x_test is not None and d.x_train.max() <= 1.0
@@ -54,7 +59,13 @@ def _npz(tmp_path, **arrays):
         (lambda p: _npz(p, x_train=np.zeros((4, 8, 8)), y_train=np.array([0, 1, -1, 2])), "dataset y_train", "negative"),
         (lambda p: _npz(p, x_train=np.zeros((4, 8, 8)), y_train=np.array([0.5, 1, 1, 2])), "dataset y_train", "whole numbers"),
         (lambda p: _npz(p, x_train=np.full((4, 8, 8), np.nan), y_train=np.arange(4)), "dataset x_train", "NaN"),
-        (lambda p: _npz(p, x_train=np.zeros((4, 8, 8)), y_train=np.arange(4), x_test=np.zeros((2, 8, 8)), y_test=np.array([0, 9])), "dataset y_test", "never occurs"),
+        (
+            lambda p: _npz(
+                p, x_train=np.zeros((4, 8, 8)), y_train=np.arange(4), x_test=np.zeros((2, 8, 8)), y_test=np.array([0, 9])
+            ),
+            "dataset y_test",
+            "never occurs",
+        ),
     ],
 )
 def test_bad_npz_files(tmp_path, make, key, words):

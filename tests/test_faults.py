@@ -16,10 +16,20 @@ pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.reliability]
 
 # A grid makes each (filters, learning_rate) pair run exactly once; faults are keyed on filters.
 GRID = [
-    "sampler=grid", "scheduler=none", "max_epochs=3", "dataset.limit=300", "resources.num_cpus=2",
-    "model.optimizer=sgd", "space.filters=choice(8,16,32,48)", "space.learning_rate=choice(0.05,1e12)",
-    "space.kernel_size=3", "space.padding=same", "space.dilation_rate=1", "space.kernel_regularizer_strength=0.0001",
-    "max_failures=null", "max_failure_rate=null",
+    "sampler=grid",
+    "scheduler=none",
+    "max_epochs=3",
+    "dataset.limit=300",
+    "resources.num_cpus=2",
+    "model.optimizer=sgd",
+    "space.filters=choice(8,16,32,48)",
+    "space.learning_rate=choice(0.05,1e12)",
+    "space.kernel_size=3",
+    "space.padding=same",
+    "space.dilation_rate=1",
+    "space.kernel_regularizer_strength=0.0001",
+    "max_failures=null",
+    "max_failure_rate=null",
     "resources.checkpoint_every_s=0",  # every better epoch is written, so a retry resumes from epoch 1
 ]
 
@@ -40,7 +50,11 @@ def _run(tmp_path, name, faults, *extra, base=GRID):
 def _trials(out, name):
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'optuna.db'}")
     client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
-    runs = {r.info.run_id: r for r in client.search_runs([client.get_experiment_by_name("sweeps").experiment_id]) if r.data.tags.get("sweeps.kind") == "trial"}
+    runs = {
+        r.info.run_id: r
+        for r in client.search_runs([client.get_experiment_by_name("sweeps").experiment_id])
+        if r.data.tags.get("sweeps.kind") == "trial"
+    }
     return study, client, runs
 
 
@@ -96,14 +110,29 @@ def test_failure_limit_stops_the_sweep_with_one_message(tmp_path):
 
 
 # The parent run ends with the right status on every way out of a sweep, not only Ctrl+C.
-TINY = ["sampler=random", "scheduler=none", "n_trials=2", "max_epochs=2", "dataset.limit=200", "resources.num_cpus=2",
-        "resources.cpus_per_trial=2", "space.kernel_size=3", "space.padding=same", "space.dilation_rate=1",
-        "tracking.log_best_model=false", "tracking.log_report=false"]
+TINY = [
+    "sampler=random",
+    "scheduler=none",
+    "n_trials=2",
+    "max_epochs=2",
+    "dataset.limit=200",
+    "resources.num_cpus=2",
+    "resources.cpus_per_trial=2",
+    "space.kernel_size=3",
+    "space.padding=same",
+    "space.dilation_rate=1",
+    "tracking.log_best_model=false",
+    "tracking.log_report=false",
+]
 
 
 def _parent(out):
     client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
-    (parent,) = [r for r in client.search_runs([client.get_experiment_by_name("sweeps").experiment_id]) if r.data.tags.get("sweeps.kind") == "sweep"]
+    (parent,) = [
+        r
+        for r in client.search_runs([client.get_experiment_by_name("sweeps").experiment_id])
+        if r.data.tags.get("sweeps.kind") == "sweep"
+    ]
     return client, parent
 
 
@@ -129,8 +158,14 @@ def test_an_interrupt_ends_the_parent_run_killed(tmp_path, signum):
     out = tmp_path / "outputs"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "SWEEPS_FAULTS": "stall_once@filters=16@1", "SWEEPS_FAULTS_DIR": str(tmp_path)}
     with (tmp_path / "driver.log").open("w") as log:
-        driver = subprocess.Popen([sys.executable, "-m", "sweeps", "run", "name=stopped", *TINY, "space.filters=16", f"output_dir={out}"],
-                                  cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "sweeps", "run", "name=stopped", *TINY, "space.filters=16", f"output_dir={out}"],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + 240
     while not any(tmp_path.glob("stalled-*")):
         assert driver.poll() is None and time.monotonic() < deadline, (tmp_path / "driver.log").read_text()[-3000:]

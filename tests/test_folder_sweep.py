@@ -15,8 +15,15 @@ from tests.image_folders import digit_folder, photo_folder
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 # One fixed, good model (no search): the in-memory and streamed sweeps train the same network.
-FIXED = ["space=small", "space.filters=16", "space.kernel_size=3", "space.padding=same", "space.dilation_rate=1",
-         "space.learning_rate=0.005", "space.kernel_regularizer_strength=0.0001"]
+FIXED = [
+    "space=small",
+    "space.filters=16",
+    "space.kernel_size=3",
+    "space.padding=same",
+    "space.dilation_rate=1",
+    "space.learning_rate=0.005",
+    "space.kernel_regularizer_strength=0.0001",
+]
 COMMON = ["max_epochs=4", "resources.num_cpus=2", "scheduler=none", "tracking.log_report=false", "seed=1"]
 
 
@@ -30,8 +37,15 @@ def world(tmp_path_factory):
     out = base / "outputs"
     runs = {
         "mem": ["n_trials=1", f"dataset.path={digits}", "dataset.image_size=[8,8]", "dataset.color_mode=grayscale", *FIXED],
-        "stream": ["n_trials=2", f"dataset.path={digits}", "dataset.image_size=[8,8]", "dataset.color_mode=grayscale",
-                   "dataset.memory_limit_mb=0.01", f"dataset.cache_dir={base / 'node-cache'}", *FIXED],
+        "stream": [
+            "n_trials=2",
+            f"dataset.path={digits}",
+            "dataset.image_size=[8,8]",
+            "dataset.color_mode=grayscale",
+            "dataset.memory_limit_mb=0.01",
+            f"dataset.cache_dir={base / 'node-cache'}",
+            *FIXED,
+        ],
         "photos": ["n_trials=1", f"dataset.path={photos}", "dataset.image_size=[24,24]", *FIXED],
     }
     printed = {}
@@ -39,8 +53,14 @@ def world(tmp_path_factory):
         result = run_cli("run", f"name={name}", "dataset=folder", *overrides, *COMMON, f"output_dir={out}", cwd=base)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         printed[name] = result.stdout
-    return {"base": base, "digits": digits, "photos": photos, "out": out, "printed": printed,
-            "client": MlflowClient(f"sqlite:///{out / 'mlflow.db'}")}
+    return {
+        "base": base,
+        "digits": digits,
+        "photos": photos,
+        "out": out,
+        "printed": printed,
+        "client": MlflowClient(f"sqlite:///{out / 'mlflow.db'}"),
+    }
 
 
 def _sweep(world, name):
@@ -95,8 +115,15 @@ def test_streamed_folder_decodes_each_file_once_and_matches_in_memory_accuracy(w
 def test_predict_prints_class_names_of_a_folder_model(world):
     from tests.conftest import run_cli
 
-    result = run_cli("predict", "--model", "models:/folder-conv2d@champion", "--input", str(world["photos"] / "test" / "花"),
-                     f"output_dir={world['out']}", cwd=world["base"])
+    result = run_cli(
+        "predict",
+        "--model",
+        "models:/folder-conv2d@champion",
+        "--input",
+        str(world["photos"] / "test" / "花"),
+        f"output_dir={world['out']}",
+        cwd=world["base"],
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [line.split("\t") for line in result.stdout.strip().splitlines()]
     assert len(lines) == 8 and all(label in ("china", "花") for _, label, _ in lines)
@@ -114,8 +141,9 @@ def test_resume_refuses_a_changed_folder_naming_the_file_and_diff_names_it(world
     err = result.stderr.strip().splitlines()
     assert len(err) == 1 and "the data changed" in err[0] and "train/3/d0003.png" in err[0], err
     # the new version, as a sweep would record it, against the sweep's own
-    changed = load_dataset("folder", str(world["digits"]), options={"image_size": [8, 8], "color_mode": "grayscale"},
-                           output_dir=world["out"])
+    changed = load_dataset(
+        "folder", str(world["digits"]), options={"image_size": [8, 8], "color_mode": "grayscale"}, output_dir=world["out"]
+    )
     save_manifest(world["out"], changed.manifest)
     result = run_cli("datasets", "diff", "mem", changed.digest[:12], f"output_dir={world['out']}", cwd=world["base"])
     assert result.returncode == 0, result.stderr
@@ -144,7 +172,10 @@ def test_a_node_that_cannot_see_the_folder_fails_before_any_trial(tmp_path):
     ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level="ERROR")
     try:
         runner.check_nodes_see([str(seen)], str(tmp_path))  # every node sees it: no error
-        with pytest.raises(ConfigError, match=r"dataset.path: node .* cannot see /nowhere/x.png .*Fix: put the folder on storage every node mounts"):
+        with pytest.raises(
+            ConfigError,
+            match=r"dataset.path: node .* cannot see /nowhere/x.png .*Fix: put the folder on storage every node mounts",
+        ):
             runner.check_nodes_see(["/nowhere/x.png"], "/nowhere")
     finally:
         runner.shutdown()

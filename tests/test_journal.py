@@ -18,8 +18,14 @@ def test_values_queued_but_never_written_are_written_by_the_next_driver_once(tmp
     first.flush()
     # What the background writer had not yet written when the driver was killed: journaled only.
     lost = Journal(journal)
-    lost.append(run_id, {"params": [Param("learning_rate", "0.01")], "metrics": [Metric("val_accuracy", 0.7, 1000, 2)],
-                         "tags": [RunTag("sweeps.node", "n1")]})
+    lost.append(
+        run_id,
+        {
+            "params": [Param("learning_rate", "0.01")],
+            "metrics": [Metric("val_accuracy", 0.7, 1000, 2)],
+            "tags": [RunTag("sweeps.node", "n1")],
+        },
+    )
     client = MlflowClient(uri)
     assert "learning_rate" not in client.get_run(run_id).data.params
 

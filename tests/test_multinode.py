@@ -22,8 +22,14 @@ from tests.ray_cluster import PORT_FLAGS, RAY, _free_ports, _listening, _stop, _
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 # Ports a worker node opens for itself (the head's --port and dashboard are the head's alone).
-NODE_PORT_FLAGS = ("--node-manager-port", "--object-manager-port", "--metrics-export-port",
-                   "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--runtime-env-agent-port")
+NODE_PORT_FLAGS = (
+    "--node-manager-port",
+    "--object-manager-port",
+    "--metrics-export-port",
+    "--dashboard-agent-listen-port",
+    "--dashboard-agent-grpc-port",
+    "--runtime-env-agent-port",
+)
 
 
 def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -43,11 +49,24 @@ def cluster() -> Iterator[tuple[str, dict[str, str]]]:
     env |= {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": MLFLOW_PASSWORD}
     ports = dict(zip(PORT_FLAGS, _free_ports(len(PORT_FLAGS))))
     # The head runs the sweep's driver only: no CPU for trials, no stand-in GPU.
-    head = _start([
-        str(RAY), "start", "--head", "--block", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-        "--node-ip-address=127.0.0.1", "--num-cpus=1", "--num-gpus=0", f"--temp-dir={temp_dir}", "--disable-usage-stats",
-        *(f"{flag}={port}" for flag, port in ports.items()),
-    ], env, temp_dir / "head.log")
+    head = _start(
+        [
+            str(RAY),
+            "start",
+            "--head",
+            "--block",
+            "--include-dashboard=true",
+            "--dashboard-host=127.0.0.1",
+            "--node-ip-address=127.0.0.1",
+            "--num-cpus=1",
+            "--num-gpus=0",
+            f"--temp-dir={temp_dir}",
+            "--disable-usage-stats",
+            *(f"{flag}={port}" for flag, port in ports.items()),
+        ],
+        env,
+        temp_dir / "head.log",
+    )
     procs = [head]
     dashboard = f"http://127.0.0.1:{ports['--dashboard-port']}"
     try:
@@ -55,15 +74,28 @@ def cluster() -> Iterator[tuple[str, dict[str, str]]]:
         # All at once: ports picked one node at a time could repeat before a node binds them.
         all_ports = _free_ports(2 * len(NODE_PORT_FLAGS))
         for i in (1, 2):
-            node_ports = all_ports[(i - 1) * len(NODE_PORT_FLAGS): i * len(NODE_PORT_FLAGS)]
-            procs.append(_start([
-                str(RAY), "start", "--block", f"--address=127.0.0.1:{ports['--port']}", "--node-ip-address=127.0.0.1",
-                "--num-cpus=1", "--num-gpus=0", '--resources={"fake_gpu": 1}', "--disable-usage-stats",
-                # Its own folder, as a separate machine has: nodes sharing one would garbage-collect
-                # each other's runtime-env packages (the job's working_dir among them).
-                f"--temp-dir={temp_dir / f'n{i}'}",
-                *(f"{flag}={port}" for flag, port in zip(NODE_PORT_FLAGS, node_ports)),
-            ], env, temp_dir / f"node{i}.log"))
+            node_ports = all_ports[(i - 1) * len(NODE_PORT_FLAGS) : i * len(NODE_PORT_FLAGS)]
+            procs.append(
+                _start(
+                    [
+                        str(RAY),
+                        "start",
+                        "--block",
+                        f"--address=127.0.0.1:{ports['--port']}",
+                        "--node-ip-address=127.0.0.1",
+                        "--num-cpus=1",
+                        "--num-gpus=0",
+                        '--resources={"fake_gpu": 1}',
+                        "--disable-usage-stats",
+                        # Its own folder, as a separate machine has: nodes sharing one would garbage-collect
+                        # each other's runtime-env packages (the job's working_dir among them).
+                        f"--temp-dir={temp_dir / f'n{i}'}",
+                        *(f"{flag}={port}" for flag, port in zip(NODE_PORT_FLAGS, node_ports)),
+                    ],
+                    env,
+                    temp_dir / f"node{i}.log",
+                )
+            )
             # One at a time: two nodes joining at once on one host race for the session's files.
             _wait_for_nodes(f"127.0.0.1:{ports['--port']}", env, 1 + i, temp_dir)
         yield dashboard, env
@@ -97,8 +129,19 @@ def test_trials_spread_over_the_nodes(cluster, mlflow_server, tmp_path, monkeypa
     for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH"):
         monkeypatch.setenv(key, env[key])
     out = tmp_path / "outputs"
-    sweep = ["name=multi", "n_trials=4", "max_epochs=2", "dataset.limit=200", "scheduler=none", "sampler=random",
-             "space.padding=same", "resources.cpus_per_trial=1", "+resources.custom.fake_gpu=1", f"tracking.uri={server_url}", f"output_dir={out}"]
+    sweep = [
+        "name=multi",
+        "n_trials=4",
+        "max_epochs=2",
+        "dataset.limit=200",
+        "scheduler=none",
+        "sampler=random",
+        "space.padding=same",
+        "resources.cpus_per_trial=1",
+        "+resources.custom.fake_gpu=1",
+        f"tracking.uri={server_url}",
+        f"output_dir={out}",
+    ]
     log = io.StringIO()
     assert submit(sweep, dashboard, follow=True, out=log) == 0, log.getvalue()[-4000:]
 

@@ -5,14 +5,36 @@ import pytest
 from models.plan import InfeasibleModel, plan_conv2d
 
 BASE = {
-    "blocks": 2, "filters": 8, "filters_growth": 2, "kernel_size": 3, "strides": 1, "padding": "same",
-    "data_format": "channels_last", "dilation_rate": 1, "activation": "relu", "use_bias": True,
-    "kernel_initializer": "glorot_uniform", "bias_initializer": "zeros",
-    "kernel_regularizer": "none", "kernel_regularizer_strength": 1e-4, "bias_regularizer": "none",
-    "bias_regularizer_strength": 1e-4, "activity_regularizer": "none", "activity_regularizer_strength": 1e-5,
-    "kernel_constraint": "none", "kernel_constraint_value": 3.0, "bias_constraint": "none", "bias_constraint_value": 3.0,
-    "pooling": "max", "pool_size": 2, "dense_layers": 1, "dense_units": 16, "dropout": 0.1,
-    "optimizer": "adam", "learning_rate": 1e-3, "batch_size": 32,
+    "blocks": 2,
+    "filters": 8,
+    "filters_growth": 2,
+    "kernel_size": 3,
+    "strides": 1,
+    "padding": "same",
+    "data_format": "channels_last",
+    "dilation_rate": 1,
+    "activation": "relu",
+    "use_bias": True,
+    "kernel_initializer": "glorot_uniform",
+    "bias_initializer": "zeros",
+    "kernel_regularizer": "none",
+    "kernel_regularizer_strength": 1e-4,
+    "bias_regularizer": "none",
+    "bias_regularizer_strength": 1e-4,
+    "activity_regularizer": "none",
+    "activity_regularizer_strength": 1e-5,
+    "kernel_constraint": "none",
+    "kernel_constraint_value": 3.0,
+    "bias_constraint": "none",
+    "bias_constraint_value": 3.0,
+    "pooling": "max",
+    "pool_size": 2,
+    "dense_layers": 1,
+    "dense_units": 16,
+    "dropout": 0.1,
+    "optimizer": "adam",
+    "learning_rate": 1e-3,
+    "batch_size": 32,
 }
 
 
@@ -61,7 +83,12 @@ def test_budgets_reject_before_training():
 
 @pytest.mark.parametrize(
     "changes",
-    [{}, {"padding": "valid", "blocks": 1}, {"use_bias": False, "dense_layers": 2}, {"strides": 2, "pooling": "none", "filters_growth": 1.5}],
+    [
+        {},
+        {"padding": "valid", "blocks": 1},
+        {"use_bias": False, "dense_layers": 2},
+        {"strides": 2, "pooling": "none", "filters_growth": 1.5},
+    ],
 )
 def test_parameter_count_matches_keras(changes):
     from models.conv2d import build_conv2d

@@ -16,22 +16,34 @@ from mlflow import MlflowClient
 from sweeps.search import open_storage, storage_url
 from tests.conftest import ROOT, _free_port, run_cli, wait_healthy
 
-TINY = ["n_trials=2", "max_epochs=1", "dataset.limit=200", "scheduler=none", "sampler=random", "tracking.log_best_model=false",
-        "tracking.log_report=false"]
+TINY = [
+    "n_trials=2",
+    "max_epochs=1",
+    "dataset.limit=200",
+    "scheduler=none",
+    "sampler=random",
+    "tracking.log_best_model=false",
+    "tracking.log_report=false",
+]
 
 
 def _without_driver(*args: str, cwd) -> subprocess.CompletedProcess:
     """`python -m sweeps ...` where psycopg cannot be imported, as in a venv installed without the extra."""
-    code = ("import runpy, sys; sys.modules['psycopg'] = sys.modules['psycopg2'] = None; "
-            f"sys.argv = ['sweeps', *{list(args)!r}]; runpy.run_module('sweeps', run_name='__main__')")
+    code = (
+        "import runpy, sys; sys.modules['psycopg'] = sys.modules['psycopg2'] = None; "
+        f"sys.argv = ['sweeps', *{list(args)!r}]; runpy.run_module('sweeps', run_name='__main__')"
+    )
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=cwd)
 
 
-@pytest.mark.parametrize("args", [
-    ["run", "tracking.study_storage=postgresql://team:s3cret@127.0.0.1:1/sweeps"],
-    ["run", "tracking.uri=postgresql://team:s3cret@127.0.0.1:1/sweeps"],
-    ["server", "--backend-store-uri", "postgresql://team:s3cret@127.0.0.1:1/sweeps"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "tracking.study_storage=postgresql://team:s3cret@127.0.0.1:1/sweeps"],
+        ["run", "tracking.uri=postgresql://team:s3cret@127.0.0.1:1/sweeps"],
+        ["server", "--backend-store-uri", "postgresql://team:s3cret@127.0.0.1:1/sweeps"],
+    ],
+)
 def test_missing_driver_names_the_extra_that_installs_it(args, tmp_path):
     result = _without_driver(*args, f"output_dir={tmp_path}/out", cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-2000:]
@@ -73,10 +85,25 @@ def test_one_url_for_both_stores_two_drivers_at_once(postgres_db, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     drivers, first = [], []
     for name in ("left", "right"):
-        args = ["run", f"name={name}", *TINY, "resources.num_cpus=1", f"tracking.uri={postgres_db}",
-                f"tracking.study_storage={postgres_db}", f"output_dir={tmp_path}/{name}"]
-        drivers.append(subprocess.Popen([sys.executable, "-m", "sweeps", *args], cwd=tmp_path, env=env, text=True,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        args = [
+            "run",
+            f"name={name}",
+            *TINY,
+            "resources.num_cpus=1",
+            f"tracking.uri={postgres_db}",
+            f"tracking.study_storage={postgres_db}",
+            f"output_dir={tmp_path}/{name}",
+        ]
+        drivers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "sweeps", *args],
+                cwd=tmp_path,
+                env=env,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+        )
         # The second starts once the first has its Ray up and its records open: two Ray heads
         # starting at the same second on a busy 2-core machine miss Ray's fixed 30 s start-up wait.
         # (Two drivers creating the stores at the same moment: test_stores_created_by_many_at_once.)
@@ -96,12 +123,16 @@ def test_one_url_for_both_stores_two_drivers_at_once(postgres_db, tmp_path):
 def test_stores_created_by_many_at_once(postgres_db):
     """Four drivers opening MLflow's store and Optuna's study on one fresh database at the same moment
     (PostgreSQL's CREATE ... IF NOT EXISTS fails for all but one without sweeps.search.initialising)."""
-    code = ("import sys; from pathlib import Path; from sweeps.search import initialising, open_storage; "
-            "from tracking import SweepTracker; url = sys.argv[1]\n"
-            "with initialising(url): SweepTracker(url, 'sweeps')\n"
-            "open_storage(Path('.'), url)")
-    procs = [subprocess.Popen([sys.executable, "-c", code, postgres_db], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for _ in range(4)]
+    code = (
+        "import sys; from pathlib import Path; from sweeps.search import initialising, open_storage; "
+        "from tracking import SweepTracker; url = sys.argv[1]\n"
+        "with initialising(url): SweepTracker(url, 'sweeps')\n"
+        "open_storage(Path('.'), url)"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, postgres_db], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(4)
+    ]
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, "\n".join(outputs)[-3000:]
     client = MlflowClient(postgres_db)
@@ -110,7 +141,9 @@ def test_stores_created_by_many_at_once(postgres_db):
 
 def _finished(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
     try:  # open_storage: the driver may not have made Optuna's schema yet
-        return [t for t in optuna.load_study(study_name=name, storage=open_storage(Path("."), url)).trials if t.state.is_finished()]
+        return [
+            t for t in optuna.load_study(study_name=name, storage=open_storage(Path("."), url)).trials if t.state.is_finished()
+        ]
     except KeyError:
         return []
 
@@ -127,9 +160,20 @@ def test_killed_driver_then_resume_with_two_urls(postgres_server, tmp_path):
             conn.execute(f"CREATE DATABASE {db}")
     mlflow_url, optuna_url = f"{postgres_server}/kill_mlflow", f"{postgres_server}/kill_optuna"
     study_url = storage_url(tmp_path, optuna_url)
-    args = ["name=killed", "n_trials=5", "max_epochs=2", "dataset.limit=200", "scheduler=none", "sampler=random",
-            "resources.num_cpus=2", "tracking.log_best_model=false", "tracking.log_report=false",
-            f"tracking.uri={mlflow_url}", f"tracking.study_storage={optuna_url}", f"output_dir={tmp_path}/out"]
+    args = [
+        "name=killed",
+        "n_trials=5",
+        "max_epochs=2",
+        "dataset.limit=200",
+        "scheduler=none",
+        "sampler=random",
+        "resources.num_cpus=2",
+        "tracking.log_best_model=false",
+        "tracking.log_report=false",
+        f"tracking.uri={mlflow_url}",
+        f"tracking.study_storage={optuna_url}",
+        f"output_dir={tmp_path}/out",
+    ]
     log = tmp_path / "driver.log"
     with log.open("w") as sink:
         driver = subprocess.Popen([sys.executable, "-m", "sweeps", "run", *args], cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT)
@@ -143,8 +187,14 @@ def test_killed_driver_then_resume_with_two_urls(postgres_server, tmp_path):
     before = {t.number: (t.state, t.values) for t in _finished(optuna_url, "killed")}
 
     # The URLs' passwords are on no disk (sweeps/redaction.py): resume is given them again.
-    result = run_cli("resume", "killed", f"output_dir={tmp_path}/out", f"tracking.uri={mlflow_url}",
-                     f"tracking.study_storage={optuna_url}", cwd=tmp_path)
+    result = run_cli(
+        "resume",
+        "killed",
+        f"output_dir={tmp_path}/out",
+        f"tracking.uri={mlflow_url}",
+        f"tracking.study_storage={optuna_url}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     study = optuna.load_study(study_name="killed", storage=study_url)
     client = MlflowClient(mlflow_url)
@@ -175,30 +225,71 @@ def test_team_server_recipe(postgres_db, tmp_path, monkeypatch):
     admin_password, port = "team-admin-pw", _free_port()
     # The recipe keeps the database's password out of the URL: PGPASSWORD on each side.
     database = postgres_db.replace(":pg-test-secret@", "@")
-    server_env = {**os.environ, "MLFLOW_AUTH_ADMIN_PASSWORD": admin_password, "MLFLOW_FLASK_SERVER_SECRET_KEY": "team-secret",
-                  "PGPASSWORD": "pg-test-secret"}
+    server_env = {
+        **os.environ,
+        "MLFLOW_AUTH_ADMIN_PASSWORD": admin_password,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "team-secret",
+        "PGPASSWORD": "pg-test-secret",
+    }
     server = subprocess.Popen(
-        [sys.executable, "-m", "sweeps", "server", "--host", "127.0.0.1", "--port", str(port), "--auth",
-         "--backend-store-uri", database, f"output_dir={tmp_path}/server-home"],
-        cwd=ROOT, env=server_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "sweeps",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--auth",
+            "--backend-store-uri",
+            database,
+            f"output_dir={tmp_path}/server-home",
+        ],
+        cwd=ROOT,
+        env=server_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, server, output=server.stdout.read)
-        user_env = {**os.environ, "MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": admin_password,
-                    "PGPASSWORD": "pg-test-secret", "PYTHONUNBUFFERED": "1"}
+        user_env = {
+            **os.environ,
+            "MLFLOW_TRACKING_USERNAME": "admin",
+            "MLFLOW_TRACKING_PASSWORD": admin_password,
+            "PGPASSWORD": "pg-test-secret",
+            "PYTHONUNBUFFERED": "1",
+        }
         result = subprocess.run(
-            [sys.executable, "-m", "sweeps", "run", "name=team", *TINY, "resources.num_cpus=2", f"tracking.uri={url}",
-             f"tracking.study_storage={database}", f"output_dir={tmp_path}/laptop"],
-            cwd=tmp_path, env=user_env, capture_output=True, text=True, timeout=900,
+            [
+                sys.executable,
+                "-m",
+                "sweeps",
+                "run",
+                "name=team",
+                *TINY,
+                "resources.num_cpus=2",
+                f"tracking.uri={url}",
+                f"tracking.study_storage={database}",
+                f"output_dir={tmp_path}/laptop",
+            ],
+            cwd=tmp_path,
+            env=user_env,
+            capture_output=True,
+            text=True,
+            timeout=900,
         )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
             monkeypatch.setenv(key, user_env[key])
         _recorded(url, storage_url(tmp_path, postgres_db), "team", 2, "pg-test-secret")
         client = MlflowClient(url)
-        parent = client.search_runs([client.get_experiment_by_name("sweeps").experiment_id],
-                                    filter_string="tags.`sweeps.kind` = 'sweep'")[0]
+        parent = client.search_runs(
+            [client.get_experiment_by_name("sweeps").experiment_id], filter_string="tags.`sweeps.kind` = 'sweep'"
+        )[0]
         assert [a.path for a in client.list_artifacts(parent.info.run_id, "config")] == ["config/resolved.yaml"]
         # Artifacts went over HTTP into the server's folder; the user's machine kept no store.
         assert any((tmp_path / "server-home" / "server" / "artifacts").rglob("resolved.yaml"))

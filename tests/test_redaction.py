@@ -27,10 +27,18 @@ def test_redact_text(text, shown):
 
 
 def test_redact_walks_mappings_and_lists_and_hides_secret_keys():
-    config = {"tracking": {"uri": "http://u:pw@h", "study_storage": None, "api_token": "t0k"},
-              "list": ["postgresql://a:b@c/d"], "n_trials": 3, "secret_key": ""}
-    assert redact(config) == {"tracking": {"uri": "http://u:***@h", "study_storage": None, "api_token": REDACTED},
-                              "list": ["postgresql://a:***@c/d"], "n_trials": 3, "secret_key": ""}
+    config = {
+        "tracking": {"uri": "http://u:pw@h", "study_storage": None, "api_token": "t0k"},
+        "list": ["postgresql://a:b@c/d"],
+        "n_trials": 3,
+        "secret_key": "",
+    }
+    assert redact(config) == {
+        "tracking": {"uri": "http://u:***@h", "study_storage": None, "api_token": REDACTED},
+        "list": ["postgresql://a:***@c/d"],
+        "n_trials": 3,
+        "secret_key": "",
+    }
 
 
 def test_restore_takes_the_given_value_only_when_it_hides_to_the_saved_one():

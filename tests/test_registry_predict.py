@@ -20,8 +20,15 @@ def sweep(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("registry") / "outputs"
     result = run_cli(
-        "run", f"name={NAME}", f"n_trials={N_TRIALS}", "max_epochs=1", "dataset.limit=200", "scheduler=none",
-        "resources.num_cpus=2", f"output_dir={out}", cwd=out.parent,
+        "run",
+        f"name={NAME}",
+        f"n_trials={N_TRIALS}",
+        "max_epochs=1",
+        "dataset.limit=200",
+        "scheduler=none",
+        "resources.num_cpus=2",
+        f"output_dir={out}",
+        cwd=out.parent,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     uri = f"sqlite:///{out / 'mlflow.db'}"

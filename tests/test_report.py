@@ -28,8 +28,13 @@ def _trial(state, params, outcome=None, value=None, values=None, run_id=None, st
     start = datetime(2026, 1, 1)
     attrs = {k: v for k, v in (("outcome", outcome), ("mlflow_run_id", run_id)) if v is not None}
     trial = create_trial(
-        state=state, value=value, values=values, params=params, distributions={k: DISTS[k] for k in params},
-        user_attrs=attrs, intermediate_values={s: 0.1 * s for s in range(1, (steps or 0) + 1)},
+        state=state,
+        value=value,
+        values=values,
+        params=params,
+        distributions={k: DISTS[k] for k in params},
+        user_attrs=attrs,
+        intermediate_values={s: 0.1 * s for s in range(1, (steps or 0) + 1)},
     )
     trial.datetime_start, trial.datetime_complete = start, start + timedelta(seconds=7.5)
     return trial
@@ -42,9 +47,29 @@ def _study(directions=("maximize",)):
     def objective(v):
         return {"values": [v, 1 - v]} if several else {"value": v}
 
-    study.add_trial(_trial(TrialState.COMPLETE, {"filters": 16, "padding": 3, "learning_rate": 1e-3}, "COMPLETE", run_id="r0", steps=3, **objective(0.6)))
-    study.add_trial(_trial(TrialState.PRUNED, {"filters": 32, "padding": "same", "learning_rate": 1e-2}, "INFEASIBLE", run_id="r1"))
-    study.add_trial(_trial(TrialState.COMPLETE, {"filters": 32, "padding": "same", "learning_rate": 3e-3, "blocks": 2}, "COMPLETE", run_id="r2", steps=3, **objective(0.9)))
+    study.add_trial(
+        _trial(
+            TrialState.COMPLETE,
+            {"filters": 16, "padding": 3, "learning_rate": 1e-3},
+            "COMPLETE",
+            run_id="r0",
+            steps=3,
+            **objective(0.6),
+        )
+    )
+    study.add_trial(
+        _trial(TrialState.PRUNED, {"filters": 32, "padding": "same", "learning_rate": 1e-2}, "INFEASIBLE", run_id="r1")
+    )
+    study.add_trial(
+        _trial(
+            TrialState.COMPLETE,
+            {"filters": 32, "padding": "same", "learning_rate": 3e-3, "blocks": 2},
+            "COMPLETE",
+            run_id="r2",
+            steps=3,
+            **objective(0.9),
+        )
+    )
     study.add_trial(_trial(TrialState.PRUNED, {"filters": 16, "padding": 3, "learning_rate": 2e-4}, None, run_id="r3", steps=1))
     study.add_trial(_trial(TrialState.FAIL, {"filters": 16, "padding": 3, "learning_rate": 5e-4}, "NOT_RUN"))
     return study
@@ -54,8 +79,17 @@ def _run(run_id, number, val_accuracy=(), node=None):
     tags = {"optuna.trial_number": str(number), **({"sweeps.node": node} if node else {})}
     points = tuple(enumerate(val_accuracy, start=1))
     loss = tuple((s, 2.0 - v) for s, v in points)
-    return RunRecord(run_id, f"trial-{number:03d}", "FINISHED", "1", tags, {}, 0, 1,
-                     {"val_accuracy": points, "val_loss": loss, "train_accuracy": points, "train_loss": loss})
+    return RunRecord(
+        run_id,
+        f"trial-{number:03d}",
+        "FINISHED",
+        "1",
+        tags,
+        {},
+        0,
+        1,
+        {"val_accuracy": points, "val_loss": loss, "train_accuracy": points, "train_loss": loss},
+    )
 
 
 RUNS = {
@@ -153,8 +187,16 @@ def reported(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("report") / "outputs"
     result = run_cli(
-        "run", "name=rep", "n_trials=4", "max_epochs=2", "dataset.limit=300", "resources.num_cpus=2",
-        "scheduler=none", "tracking.log_best_model=false", f"output_dir={out}", cwd=out.parent,
+        "run",
+        "name=rep",
+        "n_trials=4",
+        "max_epochs=2",
+        "dataset.limit=300",
+        "resources.num_cpus=2",
+        "scheduler=none",
+        "tracking.log_best_model=false",
+        f"output_dir={out}",
+        cwd=out.parent,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     uri = default_tracking_uri(out)
@@ -170,8 +212,11 @@ def test_report_files_exist_and_are_logged_to_the_parent_run(reported):
     assert expected <= set(files) and "pareto_front.png" not in files
     assert all(path.parent == directory and path.stat().st_size > 0 for path in files.values())
     client = MlflowClient(uri)
-    parent = next(r for r in client.search_runs([client.get_experiment_by_name("sweeps").experiment_id])
-                  if r.data.tags.get("sweeps.kind") == "sweep")
+    parent = next(
+        r
+        for r in client.search_runs([client.get_experiment_by_name("sweeps").experiment_id])
+        if r.data.tags.get("sweeps.kind") == "sweep"
+    )
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "report")} == {f"report/{name}" for name in files}
 
 

@@ -80,7 +80,10 @@ def test_a_server_failing_between_the_two_requests_is_one_answer(fails_at):
         problem = unreachable(url, timeout_s=5)
     finally:
         server.shutdown()
-    assert problem is not None and ("wrong user or password in tracking.uri" if fails_at == "refuses" else "does not answer") in problem
+    assert (
+        problem is not None
+        and ("wrong user or password in tracking.uri" if fails_at == "refuses" else "does not answer") in problem
+    )
     assert "s3cr3t" not in problem and "alice:***@127.0.0.1" in problem
 
 

@@ -18,10 +18,23 @@ pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.reliability]
 MAX_EPOCHS = 3
 FILTERS = (8, 16, 24, 32)  # a grid: one trial per value, so each trial is named by its filters
 # One slot (2 CPUs per trial on 2), no scheduler: every trial runs all its epochs, one after another.
-ARGS = ["sampler=grid", "scheduler=none", f"max_epochs={MAX_EPOCHS}", "dataset.limit=200", "resources.num_cpus=2",
-        "resources.cpus_per_trial=2", "space.filters=choice(8,16,24,32)", "space.learning_rate=0.02", "space.kernel_size=3",
-        "space.padding=same", "space.dilation_rate=1", "space.kernel_regularizer_strength=0.0001", "model.optimizer=sgd",
-        "resources.checkpoint_every_s=0", "tracking.log_best_model=false"]
+ARGS = [
+    "sampler=grid",
+    "scheduler=none",
+    f"max_epochs={MAX_EPOCHS}",
+    "dataset.limit=200",
+    "resources.num_cpus=2",
+    "resources.cpus_per_trial=2",
+    "space.filters=choice(8,16,24,32)",
+    "space.learning_rate=0.02",
+    "space.kernel_size=3",
+    "space.padding=same",
+    "space.dilation_rate=1",
+    "space.kernel_regularizer_strength=0.0001",
+    "model.optimizer=sgd",
+    "resources.checkpoint_every_s=0",
+    "tracking.log_best_model=false",
+]
 
 
 def _study(out, name):
@@ -31,21 +44,33 @@ def _study(out, name):
 def _runs(out):
     client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("sweeps").experiment_id])
-    return client, [r for r in runs if r.data.tags.get("sweeps.kind") == "sweep"], [r for r in runs if r.data.tags.get("sweeps.kind") == "trial"]
+    return (
+        client,
+        [r for r in runs if r.data.tags.get("sweeps.kind") == "sweep"],
+        [r for r in runs if r.data.tags.get("sweeps.kind") == "trial"],
+    )
 
 
 def _start(tmp_path, name, faults, *extra):
     out, log = tmp_path / "outputs", (tmp_path / "driver.log").open("w")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "SWEEPS_FAULTS": faults, "SWEEPS_FAULTS_DIR": str(tmp_path)}
-    driver = subprocess.Popen([sys.executable, "-m", "sweeps", "run", f"name={name}", *ARGS, *extra, f"output_dir={out}"],
-                              cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "sweeps", "run", f"name={name}", *ARGS, *extra, f"output_dir={out}"],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
     return out, driver
 
 
 def _wait(driver, tmp_path, done, what):
     deadline = time.monotonic() + 240
     while not done():
-        assert driver.poll() is None or what == "its own kill", f"the driver ended before {what}:\n{(tmp_path / 'driver.log').read_text()[-3000:]}"
+        assert driver.poll() is None or what == "its own kill", (
+            f"the driver ended before {what}:\n{(tmp_path / 'driver.log').read_text()[-3000:]}"
+        )
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.2)
 
@@ -64,8 +89,14 @@ def _kill(driver):
 
 def _resume(tmp_path, name):
     env = {k: v for k, v in os.environ.items() if k not in ("SWEEPS_FAULTS",)}
-    result = subprocess.run([sys.executable, "-m", "sweeps", "resume", name, f"output_dir={tmp_path / 'outputs'}"],
-                            capture_output=True, text=True, timeout=600, cwd=tmp_path, env={**env, "PYTHONUNBUFFERED": "1"})
+    result = subprocess.run(
+        [sys.executable, "-m", "sweeps", "resume", name, f"output_dir={tmp_path / 'outputs'}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (tmp_path / "resume.log").write_text(result.stdout + result.stderr)
     return result
@@ -170,9 +201,16 @@ def test_resume_of_an_unknown_sweep_names_the_fix(tmp_path):
 
 def _snapshot(client, runs):
     """What a run holds: status, tags, params, every metric point."""
-    return {r.info.run_id: (r.info.status, r.info.end_time, dict(r.data.tags), dict(r.data.params),
-                            {k: [(m.step, m.value, m.timestamp) for m in client.get_metric_history(r.info.run_id, k)] for k in r.data.metrics})
-            for r in runs}
+    return {
+        r.info.run_id: (
+            r.info.status,
+            r.info.end_time,
+            dict(r.data.tags),
+            dict(r.data.params),
+            {k: [(m.step, m.value, m.timestamp) for m in client.get_metric_history(r.info.run_id, k)] for k in r.data.metrics},
+        )
+        for r in runs
+    }
 
 
 def test_two_sweeps_of_one_name_on_one_store_never_touch_each_others_runs(tmp_path):
@@ -186,8 +224,14 @@ def test_two_sweeps_of_one_name_on_one_store_never_touch_each_others_runs(tmp_pa
     _wait(driver, a_dir, lambda: any(a_dir.glob("stalled-*")), "sweep A's trial stalled")
     _kill(driver)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    b = subprocess.run([sys.executable, "-m", "sweeps", "run", "name=same", *ARGS, *small, f"output_dir={b_dir / 'outputs'}"],
-                       capture_output=True, text=True, timeout=600, cwd=ROOT, env=env)
+    b = subprocess.run(
+        [sys.executable, "-m", "sweeps", "run", "name=same", *ARGS, *small, f"output_dir={b_dir / 'outputs'}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env=env,
+    )
     assert b.returncode == 0, b.stdout[-2000:] + b.stderr[-2000:]
     client = MlflowClient(store)
     experiment = client.get_experiment_by_name("sweeps").experiment_id
@@ -196,7 +240,10 @@ def test_two_sweeps_of_one_name_on_one_store_never_touch_each_others_runs(tmp_pa
     a_parent = next(r for r in parents.values() if r.info.status == "RUNNING")
     b_parent = next(r for r in parents.values() if r.info.status == "FINISHED")
     assert b_parent.info.start_time > a_parent.info.start_time  # found first by a lookup by name
-    children = lambda parent: [r for r in client.search_runs([experiment]) if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+
+    def children(parent):
+        return [r for r in client.search_runs([experiment]) if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+
     b_before = _snapshot(client, children(b_parent))
 
     result = _resume(a_dir, "same")
@@ -205,8 +252,13 @@ def test_two_sweeps_of_one_name_on_one_store_never_touch_each_others_runs(tmp_pa
     assert client.get_run(b_parent.info.run_id).info.status == "FINISHED"
     a_runs = children(a_parent)
     study = _study(out_a, "same")
-    assert len(a_runs) == len(study.trials) == 2 and {r.info.run_id for r in a_runs} == {t.user_attrs["mlflow_run_id"] for t in study.trials}
-    assert all(r.info.status == "FINISHED" and [m.step for m in client.get_metric_history(r.info.run_id, "val_accuracy")] == [1, 2] for r in a_runs)
+    assert len(a_runs) == len(study.trials) == 2 and {r.info.run_id for r in a_runs} == {
+        t.user_attrs["mlflow_run_id"] for t in study.trials
+    }
+    assert all(
+        r.info.status == "FINISHED" and [m.step for m in client.get_metric_history(r.info.run_id, "val_accuracy")] == [1, 2]
+        for r in a_runs
+    )
     assert client.get_run(a_parent.info.run_id).info.status == "FINISHED"
 
 
@@ -216,13 +268,24 @@ def test_two_runs_of_one_name_at_once_one_drives_the_other_stops(tmp_path):
     out = tmp_path / "outputs"
     small = ["space.filters=choice(8,16)", "max_epochs=1"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    drivers = [subprocess.Popen([sys.executable, "-m", "sweeps", "run", "name=twice", *ARGS, *small, f"output_dir={out}"],
-                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    drivers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "sweeps", "run", "name=twice", *ARGS, *small, f"output_dir={out}"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(2)
+    ]
     results = [d.communicate(timeout=600) for d in drivers]
     codes = sorted(d.returncode for d in drivers)
     assert codes == [0, 2], [(d.returncode, o[-1500:], e[-1500:]) for d, (o, e) in zip(drivers, results)]
     stopped = next(e for d, (o, e) in zip(drivers, results) if d.returncode == 2)
-    assert "error: name: " in stopped and ("is being run right now" in stopped or "was started by another driver" in stopped), stopped
+    assert "error: name: " in stopped and ("is being run right now" in stopped or "was started by another driver" in stopped), (
+        stopped
+    )
     assert len(stopped.strip().splitlines()) == 1 or "Traceback" not in stopped
     study = _study(out, "twice")
     client, parents, trials = _runs(out)
@@ -239,8 +302,14 @@ def test_a_second_driver_of_a_running_sweep_stops_and_a_killed_one_leaves_no_loc
     _wait(driver, tmp_path, lambda: any(tmp_path.glob("stalled-*")), "trial filters=16 stalled")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     try:
-        second = subprocess.run([sys.executable, "-m", "sweeps", "run", "name=held", *ARGS, *small, f"output_dir={out}"],
-                                capture_output=True, text=True, timeout=400, cwd=ROOT, env=env)
+        second = subprocess.run(
+            [sys.executable, "-m", "sweeps", "run", "name=held", *ARGS, *small, f"output_dir={out}"],
+            capture_output=True,
+            text=True,
+            timeout=400,
+            cwd=ROOT,
+            env=env,
+        )
         assert second.returncode == 2, second.stdout[-2000:] + second.stderr[-2000:]
         assert f"is being run right now (driver pid {driver.pid} on " in second.stderr, second.stderr
         study = _study(out, "held")

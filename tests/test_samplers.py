@@ -54,8 +54,15 @@ def test_same_seed_same_proposals(sampler):
 
 
 def test_grid_walks_every_point_once():
-    cfg = load_config(["sampler=grid", "space.learning_rate=choice(0.001,0.01)", "space.kernel_regularizer_strength=0.0001",
-                       "space.filters=choice(8,16)", "n_trials=1000"])
+    cfg = load_config(
+        [
+            "sampler=grid",
+            "space.learning_rate=choice(0.001,0.01)",
+            "space.kernel_regularizer_strength=0.0001",
+            "space.filters=choice(8,16)",
+            "n_trials=1000",
+        ]
+    )
     study, _ = _drive(cfg, cfg.n_trials, input_shape=(8, 8, 1))
     points = {tuple(sorted(t.params.items())) for t in study.trials}
     assert len(points) == cfg.n_trials == 2 * 2 * 2 * 2 * 2
@@ -63,7 +70,9 @@ def test_grid_walks_every_point_once():
 
 def test_tpe_learns_to_avoid_infeasible_trials():
     # 'valid' with kernel 5 and dilation 2 needs a 9x9 input: on 8x8 images half this space is infeasible.
-    cfg = load_config(["space.padding=choice(valid,same)", "space.kernel_size=5", "space.dilation_rate=2", "sampler.n_startup_trials=10"])
+    cfg = load_config(
+        ["space.padding=choice(valid,same)", "space.kernel_size=5", "space.dilation_rate=2", "sampler.n_startup_trials=10"]
+    )
     _, infeasible = _drive(cfg, 60, input_shape=(8, 8, 1))
     early = sum(1 for n in infeasible if n < 10) / 10
     late = sum(1 for n in infeasible if n >= 30) / 30

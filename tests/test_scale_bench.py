@@ -10,11 +10,14 @@ from benchmarks.simulated import curve, quality
 from tests.conftest import ROOT
 
 
-@pytest.mark.parametrize(("better", "worse"), [
-    ({"learning_rate": 3e-3, "filters": 32}, {"learning_rate": 1e-4, "filters": 32}),
-    ({"learning_rate": 3e-3, "filters": 64}, {"learning_rate": 3e-3, "filters": 16}),
-    ({"learning_rate": 3e-3, "dropout": 0.25}, {"learning_rate": 3e-3, "dropout": 0.5}),
-])
+@pytest.mark.parametrize(
+    ("better", "worse"),
+    [
+        ({"learning_rate": 3e-3, "filters": 32}, {"learning_rate": 1e-4, "filters": 32}),
+        ({"learning_rate": 3e-3, "filters": 64}, {"learning_rate": 3e-3, "filters": 16}),
+        ({"learning_rate": 3e-3, "dropout": 0.25}, {"learning_rate": 3e-3, "dropout": 0.5}),
+    ],
+)
 def test_the_simulated_curve_depends_on_the_params(better, worse):
     assert quality(better) > quality(worse)
     assert [curve(better, e)["val_accuracy"] for e in (1, 2, 3)] == sorted(curve(better, e)["val_accuracy"] for e in (1, 2, 3))
@@ -32,8 +35,26 @@ def test_the_simulated_trial_is_unreachable_from_the_product():
 @pytest.mark.ray
 def test_scale_benchmark_writes_its_table(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "scale", "--slots", "2", "--trials", "3", "--epochs", "2", "--epoch-s", "0.1",
-         "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=900,  # benchmarks/ is not installed: run from the checkout
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "scale",
+            "--slots",
+            "2",
+            "--trials",
+            "3",
+            "--epochs",
+            "2",
+            "--epoch-s",
+            "0.1",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,  # benchmarks/ is not installed: run from the checkout
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     table = (tmp_path / "scale.txt").read_text()

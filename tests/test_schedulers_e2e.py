@@ -13,13 +13,22 @@ from tests.conftest import run_cli
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 COMMON = [
-    "n_trials=6", "max_epochs=4", "dataset.limit=300", "seed=5", "sampler=random", "resources.num_cpus=2",
-    "tracking.log_report=false", "tracking.log_best_model=false",
+    "n_trials=6",
+    "max_epochs=4",
+    "dataset.limit=300",
+    "seed=5",
+    "sampler=random",
+    "resources.num_cpus=2",
+    "tracking.log_report=false",
+    "tracking.log_best_model=false",
     # every trial's checkpoint is read below; by default a stopped trial's is deleted at its end
     # (only the best resources.keep_checkpoints trials keep theirs: tests/test_checkpoints_keep.py)
     "resources.keep_checkpoints=null",
     # a hopeless learning rate next to a good one: the schedulers have something to stop
-    "space.learning_rate=choice(0.0000001,0.01)", "space.filters=8", "space.kernel_size=3", "space.padding=same",
+    "space.learning_rate=choice(0.0000001,0.01)",
+    "space.filters=8",
+    "space.kernel_size=3",
+    "space.padding=same",
 ]
 CASES = {
     # max_epochs=4, rf=2: brackets of 3 (to epoch 4, no stop), then 3 pausing at epoch 2 (best 2 go
@@ -39,8 +48,11 @@ def test_a_stopped_trial_is_pruned_and_killed_where_its_scheduler_may_stop_it(sc
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     study = optuna.load_study(study_name=scheduler, storage=f"sqlite:///{out / 'optuna.db'}")
     client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
-    runs = {r.info.run_id: r for r in client.search_runs([client.get_experiment_by_name("sweeps").experiment_id])
-            if r.data.tags.get("sweeps.kind") == "trial"}
+    runs = {
+        r.info.run_id: r
+        for r in client.search_runs([client.get_experiment_by_name("sweeps").experiment_id])
+        if r.data.tags.get("sweeps.kind") == "trial"
+    }
     assert len(study.trials) == 6 and len(runs) == 6
     states = []
     for trial in study.trials:
@@ -51,7 +63,11 @@ def test_a_stopped_trial_is_pruned_and_killed_where_its_scheduler_may_stop_it(sc
             assert (trial.user_attrs["outcome"], run.info.status, run.data.tags["sweeps.state"]) == ("PRUNED", "KILLED", "PRUNED")
             assert epochs in stop_points, (epochs, stop_points)
         else:
-            assert (trial.state.name, run.info.status, epochs) == ("COMPLETE", "FINISHED", 4), (trial.state, run.info.status, epochs)
+            assert (trial.state.name, run.info.status, epochs) == ("COMPLETE", "FINISHED", 4), (
+                trial.state,
+                run.info.status,
+                epochs,
+            )
         # the kept checkpoint is the trial's best epoch, written where the scheduler stopped it
         history = sorted(client.get_metric_history(run.info.run_id, "val_accuracy"), key=lambda m: m.step)
         assert [m.step for m in history] == list(range(1, epochs + 1))  # a paused trial goes on, no epoch redone

@@ -24,9 +24,25 @@ def mlflow_server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("secret-server")
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-         "--artifacts-destination", (folder / "artifacts").as_uri(), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{folder / 'mlflow.db'}",
+            "--artifacts-destination",
+            (folder / "artifacts").as_uri(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -47,16 +63,32 @@ def mlflow_server(tmp_path_factory):
 
 def _run(*args, cwd):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_TRACKING_")}
-    return subprocess.run([sys.executable, "-m", "sweeps", *args], cwd=cwd, env={**env, "PYTHONUNBUFFERED": "1"},
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "sweeps", *args],
+        cwd=cwd,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_a_password_in_the_tracking_uri_is_written_nowhere(mlflow_server, tmp_path):
     url, _ = mlflow_server
     uri = url.replace("http://", f"http://admin:{MLFLOW_PASSWORD}@")
     out = tmp_path / "out"
-    result = _run("run", "name=secret", "n_trials=2", "max_epochs=1", "dataset.limit=200", "scheduler=none",
-                  "resources.num_cpus=2", f"tracking.uri={uri}", f"output_dir={out}", cwd=tmp_path)
+    result = _run(
+        "run",
+        "name=secret",
+        "n_trials=2",
+        "max_epochs=1",
+        "dataset.limit=200",
+        "scheduler=none",
+        "resources.num_cpus=2",
+        f"tracking.uri={uri}",
+        f"output_dir={out}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     # the terminal: no password, and only the product's own lines
     assert MLFLOW_PASSWORD not in result.stdout + result.stderr

@@ -7,9 +7,16 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from sweeps.space import SpaceError, define_by_run, is_active, parse_space, parse_value, resolve_params
 
 MODEL = {
-    "blocks": 2, "filters": 32, "filters_growth": 2, "kernel_size": 3, "padding": "same",
-    "kernel_regularizer": "l2", "kernel_regularizer_strength": 1e-4,
-    "kernel_constraint": "none", "kernel_constraint_value": 3.0, "learning_rate": 1e-3,
+    "blocks": 2,
+    "filters": 32,
+    "filters_growth": 2,
+    "kernel_size": 3,
+    "padding": "same",
+    "kernel_regularizer": "l2",
+    "kernel_regularizer_strength": 1e-4,
+    "kernel_constraint": "none",
+    "kernel_constraint_value": 3.0,
+    "learning_rate": 1e-3,
 }
 
 
@@ -74,8 +81,12 @@ def test_bad_model_value_is_named_with_its_section():
 
 def test_parents_are_suggested_before_the_parameters_they_enable():
     space = parse_space(
-        {"kernel_regularizer_strength": "tag(log, interval(1e-5, 1e-2))", "block3.filters": "choice(8, 16)",
-         "kernel_regularizer": "choice(none, l2)", "blocks": "int(interval(1, 3))"},
+        {
+            "kernel_regularizer_strength": "tag(log, interval(1e-5, 1e-2))",
+            "block3.filters": "choice(8, 16)",
+            "kernel_regularizer": "choice(none, l2)",
+            "blocks": "int(interval(1, 3))",
+        },
         MODEL,
     )
     order = list(space.searched)
@@ -103,8 +114,13 @@ def test_conditions(key, values, active):
 
 def test_define_by_run_only_suggests_active_parameters():
     space = parse_space(
-        {"kernel_regularizer": "choice(none, l2)", "kernel_regularizer_strength": "tag(log, interval(1e-5, 1e-2))",
-         "blocks": "choice(1, 3)", "block3.kernel_size": "choice(1, 3)", "learning_rate": "tag(log, interval(1e-4, 1e-2))"},
+        {
+            "kernel_regularizer": "choice(none, l2)",
+            "kernel_regularizer_strength": "tag(log, interval(1e-5, 1e-2))",
+            "blocks": "choice(1, 3)",
+            "block3.kernel_size": "choice(1, 3)",
+            "learning_rate": "tag(log, interval(1e-4, 1e-2))",
+        },
         MODEL,
     )
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))

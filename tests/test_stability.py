@@ -21,28 +21,55 @@ RSS_GROWTH_BOUND_MB = 80
 def test_reused_worker_memory_is_stable_over_30_trials(tmp_path):
     out = tmp_path / "outputs"
     result = run_cli(
-        "run", "name=mem", "n_trials=30", "max_epochs=1", "dataset.limit=300", "scheduler=none", "sampler=random",
-        "resources.num_cpus=1", "resources.cpus_per_trial=1", "tracking.log_best_model=false",
-        "space.padding=same", "space.dilation_rate=1", f"output_dir={out}", cwd=tmp_path,
+        "run",
+        "name=mem",
+        "n_trials=30",
+        "max_epochs=1",
+        "dataset.limit=300",
+        "scheduler=none",
+        "sampler=random",
+        "resources.num_cpus=1",
+        "resources.cpus_per_trial=1",
+        "tracking.log_best_model=false",
+        "space.padding=same",
+        "space.dilation_rate=1",
+        f"output_dir={out}",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
     exp = client.get_experiment_by_name("sweeps").experiment_id
-    runs = [r for r in client.search_runs([exp], order_by=["attributes.start_time ASC"]) if r.data.tags.get("sweeps.kind") == "trial"]
+    runs = [
+        r for r in client.search_runs([exp], order_by=["attributes.start_time ASC"]) if r.data.tags.get("sweeps.kind") == "trial"
+    ]
     rss = [client.get_metric_history(r.info.run_id, "worker_rss_mb")[-1].value for r in runs]
     assert len(rss) == 30
     growth = max(rss[5:]) - rss[5]
-    print(f"worker RSS: first {rss[0]:.0f} MB, after 5 trials {rss[5]:.0f} MB, max after {max(rss[5:]):.0f} MB, last {rss[-1]:.0f} MB")
+    print(
+        f"worker RSS: first {rss[0]:.0f} MB, after 5 trials {rss[5]:.0f} MB, max after {max(rss[5:]):.0f} MB, last {rss[-1]:.0f} MB"
+    )
     assert growth < RSS_GROWTH_BOUND_MB, rss
 
 
 def test_two_sweeps_at_once_on_the_same_stores(tmp_path):
     out = tmp_path / "outputs"
-    common = ["n_trials=4", "max_epochs=2", "dataset.limit=300", "scheduler=none", "resources.num_cpus=1",
-              "tracking.log_best_model=false", f"output_dir={out}"]
+    common = [
+        "n_trials=4",
+        "max_epochs=2",
+        "dataset.limit=300",
+        "scheduler=none",
+        "resources.num_cpus=1",
+        "tracking.log_best_model=false",
+        f"output_dir={out}",
+    ]
     procs = [
-        subprocess.Popen([sys.executable, "-m", "sweeps", "run", f"name=par{i}", f"seed={i}", *common], cwd=ROOT,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "sweeps", "run", f"name=par{i}", f"seed={i}", *common],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i in (1, 2)
     ]
     outputs = [p.communicate(timeout=600) for p in procs]

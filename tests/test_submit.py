@@ -52,8 +52,17 @@ def ray_head() -> Iterator[Head]:
     env |= {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
     log = temp_dir / "ray-start.log"
     command = [
-        str(RAY), "start", "--head", "--block", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-        "--node-ip-address=127.0.0.1", "--num-cpus=2", "--num-gpus=0", f"--temp-dir={temp_dir}", "--disable-usage-stats",
+        str(RAY),
+        "start",
+        "--head",
+        "--block",
+        "--include-dashboard=true",
+        "--dashboard-host=127.0.0.1",
+        "--node-ip-address=127.0.0.1",
+        "--num-cpus=2",
+        "--num-gpus=0",
+        f"--temp-dir={temp_dir}",
+        "--disable-usage-stats",
         *(f"{flag}={port}" for flag, port in ports.items()),
     ]
     with log.open("w") as out:
@@ -68,7 +77,10 @@ def ray_head() -> Iterator[Head]:
             assert not left, f"processes of the test's Ray head survived: {sorted(left)}"
             assert not any(_listening(port) for port in (ports["--port"], ports["--dashboard-port"]))
             status = subprocess.run(
-                [str(RAY), "status", "--address", head.gcs_address], capture_output=True, text=True, timeout=120,
+                [str(RAY), "status", "--address", head.gcs_address],
+                capture_output=True,
+                text=True,
+                timeout=120,
                 env={**env, "RAY_gcs_rpc_server_reconnect_timeout_s": "1"},
             )
             assert status.returncode != 0, status.stdout

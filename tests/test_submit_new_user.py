@@ -23,20 +23,41 @@ from tests.ray_cluster import PORT_FLAGS, RAY, _free_ports, _stop, _wait_until_s
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
-TINY = ["name=newuser", "n_trials=2", "max_epochs=1", "dataset.limit=200", "scheduler=none", "resources.num_cpus=2",
-        "tracking.log_best_model=false"]
+TINY = [
+    "name=newuser",
+    "n_trials=2",
+    "max_epochs=1",
+    "dataset.limit=200",
+    "scheduler=none",
+    "resources.num_cpus=2",
+    "tracking.log_best_model=false",
+]
 RAY_ENV = ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
 
 
 def _start_head(home: Path, path: str) -> tuple[subprocess.Popen, str, Path]:
     """`.venv/bin/ray start --head` as the user types it (HOME is the test's, so the token that
     `ray start` writes lands in <home>/.ray/auth_token); PATH as the user's shell has it."""
-    env = {k: v for k, v in os.environ.items() if k not in RAY_ENV} | {"HOME": str(home), "PATH": path, "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {k: v for k, v in os.environ.items() if k not in RAY_ENV} | {
+        "HOME": str(home),
+        "PATH": path,
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
     temp_dir = Path(tempfile.mkdtemp(prefix="rnu-", dir="/tmp"))  # short: Ray's socket paths stay < 108 chars
     ports = dict(zip(PORT_FLAGS, _free_ports(len(PORT_FLAGS))))
-    command = [str(RAY), "start", "--head", "--block", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-               "--node-ip-address=127.0.0.1", "--num-cpus=2", "--num-gpus=0", f"--temp-dir={temp_dir}",
-               *(f"{flag}={port}" for flag, port in ports.items())]
+    command = [
+        str(RAY),
+        "start",
+        "--head",
+        "--block",
+        "--include-dashboard=true",
+        "--dashboard-host=127.0.0.1",
+        "--node-ip-address=127.0.0.1",
+        "--num-cpus=2",
+        "--num-gpus=0",
+        f"--temp-dir={temp_dir}",
+        *(f"{flag}={port}" for flag, port in ports.items()),
+    ]
     log = temp_dir / "ray-start.log"
     with log.open("w") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -63,8 +84,13 @@ def test_a_new_user_submits_to_a_head_started_from_the_venv(tmp_path, monkeypatc
 
     # The user's first local sweep (ray.init) wrote Ray's token to ~/.ray/auth_token; `ray start`
     # then turns token auth on with it. The same file, as Ray's own CLI writes it:
-    subprocess.run([str(RAY), "get-auth-token", "--generate"], env={**os.environ, "HOME": str(home)}, check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [str(RAY), "get-auth-token", "--generate"],
+        env={**os.environ, "HOME": str(home)},
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     assert (home / ".ray" / "auth_token").is_file()
 
     # 1. `.venv/bin/ray start --head` without activating the venv: a job's `python` is not the venv's.
@@ -102,16 +128,23 @@ def test_a_new_user_submits_to_a_head_started_from_the_venv(tmp_path, monkeypatc
     assert len(study.trials) == 2 and all(t.state.is_finished() for t in study.trials)
 
 
-@pytest.mark.parametrize(("overrides", "head_env", "expected"), [
-    (["output_dir=/shared/out"], None, "MLflow /shared/out/mlflow.db, Optuna /shared/out/optuna.db"),
-    (["output_dir=~/out"], None, "MLflow ~/out/mlflow.db"),
-    ([], "/nfs/sweeps", "MLflow /nfs/sweeps/mlflow.db"),  # SWEEPS_OUTPUT_DIR on the head
-    (["output_dir=/o", "tracking.uri=http://mlflow:5000"], None, "MLflow http://mlflow:5000, Optuna /o/optuna.db"),
-    (["tracking.uri=http://mlflow:5000", "tracking.study_storage=postgresql://u:pw@db/s"], None, "MLflow http://mlflow:5000, Optuna postgresql://u:***@db/s"),
-    ([], None, SubmitError),
-    (["output_dir=outputs"], None, SubmitError),
-    (["output_dir=runs/a", "tracking.uri=http://mlflow:5000"], None, SubmitError),  # Optuna would still be lost
-])
+@pytest.mark.parametrize(
+    ("overrides", "head_env", "expected"),
+    [
+        (["output_dir=/shared/out"], None, "MLflow /shared/out/mlflow.db, Optuna /shared/out/optuna.db"),
+        (["output_dir=~/out"], None, "MLflow ~/out/mlflow.db"),
+        ([], "/nfs/sweeps", "MLflow /nfs/sweeps/mlflow.db"),  # SWEEPS_OUTPUT_DIR on the head
+        (["output_dir=/o", "tracking.uri=http://mlflow:5000"], None, "MLflow http://mlflow:5000, Optuna /o/optuna.db"),
+        (
+            ["tracking.uri=http://mlflow:5000", "tracking.study_storage=postgresql://u:pw@db/s"],
+            None,
+            "MLflow http://mlflow:5000, Optuna postgresql://u:***@db/s",
+        ),
+        ([], None, SubmitError),
+        (["output_dir=outputs"], None, SubmitError),
+        (["output_dir=runs/a", "tracking.uri=http://mlflow:5000"], None, SubmitError),  # Optuna would still be lost
+    ],
+)
 def test_records_go_where_they_last(overrides, head_env, expected):
     if expected is SubmitError:
         with pytest.raises(SubmitError, match="relative"):

@@ -11,12 +11,22 @@ pytestmark = [pytest.mark.slow, pytest.mark.ray]
 N_TRIALS = 6
 MAX_EPOCHS = 3
 OVERRIDES = [
-    "name=e2e", f"n_trials={N_TRIALS}", f"max_epochs={MAX_EPOCHS}", "dataset.limit=400", "seed=3",
-    "sampler=random", "scheduler=asha", "scheduler.grace_period=1", "scheduler.reduction_factor=2",
+    "name=e2e",
+    f"n_trials={N_TRIALS}",
+    f"max_epochs={MAX_EPOCHS}",
+    "dataset.limit=400",
+    "seed=3",
+    "sampler=random",
+    "scheduler=asha",
+    "scheduler.grace_period=1",
+    "scheduler.reduction_factor=2",
     "resources.num_cpus=2",
     # a tiny learning rate is hopeless (pruned); kernel 5 with dilation 2 on 8x8 'valid' is infeasible
-    "space.learning_rate=choice(0.000001,0.01)", "space.kernel_size=choice(1,5)", "space.dilation_rate=2",
-    "space.padding=valid", "space.filters=choice(8,16)",
+    "space.learning_rate=choice(0.000001,0.01)",
+    "space.kernel_size=choice(1,5)",
+    "space.dilation_rate=2",
+    "space.padding=valid",
+    "space.filters=choice(8,16)",
 ]
 
 
@@ -136,4 +146,3 @@ def test_same_name_again_is_refused(sweep, cli):
     out, _ = sweep
     result = cli("run", "name=e2e", f"output_dir={out}", cwd=out.parent)
     assert result.returncode == 2 and "already exists" in result.stderr
-

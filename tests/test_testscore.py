@@ -13,14 +13,23 @@ def test_accuracy_loss_per_class_and_confusion():
     assert result.loss == pytest.approx(-np.mean(np.log([0.9, 0.8, 0.4, 0.8])))
     assert result.per_class == {"cat": 1.0, "dog": 0.5, "花": 1.0}
     assert result.confusion.tolist() == [[1, 0, 0], [1, 1, 0], [0, 0, 1]]
-    assert result.metrics() == {"test_accuracy": 0.75, "test_loss": pytest.approx(result.loss), "test_size": 4.0,
-                                "test_accuracy.cat": 1.0, "test_accuracy.dog": 0.5, "test_accuracy.花": 1.0}
+    assert result.metrics() == {
+        "test_accuracy": 0.75,
+        "test_loss": pytest.approx(result.loss),
+        "test_size": 4.0,
+        "test_accuracy.cat": 1.0,
+        "test_accuracy.dog": 0.5,
+        "test_accuracy.花": 1.0,
+    }
 
 
-@pytest.mark.parametrize("names,keys", [
-    ((), ["test_accuracy.0", "test_accuracy.1"]),  # array datasets: labels are the names
-    (("a/b", "a:b"), ["test_accuracy.a_b_0", "test_accuracy.a_b_1"]),  # characters MLflow refuses, and a clash
-])
+@pytest.mark.parametrize(
+    "names,keys",
+    [
+        ((), ["test_accuracy.0", "test_accuracy.1"]),  # array datasets: labels are the names
+        (("a/b", "a:b"), ["test_accuracy.a_b_0", "test_accuracy.a_b_1"]),  # characters MLflow refuses, and a clash
+    ],
+)
 def test_metric_keys_are_valid_and_unique(names, keys):
     result = score(np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([0, 1]), names)
     assert sorted(k for k in result.metrics() if k.startswith("test_accuracy.")) == keys

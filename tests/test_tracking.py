@@ -10,7 +10,9 @@ def test_parent_and_nested_runs(tmp_path):
     uri = default_tracking_uri(tmp_path)
     tracker = SweepTracker(uri, "exp", tmp_path / "artifacts")
     parent = tracker.start_sweep("s", {"a.b": 1, "long": "x" * 7000}, {"sweeps.name": "s"}, "a:\n  b: 1\n")
-    tracker.log_dataset(parent, np.zeros((4, 8, 8, 1), np.float32), np.arange(4), "digits", "sklearn.datasets.load_digits", "d" * 32)
+    tracker.log_dataset(
+        parent, np.zeros((4, 8, 8, 1), np.float32), np.arange(4), "digits", "sklearn.datasets.load_digits", "d" * 32
+    )
     child = tracker.start_trial("trial-000", {"filters": 16}, {"tune.trial_id": "t1"})
     for step in (1, 2, 3):
         tracker.log_metrics(child, {"val_accuracy": step / 10, "val_loss": float("nan")}, step=step)

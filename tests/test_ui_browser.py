@@ -51,8 +51,14 @@ def browser(tmp_path_factory):
 
 def _start(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
-    return subprocess.Popen([sys.executable, "-m", "sweeps", *args], cwd=cwd, env=env, stdout=log.open("w"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "sweeps", *args],
+        cwd=cwd,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _stop(server: subprocess.Popen) -> None:
@@ -96,9 +102,25 @@ def sweep(tmp_path_factory):
     out = root / "outputs"
     uri = f"sqlite:///{out / 'mlflow.db'}"
     run = subprocess.Popen(
-        [sys.executable, "-m", "sweeps", "run", f"name={NAME}", f"n_trials={N_TRIALS}", f"max_epochs={EPOCHS}", "dataset.limit=300",
-         "scheduler=none", "resources.num_cpus=2", "tracking.log_best_model=false", f"output_dir={out}"],
-        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        [
+            sys.executable,
+            "-m",
+            "sweeps",
+            "run",
+            f"name={NAME}",
+            f"n_trials={N_TRIALS}",
+            f"max_epochs={EPOCHS}",
+            "dataset.limit=300",
+            "scheduler=none",
+            "resources.num_cpus=2",
+            "tracking.log_best_model=false",
+            f"output_dir={out}",
+        ],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     ui, lines, log = None, [], root / "ui.log"
     try:
@@ -116,8 +138,19 @@ def sweep(tmp_path_factory):
         trials = sorted((r for r in runs if r.data.tags.get("sweeps.kind") == "trial"), key=lambda r: r.info.run_name)
         # The page the sweep's summary sends the user to.
         run_page = re.search(r"then open (\S+)", "".join(lines)).group(1).replace("127.0.0.1:5000", experiment_url.split("/")[2])
-        yield {"root": root, "out": out, "uri": uri, "client": client, "experiment": experiment, "parent": parent, "trials": trials,
-               "experiment_url": experiment_url, "run_page": run_page, "base": experiment_url.split("#")[0], "summary": "".join(lines)}
+        yield {
+            "root": root,
+            "out": out,
+            "uri": uri,
+            "client": client,
+            "experiment": experiment,
+            "parent": parent,
+            "trials": trials,
+            "experiment_url": experiment_url,
+            "run_page": run_page,
+            "base": experiment_url.split("#")[0],
+            "summary": "".join(lines),
+        }
     finally:
         if run.poll() is None:
             run.kill()
@@ -166,15 +199,20 @@ def test_expanding_the_parent_shows_its_trials_with_params_and_objective(browser
     text = browser.wait_for(lambda t: NAME in t, PAGE_S, "the parent run's row")
     assert not any(n in text for n in names), "the trials are shown before the parent is expanded"
     parent = sweep["parent"].info.run_id
-    button = f"document.querySelector('[row-id=\"{parent}\"] [col-id^=\"attributes\"] button')"
+    button = f'document.querySelector(\'[row-id="{parent}"] [col-id^="attributes"] button\')'
     browser.wait_for_js(f"!!{button}", PAGE_S, "the parent row's expand button")
     browser.evaluate(f"{button}.click()")
     browser.wait_for(lambda t: all(n in t for n in names), PAGE_S, f"the trials {names} under the parent")
     _tidy(browser)
     searched = sorted(sweep["trials"][0].data.params)
-    columns = set(browser.wait_for_js(
-        "(() => { const ids = [...document.querySelectorAll('[role=columnheader][col-id]')].map(c => c.getAttribute('col-id'));"
-        " return ids.some(i => i.startsWith('params.')) ? ids : null })()", PAGE_S, "param columns in the runs table"))
+    columns = set(
+        browser.wait_for_js(
+            "(() => { const ids = [...document.querySelectorAll('[role=columnheader][col-id]')].map(c => c.getAttribute('col-id'));"
+            " return ids.some(i => i.startsWith('params.')) ? ids : null })()",
+            PAGE_S,
+            "param columns in the runs table",
+        )
+    )
     assert "metrics.`best_val_accuracy`" in columns, columns
     # The first param columns at least (the grid draws only the columns in view).
     assert any(f"params.`{p}`" in columns for p in searched), (searched, columns)
@@ -206,7 +244,10 @@ def test_a_report_png_renders_as_an_artifact(browser, sweep, tmp_path):
     _open(browser, sweep["base"] + artifact_link(sweep["experiment"].experiment_id, parent, "report/optimization_history.png"))
     size = browser.wait_for_js(
         "(() => { const i = [...document.querySelectorAll('img')].find(i => i.src.startsWith('blob:') && i.naturalWidth > 300);"
-        " return i ? [i.naturalWidth, i.naturalHeight] : null })()", PAGE_S, "the PNG, decoded by the browser")
+        " return i ? [i.naturalWidth, i.naturalHeight] : null })()",
+        PAGE_S,
+        "the PNG, decoded by the browser",
+    )
     assert size[1] > 200
     _tidy(browser)
     _shot(browser, tmp_path, "ui-report-artifact.png")
@@ -221,11 +262,14 @@ def test_a_trial_run_has_system_metrics(browser, sweep, tmp_path):
     from tracking.note import run_link
 
     _open(browser, sweep["base"] + run_link(sweep["experiment"].experiment_id, trial.info.run_id, "/system-metrics"))
-    text = browser.wait_for(lambda t: "cpu_utilization_percentage" in t and "system_memory_usage_megabytes" in t,
-                            PAGE_S, "the system metrics charts")
+    text = browser.wait_for(
+        lambda t: "cpu_utilization_percentage" in t and "system_memory_usage_megabytes" in t, PAGE_S, "the system metrics charts"
+    )
     assert trial.info.run_name in text
     # Each chart drawn (plotly), with its line: the values arrived, not only the names.
-    browser.wait_for_js("document.querySelectorAll('.scatterlayer .trace').length >= 3", PAGE_S, "three drawn system-metrics charts")
+    browser.wait_for_js(
+        "document.querySelectorAll('.scatterlayer .trace').length >= 3", PAGE_S, "three drawn system-metrics charts"
+    )
     _tidy(browser)
     _shot(browser, tmp_path, "ui-system-metrics.png")
 
@@ -243,7 +287,9 @@ def test_the_dashboard_shows_the_studys_trials(browser, sweep, tmp_path):
     try:
         url = _printed_url(log, server, r"http://127\.0\.0\.1:\d+/dashboard/studies/\d+")
         _open(browser, url + "/trials")
-        browser.wait_for(lambda t: all(f"Trial {n}" in t for n in range(N_TRIALS)), PAGE_S, f"trials 0..{N_TRIALS - 1} in the list")
+        browser.wait_for(
+            lambda t: all(f"Trial {n}" in t for n in range(N_TRIALS)), PAGE_S, f"trials 0..{N_TRIALS - 1} in the list"
+        )
         _open(browser, url)
         browser.wait_for(lambda t: NAME in t and "Hyperparameter Importance" in t, PAGE_S, "the study's history and importances")
         _shot(browser, tmp_path, "optuna-dashboard.png")

@@ -28,16 +28,33 @@ def test_ui_serves_the_sqlite_store_tracking_uri_names(tmp_path):
     MlflowClient(f"sqlite:///{other}").create_experiment("mine")  # a real store, not in output_dir
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sweeps", "ui", f"tracking.uri=sqlite:///{other}", f"output_dir={tmp_path / 'out'}", "--port", str(port)],
-        cwd=ROOT, env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "sweeps",
+            "ui",
+            f"tracking.uri=sqlite:///{other}",
+            f"output_dir={tmp_path / 'out'}",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env={**os.environ},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 180
         while True:
             assert proc.poll() is None, proc.communicate()[1][-2000:]
             try:
-                answer = requests.get(f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/experiments/get-by-name",
-                                      params={"experiment_name": "mine"}, timeout=5)
+                answer = requests.get(
+                    f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/experiments/get-by-name",
+                    params={"experiment_name": "mine"},
+                    timeout=5,
+                )
                 if answer.status_code == 200:
                     break
             except requests.RequestException:

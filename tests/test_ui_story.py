@@ -42,7 +42,11 @@ def test_a_saved_runs_view_names_the_columns_the_ui_shows(tmp_path):
     envelope = json.loads(MlflowClient(uri).get_experiment(tracker.experiment_id).tags["mlflow.sharedViewState.sweep-s"])
     assert envelope["name"] == "Sweep s" and isinstance(envelope["createdAt"], int)
     assert json.loads(envelope["state"])["selectedColumns"] == [
-        "metrics.`best_val_accuracy`", "params.`filters`", "params.`learning_rate`", "attributes.`Dataset`"]
+        "metrics.`best_val_accuracy`",
+        "params.`filters`",
+        "params.`learning_rate`",
+        "attributes.`Dataset`",
+    ]
 
 
 def test_describe_sets_the_parent_runs_markdown_description(tmp_path):
@@ -57,29 +61,38 @@ def test_describe_sets_the_parent_runs_markdown_description(tmp_path):
 # ---------------------------------------------------------------- the note, from plain values
 
 STORY = SweepStory(
-    name="digits", experiment_id="3", run_id="p1", metric="val_accuracy", mode="max",
-    counts={"COMPLETE": 5, "PRUNED": 3, "FAILED": 1}, dataset={"dataset.name": "digits", "dataset.digest": "ab12cd", "dataset.train_size": "1437", "dataset.val_size": "360"},
-    command="python -m sweeps run name=digits-again n_trials=9", commit="0123456789abcdef",
+    name="digits",
+    experiment_id="3",
+    run_id="p1",
+    metric="val_accuracy",
+    mode="max",
+    counts={"COMPLETE": 5, "PRUNED": 3, "FAILED": 1},
+    dataset={"dataset.name": "digits", "dataset.digest": "ab12cd", "dataset.train_size": "1437", "dataset.val_size": "360"},
+    command="python -m sweeps run name=digits-again n_trials=9",
+    commit="0123456789abcdef",
     best=Best(7, 0.93125, {"filters": 32, "learning_rate": 0.00123456}, "r7"),
     plots=("report/slice.png", "report/slice.html", "report/trials.csv", "report/optimization_history.png"),
 )
 
 
-@pytest.mark.parametrize("expected", [
-    "### Sweep `digits`",
-    "**Best [trial #7](#/experiments/3/runs/r7?workflowType=machine_learning):** val_accuracy = **0.9313** (max)",
-    "Params of trial #7:",
-    "| filters | 32 |",
-    "| learning_rate | 0.001235 |",
-    "**Trials:** 9 trials: 5 completed, 3 stopped early, 1 failed ([all trials, with their params and val_accuracy]"
-    "(#/experiments/3/runs?workflowType=machine_learning&viewStateShareKey=sweep-digits))",
-    "**Dataset:** digits, version (content digest) `ab12cd` (1437 train / 360 val)",
-    "**Reproduce** at commit `0123456789ab`:",
-    "python -m sweeps run name=digits-again n_trials=9",
-    "- slice: [PNG](#/experiments/3/runs/p1/artifactPath/report/slice.png?workflowType=machine_learning)"
-    " · [HTML](#/experiments/3/runs/p1/artifactPath/report/slice.html?workflowType=machine_learning)",
-    "- optimization history: [PNG](#/experiments/3/runs/p1/artifactPath/report/optimization_history.png?workflowType=machine_learning)",
-])
+@pytest.mark.parametrize(
+    "expected",
+    [
+        "### Sweep `digits`",
+        "**Best [trial #7](#/experiments/3/runs/r7?workflowType=machine_learning):** val_accuracy = **0.9313** (max)",
+        "Params of trial #7:",
+        "| filters | 32 |",
+        "| learning_rate | 0.001235 |",
+        "**Trials:** 9 trials: 5 completed, 3 stopped early, 1 failed ([all trials, with their params and val_accuracy]"
+        "(#/experiments/3/runs?workflowType=machine_learning&viewStateShareKey=sweep-digits))",
+        "**Dataset:** digits, version (content digest) `ab12cd` (1437 train / 360 val)",
+        "**Reproduce** at commit `0123456789ab`:",
+        "python -m sweeps run name=digits-again n_trials=9",
+        "- slice: [PNG](#/experiments/3/runs/p1/artifactPath/report/slice.png?workflowType=machine_learning)"
+        " · [HTML](#/experiments/3/runs/p1/artifactPath/report/slice.html?workflowType=machine_learning)",
+        "- optimization history: [PNG](#/experiments/3/runs/p1/artifactPath/report/optimization_history.png?workflowType=machine_learning)",
+    ],
+)
 def test_the_note_tells_the_story(expected):
     assert expected in sweep_note(STORY).splitlines()
 
@@ -99,20 +112,29 @@ def test_a_long_note_is_cut_to_mlflows_tag_limit():
     assert len(text) <= NOTE_LIMIT and text.endswith("*(cut to MLflow's 8000 characters)*\n")
 
 
-@pytest.mark.parametrize("counts, line", [
-    ({}, "0 trials: none ran"),
-    ({"COMPLETE": 2}, "2 trials: 2 completed"),
-    ({"NOT_RUN": 1, "INFEASIBLE": 2, "COMPLETE": 0}, "3 trials: 2 infeasible, 1 not run"),
-])
+@pytest.mark.parametrize(
+    "counts, line",
+    [
+        ({}, "0 trials: none ran"),
+        ({"COMPLETE": 2}, "2 trials: 2 completed"),
+        ({"NOT_RUN": 1, "INFEASIBLE": 2, "COMPLETE": 0}, "3 trials: 2 infeasible, 1 not run"),
+    ],
+)
 def test_counts_line(counts, line):
     assert counts_line(counts) == line
 
 
-@pytest.mark.parametrize("argv, command", [
-    (["run"], "python -m sweeps run name=s-again"),
-    (["run", "name=s", "n_trials=4", "space.lr=interval(1e-4, 1e-2)"], "python -m sweeps run name=s-again n_trials=4 'space.lr=interval(1e-4, 1e-2)'"),
-    (["run", "--cfg", "+name=s", "max_epochs=2"], "python -m sweeps run name=s-again max_epochs=2"),
-])
+@pytest.mark.parametrize(
+    "argv, command",
+    [
+        (["run"], "python -m sweeps run name=s-again"),
+        (
+            ["run", "name=s", "n_trials=4", "space.lr=interval(1e-4, 1e-2)"],
+            "python -m sweeps run name=s-again n_trials=4 'space.lr=interval(1e-4, 1e-2)'",
+        ),
+        (["run", "--cfg", "+name=s", "max_epochs=2"], "python -m sweeps run name=s-again max_epochs=2"),
+    ],
+)
 def test_the_reproduce_command_reruns_under_a_new_name(argv, command):
     assert reproduce_command(argv, "s") == command
 
@@ -159,12 +181,14 @@ def test_reports_carry_the_epochs_system_metrics_and_the_rest_is_tunes():
     with sysmetrics.sampling(tune, cpus=2, interval_s=0.05) as reporting:
         reporting.report({"val_accuracy": 0.5}, checkpoint="c1")
         assert reporting.get_checkpoint() == "ckpt"
-    (metrics, checkpoint), = tune.reports
+    ((metrics, checkpoint),) = tune.reports
     assert checkpoint == "c1" and metrics["val_accuracy"] == 0.5
     assert set(sysmetrics.system_metrics(metrics)) >= {sysmetrics.CPU, sysmetrics.MEMORY_MB}
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/driver/nvidia") and not os.environ.get("CUDA_VISIBLE_DEVICES"), reason="no NVIDIA GPU here")
+@pytest.mark.skipif(
+    not os.path.exists("/proc/driver/nvidia") and not os.environ.get("CUDA_VISIBLE_DEVICES"), reason="no NVIDIA GPU here"
+)
 @pytest.mark.gpu
 def test_the_sampler_reports_the_gpu_it_was_given():
     sampler = sysmetrics.Sampler(cpus=1, interval_s=0.05).start()
@@ -196,8 +220,10 @@ def test_dashboard_without_optuna_dashboard_says_how_to_install_it(tmp_path):
 
     optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     # The package hidden from this one interpreter, as on a machine without the extra.
-    code = ("import sys; sys.modules['optuna_dashboard'] = None; from sweeps.cli import main; "
-            f"sys.exit(main(['dashboard', 's', 'output_dir={tmp_path}']))")
+    code = (
+        "import sys; sys.modules['optuna_dashboard'] = None; from sweeps.cli import main; "
+        f"sys.exit(main(['dashboard', 's', 'output_dir={tmp_path}']))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
     assert "optuna-dashboard is not installed" in result.stderr and "pip install 'optuna-dashboard==0.21.0'" in result.stderr

@@ -1,5 +1,6 @@
 """The only door to MLflow: one parent run per sweep, one nested run per trial, explicit run ids."""
 
+from sweeps.redaction import REDACTED
 from tracking.query import (
     EPOCH_METRICS,
     REPORT_ARTIFACT_PATH,
@@ -26,7 +27,7 @@ from tracking.registry import (
     resolve_model_uri,
     sweep_manifest,
 )
-from tracking.tracker import REDACTED, RunStatus, SweepTracker, default_tracking_uri, import_store_modules, redact, unreachable
+from tracking.tracker import RunStatus, SweepTracker, default_tracking_uri, import_store_modules, redact, unreachable
 
 __all__ = [
     "DEFAULT_ALIAS",

@@ -20,8 +20,14 @@ NOTE_LIMIT = 8000  # MLflow's limit on a tag value
 # `mlflow.experimentKind` tag, which the tracker sets too. Every link the product writes carries it.
 MODEL_TRAINING_VIEW = "workflowType=machine_learning"
 # The order a reader wants: what worked, what was stopped, what broke.
-OUTCOME_WORDS = (("COMPLETE", "completed"), ("PRUNED", "stopped early"), ("INFEASIBLE", "infeasible"),
-                 ("FAILED", "failed"), ("INTERRUPTED", "interrupted"), ("NOT_RUN", "not run"))
+OUTCOME_WORDS = (
+    ("COMPLETE", "completed"),
+    ("PRUNED", "stopped early"),
+    ("INFEASIBLE", "infeasible"),
+    ("FAILED", "failed"),
+    ("INTERRUPTED", "interrupted"),
+    ("NOT_RUN", "not run"),
+)
 
 
 @dataclass(frozen=True)
@@ -107,18 +113,35 @@ def sweep_note(story: SweepStory) -> str:
     lines += [f"**Trials:** {counts_line(s.counts)}{table}", ""]
     d = s.dataset
     if d:
-        sizes = f" ({d['dataset.train_size']} train / {d['dataset.val_size']} val)" if "dataset.train_size" in d and "dataset.val_size" in d else ""
-        lines += [f"**Dataset:** {d.get('dataset.name', '?')}, version (content digest) `{d.get('dataset.digest', '?')}`{sizes}", ""]
+        sizes = (
+            f" ({d['dataset.train_size']} train / {d['dataset.val_size']} val)"
+            if "dataset.train_size" in d and "dataset.val_size" in d
+            else ""
+        )
+        lines += [
+            f"**Dataset:** {d.get('dataset.name', '?')}, version (content digest) `{d.get('dataset.digest', '?')}`{sizes}",
+            "",
+        ]
     if s.best is not None and s.best.params:
-        lines += [f"Params of trial #{s.best.number}:", "", "| param | value |", "| --- | --- |",
-                  *(f"| {k} | {_value(v)} |" for k, v in s.best.params.items()), ""]
+        lines += [
+            f"Params of trial #{s.best.number}:",
+            "",
+            "| param | value |",
+            "| --- | --- |",
+            *(f"| {k} | {_value(v)} |" for k, v in s.best.params.items()),
+            "",
+        ]
     at = f" at commit `{s.commit[:12]}`" if s.commit else ""
     lines += [f"**Reproduce**{at}:", "", "```", s.command, "```", ""]
     lines += list(s.extra)
     if s.plots:
         lines += _plot_lines(s)
     text = "\n".join(lines).rstrip() + "\n"
-    return text if len(text) <= NOTE_LIMIT else text[: NOTE_LIMIT - 40].rsplit("\n", 1)[0] + "\n\n*(cut to MLflow's 8000 characters)*\n"
+    return (
+        text
+        if len(text) <= NOTE_LIMIT
+        else text[: NOTE_LIMIT - 40].rsplit("\n", 1)[0] + "\n\n*(cut to MLflow's 8000 characters)*\n"
+    )
 
 
 def _plot_lines(s: SweepStory) -> list[str]:
@@ -132,6 +155,10 @@ def _plot_lines(s: SweepStory) -> list[str]:
         return []
     lines = ["**Report** (artifacts of this run, under `report/`):", ""]
     for stem, files in by_stem.items():
-        links = " · ".join(f"[{kind.upper()}]({artifact_link(s.experiment_id, s.run_id, files[kind])})" for kind in ("png", "html") if kind in files)
+        links = " · ".join(
+            f"[{kind.upper()}]({artifact_link(s.experiment_id, s.run_id, files[kind])})"
+            for kind in ("png", "html")
+            if kind in files
+        )
         lines.append(f"- {stem.replace('_', ' ')}: {links}")
     return [*lines, ""]

@@ -54,9 +54,14 @@ def store_exists(tracking_uri: str) -> bool:
 def _record(run: Run) -> RunRecord:
     info = run.info
     return RunRecord(
-        run_id=info.run_id, name=run.data.tags.get(MLFLOW_RUN_NAME, info.run_name or ""), status=info.status,
-        experiment_id=info.experiment_id, tags=dict(run.data.tags), params=dict(run.data.params),
-        start_time_ms=info.start_time, end_time_ms=info.end_time,
+        run_id=info.run_id,
+        name=run.data.tags.get(MLFLOW_RUN_NAME, info.run_name or ""),
+        status=info.status,
+        experiment_id=info.experiment_id,
+        tags=dict(run.data.tags),
+        params=dict(run.data.params),
+        start_time_ms=info.start_time,
+        end_time_ms=info.end_time,
     )
 
 
@@ -96,8 +101,10 @@ def find_sweep_run(tracking_uri: str, experiment: str, name: str) -> RunRecord |
     if found is None:
         return None
     runs = _search(
-        tracking_uri, found.experiment_id,
-        f"tags.`sweeps.name` = {_quote(name)} and tags.`sweeps.kind` = 'sweep'", ["attributes.start_time DESC"],
+        tracking_uri,
+        found.experiment_id,
+        f"tags.`sweeps.name` = {_quote(name)} and tags.`sweeps.kind` = 'sweep'",
+        ["attributes.start_time DESC"],
     )
     return _record(runs[0]) if runs else None
 
@@ -105,14 +112,17 @@ def find_sweep_run(tracking_uri: str, experiment: str, name: str) -> RunRecord |
 def list_trial_runs(tracking_uri: str, parent: RunRecord) -> list[RunRecord]:
     """The nested trial runs of a sweep's parent run, oldest first."""
     runs = _search(
-        tracking_uri, parent.experiment_id,
+        tracking_uri,
+        parent.experiment_id,
         f"tags.`{MLFLOW_PARENT_RUN_ID}` = {_quote(parent.run_id)} and tags.`sweeps.kind` = 'trial'",
         ["attributes.start_time ASC"],
     )
     return [_record(r) for r in runs]
 
 
-def metric_histories(tracking_uri: str, run_id: str, metrics: Iterable[str] = EPOCH_METRICS) -> dict[str, tuple[tuple[int, float], ...]]:
+def metric_histories(
+    tracking_uri: str, run_id: str, metrics: Iterable[str] = EPOCH_METRICS
+) -> dict[str, tuple[tuple[int, float], ...]]:
     """Per-epoch values of each metric, by step; a metric never logged maps to ()."""
     client = _client(tracking_uri)
     histories = {}
@@ -131,7 +141,9 @@ def trial_histories(tracking_uri: str, parent: RunRecord, metrics: Iterable[str]
     }
 
 
-def log_report_files(tracking_uri: str, run_id: str, paths: Iterable[Path], artifact_path: str = REPORT_ARTIFACT_PATH) -> list[str]:
+def log_report_files(
+    tracking_uri: str, run_id: str, paths: Iterable[Path], artifact_path: str = REPORT_ARTIFACT_PATH
+) -> list[str]:
     """Attach files to a (possibly finished) run under `artifact_path`; returns their artifact paths."""
     client = _client(tracking_uri)
     logged = []
@@ -143,4 +155,3 @@ def log_report_files(tracking_uri: str, run_id: str, paths: Iterable[Path], arti
 
 def list_report_files(tracking_uri: str, run_id: str, artifact_path: str = REPORT_ARTIFACT_PATH) -> list[str]:
     return sorted(a.path for a in _client(tracking_uri).list_artifacts(run_id, artifact_path) if not a.is_dir)
-

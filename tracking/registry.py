@@ -75,20 +75,27 @@ def resolve_model_uri(tracking_uri: str, uri: str) -> ModelSource:
             elif parsed.version is not None:
                 version = client.get_model_version(parsed.name, parsed.version)
             else:  # models:/NAME/latest (or a legacy stage)
-                found = [v for v in client.search_model_versions(f"name = {_quote(parsed.name)}")
-                         if parsed.stage is None or (v.current_stage or "").lower() == parsed.stage.lower()]
+                found = [
+                    v
+                    for v in client.search_model_versions(f"name = {_quote(parsed.name)}")
+                    if parsed.stage is None or (v.current_stage or "").lower() == parsed.stage.lower()
+                ]
                 if not found:
-                    raise RegistryError(f"registered model {parsed.name!r} has no versions" + (f" in stage {parsed.stage!r}" if parsed.stage else ""))
+                    raise RegistryError(
+                        f"registered model {parsed.name!r} has no versions"
+                        + (f" in stage {parsed.stage!r}" if parsed.stage else "")
+                    )
                 version = max(found, key=lambda v: int(v.version))
             location = client.get_model_version_download_uri(version.name, version.version)
             return ModelSource(_join(location, sub), version.run_id, getattr(version, "model_id", None))
         if uri.startswith("runs:/"):
-            run_id, _, path = uri[len("runs:/"):].partition("/")
+            run_id, _, path = uri[len("runs:/") :].partition("/")
             run = client.get_run(run_id)
             path = path.strip("/")
             # MLflow 3 logs a model outside its run's artifacts, as a logged model named `path`.
             models = client.search_logged_models(
-                [run.info.experiment_id], filter_string=f"source_run_id = {_quote(run_id)} AND name = {_quote(path)}",
+                [run.info.experiment_id],
+                filter_string=f"source_run_id = {_quote(run_id)} AND name = {_quote(path)}",
             )
             if models:
                 latest = max(models, key=lambda m: m.creation_timestamp)
@@ -107,7 +114,11 @@ def resolve_model_uri(tracking_uri: str, uri: str) -> ModelSource:
 
 
 def register_best_model(
-    tracking_uri: str, model_uri: str, name: str, alias: str = DEFAULT_ALIAS, tags: Mapping[str, str] | None = None,
+    tracking_uri: str,
+    model_uri: str,
+    name: str,
+    alias: str = DEFAULT_ALIAS,
+    tags: Mapping[str, str] | None = None,
 ) -> str:
     """Register `model_uri` (e.g. a sweep's `sweeps.best_model_uri`, `models:/m-<id>`) as a new
     version of registered model `name` (created if missing), point `alias` at it; returns the version."""
@@ -127,7 +138,10 @@ def register_best_model(
         # The resolved artifact location as source (never models:/m-<id>: the sqlite registry would look
         # that up through the global tracking URI), with run_id and model_id for the lineage links.
         version = client.create_model_version(
-            name, source.location, run_id=source.run_id, tags={k: str(v) for k, v in (tags or {}).items()},
+            name,
+            source.location,
+            run_id=source.run_id,
+            tags={k: str(v) for k, v in (tags or {}).items()},
             model_id=source.model_id,
         )
         client.set_registered_model_alias(name, alias, version.version)
@@ -145,7 +159,9 @@ def _link_logged_model(client: MlflowClient, model_id: str, name: str, version: 
     model = client.get_logged_model(model_id)
     versions = json.loads(model.tags.get(MLFLOW_MODEL_VERSIONS) or "[]")
     if {"name": name, "version": version} not in versions:
-        client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps([*versions, {"name": name, "version": version}])})
+        client.set_logged_model_tags(
+            model_id, {MLFLOW_MODEL_VERSIONS: json.dumps([*versions, {"name": name, "version": version}])}
+        )
 
 
 def class_names(tracking_uri: str, uri: str) -> list[str] | None:
@@ -197,7 +213,10 @@ def load_model_and_preprocessing(tracking_uri: str, uri: str) -> tuple[Any, dict
     with tempfile.TemporaryDirectory(prefix="sweeps-model-") as tmp, _quiet_downloads():
         try:
             local = mlflow.artifacts.download_artifacts(
-                artifact_uri=source.location, dst_path=tmp, tracking_uri=tracking_uri, registry_uri=tracking_uri,
+                artifact_uri=source.location,
+                dst_path=tmp,
+                tracking_uri=tracking_uri,
+                registry_uri=tracking_uri,
             )
         except (MlflowException, OSError) as exc:
             raise RegistryError(f"the files of {uri} ({source.location}) cannot be read ({_first_line(exc)})") from None
@@ -246,7 +265,11 @@ def dataset_inputs(tracking_uri: str, experiment: str) -> list[dict[str, Any]]:
     if found is None:
         return []
     runs = _search(tracking_uri, found.experiment_id, "", ["attributes.start_time DESC"])
-    sweep_of = {r.info.run_id: r.data.tags["sweeps.name"] for r in runs if r.data.tags.get("sweeps.kind") == "sweep" and "sweeps.name" in r.data.tags}
+    sweep_of = {
+        r.info.run_id: r.data.tags["sweeps.name"]
+        for r in runs
+        if r.data.tags.get("sweeps.kind") == "sweep" and "sweeps.name" in r.data.tags
+    }
     seen: dict[tuple[str, str], dict[str, Any]] = {}
     for run in runs:
         tags = run.data.tags
@@ -260,14 +283,16 @@ def dataset_inputs(tracking_uri: str, experiment: str) -> list[dict[str, Any]]:
                 profile = _json(ds.profile)
                 shape = _shape_from_schema(ds.schema) or tuple(profile.get("features_shape", [])[1:]) or None
                 row = seen[key] = {
-                    "name": ds.name, "digest": ds.digest,
+                    "name": ds.name,
+                    "digest": ds.digest,
                     "source": str(source.get("uri") or source.get("url") or source.get("path") or ds.source or ""),
                     "source_type": ds.source_type or "",
                     "shape": "x".join(map(str, shape)) if shape else "",
                     "rows": int(profile["features_shape"][0]) if profile.get("features_shape") else None,
                     "num_classes": "",
                     "context": ",".join(t.value for t in entry.tags if t.key == "mlflow.data.context"),
-                    "sweeps": set(), "runs": 0,
+                    "sweeps": set(),
+                    "runs": 0,
                 }
             row["runs"] += 1
             if sweep:
@@ -292,8 +317,12 @@ def sweep_manifest(tracking_uri: str, experiment: str, ref: str) -> dict | None:
         return None
     runs = _search(tracking_uri, found.experiment_id, f"tags.`sweeps.kind` = 'sweep' AND tags.`sweeps.name` = {_quote(ref)}")
     if not runs and ref.isalnum():
-        runs = _search(tracking_uri, found.experiment_id, f"tags.`sweeps.kind` = 'sweep' AND tags.`dataset.digest` LIKE {_quote(ref + '%')}",
-                       ["attributes.start_time DESC"])
+        runs = _search(
+            tracking_uri,
+            found.experiment_id,
+            f"tags.`sweeps.kind` = 'sweep' AND tags.`dataset.digest` LIKE {_quote(ref + '%')}",
+            ["attributes.start_time DESC"],
+        )
     for run in runs:
         try:
             with tempfile.TemporaryDirectory(prefix="sweeps-manifest-") as tmp, _quiet_downloads():

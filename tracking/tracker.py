@@ -22,7 +22,7 @@ from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 # Every param, tag, text and error message this module writes or raises passes through it.
-from sweeps.redaction import REDACTED, redact, redact_text
+from sweeps.redaction import redact, redact_text
 
 # MLflow refuses params longer than this; longer values are cut with a marker.
 _PARAM_LIMIT = 6000
@@ -54,7 +54,11 @@ def import_store_modules() -> None:
     stores: ~0.9 s), so a caller can do it in the background while it waits on something else."""
     import importlib
 
-    for module in ("mlflow.store.db.utils", "mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store"):
+    for module in (
+        "mlflow.store.db.utils",
+        "mlflow.store.tracking.sqlalchemy_store",
+        "mlflow.store.model_registry.sqlalchemy_store",
+    ):
         importlib.import_module(module)
 
 
@@ -76,17 +80,22 @@ def unreachable(tracking_uri: str, timeout_s: float = 15.0) -> str | None:
         # answer. Its first query opens the server's database and user store, which takes seconds
         # on a busy server (a 5 s read timeout failed there), so it waits longer.
         probe = requests.get(
-            f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "Default"},
-            auth=(user, password) if user and password else None, timeout=timeout_s * 6,
+            f"{tracking_uri.rstrip('/')}/api/2.0/mlflow/experiments/get-by-name",
+            params={"experiment_name": "Default"},
+            auth=(user, password) if user and password else None,
+            timeout=timeout_s * 6,
         )
     except requests.RequestException as exc:
         return f"{shown} does not answer ({type(exc).__name__})"
     if probe.status_code in (401, 403):
         in_uri = "@" in tracking_uri.split("://", 1)[1].split("/", 1)[0]
-        return (f"{shown} refused the request (HTTP {probe.status_code}): "
-                + ("wrong user or password in tracking.uri" if in_uri and not user else
-                   "wrong MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD" if user else
-                   "it needs MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the environment"))
+        return f"{shown} refused the request (HTTP {probe.status_code}): " + (
+            "wrong user or password in tracking.uri"
+            if in_uri and not user
+            else "wrong MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD"
+            if user
+            else "it needs MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD in the environment"
+        )
     if probe.status_code >= 500:
         return f"{shown} failed to answer (HTTP {probe.status_code})"
     return None
@@ -104,7 +113,9 @@ def _now_ms() -> int:
 class SweepTracker:
     """Writes one sweep to an MLflow tracking store (a sqlite file or a tracking server)."""
 
-    def __init__(self, tracking_uri: str, experiment: str, artifact_root: Path | None = None, journal_dir: Path | None = None) -> None:
+    def __init__(
+        self, tracking_uri: str, experiment: str, artifact_root: Path | None = None, journal_dir: Path | None = None
+    ) -> None:
         self.tracking_uri = tracking_uri
         self.journal = Journal(journal_dir) if journal_dir is not None else None
         self.client = MlflowClient(tracking_uri=tracking_uri)
@@ -119,7 +130,8 @@ class SweepTracker:
             local = not tracking_uri.startswith(("http://", "https://"))
             location = artifact_root.resolve().as_uri() if artifact_root and local else None
             self.experiment_id = self.client.create_experiment(
-                experiment, artifact_location=location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING})
+                experiment, artifact_location=location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING}
+            )
         self.parent_run_id: str | None = None
         self._dataset_input: DatasetInput | None = None
         self._pending: dict[str, list[Future[None]]] = {}  # run id -> writes not yet done
@@ -129,8 +141,14 @@ class SweepTracker:
         # Ray Tune pickles its callbacks, and so this tracker, with its experiment state into the
         # sweep's folder: queued writes and the journal belong to this process, and the client
         # (which holds the URI) and any password stay out of the file.
-        return {**self.__dict__, "tracking_uri": redact_text(self.tracking_uri), "client": None, "_pending": {}, "_writer": None,
-                "journal": None}
+        return {
+            **self.__dict__,
+            "tracking_uri": redact_text(self.tracking_uri),
+            "client": None,
+            "_pending": {},
+            "_writer": None,
+            "journal": None,
+        }
 
     # ------------------------------------------------------------ sweep (parent run)
 
@@ -160,7 +178,9 @@ class SweepTracker:
         """The run's description on its page in the UI (Markdown)."""
         self.set_tags(run_id, {NOTE_TAG: markdown})
 
-    def end_sweep(self, metrics: Mapping[str, float], tags: Mapping[str, str], status: RunStatus, error: str | None = None) -> None:
+    def end_sweep(
+        self, metrics: Mapping[str, float], tags: Mapping[str, str], status: RunStatus, error: str | None = None
+    ) -> None:
         """End the parent run; `error`, the traceback of what stopped the sweep, becomes its artifact."""
         assert self.parent_run_id is not None
         self.log_metrics(self.parent_run_id, metrics)
@@ -183,7 +203,7 @@ class SweepTracker:
             if writer is not None:
                 writer.shutdown(wait=True)
 
-    def __enter__(self) -> "SweepTracker":
+    def __enter__(self) -> SweepTracker:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -203,7 +223,9 @@ class SweepTracker:
             self.client.log_inputs(run.info.run_id, datasets=[self._dataset_input])
         return run.info.run_id
 
-    def end_trial(self, run_id: str, status: RunStatus, tags: Mapping[str, str], error: BaseException | str | None = None) -> None:
+    def end_trial(
+        self, run_id: str, status: RunStatus, tags: Mapping[str, str], error: BaseException | str | None = None
+    ) -> None:
         self.set_tags(run_id, tags)
         self.flush(run_id)
         if error is not None:
@@ -243,7 +265,13 @@ class SweepTracker:
                         metrics.append(Metric(key, value, timestamp, step))
                         seen[key].add((step, timestamp, value))
             for i in range(0, max(len(params), len(metrics), len(tags)), _BATCH):
-                self.client.log_batch(run_id, metrics=metrics[i : i + _BATCH], params=params[i : i + _BATCH], tags=tags[i : i + _BATCH], synchronous=True)
+                self.client.log_batch(
+                    run_id,
+                    metrics=metrics[i : i + _BATCH],
+                    params=params[i : i + _BATCH],
+                    tags=tags[i : i + _BATCH],
+                    synchronous=True,
+                )
             written += len(params) + len(metrics)
         return written
 
@@ -296,7 +324,7 @@ class SweepTracker:
     def set_model_tags(self, model_uri: str, tags: Mapping[str, str]) -> None:
         """Tags on a logged model (`models:/m-<id>`), e.g. the class names `predict` prints."""
         if model_uri.startswith("models:/m-"):
-            self.client.set_logged_model_tags(model_uri[len("models:/"):].split("/", 1)[0], {k: str(v) for k, v in tags.items()})
+            self.client.set_logged_model_tags(model_uri[len("models:/") :].split("/", 1)[0], {k: str(v) for k, v in tags.items()})
 
     def set_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
         """Tags on a registered model version (its test score)."""
@@ -342,8 +370,13 @@ class SweepTracker:
         self.flush(run_id)
         # log_model works on the fluent active run; resume the (finished) trial run just for this.
         with mlflow.start_run(run_id=run_id):
-            info = mlflow.keras.log_model(model, name="model", signature=signature, pip_requirements=_model_requirements(),
-                                          metadata={PREPROCESSING_KEY: dict(preprocessing)} if preprocessing else None)
+            info = mlflow.keras.log_model(
+                model,
+                name="model",
+                signature=signature,
+                pip_requirements=_model_requirements(),
+                metadata={PREPROCESSING_KEY: dict(preprocessing)} if preprocessing else None,
+            )
         self.client.set_terminated(run_id, status=RunStatus.FINISHED.value)
         return info.model_uri
 
