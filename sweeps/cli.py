@@ -1,7 +1,8 @@
-"""`python -m sweeps <command>`: parse arguments, call the orchestrator, map errors to exit codes.
+"""`python -m sweeps <command>`: parse arguments, call the library, print what it returns.
 
-Exit codes: 0 done; 1 the sweep ran but no trial completed, or failures stopped it;
-2 bad input (one line naming the field and the fix; nothing written).
+The one place errors become exit codes (`sweeps.errors`): a `SweepsError` is caught here once and
+printed as one line. 0 done; 1 the sweep ran but no trial completed, or failures stopped it;
+2 bad input (one line naming the field and the fix; nothing written); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,12 +14,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sweeps.config import ConfigError, load_config
-from sweeps.datasets import DatasetError
+from sweeps.config import SweepConfig, load_config
+from sweeps.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ConfigError, InputError, SweepsError, message
 from sweeps.redaction import RedactingStream
-
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130  # as a shell reports a process ended by Ctrl+C
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -88,11 +86,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fail(exc: Exception) -> int:
-    print(f"error: {exc}", file=sys.stderr)
-    return EXIT_BAD_INPUT
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     # TensorFlow's C++ start-up lines (CUDA probing, oneDNN notes) say nothing a user can act on.
     chosen = "TF_CPP_MIN_LOG_LEVEL" in os.environ
@@ -104,8 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _dispatch(args, chosen)
-    except (ConfigError, DatasetError) as exc:
-        return _fail(exc)
+    except SweepsError as exc:
+        print(message(exc), file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         # The sweep's run is already ended KILLED and its running trials left to `resume`.
         print("interrupted: the sweep's MLflow run is ended KILLED; python -m sweeps resume NAME continues it", file=sys.stderr)
@@ -137,15 +131,10 @@ def _dispatch(args: argparse.Namespace, tf_level_chosen: bool = False) -> int:
                 "name two: python -m sweeps datasets diff <sweep or digest> <sweep or digest>",
             )
         from sweeps import datasets_cmd
-        from tracking import default_tracking_uri
 
         where = load_config([o for o in args.overrides[1:] if "=" in o])
-        return datasets_cmd.diff_main(
-            where.output_dir,
-            *refs,
-            tracking_uri=where.tracking.uri or default_tracking_uri(where.output_dir),
-            experiment=where.tracking.experiment,
-        )
+        print(datasets_cmd.compare(where.output_dir, *refs, where.tracking_uri, where.tracking.experiment).text())
+        return EXIT_OK
     cfg = load_config(list(args.overrides))
     if not cfg.verbose:
         # MLflow's INFO lines (creating tables, ...) are not the product's own; verbose=true shows them.
@@ -156,17 +145,10 @@ def _dispatch(args: argparse.Namespace, tf_level_chosen: bool = False) -> int:
         from sweeps import server
 
         return server.main(cfg.output_dir / "server", args.host, args.port, args.backend_store_uri, args.auth)
-    if args.command in ("predict", "datasets"):
-        from tracking import default_tracking_uri
-
-        uri = cfg.tracking.uri or default_tracking_uri(cfg.output_dir)
-        if args.command == "predict":
-            from sweeps import predict
-
-            return predict.main(args.model, args.input, uri)
-        from sweeps import datasets_cmd
-
-        return datasets_cmd.main(uri, cfg.tracking.experiment)
+    if args.command == "predict":
+        return _predict(args.model, args.input, cfg.tracking_uri)
+    if args.command == "datasets":
+        return _datasets(cfg.tracking_uri, cfg.tracking.experiment)
     if args.command == "ui":
         return _ui(cfg, args.port)
     if args.command == "dashboard":
@@ -174,9 +156,7 @@ def _dispatch(args: argparse.Namespace, tf_level_chosen: bool = False) -> int:
 
         return dashboard.main(args.name, cfg.output_dir, cfg.tracking.study_storage, args.host, args.port)
     if args.command == "report":
-        from sweeps import report
-
-        return report.main(args.name, cfg)
+        return _report(args.name, cfg)
     if args.cfg:
         print(cfg.to_yaml())
         return 0
@@ -187,25 +167,65 @@ def _dispatch(args: argparse.Namespace, tf_level_chosen: bool = False) -> int:
 
 def _finish(summary) -> int:
     print(summary.text())
-    return 0 if summary.best_number is not None and not summary.stopped_because else 1
+    return EXIT_OK if summary.best_number is not None and not summary.stopped_because else EXIT_FAILED
 
 
-def _ui(cfg, port: int) -> int:
-    from tracking import default_tracking_uri
+def _report(name: str, cfg: SweepConfig) -> int:
+    """`report NAME`: the trials table best first, where the files are, where they were logged."""
+    from sweeps.report import format_table, make_report
 
-    uri = cfg.tracking.uri or default_tracking_uri(cfg.output_dir)
+    uri = cfg.tracking_uri
+    report = make_report(name, cfg.output_dir, uri, cfg.tracking.experiment, cfg.tracking.study_storage)
+    print(f"Sweep {name}: {len(report.frame)} trials, best first by {cfg.metric} ({cfg.mode})")
+    print(format_table(report.frame, cfg.metric, cfg.mode))
+    print(f"Report: {len(report.files)} files in {report.directory}")
+    if report.parent_run_id:
+        print(f"Logged to MLflow run {report.parent_run_id} under report/")
+    else:
+        print(f"No MLflow parent run of {name!r} in experiment {cfg.tracking.experiment!r} at {uri}: files not logged")
+    return EXIT_OK
+
+
+def _predict(model_uri: str, input_path: Path, tracking_uri: str) -> int:
+    """`predict`: one line per image, `item<TAB>class<TAB>probability`."""
+    from sweeps.predict import classify
+
+    found = classify(model_uri, input_path, tracking_uri)
+    for note in found.notes:
+        print(f"warning: {note}", file=sys.stderr)
+    for item, label, probability in found.rows:
+        print(f"{item}\t{label}\t{probability:.6f}")
+    sys.stdout.flush()
+    return EXIT_OK
+
+
+def _datasets(tracking_uri: str, experiment: str) -> int:
+    """`datasets`: the dataset versions the runs of the experiment used, one row each."""
+    from sweeps.datasets_cmd import table, versions_used
+
+    rows = versions_used(tracking_uri, experiment)
+    if not rows:
+        print(
+            f"No datasets recorded in experiment {experiment!r} of {tracking_uri} (run a sweep, or set tracking.experiment=...)"
+        )
+        return EXIT_OK
+    print(f"Datasets used by the runs of experiment {experiment!r} ({tracking_uri}):")
+    print(table(rows))
+    return EXIT_OK
+
+
+def _ui(cfg: SweepConfig, port: int) -> int:
+    uri = cfg.tracking_uri
     if uri.startswith("http"):
         print(f"The tracking server already serves the UI: {uri}")
         return 0
     database = sqlite_file(uri)
     if database is not None and not database.is_file():
         field = "tracking.uri" if cfg.tracking.uri else "output_dir"
-        return _fail(
-            ConfigError(
-                field,
-                f"no MLflow store at {database}",
-                "run a sweep first, or set output_dir=<the sweep's folder> or tracking.uri=sqlite:///<its mlflow.db>",
-            )
+        raise InputError(
+            field,
+            f"no MLflow store at {database}",
+            "run a sweep first, or set output_dir=<the sweep's folder> or tracking.uri=sqlite:///<its mlflow.db>",
         )
     from tracking import experiment_id
     from tracking.note import experiment_link

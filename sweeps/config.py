@@ -19,25 +19,18 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from sweeps.redaction import redact, redact_text
+from sweeps.errors import ConfigError
+from sweeps.metrics import EPOCH_METRICS
+from sweeps.redaction import redact
 from sweeps.space import BUDGETS, RULES, Space, SpaceError, flatten, grid_points, grid_size, parse_space, rule_for
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-REPORTED_METRICS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
+REPORTED_METRICS = EPOCH_METRICS  # the objectives a trial reports each epoch
 OBJECTIVE_METRICS = (*REPORTED_METRICS, "params", "flops")  # params/flops: known before training
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp", "qmc", "nsga2")
 SINGLE_OBJECTIVE_SAMPLERS = ("cmaes",)
 SCHEDULERS = ("asha", "hyperband", "median", "none")  # = sweeps.runner.SCHEDULERS (held equal by a test)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-
-
-class ConfigError(ValueError):
-    """A setting that cannot run; names the field and the fix."""
-
-    def __init__(self, key: str, problem: str, fix: str) -> None:
-        # A URL in the message (a tracking URI, a study database) never shows its password.
-        self.key, self.problem, self.fix = key, redact_text(problem), redact_text(fix)
-        super().__init__(f"{key}: {self.problem}. Fix: {self.fix}")
 
 
 @dataclass(frozen=True)
@@ -128,6 +121,13 @@ class SweepConfig:
     @property
     def sweep_dir(self) -> Path:
         return self.output_dir / "sweeps" / self.name
+
+    @property
+    def tracking_uri(self) -> str:
+        """The MLflow store: `tracking.uri`, else the sqlite file in `output_dir` (the one rule)."""
+        from tracking import default_tracking_uri  # MLflow's door, opened only by who needs the store
+
+        return self.tracking.uri or default_tracking_uri(self.output_dir)
 
 
 # ---------------------------------------------------------------- composing

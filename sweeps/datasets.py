@@ -19,15 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from sweeps.errors import DatasetError
+
 Arrays = dict[str, np.ndarray]
-
-
-class DatasetError(ValueError):
-    """A dataset that cannot be loaded; names the config field and the fix."""
-
-    def __init__(self, key: str, problem: str, fix: str) -> None:
-        self.key, self.problem, self.fix = key, problem, fix
-        super().__init__(f"{key}: {problem}. Fix: {fix}")
 
 
 @dataclass(frozen=True)
@@ -193,7 +187,7 @@ def image_scale(x: np.ndarray) -> float:
     return top if top > 1.0 else 1.0
 
 
-def _images(x: np.ndarray, key: str, scale: float | None = None) -> np.ndarray:
+def as_images(x: np.ndarray, key: str, scale: float | None = None) -> np.ndarray:
     """Check and shape images to (N, H, W, C) float32 divided by `scale` (default: their own
     `image_scale`; give the training scale for any other images, as predict does)."""
     if x.dtype.kind not in "uif" or x.dtype == np.bool_:
@@ -252,11 +246,11 @@ def load_dataset(
         return _load_folder(path, val_fraction, limit, seed, options or {}, output_dir)
     x_raw, y_raw, xt_raw, yt_raw, source = LOADERS[name](path)
     scale = image_scale(np.asarray(x_raw)) if np.asarray(x_raw).dtype.kind in "uif" else 1.0
-    x = _images(np.asarray(x_raw), "dataset x_train", scale)
+    x = as_images(np.asarray(x_raw), "dataset x_train", scale)
     y = _labels(y_raw, len(x), "dataset y_train")
     x_test = y_test = None
     if xt_raw is not None and yt_raw is not None:
-        x_test = _images(np.asarray(xt_raw), "dataset x_test", scale)  # the training scale, not its own
+        x_test = as_images(np.asarray(xt_raw), "dataset x_test", scale)  # the training scale, not its own
         y_test = _labels(yt_raw, len(x_test), "dataset y_test")
     num_classes = int(y.max()) + 1
     if y_test is not None and y_test.size and int(y_test.max()) >= num_classes:

@@ -1,5 +1,7 @@
-"""`python -m sweeps datasets`: which dataset versions the runs of an MLflow experiment used;
-`python -m sweeps datasets diff A B`: what changed between two versions of an image folder.
+"""Dataset versions: which ones the runs of an MLflow experiment used (`python -m sweeps datasets`),
+and what changed between two versions of an image folder (`python -m sweeps datasets diff A B`).
+
+Library functions: they return rows and text, and raise InputError; the CLI prints.
 
 One row per (name, digest): the digest is the BLAKE2b content digest of `sweeps/datasets.py`, so two
 sweeps listed on one row trained on exactly the same data and split settings.
@@ -8,12 +10,13 @@ sweeps listed on one row trained on exactly the same data and split settings.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-EXIT_BAD_INPUT = 2
+from sweeps.errors import InputError
+
 COLUMNS = (
     ("name", "NAME"),
     ("digest", "DIGEST"),
@@ -36,26 +39,17 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in cells)
 
 
-def main(tracking_uri: str, experiment: str, out: TextIO = sys.stdout) -> int:
+def versions_used(tracking_uri: str, experiment: str) -> list[dict[str, Any]]:
+    """One row per (dataset name, digest) the runs of `experiment` recorded (see `table`)."""
     from tracking import dataset_inputs, store_exists
 
     if not store_exists(tracking_uri):
-        print(
-            f"error: tracking.uri: no MLflow store at {tracking_uri}. Fix: run a sweep first, or set output_dir=<the sweep's folder> "
-            "or tracking.uri=...",
-            file=sys.stderr,
+        raise InputError(
+            "tracking.uri",
+            f"no MLflow store at {tracking_uri}",
+            "run a sweep first, or set output_dir=<the sweep's folder> or tracking.uri=...",
         )
-        return EXIT_BAD_INPUT
-    rows = dataset_inputs(tracking_uri, experiment)
-    if not rows:
-        print(
-            f"No datasets recorded in experiment {experiment!r} of {tracking_uri} (run a sweep, or set tracking.experiment=...)",
-            file=out,
-        )
-        return 0
-    print(f"Datasets used by the runs of experiment {experiment!r} ({tracking_uri}):", file=out)
-    print(table(rows), file=out)
-    return 0
+    return dataset_inputs(tracking_uri, experiment)
 
 
 # ---------------------------------------------------------------- diff of two folder versions
@@ -82,10 +76,32 @@ def _resolve(output_dir: Path, ref: str, tracking_uri: str | None, experiment: s
     return found, label
 
 
-def diff_main(
-    output_dir: Path, a: str, b: str, out: TextIO = sys.stdout, tracking_uri: str | None = None, experiment: str = "sweeps"
-) -> int:
-    """`python -m sweeps datasets diff A B`: files added, removed and changed, and per-class counts."""
+@dataclass(frozen=True)
+class VersionDiff:
+    """Two folder dataset versions, as named, and what changed between them (`folders.diff`)."""
+
+    a: str
+    b: str
+    change: Any
+
+    def text(self) -> str:
+        change = self.change
+        lines = [
+            f"Dataset {self.a} -> {self.b}: {len(change.added)} added, {len(change.removed)} removed, "
+            f"{len(change.changed)} changed"
+        ]
+        for label, items in (("added", change.added), ("removed", change.removed), ("changed", change.changed)):
+            lines += [f"  {label:<8}{item}" for item in items]
+        classes = sorted(set(change.counts_a) | set(change.counts_b))
+        width = max([len("class"), *map(len, classes)])
+        lines.append(f"{'class'.ljust(width)}  {'A':>7}  {'B':>7}")
+        lines += [f"{n.ljust(width)}  {change.counts_a.get(n, 0):>7}  {change.counts_b.get(n, 0):>7}" for n in classes]
+        return "\n".join(lines)
+
+
+def compare(output_dir: Path, a: str, b: str, tracking_uri: str | None = None, experiment: str = "sweeps") -> VersionDiff:
+    """Files added, removed and changed, and per-class counts, between versions `a` and `b`
+    (sweep names or digests); raises InputError for a version that is found nowhere."""
     from sweeps.folders import diff
 
     found = []
@@ -93,27 +109,15 @@ def diff_main(
         manifest, label = _resolve(output_dir, ref, tracking_uri, experiment)
         if manifest is None:
             known = sorted(p.stem[:12] for p in (output_dir / "datasets" / "manifests").glob("*.json"))
-            print(
-                f"error: datasets diff: no folder dataset version {ref!r} in {output_dir}. Fix: give a sweep name or a digest "
-                f"(python -m sweeps datasets lists them){'; known: ' + ', '.join(known) if known else ''}, or set output_dir=...",
-                file=sys.stderr,
+            raise InputError(
+                "datasets diff",
+                f"no folder dataset version {ref!r} in {output_dir}",
+                "give a sweep name or a digest (python -m sweeps datasets lists them)"
+                f"{'; known: ' + ', '.join(known) if known else ''}, or set output_dir=...",
             )
-            return EXIT_BAD_INPUT
         found.append((manifest, label))
     (ma, la), (mb, lb) = found
-    change = diff(ma, mb)
-    print(
-        f"Dataset {la} -> {lb}: {len(change.added)} added, {len(change.removed)} removed, {len(change.changed)} changed", file=out
-    )
-    for label, items in (("added", change.added), ("removed", change.removed), ("changed", change.changed)):
-        for item in items:
-            print(f"  {label:<8}{item}", file=out)
-    classes = sorted(set(change.counts_a) | set(change.counts_b))
-    width = max([len("class"), *map(len, classes)])
-    print(f"{'class'.ljust(width)}  {'A':>7}  {'B':>7}", file=out)
-    for name in classes:
-        print(f"{name.ljust(width)}  {change.counts_a.get(name, 0):>7}  {change.counts_b.get(name, 0):>7}", file=out)
-    return 0
+    return VersionDiff(la, lb, diff(ma, mb))
 
 
 def what_changed(output_dir: Path, old_digest: str, dataset: Any) -> str:

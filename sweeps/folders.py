@@ -27,18 +27,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from sweeps.errors import FolderError
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 COLOR_MODES = {"rgb": 3, "grayscale": 1}
 MANIFEST_VERSION = 1
 _CHUNK = 1 << 20
-
-
-class FolderError(ValueError):
-    """Bad input in an image folder; names the config field and the fix (a DatasetError upstream)."""
-
-    def __init__(self, key: str, problem: str, fix: str) -> None:
-        self.key, self.problem, self.fix = key, problem, fix
-        super().__init__(f"{key}: {problem}. Fix: {fix}")
 
 
 # ---------------------------------------------------------------- options

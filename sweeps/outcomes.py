@@ -1,14 +1,13 @@
 """What happened to a trial: one vocabulary shared by the runner, Optuna, MLflow and the summary.
 
-Pure: imports nothing heavy, so the recovery path can use it without Ray.
+Pure: imports nothing at all (the tracker and the report read the vocabulary too), so the
+recovery path can use it without Ray.
 """
 
 from __future__ import annotations
 
 from enum import Enum
 from typing import Any
-
-from sweeps.trial import FAILED_ERROR, FINISHED, INFEASIBLE
 
 
 class Outcome(str, Enum):
@@ -19,6 +18,16 @@ class Outcome(str, Enum):
     INTERRUPTED = "INTERRUPTED"  # running when the sweep's driver died; recorded on resume
     NOT_RUN = "NOT_RUN"  # proposed by Optuna but never started (time budget, failure limit)
 
+
+# How a reader says each outcome, in the order a reader wants: what worked, what was stopped, what broke.
+WORDS = {
+    Outcome.COMPLETE: "completed",
+    Outcome.PRUNED: "stopped early",
+    Outcome.INFEASIBLE: "infeasible",
+    Outcome.FAILED: "failed",
+    Outcome.INTERRUPTED: "interrupted",
+    Outcome.NOT_RUN: "not run",
+}
 
 # MLflow run status of each outcome.
 RUN_STATUS = {
@@ -36,6 +45,8 @@ COUNTED = (Outcome.COMPLETE, Outcome.PRUNED, Outcome.INFEASIBLE, Outcome.FAILED)
 
 def trial_outcome(last_result: dict[str, Any] | None, error: bool) -> Outcome:
     """What happened to a trial, from its last report: the single rule for Optuna and MLflow."""
+    from sweeps.trial import FAILED_ERROR, FINISHED, INFEASIBLE  # here: importing this module stays free of side effects
+
     if error or (last_result and last_result.get(FAILED_ERROR)):
         return Outcome.FAILED  # raised; or failed in a way a retry cannot help, reported instead
     if not last_result or FINISHED not in last_result:
@@ -43,3 +54,17 @@ def trial_outcome(last_result: dict[str, Any] | None, error: bool) -> Outcome:
     if last_result.get(INFEASIBLE):
         return Outcome.INFEASIBLE
     return Outcome.COMPLETE if last_result[FINISHED] else Outcome.PRUNED
+
+
+def outcome_of(trial: Any) -> Outcome:
+    """The outcome of a finished Optuna trial (a `FrozenTrial`): the label the sweep gave it (Optuna
+    cannot say INFEASIBLE, INTERRUPTED or NOT_RUN), else its Optuna state; a FAIL is FAILED."""
+    label = trial.user_attrs.get("outcome")
+    if label in Outcome.__members__:
+        return Outcome(label)
+    return {"COMPLETE": Outcome.COMPLETE, "PRUNED": Outcome.PRUNED}.get(trial.state.name, Outcome.FAILED)
+
+
+def state_name(trial: Any) -> str:
+    """What a table shows for a trial: its outcome once finished, else Optuna's state (RUNNING, WAITING)."""
+    return outcome_of(trial).value if trial.state.is_finished() else trial.state.name

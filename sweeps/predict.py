@@ -1,28 +1,28 @@
-"""`python -m sweeps predict --model URI --input FILE`: classify images with a logged or registered model.
+"""Classify images with a logged or registered model (`python -m sweeps predict --model URI --input FILE`).
 
 The images are preprocessed exactly as the training data was: the same function
-(`sweeps.datasets._images`: channel axis, float32) with the divisor recorded with the model at
+(`sweeps.datasets.as_images`: channel axis, float32) with the divisor recorded with the model at
 training time (`Dataset.preprocessing`), never one computed from the images at hand. The model is
 loaded from the tracking store named explicitly (`tracking.load_model_and_preprocessing`). One line per image on stdout:
 `index<TAB>predicted_class<TAB>probability`, the class by name where the model was trained on an
 image folder (its class names are recorded with it). `--input` may also be an image file or a folder
-of images (decoded and resized to the model's input as in training; one line per file, by path). Bad input: one line `error: <field>: ... Fix: ...` on
-stderr and exit code 2, before any model is loaded.
+of images (decoded and resized to the model's input as in training; one line per file, by path). Bad input
+raises InputError, before any model is loaded where it can; the CLI prints it and exits with code 2.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 
-from sweeps.datasets import DatasetError, _images
+from sweeps.datasets import as_images
+from sweeps.errors import DatasetError, InputError
 
-EXIT_BAD_INPUT = 2
 ARRAY_KEYS = ("x", "x_test", "x_train")  # the first one present is classified
 BATCH = 512
 
@@ -55,15 +55,10 @@ def load_images(input_path: Path, preprocessing: dict[str, Any] | None = None) -
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
             raise DatasetError(f"input {key}", f"cannot be read ({type(exc).__name__}: {exc})", fix) from None
     scale = float(preprocessing["divide_by"]) if preprocessing and "divide_by" in preprocessing else None
-    images = _images(raw, f"input {key}", scale)
+    images = as_images(raw, f"input {key}", scale)
     if len(images) == 0:
         raise DatasetError(f"input {key}", "holds no images", "save at least one image")
     return key, images
-
-
-def _fail(field: str, problem: str, fix: str) -> int:
-    print(f"error: {field}: {problem}. Fix: {fix}", file=sys.stderr)
-    return EXIT_BAD_INPUT
 
 
 def predict(model: Any, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -104,20 +99,27 @@ def decode_images(files: list[Path], input_shape: tuple[int, ...]) -> np.ndarray
     return out
 
 
-def main(model_uri: str, input_path: Path, tracking_uri: str, out: TextIO = sys.stdout) -> int:
+@dataclass(frozen=True)
+class Predictions:
+    """What `classify` found: one (item, label, probability) per image, and notes for the user."""
+
+    rows: list[tuple[str | int, str | int, float]]  # item: file path or index; label: class name or index
+    notes: list[str] = field(default_factory=list)
+
+
+def classify(model_uri: str, input_path: Path, tracking_uri: str) -> Predictions:
+    """Classify the images `input_path` names with the model `model_uri` from the store at
+    `tracking_uri`; raises InputError (before any model is loaded, where it can) for bad input."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    try:
-        files = image_files(input_path)
-        if not files:
-            load_images(input_path)  # bad input is refused before any model is loaded
-    except DatasetError as exc:
-        return _fail(exc.key, exc.problem, exc.fix)
+    files = image_files(input_path)
+    if not files:
+        load_images(input_path)  # bad input is refused before any model is loaded
 
     import models.conv2d  # noqa: F401  (TensorFlow imported here, without its start-up lines)
     from tracking import RegistryError, class_names, load_model_and_preprocessing, store_exists
 
     if not store_exists(tracking_uri):
-        return _fail(
+        raise InputError(
             "tracking.uri",
             f"no MLflow store at {tracking_uri}",
             "run a sweep first, or set output_dir=<the sweep's folder> or tracking.uri=...",
@@ -125,36 +127,31 @@ def main(model_uri: str, input_path: Path, tracking_uri: str, out: TextIO = sys.
     try:
         model, preprocessing = load_model_and_preprocessing(tracking_uri, model_uri)
     except RegistryError as exc:
-        return _fail(
+        raise InputError(
             "model",
             str(exc),
             "give --model models:/<name>@champion (a registered model), models:/m-<id> (a sweep's best model, "
             "tag sweeps.best_model_uri of its MLflow run) or runs:/<run id>/model",
-        )
+        ) from None
     expected = tuple(int(d) for d in model.input_shape[1:])
+    notes = []
     if files:  # decoded as the folder loader does for training
-        try:
-            key, images = "files", decode_images(files, expected)
-        except DatasetError as exc:
-            return _fail(exc.key, exc.problem, exc.fix)
+        key, images = "files", decode_images(files, expected)
     else:
         if preprocessing is None:
-            print(
-                f"warning: {model_uri} was logged without its preprocessing; images are scaled by their own range",
-                file=sys.stderr,
-            )
+            notes.append(f"{model_uri} was logged without its preprocessing; images are scaled by their own range")
         key, images = load_images(input_path, preprocessing)
     if images.shape[1:] != expected:
         got, want = "x".join(map(str, images.shape[1:])), "x".join(map(str, expected))
-        return _fail(
+        raise InputError(
             f"input {key}",
             f"images are {got} but model {model_uri} takes {want}",
             f"give {want} images (height x width x channels), as in its training data",
         )
     classes, probabilities = predict(model, images)
     names = class_names(tracking_uri, model_uri)
+    rows = []
     for index, (cls, prob) in enumerate(zip(classes, probabilities)):
         label = names[int(cls)] if names and int(cls) < len(names) else int(cls)
-        print(f"{files[index] if files else index}\t{label}\t{float(prob):.6f}", file=out)
-    out.flush()
-    return 0
+        rows.append((str(files[index]) if files else index, label, float(prob)))
+    return Predictions(rows, notes)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import optuna
 
-from sweeps.outcomes import COUNTED, RUN_STATUS, Outcome
+from sweeps.outcomes import COUNTED, RUN_STATUS, Outcome, outcome_of
 from sweeps.trial import EPOCH, newest_snapshot, read_history
 from tracking import RunStatus, SweepTracker, list_trial_runs, metric_histories
 from tracking.query import RunRecord
@@ -85,13 +85,6 @@ _WHY = {
     Outcome.INTERRUPTED: "interrupted: the sweep's driver stopped while this trial ran, and the resumed sweep had no trials left to continue it",
     Outcome.NOT_RUN: "not run: proposed by the sampler, but the sweep ended (time budget or failure limit) before it started",
 }
-
-
-def outcome_of(trial: optuna.trial.FrozenTrial) -> Outcome:
-    label = trial.user_attrs.get("outcome")
-    if label in Outcome.__members__:
-        return Outcome(label)
-    return {"COMPLETE": Outcome.COMPLETE, "PRUNED": Outcome.PRUNED}.get(trial.state.name, Outcome.FAILED)
 
 
 def reconcile(study: optuna.Study, tracker: SweepTracker, parent: RunRecord, label: Outcome, keep: Collection[int] = ()) -> int:

@@ -1,6 +1,6 @@
 """Tables and plots of one finished sweep, from its Optuna study and its MLflow runs.
 
-`python -m sweeps report NAME` writes `<output_dir>/reports/NAME/`:
+`make_report` (behind `python -m sweeps report NAME` and `sweeps.report`) writes `<output_dir>/reports/NAME/`:
 
 - `trials.csv`, `trials.parquet`: one row per Optuna trial (columns: see `build_trials_frame`);
 - each plot twice, `<plot>.png` (matplotlib) and `<plot>.html` (interactive plotly, self-contained
@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import optuna
@@ -33,23 +32,22 @@ import optuna.visualization as vis
 import optuna.visualization.matplotlib as vis_mpl
 import pandas as pd
 
-from sweeps.config import REPORTED_METRICS, ConfigError
+from sweeps.errors import ConfigError
+from sweeps.metrics import EPOCH_METRICS
+from sweeps.outcomes import state_name
 from sweeps.search import open_storage
 
 if TYPE_CHECKING:
-    from sweeps.config import SweepConfig
     from tracking import RunRecord
 
-OUTCOMES = ("COMPLETE", "PRUNED", "INFEASIBLE", "FAILED", "NOT_RUN")
 CURVE_METRIC = "val_accuracy"
 TOP_CURVES = 5
-EXIT_BAD_INPUT = 2
 
 
 def frame_columns(param_names: Sequence[str] = (), n_objectives: int = 1) -> list[str]:
     """The documented columns of the trials frame, in order."""
     values = [f"value.{i}" for i in range(n_objectives)] if n_objectives > 1 else []
-    metrics = [f"{kind}_{m}" for m in REPORTED_METRICS for kind in ("final", "best")]
+    metrics = [f"{kind}_{m}" for m in EPOCH_METRICS for kind in ("final", "best")]
     return [
         "number",
         "state",
@@ -65,12 +63,6 @@ def frame_columns(param_names: Sequence[str] = (), n_objectives: int = 1) -> lis
 
 
 # ---------------------------------------------------------------- the trials table
-
-
-def trial_state(trial: optuna.trial.FrozenTrial) -> str:
-    """The sweep's own outcome (INFEASIBLE and NOT_RUN are invisible to Optuna), else Optuna's state."""
-    outcome = trial.user_attrs.get("outcome")
-    return outcome if outcome in OUTCOMES else trial.state.name
 
 
 def _best(metric: str, values: Sequence[float]) -> float:
@@ -103,11 +95,11 @@ def _match_runs(trials: Sequence[optuna.trial.FrozenTrial], runs: Mapping[str, R
 
 def _row(trial: optuna.trial.FrozenTrial, run: RunRecord | None, n_objectives: int) -> dict[str, Any]:
     histories = run.histories if run is not None else {}
-    row: dict[str, Any] = {"number": trial.number, "state": trial_state(trial), "value": _objective(trial, 0)}
+    row: dict[str, Any] = {"number": trial.number, "state": state_name(trial), "value": _objective(trial, 0)}
     if n_objectives > 1:
         row.update({f"value.{i}": _objective(trial, i) for i in range(n_objectives)})
     row.update({f"param.{k}": v for k, v in trial.params.items()})
-    for metric in REPORTED_METRICS:
+    for metric in EPOCH_METRICS:
         points = histories.get(metric, ())
         row[f"final_{metric}"] = float(points[-1][1]) if points else math.nan
         row[f"best_{metric}"] = _best(metric, [v for _, v in points])
@@ -122,8 +114,8 @@ def _row(trial: optuna.trial.FrozenTrial, run: RunRecord | None, n_objectives: i
 def build_trials_frame(study: optuna.Study, runs: Mapping[str, RunRecord]) -> pd.DataFrame:
     """One row per Optuna trial, ordered by trial number.
 
-    Columns: `number`; `state` (COMPLETE, PRUNED, INFEASIBLE, FAILED, NOT_RUN, else Optuna's state
-    name); `value` (the objective, the first one of several; NaN unless COMPLETE) and, for several
+    Columns: `number`; `state` (a finished trial's outcome: COMPLETE, PRUNED, INFEASIBLE, FAILED,
+    INTERRUPTED, NOT_RUN; else Optuna's state, RUNNING or WAITING); `value` (the objective, the first one of several; NaN unless COMPLETE) and, for several
     objectives, `value.0`, `value.1`, ...; `param.<name>` per searched parameter (empty where a
     conditional one was not used); `final_<m>` and `best_<m>` for m in val_accuracy, val_loss,
     train_accuracy, train_loss (last epoch's value; max of accuracies, min of losses; NaN without
@@ -398,23 +390,3 @@ def make_report(name: str, output_dir: Path, tracking_uri: str, experiment: str,
 def write_report(name: str, output_dir: Path, tracking_uri: str, experiment: str) -> dict[str, Path]:
     """Write the report of sweep `name` under `<output_dir>/reports/<name>/`; file name -> path."""
     return make_report(name, output_dir, tracking_uri, experiment).files
-
-
-def main(name: str, cfg: SweepConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    """`python -m sweeps report NAME`: 0 written, 2 no such sweep (nothing written)."""
-    from tracking import default_tracking_uri
-
-    uri = cfg.tracking.uri or default_tracking_uri(cfg.output_dir)
-    try:
-        report = make_report(name, cfg.output_dir, uri, cfg.tracking.experiment, cfg.tracking.study_storage)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=err)
-        return EXIT_BAD_INPUT
-    print(f"Sweep {name}: {len(report.frame)} trials, best first by {cfg.metric} ({cfg.mode})", file=out)
-    print(format_table(report.frame, cfg.metric, cfg.mode), file=out)
-    print(f"Report: {len(report.files)} files in {report.directory}", file=out)
-    if report.parent_run_id:
-        print(f"Logged to MLflow run {report.parent_run_id} under report/", file=out)
-    else:
-        print(f"No MLflow parent run of {name!r} in experiment {cfg.tracking.experiment!r} at {uri}: files not logged", file=out)
-    return 0

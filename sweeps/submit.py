@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
+from sweeps.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, SubmitError
+from sweeps.errors import EXIT_FAILED as EXIT_JOB_FAILED
 from sweeps.redaction import redact_text
 
-EXIT_OK, EXIT_JOB_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 ADDRESS_ENV = "RAY_ADDRESS"
 # Ray's client prefers this one over its address argument; it is cleared so that --address wins.
 API_SERVER_ENV = "RAY_API_SERVER_ADDRESS"
@@ -52,10 +53,6 @@ UPLOAD_EXCLUDES = (
 CONNECT_TIMEOUT_S = 5.0
 DEFAULT_PORTS = {"http": 80, "https": 443, "ray": 10001, "": 6379}
 POLL_S = 1.0
-
-
-class SubmitError(Exception):
-    """Nothing was submitted, for a reason the user can fix; the message is one line."""
 
 
 def submit(overrides: list[str], address: str | None, follow: bool, out: TextIO | None = None) -> int:

@@ -385,9 +385,9 @@ def _execute(cfg: SweepConfig, state: SweepState | None, out: Any) -> Summary:
     _check_feasible(cfg, dataset)
     # Heavy imports only once the input is known to be good.
     from sweeps import runner
-    from tracking import default_tracking_uri, import_store_modules, unreachable
+    from tracking import import_store_modules, unreachable
 
-    tracking_uri = state.tracking_uri if state else (cfg.tracking.uri or default_tracking_uri(cfg.output_dir))
+    tracking_uri = state.tracking_uri if state else cfg.tracking_uri
     problem = unreachable(tracking_uri)
     if problem:
         raise ConfigError(
@@ -708,7 +708,7 @@ def _summarise(
 ) -> Summary:
     import optuna
 
-    from sweeps.recovery import outcome_of
+    from sweeps.outcomes import outcome_of
 
     trials = study.get_trials(deepcopy=False)
     counts = Counter(outcome_of(t).value for t in trials)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sweeps.metrics import EPOCH_METRICS  # the metrics each report carries (re-exported)
+
 # Keep TensorFlow's C++ start-up chatter out of trial logs.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -60,9 +62,6 @@ class TrialSettings:
     # Interrupted trials a resumed sweep continues: Optuna trial number -> snapshot folder ("": none).
     continue_from: tuple[tuple[int, str], ...] = ()
     stop_at: float | None = None  # the sweep's goal for the first objective: a trial reaching it ends there, complete
-
-
-EPOCH_METRICS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 
 
 def best_key(metric: str) -> str:

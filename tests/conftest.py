@@ -24,6 +24,17 @@ def cli():
     return run_cli
 
 
+def main_in_process(capsys, *argv: str) -> tuple[int, str, str]:
+    """`python -m sweeps ...` in this process (`sweeps.cli.main`): (exit code, stdout, stderr)."""
+    from sweeps import cli
+
+    capsys.readouterr()
+    code = cli.main(list(argv))
+    sys.stdout.flush()  # the CLI's redacting stream holds a line until it ends
+    printed = capsys.readouterr()
+    return code, printed.out, printed.err
+
+
 def wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 300, output=None) -> None:
     """Wait until the MLflow server `proc` answers /health (a loaded 2-core machine starts MLflow's
     auth app slowly); fail with its output, if `output` reads it, once it exits or time is up."""

@@ -19,6 +19,8 @@ ALLOWED = {
     "sweeps.report": {"optuna"},
     "sweeps.recovery": {"optuna", "mlflow"},
     "sweeps.outcomes": set(),
+    "sweeps.errors": set(),
+    "sweeps.metrics": set(),
     "sweeps.redaction": set(),
     "models.native_log": set(),
     "sweeps.checkpoints": set(),

@@ -1,11 +1,10 @@
 """One preprocessing for training, test split and predict (defect 7), and a digest over every array (defect 6)."""
 
-import io
-
 import numpy as np
 import pytest
 
 from sweeps.datasets import load_dataset
+from tests.conftest import main_in_process
 
 
 def _float_images(tmp_path, test_top=60.0):
@@ -44,7 +43,6 @@ def test_predict_applies_the_training_preprocessing_recorded_with_the_model(tmp_
     """A model logged with its training divisor (255) predicts a dark batch (max 60) as the trained
     model sees it: divided by 255, not by the batch's own maximum."""
     from models.conv2d import build_conv2d
-    from sweeps import predict
     from tests.test_plan import BASE
     from tracking import SweepTracker, load_model_and_preprocessing
 
@@ -60,13 +58,12 @@ def test_predict_applies_the_training_preprocessing_recorded_with_the_model(tmp_
 
     batch = tmp_path / "batch.npz"
     np.savez(batch, x=xt)
-    capsys.readouterr()
-    out = io.StringIO()
-    assert predict.main(model_uri, batch, uri, out=out) == 0
-    got = np.array([float(line.split("\t")[2]) for line in out.getvalue().splitlines()])
+    code, out, err = main_in_process(capsys, "predict", "--model", model_uri, "--input", str(batch), f"tracking.uri={uri}")
+    assert code == 0
+    got = np.array([float(line.split("\t")[2]) for line in out.splitlines()])
     expected = model.predict((xt / 255.0)[..., None].astype(np.float32), verbose=0).max(axis=1)
     np.testing.assert_allclose(got, expected, rtol=1e-4)
-    assert "without its preprocessing" not in capsys.readouterr().err
+    assert "without its preprocessing" not in err
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])

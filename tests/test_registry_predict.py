@@ -1,11 +1,11 @@
 """A real sweep's best model through the MLflow Model Registry: register it, resolve its alias,
 predict with it from an .npz, and list the dataset versions the sweep used."""
 
-import io
-
 import numpy as np
 import pytest
 from mlflow import MlflowClient
+
+from tests.conftest import main_in_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
@@ -81,43 +81,54 @@ def test_best_model_is_registered_with_the_champion_alias(sweep, registered):
 
 
 def test_predict_prints_one_line_per_image(sweep, registered, tmp_path, elsewhere, capsys):
-    from sweeps import predict
     from sweeps.datasets import load_dataset
 
     uri, _, _ = sweep
     images = load_dataset("digits", limit=200).x_val[:7, ..., 0]  # (N, H, W): the channel axis is added
     npz = tmp_path / "images.npz"
     np.savez(npz, x_test=images)
-    out = io.StringIO()
-    assert predict.main(f"models:/{MODEL}@champion", npz, uri, out=out) == 0
-    lines = out.getvalue().splitlines()
+    code, out, err = main_in_process(
+        capsys, "predict", "--model", f"models:/{MODEL}@champion", "--input", str(npz), f"tracking.uri={uri}"
+    )
+    assert code == 0
+    lines = out.splitlines()
     assert len(lines) == len(images)
     for i, line in enumerate(lines):
         index, cls, prob = line.split("\t")
         assert int(index) == i and 0 <= int(cls) <= 9 and 0.0 < float(prob) <= 1.0
-    assert capsys.readouterr().err == ""
+    assert err == ""
     assert not elsewhere.exists()
 
 
 def test_predict_refuses_bad_input_before_loading_a_model(sweep, tmp_path, capsys):
-    from sweeps import predict
 
     uri, _, _ = sweep
     npz = tmp_path / "labels.npz"
     np.savez(npz, y=np.arange(3))
-    assert predict.main(f"models:/{MODEL}@champion", npz, uri, out=io.StringIO()) == 2
-    err = capsys.readouterr().err.strip()
+    model = ("--model", f"models:/{MODEL}@champion", f"tracking.uri={uri}")
+    code, _, err = main_in_process(capsys, "predict", *model, "--input", str(npz))
+    assert code == 2
+    err = err.strip()
     assert err.startswith("error: input: ") and "Fix: " in err and len(err.splitlines()) == 1
     np.savez(npz, x=np.zeros((2, 28, 28), np.uint8))  # MNIST-sized images for an 8x8 model
-    assert predict.main(f"models:/{MODEL}@champion", npz, uri, out=io.StringIO()) == 2
-    err = capsys.readouterr().err.strip()
+    code, _, err = main_in_process(capsys, "predict", *model, "--input", str(npz))
+    assert code == 2
+    err = err.strip()
     assert err.startswith("error: input x: images are 28x28x1") and "8x8x1" in err
-    assert predict.main("models:/no-such-model@champion", tmp_path / "missing.npz", uri) == 2
-    assert capsys.readouterr().err.startswith("error: input: ")
+    code, _, err = main_in_process(
+        capsys,
+        "predict",
+        "--model",
+        "models:/no-such-model@champion",
+        "--input",
+        str(tmp_path / "missing.npz"),
+        f"tracking.uri={uri}",
+    )
+    assert code == 2
+    assert err.startswith("error: input: ")
 
 
-def test_datasets_lists_the_sweeps_digest(sweep, elsewhere):
-    from sweeps import datasets_cmd
+def test_datasets_lists_the_sweeps_digest(sweep, elsewhere, capsys):
     from tracking import dataset_inputs
 
     uri, _, parent = sweep
@@ -125,17 +136,16 @@ def test_datasets_lists_the_sweeps_digest(sweep, elsewhere):
     rows = dataset_inputs(uri, "sweeps")
     assert [(r["digest"], r["sweeps"], r["shape"], r["num_classes"]) for r in rows] == [(digest, [NAME], "8x8x1", "10")]
     assert rows[0]["runs"] == 1 + N_TRIALS and rows[0]["source"] == "sklearn.datasets.load_digits"
-    out = io.StringIO()
-    assert datasets_cmd.main(uri, "sweeps", out) == 0
-    row = next(line for line in out.getvalue().splitlines() if digest in line)
+    code, out, _ = main_in_process(capsys, "datasets", f"tracking.uri={uri}", "tracking.experiment=sweeps")
+    assert code == 0
+    row = next(line for line in out.splitlines() if digest in line)
     assert row.split()[0] == "digits" and row.rstrip().endswith(NAME)
     assert not elsewhere.exists()
 
 
-def test_the_sweeps_own_champion_resolves_loads_and_predicts(sweep, tmp_path, elsewhere):
+def test_the_sweeps_own_champion_resolves_loads_and_predicts(sweep, tmp_path, elsewhere, capsys):
     """Not a name the test registers: the one the sweep registered itself (tracking.registered_model,
     `${dataset.name}-conv2d`), which must be the sweep's best model, with its training preprocessing."""
-    from sweeps import predict
     from sweeps.datasets import load_dataset
     from tracking import load_model_and_preprocessing, resolve_model_uri
 
@@ -151,9 +161,9 @@ def test_the_sweeps_own_champion_resolves_loads_and_predicts(sweep, tmp_path, el
     data = load_dataset("digits", val_fraction=0.2, limit=200, seed=0)  # the sweep's own validation split
     npz = tmp_path / "val.npz"
     np.savez(npz, x=data.x_val[..., 0])
-    out = io.StringIO()
-    assert predict.main(own, npz, uri, out=out) == 0
-    predicted = np.array([int(line.split("\t")[1]) for line in out.getvalue().splitlines()])
+    code, out, _ = main_in_process(capsys, "predict", "--model", own, "--input", str(npz), f"tracking.uri={uri}")
+    assert code == 0
+    predicted = np.array([int(line.split("\t")[1]) for line in out.splitlines()])
     assert (predicted == model.predict(data.x_val, verbose=0).argmax(axis=1)).all()
     # The champion scores on the validation split exactly what its trial recorded as its best epoch.
     best = max(client.get_run(parent.data.tags["sweeps.best_run_id"]).data.metrics[k] for k in ("best_val_accuracy",))

@@ -1,6 +1,5 @@
 """`python -m sweeps report`: the trials table from an in-memory study, then a real sweep's report."""
 
-import io
 import math
 from datetime import datetime, timedelta
 
@@ -11,8 +10,8 @@ from mlflow import MlflowClient
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from sweeps.config import load_config
-from sweeps.report import build_trials_frame, format_table, frame_columns, main, write_report
+from sweeps.report import build_trials_frame, format_table, frame_columns, write_report
+from tests.conftest import main_in_process
 from tracking import RunRecord, default_tracking_uri
 
 DISTS = {
@@ -171,10 +170,10 @@ def test_importances_are_left_out_when_no_param_ever_varies(tmp_path):
     assert _files(tmp_path) == set()
 
 
-def test_unknown_sweep_in_an_empty_folder_writes_nothing(tmp_path):
-    err = io.StringIO()
-    assert main("nope", load_config([f"output_dir={tmp_path}"]), out=io.StringIO(), err=err) == 2
-    assert err.getvalue().startswith(f"error: name: no sweep named 'nope' in {tmp_path}. Fix: run a sweep first")
+def test_unknown_sweep_in_an_empty_folder_writes_nothing(tmp_path, capsys):
+    code, _, err = main_in_process(capsys, "report", "nope", f"output_dir={tmp_path}")
+    assert code == 2
+    assert err.startswith(f"error: name: no sweep named 'nope' in {tmp_path}. Fix: run a sweep first")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -239,13 +238,12 @@ def test_report_table_matches_the_study_and_mlflow(reported):
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_cli_entry_prints_the_table_or_refuses_an_unknown_name(reported):
+def test_cli_entry_prints_the_table_or_refuses_an_unknown_name(reported, capsys):
     out, _, _ = reported
-    cfg = load_config([f"output_dir={out}"])
-    err = io.StringIO()
-    assert main("nope", cfg, out=io.StringIO(), err=err) == 2
-    assert f"no sweep named 'nope' in {out}. Fix: pick one of: rep" in err.getvalue()
+    code, _, err = main_in_process(capsys, "report", "nope", f"output_dir={out}")
+    assert code == 2
+    assert f"no sweep named 'nope' in {out}. Fix: pick one of: rep" in err
     assert not (out / "reports" / "nope").exists()
-    stdout = io.StringIO()
-    assert main("rep", cfg, out=stdout, err=err) == 0
-    assert "best_val_accuracy" in stdout.getvalue() and "under report/" in stdout.getvalue()
+    code, stdout, _ = main_in_process(capsys, "report", "rep", f"output_dir={out}")
+    assert code == 0
+    assert "best_val_accuracy" in stdout and "under report/" in stdout

@@ -14,20 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from sweeps.outcomes import WORDS
+
 NOTE_LIMIT = 8000  # MLflow's limit on a tag value
 # MLflow 3.17's UI takes its mode from its GenAI / Model training switch (remembered per browser,
 # GenAI by default) or from this URL parameter; older and newer UIs read the experiment's
 # `mlflow.experimentKind` tag, which the tracker sets too. Every link the product writes carries it.
 MODEL_TRAINING_VIEW = "workflowType=machine_learning"
-# The order a reader wants: what worked, what was stopped, what broke.
-OUTCOME_WORDS = (
-    ("COMPLETE", "completed"),
-    ("PRUNED", "stopped early"),
-    ("INFEASIBLE", "infeasible"),
-    ("FAILED", "failed"),
-    ("INTERRUPTED", "interrupted"),
-    ("NOT_RUN", "not run"),
-)
+# The order a reader wants: what worked, what was stopped, what broke (the one vocabulary).
+OUTCOME_WORDS = tuple((outcome.value, words) for outcome, words in WORDS.items())
 
 
 @dataclass(frozen=True)

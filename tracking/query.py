@@ -16,7 +16,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-EPOCH_METRICS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
+from sweeps.metrics import EPOCH_METRICS
+
 REPORT_ARTIFACT_PATH = "report"
 _PAGE = 1000
 
@@ -65,7 +66,7 @@ def _record(run: Run) -> RunRecord:
     )
 
 
-def _search(tracking_uri: str, experiment_id: str, filter_string: str, order_by: list[str] | None = None) -> list[Run]:
+def search_runs(tracking_uri: str, experiment_id: str, filter_string: str, order_by: list[str] | None = None) -> list[Run]:
     client, runs, token = _client(tracking_uri), [], None
     while True:
         page = client.search_runs([experiment_id], filter_string, max_results=_PAGE, order_by=order_by, page_token=token)
@@ -75,7 +76,8 @@ def _search(tracking_uri: str, experiment_id: str, filter_string: str, order_by:
             return runs
 
 
-def _quote(value: str) -> str:
+def quote(value: str) -> str:
+    """`value` as a string literal of an MLflow filter (quotes and backslashes escaped)."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
@@ -100,10 +102,10 @@ def find_sweep_run(tracking_uri: str, experiment: str, name: str) -> RunRecord |
     found = _client(tracking_uri).get_experiment_by_name(experiment)
     if found is None:
         return None
-    runs = _search(
+    runs = search_runs(
         tracking_uri,
         found.experiment_id,
-        f"tags.`sweeps.name` = {_quote(name)} and tags.`sweeps.kind` = 'sweep'",
+        f"tags.`sweeps.name` = {quote(name)} and tags.`sweeps.kind` = 'sweep'",
         ["attributes.start_time DESC"],
     )
     return _record(runs[0]) if runs else None
@@ -111,10 +113,10 @@ def find_sweep_run(tracking_uri: str, experiment: str, name: str) -> RunRecord |
 
 def list_trial_runs(tracking_uri: str, parent: RunRecord) -> list[RunRecord]:
     """The nested trial runs of a sweep's parent run, oldest first."""
-    runs = _search(
+    runs = search_runs(
         tracking_uri,
         parent.experiment_id,
-        f"tags.`{MLFLOW_PARENT_RUN_ID}` = {_quote(parent.run_id)} and tags.`sweeps.kind` = 'trial'",
+        f"tags.`{MLFLOW_PARENT_RUN_ID}` = {quote(parent.run_id)} and tags.`sweeps.kind` = 'trial'",
         ["attributes.start_time ASC"],
     )
     return [_record(r) for r in runs]

@@ -24,7 +24,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from tracking.query import _quote, _search, store_exists
+from tracking.query import quote, search_runs, store_exists
 
 DEFAULT_ALIAS = "champion"
 
@@ -77,7 +77,7 @@ def resolve_model_uri(tracking_uri: str, uri: str) -> ModelSource:
             else:  # models:/NAME/latest (or a legacy stage)
                 found = [
                     v
-                    for v in client.search_model_versions(f"name = {_quote(parsed.name)}")
+                    for v in client.search_model_versions(f"name = {quote(parsed.name)}")
                     if parsed.stage is None or (v.current_stage or "").lower() == parsed.stage.lower()
                 ]
                 if not found:
@@ -95,7 +95,7 @@ def resolve_model_uri(tracking_uri: str, uri: str) -> ModelSource:
             # MLflow 3 logs a model outside its run's artifacts, as a logged model named `path`.
             models = client.search_logged_models(
                 [run.info.experiment_id],
-                filter_string=f"source_run_id = {_quote(run_id)} AND name = {_quote(path)}",
+                filter_string=f"source_run_id = {quote(run_id)} AND name = {quote(path)}",
             )
             if models:
                 latest = max(models, key=lambda m: m.creation_timestamp)
@@ -264,7 +264,7 @@ def dataset_inputs(tracking_uri: str, experiment: str) -> list[dict[str, Any]]:
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return []
-    runs = _search(tracking_uri, found.experiment_id, "", ["attributes.start_time DESC"])
+    runs = search_runs(tracking_uri, found.experiment_id, "", ["attributes.start_time DESC"])
     sweep_of = {
         r.info.run_id: r.data.tags["sweeps.name"]
         for r in runs
@@ -315,12 +315,12 @@ def sweep_manifest(tracking_uri: str, experiment: str, ref: str) -> dict | None:
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return None
-    runs = _search(tracking_uri, found.experiment_id, f"tags.`sweeps.kind` = 'sweep' AND tags.`sweeps.name` = {_quote(ref)}")
+    runs = search_runs(tracking_uri, found.experiment_id, f"tags.`sweeps.kind` = 'sweep' AND tags.`sweeps.name` = {quote(ref)}")
     if not runs and ref.isalnum():
-        runs = _search(
+        runs = search_runs(
             tracking_uri,
             found.experiment_id,
-            f"tags.`sweeps.kind` = 'sweep' AND tags.`dataset.digest` LIKE {_quote(ref + '%')}",
+            f"tags.`sweeps.kind` = 'sweep' AND tags.`dataset.digest` LIKE {quote(ref + '%')}",
             ["attributes.start_time DESC"],
         )
     for run in runs:
