@@ -159,7 +159,7 @@ def _dispatch(args: argparse.Namespace, tf_level_chosen: bool = False) -> int:
         return _report(args.name, cfg)
     if args.cfg:
         print(cfg.to_yaml())
-        return 0
+        return EXIT_OK
     from sweeps import sweep
 
     return _finish(sweep.start(cfg))
@@ -172,7 +172,7 @@ def _finish(summary) -> int:
 
 def _report(name: str, cfg: SweepConfig) -> int:
     """`report NAME`: the trials table best first, where the files are, where they were logged."""
-    from sweeps.report import format_table, make_report
+    from sweeps.reporting import format_table, make_report
 
     uri = cfg.tracking_uri
     report = make_report(name, cfg.output_dir, uri, cfg.tracking.experiment, cfg.tracking.study_storage)
@@ -218,7 +218,7 @@ def _ui(cfg: SweepConfig, port: int) -> int:
     uri = cfg.tracking_uri
     if uri.startswith("http"):
         print(f"The tracking server already serves the UI: {uri}")
-        return 0
+        return EXIT_OK
     database = sqlite_file(uri)
     if database is not None and not database.is_file():
         field = "tracking.uri" if cfg.tracking.uri else "output_dir"

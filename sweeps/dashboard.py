@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from sweeps.config import ConfigError
+from sweeps.errors import EXIT_OK, ConfigError
 
 PIN = "optuna-dashboard==0.21.0"  # the same pin as pyproject.toml's extras
 INSTALL = f"pip install '{PIN}'   (or, in a checkout: pip install -e '.[dashboard]')"
@@ -51,4 +51,4 @@ def main(name: str, output_dir: Path, study_storage: str | None, host: str, port
         optuna_dashboard.run_server(storage, host=host, port=port)
     except KeyboardInterrupt:
         pass
-    return 0
+    return EXIT_OK

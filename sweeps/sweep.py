@@ -609,7 +609,7 @@ def _log_report(cfg: SweepConfig, tracking_uri: str, out: Any) -> list[str]:
     """The report's plots on the parent run, so the MLflow UI shows them; a plot that cannot be
     drawn must not turn a finished sweep into a failed one. Returns the logged artifact paths."""
     from sweeps import faults
-    from sweeps.report import make_report
+    from sweeps.reporting import make_report
 
     faults.at_driver(point="report")
     try:

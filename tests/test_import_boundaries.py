@@ -16,7 +16,8 @@ ALLOWED = {
     "sweeps.datasets": set(),
     "sweeps.cli": {"optuna"},
     "sweeps.sweep": {"optuna"},
-    "sweeps.report": {"optuna"},
+    "sweeps.reporting": {"optuna"},
+    "sweeps": set(),  # the notebook API: everything loads when a function runs
     "sweeps.recovery": {"optuna", "mlflow"},
     "sweeps.outcomes": set(),
     "sweeps.errors": set(),

@@ -354,25 +354,25 @@ class Report:
     logged: list[str]
 
 
-def _parent_run(output_dir: Path, name: str, tracking_uri: str) -> Any:
-    """The sweep's run by the id it recorded (another sweep of this name may share the tracking
-    server); None where that record is missing or names a run this store does not hold."""
-    from tracking import get_run
+def find_parent_run(output_dir: Path, name: str, tracking_uri: str, experiment: str) -> RunRecord | None:
+    """The sweep's MLflow parent run: by the id it recorded (another sweep of this name may share
+    the tracking server), else by its name in `experiment`; None where the store holds neither."""
+    from tracking import find_sweep_run, get_run
 
-    state = output_dir / "sweeps" / name / "sweep.json"
+    state = Path(output_dir) / "sweeps" / name / "sweep.json"
     try:
         return get_run(tracking_uri, json.loads(state.read_text())["parent_run_id"])
     except Exception:  # no record (an older sweep), or another store: fall back to the name
-        return None
+        return find_sweep_run(tracking_uri, experiment, name)
 
 
 def make_report(name: str, output_dir: Path, tracking_uri: str, experiment: str, study_storage: str | None = None) -> Report:
     """Load, tabulate, plot, write, log; raises ConfigError (nothing written) for an unknown sweep."""
-    from tracking import find_sweep_run, log_report_files, trial_histories
+    from tracking import log_report_files, trial_histories
 
     output_dir = Path(output_dir)
     study = load_sweep_study(name, output_dir, study_storage)
-    parent = _parent_run(output_dir, name, tracking_uri) or find_sweep_run(tracking_uri, experiment, name)
+    parent = find_parent_run(output_dir, name, tracking_uri, experiment)
     runs = trial_histories(tracking_uri, parent) if parent is not None else {}
     frame = build_trials_frame(study, runs)
     directory = output_dir / "reports" / name
