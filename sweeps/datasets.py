@@ -385,7 +385,7 @@ def _load_folder(
 
 
 def _fields(error: Any) -> dict[str, str]:
-    return {"key": error.key, "problem": error.problem, "fix": error.fix}
+    return {"field": error.field, "problem": error.problem, "fix": error.fix}
 
 
 def record_folder(dataset: Dataset, output_dir: Path, tracker: Any, run_id: str) -> None:
