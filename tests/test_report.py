@@ -120,6 +120,18 @@ def test_frame_without_mlflow_runs_falls_back_to_optuna():
     assert frame["final_val_accuracy"].isna().all() and list(frame["mlflow_run_id"][:2]) == ["r0", "r1"]
 
 
+def test_state_is_the_sweeps_one_outcome_rule():
+    """An interrupted trial (Optuna: FAIL) reads INTERRUPTED, a plain FAIL reads FAILED, as in the
+    summary and the MLflow runs; a trial still running reads RUNNING."""
+    study = optuna.create_study()
+    study.add_trial(_trial(TrialState.FAIL, {"filters": 16}, "INTERRUPTED"))
+    study.add_trial(_trial(TrialState.FAIL, {"filters": 32}))
+    running = _trial(TrialState.COMPLETE, {"filters": 16}, value=0.5)
+    running.state, running.values, running.datetime_complete = TrialState.RUNNING, None, None
+    study.add_trial(running)
+    assert list(build_trials_frame(study, {})["state"]) == ["INTERRUPTED", "FAILED", "RUNNING"]
+
+
 def test_frame_of_an_empty_study_still_has_its_columns():
     frame = build_trials_frame(optuna.create_study(), {})
     assert frame.empty and list(frame.columns) == frame_columns()
