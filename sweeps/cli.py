@@ -21,10 +21,23 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # as a shell reports a process ended by Ctrl+C
 
 
+def _options() -> str:
+    """The registered options (sweeps.registry), for --help."""
+    from sweeps import registry
+
+    return (
+        f"samplers (sampler=): {registry.names(registry.SAMPLERS)}; "
+        f"schedulers (scheduler=): {registry.names(registry.SCHEDULERS)}; "
+        f"datasets (dataset=): {registry.names(registry.DATASETS)}"
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m sweeps", description="Hyperparameter sweeps for Keras Conv2D classifiers.")
+    parser = argparse.ArgumentParser(
+        prog="python -m sweeps", description="Hyperparameter sweeps for Keras Conv2D classifiers.", epilog=_options()
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run a sweep: python -m sweeps run [key=value ...]")
+    run = sub.add_parser("run", help="run a sweep: python -m sweeps run [key=value ...]", epilog=_options())
     run.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. n_trials=20 sampler=random space=conv2d")
     run.add_argument("--cfg", action="store_true", help="print the resolved config and exit")
     resume = sub.add_parser("resume", help="continue a sweep that was stopped or killed: python -m sweeps resume NAME")
@@ -191,10 +204,11 @@ def _finish(summary) -> int:
 
 
 def _ui(cfg, port: int) -> int:
+    from sweeps.registry import tracking_backend
     from tracking import default_tracking_uri
 
     uri = cfg.tracking.uri or default_tracking_uri(cfg.output_dir)
-    if uri.startswith("http"):
+    if tracking_backend(uri).serves_ui:
         print(f"The tracking server already serves the UI: {uri}")
         return 0
     database = sqlite_file(uri)

@@ -6,7 +6,8 @@ import optuna
 import pytest
 
 from models.plan import InfeasibleModel, plan_conv2d
-from sweeps.config import CONF_DIR, SAMPLERS, load_config
+from sweeps.config import CONF_DIR, load_config
+from sweeps.registry import SAMPLERS
 from sweeps.search import make_sampler
 from sweeps.space import define_by_run, is_active, resolve_params
 
