@@ -109,6 +109,11 @@ SAMPLERS: dict[str, Sampler] = {
     "nsga2": Sampler(
         "sweeps.search:nsga2", "Optuna's NSGAIISampler: genetic search for several objectives", settings=("population_size",)
     ),
+    "bruteforce": Sampler(
+        "sweeps.search:bruteforce",
+        "Optuna's BruteForceSampler: every point of a space of choices, inactive branches skipped",
+        discrete=True,
+    ),
 }
 
 SCHEDULERS: dict[str, Scheduler] = {
@@ -139,11 +144,11 @@ SCHEDULERS: dict[str, Scheduler] = {
 
 DATASETS: dict[str, Dataset] = {
     "digits": Dataset("sweeps.datasets:load_digits", "scikit-learn's 1,797 real 8x8 handwritten digits (embedded)"),
-    "mnist": Dataset("sweeps.datasets:load_mnist", "keras.datasets.mnist (or dataset.path=<.npz>)", needs="network"),
+    "mnist": Dataset("sweeps.datasets:load_mnist", "keras.datasets.mnist (or dataset.path=FILE.npz)", needs="network"),
     "fashion_mnist": Dataset(
-        "sweeps.datasets:load_fashion_mnist", "keras.datasets.fashion_mnist (or dataset.path=<.npz>)", needs="network"
+        "sweeps.datasets:load_fashion_mnist", "keras.datasets.fashion_mnist (or dataset.path=FILE.npz)", needs="network"
     ),
-    "cifar10": Dataset("sweeps.datasets:load_cifar10", "keras.datasets.cifar10 (or dataset.path=<.npz>)", needs="network"),
+    "cifar10": Dataset("sweeps.datasets:load_cifar10", "keras.datasets.cifar10 (or dataset.path=FILE.npz)", needs="network"),
     "npz": Dataset("sweeps.datasets:load_npz", "a local .npz with x_train, y_train (x_test, y_test)", needs="path"),
     "folder": Dataset(
         "sweeps.datasets:load_folder", "a folder of class subfolders of images, streamed when large", arrays=False, needs="path"
@@ -152,7 +157,7 @@ DATASETS: dict[str, Dataset] = {
 
 # By the scheme of tracking.uri. MLflow's file store (file:, a bare path) is deprecated in MLflow 3.
 TRACKING_BACKENDS: dict[str, TrackingBackend] = {
-    "sqlite": TrackingBackend("a sqlite file (the default: <output_dir>/mlflow.db)", False, "sqlite:////abs/mlflow.db"),
+    "sqlite": TrackingBackend("a sqlite file (the default: OUTPUT_DIR/mlflow.db)", False, "sqlite:////abs/mlflow.db"),
     "http": TrackingBackend("an MLflow tracking server (python -m sweeps server)", True, "http://host:5000"),
     "https": TrackingBackend("an MLflow tracking server behind TLS", True, "https://mlflow.example.org"),
     "postgresql": TrackingBackend("a PostgreSQL database, written directly", False, "postgresql://user@host/db"),
@@ -173,8 +178,62 @@ def names(registry: Mapping[str, Any]) -> str:
     return ", ".join(registry)
 
 
-def markdown_table(title: str, registry: Mapping[str, Any]) -> str:
-    """The docs table of one registry (docs/extensions.md is these, held equal by a test)."""
-    rows = [f"| `{title}=` | what it is |", "| --- | --- |"]
-    rows += [f"| `{name}` | {entry.summary} |" for name, entry in registry.items()]
+def _table(key: str, registry: Mapping[str, Any], column: str, cell: Callable[[Any], str]) -> str:
+    rows = [f"| `{key}` | what it is | {column} |", "| --- | --- | --- |"]
+    rows += [f"| `{name}` | {entry.summary} | {cell(entry)} |" for name, entry in registry.items()]
     return "\n".join(rows)
+
+
+def _settings(entry: Sampler | Scheduler) -> str:
+    return ", ".join(f"`{key}`" for key in entry.settings)
+
+
+def render_docs() -> str:
+    """docs/extensions.md: the tables of every registry (`python -m sweeps.registry > docs/extensions.md`;
+    tests/test_contracts.py holds the file equal to this)."""
+    sampler_cell = lambda e: "; ".join(  # noqa: E731
+        filter(None, [_settings(e), "discrete spaces only" if e.discrete else "", "" if e.multi_objective else "one objective"])
+    )
+    return "\n".join(
+        [
+            "# Extension points",
+            "",
+            "Generated from `sweeps/registry.py` by `python -m sweeps.registry > docs/extensions.md` (a test keeps",
+            "it equal). Each option's default settings are in its YAML, `conf/<group>/<name>.yaml`. Adding one is",
+            "an entry in `sweeps/registry.py` plus that YAML file; `tests/test_contracts.py` then runs it through",
+            "its extension point's contract suite.",
+            "",
+            "## Samplers (`conf/sampler/`)",
+            "",
+            _table("sampler=", SAMPLERS, "settings (from its YAML)", sampler_cell),
+            "",
+            "## Schedulers (`conf/scheduler/`)",
+            "",
+            _table(
+                "scheduler=",
+                SCHEDULERS,
+                "stops trials early; settings",
+                lambda e: "; ".join(filter(None, ["yes" if e.stops_early else "no", _settings(e)])),
+            ),
+            "",
+            "## Datasets (`conf/dataset/`)",
+            "",
+            _table(
+                "dataset=",
+                DATASETS,
+                "needs",
+                lambda e: {"nothing": "nothing (embedded)", "network": "a download, or dataset.path", "path": "dataset.path"}[
+                    e.needs
+                ],
+            ),
+            "",
+            "## Tracking backends (`tracking.uri`, by scheme)",
+            "",
+            _table("scheme", TRACKING_BACKENDS, "example", lambda e: f"`{e.example}`"),
+            "",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    print(render_docs(), end="")

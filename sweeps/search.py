@@ -25,6 +25,13 @@ class _GridSampler(optuna.samplers.GridSampler):
         return None
 
 
+class _BruteForceSampler(optuna.samplers.BruteForceSampler):
+    """BruteForceSampler without its `study.stop()` once the space is exhausted (as _GridSampler)."""
+
+    def after_trial(self, study, trial, state, values) -> None:  # type: ignore[no-untyped-def]
+        return None
+
+
 def make_sampler(settings: SamplerSettings, seed: int) -> optuna.samplers.BaseSampler:
     """The sampler sweeps.registry names, built by its factory below; every sampler gets the
     sweep's seed explicitly, none reads global random state. Settings come from its YAML."""
@@ -64,6 +71,10 @@ def qmc(settings: SamplerSettings, seed: int) -> optuna.samplers.BaseSampler:
         return optuna.samplers.QMCSampler(
             seed=seed, scramble=True, warn_independent_sampling=False, warn_asynchronous_seeding=False
         )
+
+
+def bruteforce(settings: SamplerSettings, seed: int) -> optuna.samplers.BaseSampler:
+    return _BruteForceSampler(seed=seed)
 
 
 def nsga2(settings: SamplerSettings, seed: int) -> optuna.samplers.BaseSampler:

@@ -19,6 +19,7 @@ ALLOWED = {
     "sweeps.report": {"optuna"},
     "sweeps.recovery": {"optuna", "mlflow"},
     "sweeps.outcomes": set(),
+    "sweeps.registry": set(),  # names and import paths only: validation and --help import no heavy library
     "sweeps.redaction": set(),
     "models.native_log": set(),
     "sweeps.checkpoints": set(),
