@@ -13,7 +13,7 @@ from sweeps.space import define_by_run, is_active, resolve_params
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 SPACES = sorted(p.stem for p in (CONF_DIR / "space").glob("*.yaml"))
-CONTINUOUS_OK = [s for s in SAMPLERS if s != "grid" and (s != "gp" or importlib.util.find_spec("torch"))]
+CONTINUOUS_OK = [s for s, e in SAMPLERS.items() if not e.discrete and (s != "gp" or importlib.util.find_spec("torch"))]
 
 
 def _drive(cfg, n_trials, input_shape=(28, 28, 1)):
