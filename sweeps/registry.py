@@ -155,13 +155,14 @@ DATASETS: dict[str, Dataset] = {
     ),
 }
 
-# By the scheme of tracking.uri. MLflow's file store (file:, a bare path) is deprecated in MLflow 3.
+# By the scheme of tracking.uri (a bare path is refused: write it as file:///abs/path).
 TRACKING_BACKENDS: dict[str, TrackingBackend] = {
     "sqlite": TrackingBackend("a sqlite file (the default: OUTPUT_DIR/mlflow.db)", False, "sqlite:////abs/mlflow.db"),
     "http": TrackingBackend("an MLflow tracking server (python -m sweeps server)", True, "http://host:5000"),
     "https": TrackingBackend("an MLflow tracking server behind TLS", True, "https://mlflow.example.org"),
     "postgresql": TrackingBackend("a PostgreSQL database, written directly", False, "postgresql://user@host/db"),
     "mysql": TrackingBackend("a MySQL database, written directly", False, "mysql+pymysql://user@host/db"),
+    "file": TrackingBackend("MLflow's file store, a folder (deprecated by MLflow 3: prefer sqlite)", False, "file:///abs/mlruns"),
 }
 
 

@@ -299,3 +299,22 @@ def test_an_option_is_one_yaml_file_and_one_registry_entry(tmp_path, monkeypatch
     with pytest.raises(SystemExit):
         main(["run", "--help"])
     assert "throwaway" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- tracking backends
+
+
+@pytest.mark.parametrize("scheme", list(registry.TRACKING_BACKENDS))
+def test_each_tracking_backend_is_accepted_and_known_by_its_scheme(scheme):
+    backend = registry.TRACKING_BACKENDS[scheme]
+    cfg = load_config([f"tracking.uri={backend.example}"])
+    assert cfg.tracking.uri == backend.example and registry.tracking_backend(cfg.tracking.uri) is backend
+
+
+@pytest.mark.parametrize("uri", ["mlruns", "/tmp/mlruns", "ftp://host/store", "s3://bucket/store"])
+def test_a_tracking_uri_of_no_registered_backend_is_one_clear_error(uri):
+    from sweeps.config import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        load_config([f"tracking.uri={uri}"])
+    assert info.value.key == "tracking.uri" and "sqlite:////abs/mlflow.db" in info.value.fix
