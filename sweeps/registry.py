@@ -10,8 +10,9 @@ An option's default values live in its YAML (`conf/<group>/<name>.yaml`, what us
 override), never here or in the code: an entry names the settings it reads, and validation takes
 each from the composed config. Adding an option is one entry here plus one YAML file, e.g.
 
-    SAMPLERS["bruteforce"] = Sampler("sweeps.search:bruteforce", "Optuna's BruteForceSampler", discrete=True)
-    conf/sampler/bruteforce.yaml:  name: bruteforce
+    SAMPLERS["tpe_plain"] = Sampler("optuna.samplers:TPESampler", "Optuna's TPESampler", settings=("n_startup_trials",))
+    conf/sampler/tpe_plain.yaml:  name: tpe_plain
+                                  n_startup_trials: 10
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ class Entry:
 
 @dataclass(frozen=True)
 class Sampler(Entry):
-    """Factory: (SamplerSettings, seed) -> optuna.samplers.BaseSampler, seeded explicitly."""
+    """Factory: (SamplerSettings, seed) -> optuna.samplers.BaseSampler, seeded explicitly; or an
+    Optuna sampler class, built as cls(seed=seed, <each of `settings`>=<its value>)."""
 
     settings: tuple[str, ...] = ()  # the `sampler.*` keys it reads (each set in its YAML)
     multi_objective: bool = True  # False: refused for objectives=[a,b]

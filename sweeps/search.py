@@ -35,7 +35,11 @@ class _BruteForceSampler(optuna.samplers.BruteForceSampler):
 def make_sampler(settings: SamplerSettings, seed: int) -> optuna.samplers.BaseSampler:
     """The sampler sweeps.registry names, built by its factory below; every sampler gets the
     sweep's seed explicitly, none reads global random state. Settings come from its YAML."""
-    return registry.SAMPLERS[settings.name].load()(settings, seed)
+    entry = registry.SAMPLERS[settings.name]
+    factory = entry.load()
+    if isinstance(factory, type):  # an Optuna sampler class itself: its seed and the settings the entry reads
+        return factory(seed=seed, **{key: getattr(settings, key) for key in entry.settings})
+    return factory(settings, seed)
 
 
 def tpe(settings: SamplerSettings, seed: int) -> optuna.samplers.BaseSampler:

@@ -250,11 +250,6 @@ def test_dataset_loads_consistent_shapes_and_a_stable_digest(name, tmp_path):
 # ---------------------------------------------------------------- adding an option: one YAML + one entry
 
 
-def throwaway_sampler(settings, seed):
-    """A registered sampler's factory, as a developer would add one in sweeps/search.py."""
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=settings.n_startup_trials)
-
-
 def throwaway_dataset(path):
     rng = np.random.default_rng(1)
     return rng.integers(0, 256, (40, 6, 6), dtype=np.uint8), np.arange(40) % 2, None, None, "tests.throwaway"
@@ -274,8 +269,9 @@ def test_an_option_is_one_yaml_file_and_one_registry_entry(tmp_path, monkeypatch
     (conf / "scheduler" / "throwaway.yaml").write_text("name: throwaway\ngrace_period: 2\nmin_samples: 2\n")
     (conf / "dataset" / "throwaway.yaml").write_text("name: throwaway\npath: null\nval_fraction: 0.25\nlimit: null\n")
     module = "tests.test_contracts"
+    # an Optuna sampler class as it is: no factory to write
     monkeypatch.setitem(
-        registry.SAMPLERS, "throwaway", registry.Sampler(f"{module}:throwaway_sampler", "TPE", settings=("n_startup_trials",))
+        registry.SAMPLERS, "throwaway", registry.Sampler("optuna.samplers:TPESampler", "TPE", settings=("n_startup_trials",))
     )
     monkeypatch.setitem(
         registry.SCHEDULERS,
