@@ -500,7 +500,7 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
         output_dir=Path(str(output_dir)).expanduser().resolve(),
         verbose=bool(raw.get("verbose", False)),
         dataset=DatasetSettings(
-            name=str(d.get("name")),
+            name=_choice(d, "name", tuple(registry.DATASETS), "dataset.name"),
             path=d.get("path"),
             val_fraction=_number(d, "val_fraction", float, label="dataset.val_fraction"),
             limit=_number(d, "limit", int, 2, allow_none=True, label="dataset.limit"),

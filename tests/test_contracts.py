@@ -297,6 +297,15 @@ def test_an_option_is_one_yaml_file_and_one_registry_entry(tmp_path, monkeypatch
     assert "throwaway" in capsys.readouterr().out
 
 
+def test_an_unregistered_name_is_one_clear_error_before_anything_runs():
+    from sweeps.config import ConfigError
+
+    for key in ("sampler.name", "scheduler.name", "dataset.name"):
+        with pytest.raises(ConfigError) as info:
+            load_config([f"{key}=nosuch"])
+        assert info.value.key == key and "nosuch" in info.value.problem, info.value
+
+
 # ---------------------------------------------------------------- tracking backends
 
 
