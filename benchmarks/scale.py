@@ -316,7 +316,7 @@ def ask_latency(n: int, out: Path, marks: tuple[int, ...] = (10, 30, 100, 300, 1
     import optuna
     import yaml
 
-    from sweeps.config import SamplerSettings
+    from sweeps.config import load_config
     from sweeps.search import make_sampler, open_storage
     from sweeps.space import parse_value
 
@@ -330,7 +330,7 @@ def ask_latency(n: int, out: Path, marks: tuple[int, ...] = (10, 30, 100, 300, 1
         study = optuna.create_study(
             study_name="ask",
             storage=open_storage(Path(folder)),
-            sampler=make_sampler(SamplerSettings("tpe"), 0),
+            sampler=make_sampler(load_config(["sampler=tpe"]).sampler, 0),  # the product's TPE, as conf/ sets it
             direction="maximize",
         )
         rng, found = random.Random(0), {}

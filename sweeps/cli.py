@@ -19,10 +19,23 @@ from sweeps.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ConfigError, I
 from sweeps.redaction import RedactingStream
 
 
+def _options() -> str:
+    """The registered options (sweeps.registry), for --help."""
+    from sweeps import registry
+
+    return (
+        f"samplers (sampler=): {registry.names(registry.SAMPLERS)}; "
+        f"schedulers (scheduler=): {registry.names(registry.SCHEDULERS)}; "
+        f"datasets (dataset=): {registry.names(registry.DATASETS)}"
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m sweeps", description="Hyperparameter sweeps for Keras Conv2D classifiers.")
+    parser = argparse.ArgumentParser(
+        prog="python -m sweeps", description="Hyperparameter sweeps for Keras Conv2D classifiers.", epilog=_options()
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run a sweep: python -m sweeps run [key=value ...]")
+    run = sub.add_parser("run", help="run a sweep: python -m sweeps run [key=value ...]", epilog=_options())
     run.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. n_trials=20 sampler=random space=conv2d")
     run.add_argument("--cfg", action="store_true", help="print the resolved config and exit")
     resume = sub.add_parser("resume", help="continue a sweep that was stopped or killed: python -m sweeps resume NAME")
@@ -215,8 +228,10 @@ def _datasets(tracking_uri: str, experiment: str) -> int:
 
 
 def _ui(cfg: SweepConfig, port: int) -> int:
+    from sweeps.registry import tracking_backend
+
     uri = cfg.tracking_uri
-    if uri.startswith("http"):
+    if tracking_backend(uri).serves_ui:
         print(f"The tracking server already serves the UI: {uri}")
         return EXIT_OK
     database = sqlite_file(uri)

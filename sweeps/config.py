@@ -19,34 +19,38 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from sweeps import registry
 from sweeps.errors import ConfigError
 from sweeps.metrics import EPOCH_METRICS
 from sweeps.redaction import redact
+from sweeps.search import STORAGE_SCHEMES
 from sweeps.space import BUDGETS, RULES, Space, SpaceError, flatten, grid_points, grid_size, parse_space, rule_for
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 REPORTED_METRICS = EPOCH_METRICS  # the objectives a trial reports each epoch
 OBJECTIVE_METRICS = (*REPORTED_METRICS, "params", "flops")  # params/flops: known before training
-SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp", "qmc", "nsga2")
-SINGLE_OBJECTIVE_SAMPLERS = ("cmaes",)
-SCHEDULERS = ("asha", "hyperband", "median", "none")  # = sweeps.runner.SCHEDULERS (held equal by a test)
+# The lowest value of each sampler/scheduler setting an entry of sweeps.registry may read; the
+# values themselves come from conf/sampler/<name>.yaml and conf/scheduler/<name>.yaml only.
+SETTING_MINIMUM = {"n_startup_trials": 0, "population_size": 2, "grace_period": 1, "reduction_factor": 2, "min_samples": 1}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
+# Sampler and scheduler settings: None where the option does not read it (sweeps.registry names
+# what each reads); the values, defaults included, come from its YAML in conf/, never from here.
 @dataclass(frozen=True)
 class SamplerSettings:
     name: str
-    n_startup_trials: int = 10
-    population_size: int = 20  # NSGA-II's generation size
-    grid: dict[str, list[Any]] | None = None  # the grid sampler's points
+    n_startup_trials: int | None = None
+    population_size: int | None = None  # NSGA-II's generation size
+    grid: dict[str, list[Any]] | None = None  # a discrete sampler's points (the space's choices)
 
 
 @dataclass(frozen=True)
 class SchedulerSettings:
     name: str
-    grace_period: int = 1
-    reduction_factor: int = 3
-    min_samples: int = 3  # median: trials whose results make the median
+    grace_period: int | None = None
+    reduction_factor: int | None = None
+    min_samples: int | None = None  # median: trials whose results make the median
 
 
 @dataclass(frozen=True)
@@ -310,14 +314,23 @@ def _study_storage(raw: dict[str, Any]) -> str | None:
     url = raw.get("study_storage")
     if url is None:
         return None
-    scheme = str(url).split(":", 1)[0].split("+", 1)[0]
-    if scheme not in ("sqlite", "postgresql", "mysql", "grpc"):
+    if registry.scheme(str(url)) not in STORAGE_SCHEMES:
         raise ConfigError(
             "tracking.study_storage",
             f"{url!r} is not a storage URL Optuna can use",
             "write postgresql://user@host/db, mysql://..., sqlite:////abs/path.db or grpc://host:port, or null",
         )
     return str(url)
+
+
+def _tracking_uri(raw: dict[str, Any]) -> str | None:
+    uri = raw.get("uri")
+    if uri is None:
+        return None
+    if registry.tracking_backend(str(uri)) is None:
+        examples = ", ".join(b.example for b in registry.TRACKING_BACKENDS.values())
+        raise ConfigError("tracking.uri", f"{uri!r} is not a tracking store sweeps knows", f"write one of {examples}, or null")
+    return str(uri)
 
 
 def _custom(raw: dict[str, Any]) -> dict[str, float]:
@@ -397,34 +410,44 @@ def _objectives(raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _read_settings(raw: dict[str, Any], group: str, name: str, keys: tuple[str, ...]) -> dict[str, int]:
+    """The settings an option reads (sweeps.registry), each from the composed config: its YAML or an override."""
+    values = {}
+    for key in keys:
+        if raw.get(key) is None:
+            raise ConfigError(
+                f"{group}.{key}",
+                f"not set, and {group}={name} reads it",
+                f"set {key} in conf/{group}/{name}.yaml or override {group}.{key}=<integer>",
+            )
+        values[key] = _number(raw, key, int, SETTING_MINIMUM[key], label=f"{group}.{key}")
+    return values
+
+
 def _sampler(raw: dict[str, Any], space: Space, objectives: tuple[tuple[str, str], ...]) -> SamplerSettings:
-    name = _choice(raw, "name", SAMPLERS, "sampler.name")
-    if name in SINGLE_OBJECTIVE_SAMPLERS and len(objectives) > 1:
-        raise ConfigError(
-            "sampler", f"{name} optimises one objective only", "use sampler=nsga2 or sampler=tpe for several objectives"
-        )
-    if name == "gp" and importlib.util.find_spec("torch") is None:
+    name = _choice(raw, "name", tuple(registry.SAMPLERS), "sampler.name")
+    entry = registry.SAMPLERS[name]
+    if not entry.multi_objective and len(objectives) > 1:
+        several = ", ".join(n for n, e in registry.SAMPLERS.items() if e.multi_objective)
+        raise ConfigError("sampler", f"{name} optimises one objective only", f"use one of {several} for several objectives")
+    if entry.requires and importlib.util.find_spec(entry.requires) is None:
         raise ConfigError(
             "sampler",
-            "gp (Optuna's GPSampler) needs PyTorch, which is not installed",
-            "pip install -e '.[gp]' (CPU torch), or use sampler=tpe",
+            f"{name} ({entry.summary}) needs {entry.package or entry.requires}, which is not installed",
+            f"{entry.install or f'pip install {entry.requires}'}, or use sampler=tpe",
         )
     grid = None
-    if name == "grid":
+    if entry.discrete:
         try:
             grid = grid_points(space)
         except SpaceError as exc:
             raise ConfigError(f"space.{exc.key}", exc.problem, exc.fix) from None
-    return SamplerSettings(
-        name=name,
-        n_startup_trials=_number(raw, "n_startup_trials", int, 0, label="sampler.n_startup_trials")
-        if "n_startup_trials" in raw
-        else 10,
-        population_size=_number(raw, "population_size", int, 2, label="sampler.population_size")
-        if "population_size" in raw
-        else 20,
-        grid=grid,
-    )
+    return SamplerSettings(name=name, grid=grid, **_read_settings(raw, "sampler", name, entry.settings))
+
+
+def _scheduler(raw: dict[str, Any]) -> SchedulerSettings:
+    name = _choice(raw, "name", tuple(registry.SCHEDULERS), "scheduler.name")
+    return SchedulerSettings(name=name, **_read_settings(raw, "scheduler", name, registry.SCHEDULERS[name].settings))
 
 
 def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> SweepConfig:
@@ -441,15 +464,8 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
     model, space_spec = _section(raw, "model"), raw.get("space") or {}
     max_epochs = _number(raw, "max_epochs", int, 1)
     objectives = _objectives(raw)
-    scheduler = SchedulerSettings(
-        name=_choice(sc, "name", SCHEDULERS, "scheduler.name"),
-        grace_period=_number(sc, "grace_period", int, 1, label="scheduler.grace_period") if "grace_period" in sc else 1,
-        reduction_factor=_number(sc, "reduction_factor", int, 2, label="scheduler.reduction_factor")
-        if "reduction_factor" in sc
-        else 3,
-        min_samples=_number(sc, "min_samples", int, 1, label="scheduler.min_samples") if "min_samples" in sc else 3,
-    )
-    graced = scheduler.name in ("asha", "median")
+    scheduler = _scheduler(sc)
+    graced = scheduler.grace_period is not None
     if graced and scheduler.grace_period > max_epochs and "scheduler.grace_period" not in explicit:
         # A default (conf/scheduler/<name>.yaml) adapts to a short sweep; the record says what ran.
         scheduler = replace(scheduler, grace_period=max_epochs)
@@ -484,7 +500,7 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
         output_dir=Path(str(output_dir)).expanduser().resolve(),
         verbose=bool(raw.get("verbose", False)),
         dataset=DatasetSettings(
-            name=str(d.get("name")),
+            name=_choice(d, "name", tuple(registry.DATASETS), "dataset.name"),
             path=d.get("path"),
             val_fraction=_number(d, "val_fraction", float, label="dataset.val_fraction"),
             limit=_number(d, "limit", int, 2, allow_none=True, label="dataset.limit"),
@@ -506,7 +522,7 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
             else ResourceSettings.keep_checkpoints,
         ),
         tracking=TrackingSettings(
-            uri=tr.get("uri"),
+            uri=_tracking_uri(tr),
             experiment=str(tr.get("experiment") or "sweeps"),
             log_best_model=bool(tr.get("log_best_model", True)),
             registered_model=tr.get("registered_model") or None,

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from sweeps.errors import DatasetError
+from sweeps.registry import DATASETS
 
 Arrays = dict[str, np.ndarray]
 
@@ -97,7 +98,7 @@ def content_digest(*arrays: np.ndarray, salt: str = "") -> str:
 Raw = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, str]
 
 
-def _load_digits(path: str | None) -> Raw:
+def load_digits(path: str | None) -> Raw:
     pixels, target = _digits_arrays()
     # Pixels are counts 0..16 of an 8x8 grid: scaled here, since 16 is no dtype's range.
     images = (pixels / 16.0).astype(np.float32)
@@ -124,7 +125,7 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
 def _keras_loader(name: str) -> Callable[[str | None], Raw]:
     def load(path: str | None) -> Raw:
         if path:
-            return _load_npz(path)
+            return load_npz(path)
         import keras
 
         try:
@@ -141,7 +142,7 @@ def _keras_loader(name: str) -> Callable[[str | None], Raw]:
     return load
 
 
-def _load_npz(path: str | None) -> Raw:
+def load_npz(path: str | None) -> Raw:
     if not path:
         raise DatasetError("dataset.path", "no file given", "run with dataset=npz dataset.path=/path/to/file.npz")
     file = Path(path).expanduser().resolve()
@@ -166,13 +167,9 @@ def _load_npz(path: str | None) -> Raw:
     return arrays["x_train"], arrays["y_train"], arrays.get("x_test"), arrays.get("y_test"), file.as_uri()
 
 
-LOADERS: dict[str, Callable[[str | None], Raw]] = {
-    "digits": _load_digits,
-    "mnist": _keras_loader("mnist"),
-    "fashion_mnist": _keras_loader("fashion_mnist"),
-    "cifar10": _keras_loader("cifar10"),
-    "npz": _load_npz,
-}
+load_mnist = _keras_loader("mnist")
+load_fashion_mnist = _keras_loader("fashion_mnist")
+load_cifar10 = _keras_loader("cifar10")
 
 
 # ---------------------------------------------------------------- preprocessing, in one place
@@ -218,9 +215,6 @@ def _labels(y: np.ndarray, n: int, key: str) -> np.ndarray:
     return y.astype(np.int64)
 
 
-DATASETS = (*LOADERS, "folder")  # every name dataset=<name> accepts
-
-
 def load_dataset(
     name: str,
     path: str | None = None,
@@ -234,7 +228,7 @@ def load_dataset(
 
     `options`: the dataset group's other settings (a folder's image_size, color_mode, ...);
     `output_dir`: where a folder's hash cache and manifests are kept (None: no cache)."""
-    if name not in DATASETS:
+    if name not in DATASETS:  # sweeps.registry: each name's loader, imported here
         raise DatasetError("dataset", f"unknown dataset {name!r}", f"use one of {', '.join(DATASETS)} (dataset=<name>)")
     if not 0.0 < val_fraction < 1.0:
         raise DatasetError("dataset.val_fraction", f"{val_fraction} is not between 0 and 1", "use e.g. 0.2")
@@ -242,9 +236,10 @@ def load_dataset(
         raise DatasetError("dataset.limit", f"{limit} keeps too few images", "use null (all) or a number >= 2")
     if path == "???":  # a group's mandatory path left unset (OmegaConf's marker survives to_container)
         path = None
-    if name == "folder":
-        return _load_folder(path, val_fraction, limit, seed, options or {}, output_dir)
-    x_raw, y_raw, xt_raw, yt_raw, source = LOADERS[name](path)
+    entry = DATASETS[name]
+    if not entry.arrays:
+        return entry.load()(path, val_fraction, limit, seed, options or {}, output_dir)
+    x_raw, y_raw, xt_raw, yt_raw, source = entry.load()(path)
     scale = image_scale(np.asarray(x_raw)) if np.asarray(x_raw).dtype.kind in "uif" else 1.0
     x = as_images(np.asarray(x_raw), "dataset x_train", scale)
     y = _labels(y_raw, len(x), "dataset y_train")
@@ -293,7 +288,7 @@ def _split_order(n: int, val_fraction: float, limit: int | None, seed: int) -> t
     return order[n_val:], order[:n_val]
 
 
-def _load_folder(
+def load_folder(
     path: str | None, val_fraction: float, limit: int | None, seed: int, options: dict[str, Any], output_dir: Path | None
 ) -> Dataset:
     from sweeps import feed, folders

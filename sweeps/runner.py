@@ -15,7 +15,6 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from sweeps.config import ConfigError, SweepConfig  # noqa: E402
 from sweeps.outcomes import RUN_STATUS, Outcome, trial_outcome  # noqa: E402
 from sweeps.progress import Progress  # noqa: E402
 from sweeps.recovery import Continuation  # noqa: E402
+from sweeps.registry import SCHEDULERS  # noqa: E402
 from sweeps.search import make_sampler, open_storage  # noqa: E402
 from sweeps.space import define_by_run  # noqa: E402
 from sweeps.sysmetrics import system_metrics  # noqa: E402
@@ -299,19 +299,12 @@ def slots(cfg: SweepConfig, cluster_cpus: float) -> int:
     return max(1, int(cluster_cpus // cfg.resources.cpus_per_trial))
 
 
-@dataclass(frozen=True)
-class SchedulerKind:
-    """One entry of the scheduler registry: how to build it (Tune imported only then), and the
-    epochs after which it may stop a trial or pause it (the trial then goes on from its newest
-    checkpoint, so one must be written at that epoch)."""
-
-    summary: str  # one line for --help and docs/
-    build: Callable[[SweepConfig], TrialScheduler]
-    stops: Callable[[SweepConfig], frozenset[int]]  # may stop after these epochs (and max_epochs)
-    pauses: Callable[[SweepConfig], frozenset[int]] = lambda cfg: frozenset()
+# The schedulers of sweeps.registry.SCHEDULERS: each entry names its factory here (Ray is imported
+# only in this module) and, when it stops trials early, the epochs where it may stop or pause one
+# (the trial then goes on from its newest checkpoint, so one must be written at that epoch).
 
 
-def _asha(cfg: SweepConfig) -> TrialScheduler:
+def asha(cfg: SweepConfig) -> TrialScheduler:
     from ray.tune.schedulers import ASHAScheduler
 
     return ASHAScheduler(
@@ -322,7 +315,7 @@ def _asha(cfg: SweepConfig) -> TrialScheduler:
     )
 
 
-def _asha_rungs(cfg: SweepConfig) -> frozenset[int]:
+def asha_rungs(cfg: SweepConfig) -> frozenset[int]:
     """ASHA decides at the first result at or past each rung: grace * rf^k below max_t."""
     rungs, milestone = set(), cfg.scheduler.grace_period
     while milestone < cfg.max_epochs:
@@ -331,10 +324,14 @@ def _asha_rungs(cfg: SweepConfig) -> frozenset[int]:
     return frozenset(rungs)
 
 
-def _hyperband(cfg: SweepConfig) -> TrialScheduler:
+def hyperband(cfg: SweepConfig) -> TrialScheduler:
     from ray.tune.schedulers import HyperBandScheduler
 
     return HyperBandScheduler(time_attr=EPOCH, max_t=cfg.max_epochs, reduction_factor=cfg.scheduler.reduction_factor)
+
+
+def hyperband_pauses(cfg: SweepConfig) -> frozenset[int]:
+    return hyperband_milestones(cfg.max_epochs, cfg.scheduler.reduction_factor)
 
 
 def hyperband_milestones(max_t: int, eta: int) -> frozenset[int]:
@@ -354,7 +351,7 @@ def hyperband_milestones(max_t: int, eta: int) -> frozenset[int]:
     return frozenset(m for m in milestones if m < max_t)
 
 
-def _median(cfg: SweepConfig) -> TrialScheduler:
+def median(cfg: SweepConfig) -> TrialScheduler:
     from ray.tune.schedulers import MedianStoppingRule
 
     return MedianStoppingRule(
@@ -362,50 +359,32 @@ def _median(cfg: SweepConfig) -> TrialScheduler:
     )
 
 
-def _from_grace(cfg: SweepConfig) -> frozenset[int]:
+def from_grace(cfg: SweepConfig) -> frozenset[int]:
     """The median rule may stop a trial at any result once it is grace_period epochs old."""
     return frozenset(range(cfg.scheduler.grace_period, cfg.max_epochs))
 
 
-def _fifo(cfg: SweepConfig) -> TrialScheduler:
+def fifo(cfg: SweepConfig) -> TrialScheduler:
     from ray.tune.schedulers import FIFOScheduler
 
     return FIFOScheduler()
 
 
-# The one registry of schedulers (as Ray Tune's `tune/schedulers/__init__.py` keeps SCHEDULER_IMPORT):
-# name -> factory, imported lazily; conf/scheduler/<name>.yaml holds each one's defaults, and
-# `sweeps.config.SCHEDULERS` (which validates without importing Ray) must name the same set: a test holds them equal.
-SCHEDULERS: dict[str, SchedulerKind] = {
-    "asha": SchedulerKind("Ray Tune's ASHA: stops weak trials at rungs grace_period * reduction_factor^k", _asha, _asha_rungs),
-    "hyperband": SchedulerKind(
-        "Ray Tune's HyperBand (synchronous): brackets pause trials at milestones, keep the best 1/reduction_factor",
-        _hyperband,
-        lambda cfg: hyperband_milestones(cfg.max_epochs, cfg.scheduler.reduction_factor),
-        pauses=lambda cfg: hyperband_milestones(cfg.max_epochs, cfg.scheduler.reduction_factor),
-    ),
-    "median": SchedulerKind(
-        "Ray Tune's median stopping rule: stops a trial whose best is below the median of the others' running means",
-        _median,
-        _from_grace,
-    ),
-    "none": SchedulerKind("every trial trains max_epochs (FIFO)", _fifo, lambda cfg: frozenset()),
-}
-
-
 def make_scheduler(cfg: SweepConfig) -> TrialScheduler:
-    return SCHEDULERS[cfg.scheduler.name].build(cfg)
+    """As Ray Tune's `create_scheduler`: the registry's factory, imported now."""
+    return SCHEDULERS[cfg.scheduler.name].load()(cfg)
 
 
 def stop_epochs(cfg: SweepConfig) -> frozenset[int]:
     """The epochs after which the sweep's scheduler may stop or pause a trial, and the last epoch:
-    where a trial writes its checkpoint after an improvement."""
-    return frozenset(e for e in SCHEDULERS[cfg.scheduler.name].stops(cfg) if 0 < e < cfg.max_epochs) | {cfg.max_epochs}
+    where a trial writes its checkpoint after an improvement. A scheduler that declares it never
+    stops trials early (sweeps.registry) adds none, whatever Tune class it builds."""
+    return frozenset(e for e in SCHEDULERS[cfg.scheduler.name].epochs("stop", cfg) if 0 < e < cfg.max_epochs) | {cfg.max_epochs}
 
 
 def pause_epochs(cfg: SweepConfig) -> frozenset[int]:
     """Epochs after which the scheduler may pause a trial: a checkpoint is written there always."""
-    return frozenset(e for e in SCHEDULERS[cfg.scheduler.name].pauses(cfg) if 0 < e < cfg.max_epochs)
+    return frozenset(e for e in SCHEDULERS[cfg.scheduler.name].epochs("pause", cfg) if 0 < e < cfg.max_epochs)
 
 
 def start_ray(cfg: SweepConfig) -> dict[str, float]:

@@ -6,11 +6,15 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
 
-from sweeps.config import SamplerSettings
+from sweeps import registry
 from sweeps.redaction import redact_text
+
+if TYPE_CHECKING:  # sweeps.config reads STORAGE_SCHEMES from here
+    from sweeps.config import SamplerSettings
 
 
 class _GridSampler(optuna.samplers.GridSampler):
@@ -21,42 +25,67 @@ class _GridSampler(optuna.samplers.GridSampler):
         return None
 
 
+class _BruteForceSampler(optuna.samplers.BruteForceSampler):
+    """BruteForceSampler without its `study.stop()` once the space is exhausted (as _GridSampler)."""
+
+    def after_trial(self, study, trial, state, values) -> None:  # type: ignore[no-untyped-def]
+        return None
+
+
 def make_sampler(settings: SamplerSettings, seed: int) -> optuna.samplers.BaseSampler:
-    """Every sampler gets the sweep's seed explicitly; none reads global random state."""
-    name = settings.name
-    if name == "tpe":
-        # multivariate + group: TPE models the conditional parameters jointly, per active subspace
-        # (flagged experimental by Optuna since 2.2; stable in use, so the warning is silenced).
-        # No warn_independent_sampling: deprecated in Optuna 4.9 (a FutureWarning on every sweep)
-        # and off by default since.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(
-                seed=seed, n_startup_trials=settings.n_startup_trials, multivariate=True, group=True
-            )
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "grid":
-        assert settings.grid is not None
-        return _GridSampler(settings.grid, seed=seed)
-    if name == "cmaes":
-        return optuna.samplers.CmaEsSampler(
-            seed=seed, n_startup_trials=settings.n_startup_trials, warn_independent_sampling=False
+    """The sampler sweeps.registry names, built by its factory below; every sampler gets the
+    sweep's seed explicitly, none reads global random state. Settings come from its YAML."""
+    entry = registry.SAMPLERS[settings.name]
+    factory = entry.load()
+    if isinstance(factory, type):  # an Optuna sampler class itself: its seed and the settings the entry reads
+        return factory(seed=seed, **{key: getattr(settings, key) for key in entry.settings})
+    return factory(settings, seed)
+
+
+def tpe(settings: SamplerSettings, seed: int) -> optuna.samplers.BaseSampler:
+    # multivariate + group: TPE models the conditional parameters jointly, per active subspace
+    # (flagged experimental by Optuna since 2.2; stable in use, so the warning is silenced).
+    # No warn_independent_sampling: deprecated in Optuna 4.9 (a FutureWarning on every sweep)
+    # and off by default since.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=settings.n_startup_trials, multivariate=True, group=True)
+
+
+def random(settings: SamplerSettings, seed: int) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def grid(settings: SamplerSettings, seed: int) -> optuna.samplers.BaseSampler:
+    assert settings.grid is not None
+    return _GridSampler(settings.grid, seed=seed)
+
+
+def cmaes(settings: SamplerSettings, seed: int) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=settings.n_startup_trials, warn_independent_sampling=False)
+
+
+def gp(settings: SamplerSettings, seed: int) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.GPSampler(seed=seed, n_startup_trials=settings.n_startup_trials, warn_independent_sampling=False)
+
+
+def qmc(settings: SamplerSettings, seed: int) -> optuna.samplers.BaseSampler:
+    with warnings.catch_warnings():  # experimental since Optuna 3.0, stable in use
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.QMCSampler(
+            seed=seed, scramble=True, warn_independent_sampling=False, warn_asynchronous_seeding=False
         )
-    if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=settings.n_startup_trials, warn_independent_sampling=False)
-    if name == "qmc":
-        with warnings.catch_warnings():  # experimental since Optuna 3.0, stable in use
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.QMCSampler(
-                seed=seed, scramble=True, warn_independent_sampling=False, warn_asynchronous_seeding=False
-            )
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=settings.population_size)
-    raise ValueError(f"unknown sampler {name!r}")
 
 
-STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql", "grpc")
+def bruteforce(settings: SamplerSettings, seed: int) -> optuna.samplers.BaseSampler:
+    return _BruteForceSampler(seed=seed)
+
+
+def nsga2(settings: SamplerSettings, seed: int) -> optuna.samplers.BaseSampler:
+    return optuna.samplers.NSGAIISampler(seed=seed, population_size=settings.population_size)
+
+
+STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql", "grpc")  # what tracking.study_storage may name
 
 # Optuna's own schema in a PostgreSQL database. MLflow and Optuna both keep their schema version in
 # a table named `alembic_version`; in one schema, whichever comes second finds the other's revision
@@ -73,7 +102,7 @@ def storage_url(output_dir: Path, url: str | None = None) -> str:
     the URL returned is the one to give optuna.load_study or optuna-dashboard."""
     if url is None:
         return f"sqlite:///{(output_dir / 'optuna.db').resolve()}"
-    if url.split(":", 1)[0].split("+", 1)[0] == "postgresql" and "options=" not in url:
+    if registry.scheme(url) == "postgresql" and "options=" not in url:
         url += ("&" if "?" in url else "?") + f"options=-csearch_path%3D{OPTUNA_SCHEMA}"
     return url
 
@@ -81,7 +110,7 @@ def storage_url(output_dir: Path, url: str | None = None) -> str:
 def missing_driver(url: str) -> bool:
     """Whether the database driver SQLAlchemy picks for `url` cannot be imported (False for URLs
     that are not SQLAlchemy's: files, http, grpc)."""
-    if url.split(":", 1)[0].split("+", 1)[0] not in ("sqlite", "postgresql", "mysql", "mssql", "oracle"):
+    if registry.scheme(url) not in ("sqlite", "postgresql", "mysql", "mssql", "oracle"):
         return False
     from sqlalchemy.engine import make_url
 
@@ -102,7 +131,7 @@ def initialising(url: str) -> Iterator[None]:
     so two drivers starting at once do not both create the same schema or tables (PostgreSQL's
     CREATE ... IF NOT EXISTS is not safe against a concurrent twin: one fails with IntegrityError).
     Other databases: nothing to hold."""
-    if url.split(":", 1)[0].split("+", 1)[0] != "postgresql":
+    if registry.scheme(url) != "postgresql":
         yield
         return
     from sqlalchemy import create_engine, text

@@ -22,6 +22,7 @@ ALLOWED = {
     "sweeps.outcomes": set(),
     "sweeps.errors": set(),
     "sweeps.metrics": set(),
+    "sweeps.registry": set(),  # names and import paths only: validation and --help import no heavy library
     "sweeps.redaction": set(),
     "models.native_log": set(),
     "sweeps.checkpoints": set(),

@@ -6,13 +6,14 @@ import optuna
 import pytest
 
 from models.plan import InfeasibleModel, plan_conv2d
-from sweeps.config import CONF_DIR, SAMPLERS, load_config
+from sweeps.config import CONF_DIR, load_config
+from sweeps.registry import SAMPLERS
 from sweeps.search import make_sampler
 from sweeps.space import define_by_run, is_active, resolve_params
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 SPACES = sorted(p.stem for p in (CONF_DIR / "space").glob("*.yaml"))
-CONTINUOUS_OK = [s for s in SAMPLERS if s != "grid" and (s != "gp" or importlib.util.find_spec("torch"))]
+CONTINUOUS_OK = [s for s, e in SAMPLERS.items() if not e.discrete and (s != "gp" or importlib.util.find_spec("torch"))]
 
 
 def _drive(cfg, n_trials, input_shape=(28, 28, 1)):
