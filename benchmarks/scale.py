@@ -96,12 +96,8 @@ def run_product(k: int, n: int, epochs: int, epoch_s: float, work: Path, storage
     driver = _driver_pid(events)
     results = [e for e in events if e["kind"] == "searcher.on_trial_result" and e["pid"] == driver]
     parts: dict[str, float] = defaultdict(float)
-    for e in events:
-        if e["pid"] != driver:
-            continue
-        part = _part(e["kind"])
-        if part:
-            parts[part] += (e["t1"] - e["t0"]) * 1000.0
+    for e, own_s in _own_times([e for e in events if e["pid"] == driver and _part(e["kind"])]):
+        parts[_part(e["kind"]) or ""] += own_s * 1000.0
     per_result = {p: v / max(1, len(results)) for p, v in parts.items()}
     asks = sorted((e for e in events if e["kind"] == "searcher.suggest" and e["pid"] == driver), key=lambda e: e["t0"])
     ask_ms = {i: (asks[i - 1]["t1"] - asks[i - 1]["t0"]) * 1000.0 for i in (10, 100, 1000) if len(asks) >= i}
@@ -128,7 +124,30 @@ _MLFLOW_QUEUED = ("mlflow.log_metrics", "mlflow.set_tags", "mlflow.log_params")
 _MLFLOW_RUN = ("mlflow.start_trial", "mlflow.end_trial")
 
 
+def _own_times(spans: list[dict[str, Any]]) -> list[tuple[dict[str, Any], float]]:
+    """Each span's own time: its length less the spans nested in it on the same thread (a
+    tracking callback's MLflow calls are counted once, as MLflow's)."""
+    out: list[tuple[dict[str, Any], float]] = []
+    by_thread: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for e in spans:
+        by_thread[e.get("tid")].append(e)
+    for thread in by_thread.values():
+        thread.sort(key=lambda e: (e["t0"], -e["t1"]))
+        stack: list[list[Any]] = []  # [span, nested seconds]
+        for e in thread:
+            while stack and stack[-1][0]["t1"] <= e["t0"]:
+                done, nested = stack.pop()
+                out.append((done, done["t1"] - done["t0"] - nested))
+            if stack:
+                stack[-1][1] += e["t1"] - e["t0"]
+            stack.append([e, 0.0])
+        out.extend((done, done["t1"] - done["t0"] - nested) for done, nested in reversed(stack))
+    return out
+
+
 def _part(kind: str) -> str | None:
+    if kind.startswith("callback."):
+        return "Optuna trial records"
     if kind in ("searcher.suggest",):
         return "searcher ask"
     if kind.startswith("searcher."):
