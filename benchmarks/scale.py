@@ -42,7 +42,8 @@ class Run:
     wall_s: float
     ideal_s: float
     recorded: str = ""
-    driver_ms: dict[str, float] = field(default_factory=dict)  # per result, by part
+    driver_ms: dict[str, float] = field(default_factory=dict)  # per result, by part: wall
+    driver_cpu_ms: dict[str, float] = field(default_factory=dict)  # per result, by part: the driver thread's CPU
     ask_ms: dict[int, float] = field(default_factory=dict)  # Optuna ask latency at trial n
     queue_max: int = 0
     disk_mb: float = 0.0
@@ -94,15 +95,14 @@ def run_product(k: int, n: int, epochs: int, epoch_s: float, work: Path, storage
         raise RuntimeError(f"the product failed (exit {code}):\n{log.read_text()[-3000:]}")
     events = [json.loads(line) for path in probe.glob("*.jsonl") for line in path.read_text().splitlines() if line.strip()]
     driver = _driver_pid(events)
-    results = [e for e in events if e["kind"] == "searcher.on_trial_result" and e["pid"] == driver]
+    results = [e for e in events if e["kind"] == "callback.TrackingCallback.on_trial_result" and e["pid"] == driver]
     parts: dict[str, float] = defaultdict(float)
-    for e in events:
-        if e["pid"] != driver:
-            continue
-        part = _part(e["kind"])
-        if part:
-            parts[part] += (e["t1"] - e["t0"]) * 1000.0
+    cpu: dict[str, float] = defaultdict(float)
+    for e, own_s, own_cpu in _own_times([e for e in events if e["pid"] == driver and _part(e["kind"])]):
+        parts[_part(e["kind"]) or ""] += own_s * 1000.0
+        cpu[_part(e["kind"]) or ""] += own_cpu * 1000.0
     per_result = {p: v / max(1, len(results)) for p, v in parts.items()}
+    cpu_per_result = {p: v / max(1, len(results)) for p, v in cpu.items()}
     asks = sorted((e for e in events if e["kind"] == "searcher.suggest" and e["pid"] == driver), key=lambda e: e["t0"])
     ask_ms = {i: (asks[i - 1]["t1"] - asks[i - 1]["t0"]) * 1000.0 for i in (10, 100, 1000) if len(asks) >= i}
     queue = max((int(e.get("queue", 0)) for e in events if e["kind"] == "mlflow.log_metrics"), default=0)
@@ -116,6 +116,7 @@ def run_product(k: int, n: int, epochs: int, epoch_s: float, work: Path, storage
         epochs_run * epoch_s / k,
         recorded,
         per_result,
+        cpu_per_result,
         ask_ms,
         queue,
         _du_mb(out),
@@ -128,7 +129,34 @@ _MLFLOW_QUEUED = ("mlflow.log_metrics", "mlflow.set_tags", "mlflow.log_params")
 _MLFLOW_RUN = ("mlflow.start_trial", "mlflow.end_trial")
 
 
+def _own_times(spans: list[dict[str, Any]]) -> list[tuple[dict[str, Any], float, float]]:
+    """Each span's own wall and CPU seconds: its own less the spans nested in it on the same thread
+    (a tracking callback's MLflow calls are counted once, as MLflow's)."""
+    out: list[tuple[dict[str, Any], float, float]] = []
+    by_thread: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for e in spans:
+        by_thread[e.get("tid")].append(e)
+
+    def own(done: dict[str, Any], nested: float, nested_cpu: float) -> tuple[dict[str, Any], float, float]:
+        return done, done["t1"] - done["t0"] - nested, done.get("cpu", 0.0) - nested_cpu
+
+    for thread in by_thread.values():
+        thread.sort(key=lambda e: (e["t0"], -e["t1"]))
+        stack: list[list[Any]] = []  # [span, nested wall seconds, nested CPU seconds]
+        for e in thread:
+            while stack and stack[-1][0]["t1"] <= e["t0"]:
+                out.append(own(*stack.pop()))
+            if stack:
+                stack[-1][1] += e["t1"] - e["t0"]
+                stack[-1][2] += e.get("cpu", 0.0)
+            stack.append([e, 0.0, 0.0])
+        out.extend(own(*entry) for entry in reversed(stack))
+    return out
+
+
 def _part(kind: str) -> str | None:
+    if kind.startswith("callback."):
+        return "Optuna trial records"
     if kind in ("searcher.suggest",):
         return "searcher ask"
     if kind.startswith("searcher."):
@@ -210,9 +238,9 @@ def plain_main(spec_path: Path) -> None:
         tune.with_parameters(simulated_trial, data={}, settings=settings),
         param_space=space,
         tune_config=tune.TuneConfig(num_samples=spec["n"], metric="val_accuracy", mode="max", reuse_actors=True),
-        run_config=tune.RunConfig(
-            storage_path=spec["storage"], name="plain", verbose=0, checkpoint_config=tune.CheckpointConfig(num_to_keep=1)
-        ),
+        # Tune's defaults: CheckpointConfig(num_to_keep=...) would force a snapshot of the whole
+        # experiment at each checkpoint, a cost the product does not pay either (runner.KeepBestCheckpoints).
+        run_config=tune.RunConfig(storage_path=spec["storage"], name="plain", verbose=0),
     )
     grid = tuner.fit()
     print(sum(int(r.metrics.get("training_iteration", 0)) for r in grid))
@@ -240,12 +268,15 @@ def scale(slots: list[int], n: int, epochs: int, epoch_s: float, out: Path, stor
 
 def _line(r: Run) -> str:
     parts = ", ".join(f"{p} {v:.2f}" for p, v in sorted(r.driver_ms.items()))
+    cpu = ", ".join(f"{p} {v:.2f}" for p, v in sorted(r.driver_cpu_ms.items()))
     asks = ", ".join(f"#{i} {v:.1f} ms" for i, v in r.ask_ms.items())
     return (
         f"K={r.slots:>3} {r.tool:<48} wall {r.wall_s:7.1f} s  ideal {r.ideal_s:6.1f} s  overhead {r.overhead_pct:6.0f}%  "
         f"{r.trials_per_hour:8.0f} trials/h  epochs {r.epochs_run}"
         + (
-            f"\n      driver ms/result: {parts} (total {sum(r.driver_ms.values()):.2f}); Optuna ask {asks}; "
+            f"\n      driver ms/result (wall): {parts} (total {sum(r.driver_ms.values()):.2f})"
+            f"\n      driver ms/result (CPU): {cpu} (total {sum(r.driver_cpu_ms.values()):.2f})"
+            f"\n      Optuna ask {asks}; "
             f"MLflow queue max {r.queue_max}; outputs {r.disk_mb:.1f} MB; recorded {r.recorded}"
             if r.driver_ms
             else ""
@@ -277,6 +308,8 @@ def _write(runs: list[Run], out: Path, n: int, epochs: int, epoch_s: float) -> N
                 "trials_per_hour",
                 "driver_ms_per_result",
                 "driver_ms_parts",
+                "driver_cpu_ms_per_result",
+                "driver_cpu_ms_parts",
                 "ask_ms",
                 "mlflow_queue_max",
                 "outputs_mb",
@@ -297,6 +330,8 @@ def _write(runs: list[Run], out: Path, n: int, epochs: int, epoch_s: float) -> N
                     f"{r.trials_per_hour:.0f}",
                     f"{sum(r.driver_ms.values()):.2f}",
                     json.dumps(r.driver_ms),
+                    f"{sum(r.driver_cpu_ms.values()):.2f}",
+                    json.dumps(r.driver_cpu_ms),
                     json.dumps(r.ask_ms),
                     r.queue_max,
                     f"{r.disk_mb:.1f}",

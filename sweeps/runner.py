@@ -43,7 +43,7 @@ from sweeps.outcomes import RUN_STATUS, Outcome, trial_outcome  # noqa: E402
 from sweeps.progress import Progress  # noqa: E402
 from sweeps.recovery import Continuation  # noqa: E402
 from sweeps.registry import SCHEDULERS  # noqa: E402
-from sweeps.search import make_sampler, open_storage  # noqa: E402
+from sweeps.search import make_sampler, one_read, open_storage  # noqa: E402
 from sweeps.space import define_by_run  # noqa: E402
 from sweeps.sysmetrics import system_metrics  # noqa: E402
 from sweeps.trial import (  # noqa: E402
@@ -60,6 +60,7 @@ from sweeps.trial import (  # noqa: E402
     reached_goal,
     train_trial,
 )
+from sweeps.writebehind import WriteBehind  # noqa: E402
 from tracking import RunStatus, SweepTracker  # noqa: E402
 
 
@@ -77,6 +78,10 @@ class SweepSearch(OptunaSearch):
         self._to_continue = list(continuations)
         self.continued: dict[str, Continuation] = {}  # tune trial id -> what it continues
         self._last: dict[str, dict] = {}  # tune trial id -> its last result
+        # Per-epoch records (intermediate values, the newest checkpoint's path) are written behind
+        # Tune's loop: no decision reads them, and a resume that lacks the last one finds the
+        # checkpoint in the trial's folder. What resume needs at once (the run id, the end) is not.
+        self.records = WriteBehind("optuna-writer")  # keyed by tune trial id
 
     def optuna_trial(self, trial_id: str) -> optuna.Trial | None:
         return self._ot_trials.get(trial_id)
@@ -84,7 +89,8 @@ class SweepSearch(OptunaSearch):
     def suggest(self, trial_id: str) -> dict | None:
         faults.at_driver(suggested=len(self._ot_trials) + 1)
         if not self._to_continue or trial_id in self._ot_trials:
-            return super().suggest(trial_id)
+            with one_read(self._ot_study):
+                return super().suggest(trial_id)
         todo = self._to_continue.pop(0)
         storage = self._ot_study._storage
         ot_trial = optuna.Trial(
@@ -100,12 +106,18 @@ class SweepSearch(OptunaSearch):
         if not result.get(INFEASIBLE) and not result.get(
             FAILED_ERROR
         ):  # Optuna's intermediate values by epoch, as MLflow's steps
-            super().on_trial_result(trial_id, {**result, "training_iteration": result.get(EPOCH, result["training_iteration"])})
+            ot_trial = self._ot_trials.get(trial_id)
+            if ot_trial is not None and trial_id not in self._completed_trials and not isinstance(self.metric, list):
+                self.records.reap()
+                self.records.submit(
+                    trial_id, ot_trial.report, result[self.metric], result.get(EPOCH, result["training_iteration"])
+                )
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
         ot_trial = self._ot_trials[trial_id]
+        self.records.settle(trial_id)  # its intermediate values before its end
         # Tune stops a PAUSED trial (HyperBand's brackets) without its result: decide from the last
         # one it reported, as the tracking callback does from trial.last_result, so both agree.
         result = result if result is not None else self._last.get(trial_id)
@@ -124,8 +136,9 @@ class SweepSearch(OptunaSearch):
 
 
 class KeepBestCheckpoints(tune.Callback):
-    """Deletes the checkpoints of finished trials outside the sweep's best k (sweeps.checkpoints);
-    a 1,000-trial sweep keeps k models, not 1,000. Failed, pruned and infeasible trials keep none."""
+    """Keeps one checkpoint per trial, its newest, and deletes the checkpoints of finished trials
+    outside the sweep's best k (sweeps.checkpoints); a 1,000-trial sweep keeps k models, not 1,000.
+    Failed, pruned and infeasible trials keep none."""
 
     def __init__(self, keep: int | None, metric: str, mode: str, tracking: TrackingCallback) -> None:
         self.book, self.key, self.tracking = BestCheckpoints(keep, mode), best_key(metric), tracking
@@ -140,6 +153,16 @@ class KeepBestCheckpoints(tune.Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._finished(trial.trial_id, None)
+
+    def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
+        # A trial's newest checkpoint holds its best epoch so far and is what a retry, a resume or
+        # PBT goes on from: the older ones go. (Tune's own CheckpointConfig(num_to_keep) would do
+        # this, but forces a snapshot of the whole experiment's state, every trial's, at each
+        # checkpoint: quadratic in the trials, and the product resumes from its own records.)
+        newest = Path(checkpoint.path)
+        for older in newest.parent.glob("checkpoint_*"):
+            if older != newest:
+                shutil.rmtree(older, ignore_errors=True)
 
     def _finished(self, trial_id: str, value: float | None) -> None:
         for dropped in self.book.finished(trial_id, value):
@@ -216,7 +239,9 @@ class TrackingCallback(tune.Callback):
         # of this run or of a later resume; recorded while the Optuna trial is still open.
         ot_trial = self.search.optuna_trial(trial.trial_id)
         if ot_trial is not None:
-            ot_trial.set_user_attr("checkpoint", str(Path(checkpoint.path) / MODEL_FILE))
+            self.search.records.submit(
+                trial.trial_id, ot_trial.set_user_attr, "checkpoint", str(Path(checkpoint.path) / MODEL_FILE)
+            )
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         run_id = self.run_ids.get(trial.trial_id)
@@ -653,11 +678,8 @@ def run_sweep(
                 *([WarmDriverImport()] if cfg.tracking.log_best_model else []),
             ],
             verbose=2 if cfg.verbose else 0,
-            checkpoint_config=tune.CheckpointConfig(
-                num_to_keep=1,
-                checkpoint_score_attribute=best_key(cfg.metric),
-                checkpoint_score_order=cfg.mode,
-            ),
+            # One checkpoint per trial, its newest: KeepBestCheckpoints.on_checkpoint.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
             failure_config=tune.FailureConfig(max_failures=cfg.resources.max_retries),
         ),
     )
@@ -665,6 +687,7 @@ def run_sweep(
     try:
         tuner.fit()
     finally:
+        search.records.close()  # every epoch's Optuna record in the store, whatever ended the sweep
         for signum, handler in previous.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
     if interrupted.signum is not None:

@@ -11,7 +11,6 @@ import time
 import traceback
 import warnings
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,11 @@ from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-# Every param, tag, text and error message this module writes or raises passes through it.
 from sweeps.redaction import redact, redact_text
+
+# Every param, tag, text and error message this module writes or raises passes through it.
+from sweeps.sqlite import fast_commits
+from sweeps.writebehind import WriteBehind
 
 # MLflow refuses params longer than this; longer values are cut with a marker.
 _PARAM_LIMIT = 6000
@@ -118,6 +120,8 @@ class SweepTracker:
     ) -> None:
         self.tracking_uri = tracking_uri
         self.journal = Journal(journal_dir) if journal_dir is not None else None
+        if tracking_uri.startswith("sqlite"):
+            fast_commits()
         self.client = MlflowClient(tracking_uri=tracking_uri)
         found = self.client.get_experiment_by_name(experiment)
         if found is not None:
@@ -134,8 +138,7 @@ class SweepTracker:
             )
         self.parent_run_id: str | None = None
         self._dataset_input: DatasetInput | None = None
-        self._pending: dict[str, list[Future[None]]] = {}  # run id -> writes not yet done
-        self._writer: ThreadPoolExecutor | None = None
+        self.writes = WriteBehind("mlflow-writer")  # keyed by run id
 
     def __getstate__(self) -> dict[str, Any]:
         # Ray Tune pickles its callbacks, and so this tracker, with its experiment state into the
@@ -145,8 +148,6 @@ class SweepTracker:
             **self.__dict__,
             "tracking_uri": redact_text(self.tracking_uri),
             "client": None,
-            "_pending": {},
-            "_writer": None,
             "journal": None,
         }
 
@@ -196,12 +197,7 @@ class SweepTracker:
     def close(self) -> None:
         """Write what is queued and stop the writer thread; the tracker owns it, and a later write
         starts a new one. Safe to call twice."""
-        writer, self._writer = self._writer, None
-        try:
-            self.flush()
-        finally:
-            if writer is not None:
-                writer.shutdown(wait=True)
+        self.writes.close()
 
     def __enter__(self) -> SweepTracker:
         return self
@@ -226,11 +222,18 @@ class SweepTracker:
     def end_trial(
         self, run_id: str, status: RunStatus, tags: Mapping[str, str], error: BaseException | str | None = None
     ) -> None:
+        """Queued behind the run's values, like them: the driver does not wait for the store. A
+        driver killed before it lands leaves the run RUNNING; `resume` ends it from Optuna's record
+        (`sweeps.recovery.reconcile`)."""
         self.set_tags(run_id, tags)
-        self.flush(run_id)
-        if error is not None:
-            text = error if isinstance(error, str) else "".join(traceback.format_exception(error))
-            self.client.log_text(run_id, redact_text(text), "error/traceback.txt")
+        text = None if error is None else error if isinstance(error, str) else "".join(traceback.format_exception(error))
+        self.writes.reap()
+        self.writes.submit(run_id, self._end_run, run_id, status, text)
+
+    def _end_run(self, run_id: str, status: RunStatus, error_text: str | None) -> None:
+        """On the writer thread, after every value queued for the run before it."""
+        if error_text is not None:
+            self.client.log_text(run_id, redact_text(error_text), "error/traceback.txt")
         self.client.set_terminated(run_id, status=status.value)
         if self.journal is not None:
             self.journal.close(run_id)
@@ -299,17 +302,15 @@ class SweepTracker:
 
     def flush(self, run_id: str | None = None) -> None:
         """Wait until the values queued for `run_id` (default: every run) are in the store."""
-        for key in [run_id] if run_id is not None else list(self._pending):
-            for write in self._pending.pop(key, []):
-                write.result()
+        if run_id is None:
+            self.writes.flush()
+        else:
+            self.writes.settle(run_id)
 
     def _write(self, run_id: str, **values: Any) -> None:
         if self.journal is not None:
             self.journal.append(run_id, values)
-        if self._writer is None:
-            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-writer")
-        write = self._writer.submit(self.client.log_batch, run_id, synchronous=True, **values)
-        self._pending.setdefault(run_id, []).append(write)
+        self.writes.submit(run_id, self.client.log_batch, run_id, synchronous=True, **values)
 
     def run_tags(self, run_id: str) -> dict[str, str]:
         self.flush(run_id)
