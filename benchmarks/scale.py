@@ -341,10 +341,15 @@ def _write(runs: list[Run], out: Path, n: int, epochs: int, epoch_s: float) -> N
             )
 
 
-def ask_latency(n: int, out: Path, marks: tuple[int, ...] = (10, 30, 100, 300, 1000)) -> dict[int, float]:
-    """Optuna's ask alone (no Ray), as the product asks it: its TPE settings, its sqlite storage, the
-    small space, three intermediate values and a value per trial. Milliseconds at each trial in `marks`."""
+def ask_latency(
+    n: int, out: Path, marks: tuple[int, ...] = (10, 30, 100, 300, 1000)
+) -> dict[str, dict[int, tuple[float, float]]]:
+    """Optuna's ask alone (no Ray), as the product asks it (its TPE settings, the small space, three
+    intermediate values and a value per trial), on the product's sqlite storage and in memory (TPE's
+    own cost). At each trial in `marks`: the median of the 5 asks up to it, wall and CPU ms. Also
+    one sqlite commit in sqlite's default mode and in the mode the product sets (sweeps/sqlite.py)."""
     import random
+    import statistics
     import tempfile
     import warnings
 
@@ -361,32 +366,69 @@ def ask_latency(n: int, out: Path, marks: tuple[int, ...] = (10, 30, 100, 300, 1
     space = {
         k: d for k, d in ((k, parse_value(k, v)) for k, v in spec.items()) if isinstance(d, optuna.distributions.BaseDistribution)
     }
-    with tempfile.TemporaryDirectory() as folder:
-        study = optuna.create_study(
-            study_name="ask",
-            storage=open_storage(Path(folder)),
-            sampler=make_sampler(load_config(["sampler=tpe"]).sampler, 0),  # the product's TPE, as conf/ sets it
-            direction="maximize",
-        )
-        rng, found = random.Random(0), {}
-        for i in range(1, n + 1):
-            t0 = time.perf_counter()
-            trial = study.ask(space)
-            if i in marks:
-                found[i] = (time.perf_counter() - t0) * 1000.0
-            lr = trial.params["learning_rate"]
-            for step in (1, 2, 3):
-                trial.report(0.5 + 0.1 * step - abs(lr - 3e-3), step)
-            study.tell(trial, 0.8 - abs(lr - 3e-3) * 10 + rng.random() * 0.01)
+    found: dict[str, dict[int, tuple[float, float]]] = {}
+    for label in ("sqlite", "in memory"):
+        with tempfile.TemporaryDirectory() as folder:
+            study = optuna.create_study(
+                study_name="ask",
+                storage=open_storage(Path(folder)) if label == "sqlite" else None,
+                sampler=make_sampler(load_config(["sampler=tpe"]).sampler, 0),  # the product's TPE, as conf/ sets it
+                direction="maximize",
+            )
+            rng, seen = random.Random(0), defaultdict(list)
+            for i in range(1, n + 1):
+                t0, c0 = time.perf_counter(), time.process_time()
+                trial = study.ask(space)
+                took = ((time.perf_counter() - t0) * 1000.0, (time.process_time() - c0) * 1000.0)
+                for mark in marks:
+                    if mark - 4 <= i <= mark:
+                        seen[mark].append(took)
+                lr = trial.params["learning_rate"]
+                for step in (1, 2, 3):
+                    trial.report(0.5 + 0.1 * step - abs(lr - 3e-3), step)
+                study.tell(trial, 0.8 - abs(lr - 3e-3) * 10 + rng.random() * 0.01)
+            found[label] = {
+                m: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for m, v in seen.items() if m <= n
+            }
+    commits = _commit_ms()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    line = (
-        f"python -m benchmarks scale-ask --trials {n}: Optuna ask ms at trial "
-        + ", ".join(f"#{k} {v:.1f}" for k, v in found.items())
-        + f" (commit {commit}, {platform.node()}, {os.cpu_count()} cores, load average {load}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})"
-    )
+    lines = [
+        f"python -m benchmarks scale-ask --trials {n}: commit {commit}, {platform.node()}, {os.cpu_count()} cores, "
+        f"load average {load}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        *(
+            f"  Optuna ask, {label}: ms at trial (wall/CPU, median of 5) "
+            + ", ".join(f"#{k} {w:.1f}/{c:.1f}" for k, (w, c) in v.items())
+            for label, v in found.items()
+        ),
+        "  one sqlite commit: " + ", ".join(f"{mode} {ms:.2f} ms" for mode, ms in commits.items()),
+    ]
     out.mkdir(parents=True, exist_ok=True)
-    with (out / "scale_ask.txt").open("a") as fh:
-        fh.write(line + "\n")
-    print(line)
+    (out / "scale_ask.txt").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return found
+
+
+def _commit_ms(rows: int = 300) -> dict[str, float]:
+    """One small insert and commit, in sqlite's default mode and in the product's (sweeps/sqlite.py)."""
+    import sqlite3
+    import tempfile
+
+    found = {}
+    for mode, pragmas in (
+        ("default (rollback journal, synchronous=FULL)", ()),
+        ("WAL, synchronous=NORMAL", ("journal_mode=WAL", "synchronous=NORMAL")),
+    ):
+        with tempfile.TemporaryDirectory() as folder:
+            db = sqlite3.connect(Path(folder) / "x.db")
+            for pragma in pragmas:
+                db.execute(f"PRAGMA {pragma}")
+            db.execute("CREATE TABLE t (a INTEGER, b TEXT)")
+            db.commit()
+            t0 = time.perf_counter()
+            for i in range(rows):
+                db.execute("INSERT INTO t VALUES (?, ?)", (i, "x" * 50))
+                db.commit()
+            found[mode] = (time.perf_counter() - t0) * 1000.0 / rows
+            db.close()
     return found
