@@ -51,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated subset of {','.join(TOOLS)}")
     c.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="with --datasets: rounds (one dataset, one seed) at once (wall-time figures disturbed; epochs to target unchanged)",
+    )
+    c.add_argument(
         "--seeds", type=int, default=1, help="rounds of all tools, seeds --seed, --seed+1, ...; the table shows medians"
     )
 
@@ -127,9 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from benchmarks.harness import compare_datasets
 
-            compare_datasets(
-                budget, _datasets(args.datasets, target), args.out, tools, args.seeds, not args.no_probe, args.ray_nice
-            )
+            picked = _datasets(args.datasets, target)
+            compare_datasets(budget, picked, args.out, tools, args.seeds, not args.no_probe, args.ray_nice, jobs=args.jobs)
     else:
         trials = args.trials or (6 if args.quick else 24)
         budget = Budget.with_product_scheduler(n_trials=trials, max_epochs=epochs, slots=1, limit=limit, seed=args.seed)

@@ -13,6 +13,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -46,41 +47,65 @@ def compare(
     ray_nice: bool = False,
     stem: str = "compare",
     label: str | None = None,
+    pool: Executor | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Path], list[ToolRun]]:
     """Run each tool on the same budget, one round per seed (budget.seed, +1, ...; the seed sets
-    every tool's sampler and the train/validation split; tools interleaved within a round), then
-    write the table, CSV, PNG and a text summary to `out` as `stem`.*."""
+    every tool's sampler and the train/validation split; within a round the tools run one after
+    the other), then write the table, CSV, PNG and a text summary to `out` as `stem`.*. The
+    results are rewritten after every round, so an interrupted run keeps its finished seeds.
+    pool: rounds run on it (several at once on a crowded machine: wall-time figures suffer,
+    epochs to target does not)."""
     work = Path(tempfile.mkdtemp(prefix="bench-compare-"))
     started = dt.datetime.now().astimezone()
     load_before = os.getloadavg()
-    runs: list[ToolRun] = []
     say = _printer(log)
     data = label or dataset_label(budget)
     say(
         f"compare: {', '.join(tools)}; {budget.n_trials} trials x {budget.max_epochs} epochs, {budget.slots} slots, "
         f"{data}, seeds {budget.seed}..{budget.seed + seeds - 1}; work in {work}"
     )
-    try:
-        for rep in range(seeds):
-            seeded = dataclasses.replace(budget, seed=budget.seed + rep)
-            for tool in tools:
-                t0 = time.time()
-                say(f"  [seed {seeded.seed}, {rep + 1}/{seeds}] {tool} ...")
-                run = run_tool(tool, seeded, work / f"{tool}-{rep}", probe=probe, ray_nice=ray_nice)
-                run.extra["seed"] = seeded.seed
-                runs.append(run)
-                row = metrics(run, target)
-                say(
-                    f"      {time.time() - t0:.0f} s: {row['trials_finished']} finished, {row['trials_failed']} failed, "
-                    f"best {row['best_val_accuracy']}, to target {row['time_to_target_s']} s, "
-                    f"{row['epochs_to_target']} epochs, {row['slot_s_to_target']} slot-s"
-                )
-        with _WRITING:  # pyplot is not thread-safe (compare_datasets(parallel=True))
+    order = [report_tool(t) for t in tools]
+
+    def round_of(rep: int) -> list[ToolRun]:
+        seeded = dataclasses.replace(budget, seed=budget.seed + rep)
+        done = []
+        # Each round starts with another tool: no tool always meets the machine at the same moment,
+        # and rounds running at once do not all start Ray together.
+        for tool in [*tools[rep % len(tools) :], *tools[: rep % len(tools)]]:
+            t0 = time.time()
+            say(f"  [{stem}, seed {seeded.seed}] {tool} ...")
+            run = run_tool(tool, seeded, work / f"{tool}-{rep}", probe=probe, ray_nice=ray_nice)
+            run.extra["seed"] = seeded.seed
+            done.append(run)
+            row = metrics(run, target)
+            say(
+                f"      [{stem}, seed {seeded.seed}] {tool}: {time.time() - t0:.0f} s, {row['trials_finished']} finished, "
+                f"{row['trials_failed']} failed, best {row['best_val_accuracy']}, to target {row['time_to_target_s']} s, "
+                f"{row['epochs_to_target']} epochs, {row['slot_s_to_target']} slot-s"
+            )
+        return done
+
+    def write(runs: list[ToolRun], rounds: int) -> tuple[pd.DataFrame, dict[str, Path], str]:
+        runs = sorted(runs, key=lambda r: (r.extra["seed"], order.index(r.tool)))
+        with _WRITING:  # pyplot is not thread-safe
             df, paths = report.write(runs, target, out, stem)
-        context = {"started": started, "load": (load_before, os.getloadavg()), "data": data}
-        text = summary_text(df, runs, budget, target, context, tools, seeds, ray_nice)
-        paths["summary"] = out / f"{stem}.txt"
-        paths["summary"].write_text(text + "\n")
+            context = {"started": started, "load": (load_before, os.getloadavg()), "data": data, "planned": seeds}
+            text = summary_text(df, runs, budget, target, context, tools, rounds, ray_nice)
+            paths["summary"] = out / f"{stem}.txt"
+            paths["summary"].write_text(text + "\n")
+        return df, paths, text
+
+    try:
+        runs: list[ToolRun] = []
+        if pool is None:
+            for rep in range(seeds):
+                runs += round_of(rep)
+                df, paths, text = write(runs, rep + 1)
+        else:
+            futures = [pool.submit(round_of, rep) for rep in range(seeds)]
+            for n, future in enumerate(as_completed(futures), 1):
+                runs += future.result()
+                df, paths, text = write(runs, n)
         say(text)
         say("wrote " + ", ".join(str(p) for p in paths.values()))
         return df, paths, runs
@@ -89,6 +114,11 @@ def compare(
             say(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def report_tool(tool: str) -> str:
+    """The label a tool's runs carry."""
+    return product.LABEL if tool == "product" else peers.LABELS[tool]
 
 
 # The comparison's datasets: name -> default target (val_accuracy) and how the budget reads it.
@@ -107,18 +137,16 @@ def compare_datasets(
     probe: bool = True,
     ray_nice: bool = False,
     log: TextIO = sys.stdout,
-    parallel: bool = False,
+    jobs: int = 1,
 ) -> dict[str, Path]:
     """compare() on each dataset (compare-NAME.*), then every summary in one compare.txt.
-    parallel: the datasets run at the same time (each still runs its tools one after the other):
-    half the wall time on a crowded machine, at the price of the wall-time figures; epochs to
-    target does not change."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    jobs > 1: that many rounds (one dataset, one seed, its tools one after the other) at once: a
+    fraction of the wall time on a crowded machine, at the price of the wall-time figures; epochs
+    to target does not change."""
     from benchmarks.photos import photo_regions_folder
 
     folders = Path(tempfile.mkdtemp(prefix="bench-datasets-"))
-    jobs = []
+    todo = []
     for name, target in datasets:
         if name == "photos":
             root = photo_regions_folder(folders / "photos", rows=2, cols=2, per_class=100)
@@ -126,24 +154,22 @@ def compare_datasets(
             label = "photos (a folder of 800 JPEG crops of scikit-learn's two photos, 8 regions = 8 classes, read at 16x16 RGB)"
         else:
             b, label = dataclasses.replace(budget, dataset=name), name
-        others = [n for n, _ in datasets if n != name]
-        label += f"; run at the same time as {', '.join(others)}" if parallel and others else ""
-        jobs.append((b, target, name, label))
+        label += f"; {jobs} rounds (dataset x seed) at a time over {', '.join(n for n, _ in datasets)}" if jobs > 1 else ""
+        todo.append((b, target, name, label))
 
-    def one(job: tuple[Budget, float, str, str]) -> Path:
+    def one(job: tuple[Budget, float, str, str], pool: Executor | None) -> Path:
         b, target, name, label = job
-        _, written, _ = compare(
-            b, out, target, tools, seeds, probe, log=log, ray_nice=ray_nice, stem=f"compare-{name}", label=label
-        )
-        return written["summary"]
+        stem = f"compare-{name}"
+        written = compare(b, out, target, tools, seeds, probe, log=log, ray_nice=ray_nice, stem=stem, label=label, pool=pool)
+        return written[1]["summary"]
 
     try:
-        if parallel:
-            with ThreadPoolExecutor(len(jobs)) as pool:
-                summaries = list(pool.map(one, jobs))
+        if jobs > 1:
+            with ThreadPoolExecutor(jobs) as pool, ThreadPoolExecutor(len(todo)) as per_dataset:
+                summaries = list(per_dataset.map(lambda job: one(job, pool), todo))
         else:
-            summaries = [one(job) for job in jobs]
-        paths = {name: path for (_, _, name, _), path in zip(jobs, summaries)}
+            summaries = [one(job, None) for job in todo]
+        paths = {name: path for (_, _, name, _), path in zip(todo, summaries)}
         paths["summary"] = out / "compare.txt"
         paths["summary"].write_text(("\n" + "=" * 100 + "\n\n").join(p.read_text() for p in summaries))
         _printer(log)(f"wrote {paths['summary']}")
@@ -205,7 +231,12 @@ def summary_text(
     lines = [
         f"benchmarks compare, {started:%Y-%m-%d %H:%M %Z}: {budget.n_trials} trials x {budget.max_epochs} epochs, "
         f"{budget.slots} slots, {context['data']}, target val_accuracy {target:g}"
-        + (f", seeds {budget.seed}..{budget.seed + seeds - 1} (medians over seeds)" if seeds > 1 else f", seed {budget.seed}"),
+        + (f", {seeds} seeds (medians over seeds)" if seeds > 1 else ""),
+        *(
+            [f"seeds finished: {seeds} of {context['planned']} planned (this file is rewritten after each)"]
+            if context.get("planned", seeds) != seeds
+            else []
+        ),
         (
             f"product at commit {product_version()}; machine {machine()}; load average (1, 5, 15 min) "
             f"{' '.join(f'{v:.2f}' for v in before)} at the start, {' '.join(f'{v:.2f}' for v in after)} at the end"
