@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -52,7 +52,7 @@ def compare(
     """Run each tool on the same budget, one round per seed (budget.seed, +1, ...; the seed sets
     every tool's sampler and the train/validation split; within a round the tools run one after
     the other), then write the table, CSV, PNG and a text summary to `out` as `stem`.*. The
-    results are rewritten after every round, so an interrupted run keeps its finished seeds.
+    results are rewritten after every run, so an interrupted comparison keeps what it measured.
     pool: rounds run on it (several at once on a crowded machine: wall-time figures suffer,
     epochs to target does not)."""
     work = Path(tempfile.mkdtemp(prefix="bench-compare-"))
@@ -65,50 +65,71 @@ def compare(
         f"{data}, seeds {budget.seed}..{budget.seed + seeds - 1}; work in {work}"
     )
     order = [report_tool(t) for t in tools]
+    runs: list[ToolRun] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+    latest: dict[str, Any] = {}
 
-    def round_of(rep: int) -> list[ToolRun]:
+    def write() -> None:
+        with lock:
+            mine = sorted(runs, key=lambda r: (r.extra["seed"], order.index(r.tool)))
+            done = len({r.extra["seed"] for r in mine})
+            lost = list(failures)
+        with _WRITING:  # pyplot is not thread-safe
+            df, paths = report.write(mine, target, out, stem)
+            context = {
+                "started": started,
+                "load": (load_before, os.getloadavg()),
+                "data": data,
+                "planned": seeds,
+                "failures": lost,
+            }
+            text = summary_text(df, mine, budget, target, context, tools, done, ray_nice)
+            paths["summary"] = out / f"{stem}.txt"
+            paths["summary"].write_text(text + "\n")
+        latest.update(df=df, paths=paths, text=text)
+
+    def round_of(rep: int) -> None:
         seeded = dataclasses.replace(budget, seed=budget.seed + rep)
-        done = []
         # Each round starts with another tool: no tool always meets the machine at the same moment,
         # and rounds running at once do not all start Ray together.
         for tool in [*tools[rep % len(tools) :], *tools[: rep % len(tools)]]:
-            t0 = time.time()
-            say(f"  [{stem}, seed {seeded.seed}] {tool} ...")
-            run = run_tool(tool, seeded, work / f"{tool}-{rep}", probe=probe, ray_nice=ray_nice)
+            for attempt in (1, 2):  # a crowded machine can make a tool's start-up time out: one retry
+                t0 = time.time()
+                say(f"  [{stem}, seed {seeded.seed}] {tool} ...")
+                try:
+                    run = run_tool(tool, seeded, work / f"{tool}-{rep}-{attempt}", probe=probe, ray_nice=ray_nice)
+                    break
+                except RuntimeError as exc:
+                    say(f"      [{stem}, seed {seeded.seed}] {tool} FAILED (attempt {attempt}): {str(exc)[-1500:]}")
+                    run = None
+            if run is None:
+                with lock:
+                    failures.append(f"{tool} seed {seeded.seed}")
+                continue
             run.extra["seed"] = seeded.seed
-            done.append(run)
             row = metrics(run, target)
             say(
                 f"      [{stem}, seed {seeded.seed}] {tool}: {time.time() - t0:.0f} s, {row['trials_finished']} finished, "
                 f"{row['trials_failed']} failed, best {row['best_val_accuracy']}, to target {row['time_to_target_s']} s, "
                 f"{row['epochs_to_target']} epochs, {row['slot_s_to_target']} slot-s"
             )
-        return done
-
-    def write(runs: list[ToolRun], rounds: int) -> tuple[pd.DataFrame, dict[str, Path], str]:
-        runs = sorted(runs, key=lambda r: (r.extra["seed"], order.index(r.tool)))
-        with _WRITING:  # pyplot is not thread-safe
-            df, paths = report.write(runs, target, out, stem)
-            context = {"started": started, "load": (load_before, os.getloadavg()), "data": data, "planned": seeds}
-            text = summary_text(df, runs, budget, target, context, tools, rounds, ray_nice)
-            paths["summary"] = out / f"{stem}.txt"
-            paths["summary"].write_text(text + "\n")
-        return df, paths, text
+            with lock:
+                runs.append(run)
+            write()  # after every run: an interrupted comparison keeps what it measured
 
     try:
-        runs: list[ToolRun] = []
         if pool is None:
             for rep in range(seeds):
-                runs += round_of(rep)
-                df, paths, text = write(runs, rep + 1)
+                round_of(rep)
         else:
-            futures = [pool.submit(round_of, rep) for rep in range(seeds)]
-            for n, future in enumerate(as_completed(futures), 1):
-                runs += future.result()
-                df, paths, text = write(runs, n)
-        say(text)
-        say("wrote " + ", ".join(str(p) for p in paths.values()))
-        return df, paths, runs
+            for future in [pool.submit(round_of, rep) for rep in range(seeds)]:
+                future.result()
+        if not runs:
+            raise RuntimeError(f"no tool finished a run: {', '.join(failures)}")
+        say(latest["text"])
+        say("wrote " + ", ".join(str(p) for p in latest["paths"].values()))
+        return latest["df"], latest["paths"], list(runs)
     finally:
         if keep:
             say(f"kept {work}")
@@ -165,8 +186,14 @@ def compare_datasets(
 
     try:
         if jobs > 1:
-            with ThreadPoolExecutor(jobs) as pool, ThreadPoolExecutor(len(todo)) as per_dataset:
-                summaries = list(per_dataset.map(lambda job: one(job, pool), todo))
+            per = max(1, -(-jobs // len(todo)))  # each dataset its own share: both progress together
+            pools = [ThreadPoolExecutor(per) for _ in todo]
+            try:
+                with ThreadPoolExecutor(len(todo)) as per_dataset:
+                    summaries = list(per_dataset.map(one, todo, pools))
+            finally:
+                for pool in pools:
+                    pool.shutdown()
         else:
             summaries = [one(job, None) for job in todo]
         paths = {name: path for (_, _, name, _), path in zip(todo, summaries)}
@@ -233,8 +260,11 @@ def summary_text(
         f"{budget.slots} slots, {context['data']}, target val_accuracy {target:g}"
         + (f", {seeds} seeds (medians over seeds)" if seeds > 1 else ""),
         *(
-            [f"seeds finished: {seeds} of {context['planned']} planned (this file is rewritten after each)"]
-            if context.get("planned", seeds) != seeds
+            [
+                f"runs so far: {len(runs)} of {context['planned'] * len(tools)} planned ({context['planned']} seeds x "
+                f"{len(tools)} tools; this file is rewritten after every run)"
+            ]
+            if len(runs) != context.get("planned", seeds) * len(tools)
             else []
         ),
         (
@@ -253,6 +283,7 @@ def summary_text(
             if nice > 0 or max(before[0], after[0]) > 0.5 * (os.cpu_count() or 1)
             else []
         ),
+        *([f"runs that failed twice and are left out: {', '.join(context['failures'])}"] if context.get("failures") else []),
         "",
         report.format_table(df),
         "",
