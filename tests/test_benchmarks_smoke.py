@@ -205,3 +205,22 @@ def test_compare_product_and_optuna_writes_table_csv_png(tmp_path):
     assert "Targets for this product" in text and "Where this product's time goes" in text
     product_run = next(r for r in runs if r.tool == LABEL)
     assert "trial_begin" in product_run.extra["breakdown"]["worker_calls"]  # the probe reached the product's workers
+
+
+def test_photos_dataset_is_a_folder_the_product_and_the_peers_read_alike(tmp_path):
+    from benchmarks.common import load_data
+    from benchmarks.harness import DATASETS
+    from benchmarks.photos import photo_regions_folder
+    from benchmarks.product import command
+
+    root = photo_regions_folder(tmp_path / "photos", rows=2, cols=2, per_class=10)
+    assert sorted(p.name for p in root.iterdir()) == [f"{n}-{r}-{c}" for n in ("china", "flower") for r in (0, 1) for c in (0, 1)]
+    assert all(len(list(p.glob("*.jpg"))) == 10 for p in root.iterdir())
+    options = DATASETS["photos"]["options"]
+    budget = Budget(dataset="folder", dataset_path=str(root), dataset_options=options, seed=3)
+    data = load_data(budget)  # what every peer trains on
+    assert data["input_shape"] == (16, 16, 3) and data["num_classes"] == 8
+    assert len(data["x_train"]) + len(data["x_val"]) == 80 and len(data["x_val"]) == 16
+    argv = command(budget, tmp_path / "out", "bench")  # what the product is told: the same folder, size and split
+    assert argv[4] == "dataset=folder" and f"dataset.path={root}" in argv
+    assert "dataset.image_size=[16,16]" in argv and "dataset.color_mode=rgb" in argv and "seed=3" in argv
