@@ -76,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("scale-plain", help=argparse.SUPPRESS)  # internal: plain Ray Tune in its own process
     pl.add_argument("spec", type=Path)
 
+    rt = sub.add_parser("retarget", help="a finished comparison's to-target figures at another target, from its records")
+    rt.add_argument("summary", type=Path, help="its summary, e.g. benchmarks/results/compare-photos.txt")
+    rt.add_argument("target", type=float)
     p = sub.add_parser("peer", help=argparse.SUPPRESS)  # internal: one peer inside its own process
     p.add_argument("tool")
     p.add_argument("spec", type=Path)
@@ -101,6 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.peers import peer_main
 
         peer_main(args.tool, args.spec, args.result)
+        return 0
+    if args.command == "retarget":
+        from benchmarks.report import retarget
+
+        print(retarget(args.summary, args.target).read_text())
         return 0
     if args.command in ("scale", "scale-plain", "scale-ask"):
         from benchmarks import scale

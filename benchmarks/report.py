@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -324,4 +325,28 @@ def compute_targets(runs: list[ToolRun], target: float) -> list[str]:
             for t, v in worse
         )
         out.append(f"  [MISSED] slot-seconds to target {fmt(s)} < every peer's median: not below {by} (all: {listing})")
+    return out
+
+
+def retarget(summary: Path, target: float) -> Path:
+    """The to-target figures of a finished comparison at another target, from its stored records
+    (`STEM_records/*.json`, the runs themselves): writes STEM_at_TARGET.txt beside `summary`, headed
+    by the comparison's own date, commit, machine and load lines."""
+    stem = summary.name.removesuffix(".txt")
+    runs = [ToolRun.from_dict(json.loads(p.read_text())) for p in sorted((summary.parent / f"{stem}_records").glob("*.json"))]
+    order = list(dict.fromkeys(r.tool for r in sorted(runs, key=lambda r: (r.extra.get("seed", 0), r.launched))))
+    runs.sort(key=lambda r: (r.extra.get("seed", 0), order.index(r.tool)))
+    header = summary.read_text().split("\n\n", 1)[0]
+    lines = [
+        f"{stem} at target val_accuracy {target:g}: the same runs as {summary.name} (its header below), re-read from "
+        f"{stem}_records/ by python -m benchmarks retarget {summary.name} {target:g}",
+        "",
+        header,
+        "",
+        *to_target_table(runs, target),
+        "",
+        *compute_targets(runs, target),
+    ]
+    out = summary.parent / f"{stem}_at_{target:g}.txt"
+    out.write_text("\n".join(lines) + "\n")
     return out
