@@ -1,4 +1,4 @@
-"""python -m benchmarks compare [--quick] [--trials N] [--slots K] [--out DIR] ...
+"""python -m benchmarks compare [--quick] [--trials N] [--slots K] [--seeds 5] [--datasets digits:0.98,photos:0.5] [--out DIR] ...
 python -m benchmarks scaling [--quick] [--trials N] [--out DIR] ...
 python -m benchmarks scale [--slots 16,64,128] [--trials N] [--epochs E] [--epoch-s S] [--postgres URL]"""
 
@@ -38,13 +38,27 @@ def _parser() -> argparse.ArgumentParser:
         )
 
     c = sub.add_parser("compare", help="this product against KerasTuner, plain Ray Tune, Optuna alone")
+    c.add_argument(
+        "--datasets",
+        help="comma-separated NAME[:TARGET] of digits (the embedded digits) and photos (a folder of JPEG crops of "
+        "scikit-learn's two photos, 8 regions as classes, 16x16 RGB); each writes compare-NAME.* and all of them "
+        "compare.txt (default: digits alone, written as compare.*)",
+    )
     common(c, f"trials per tool (default {FULL['trials']})")
     c.add_argument("--slots", type=int, default=2, help="trials at once, K (default 2)")
     c.add_argument(
         "--target", type=float, help=f"val_accuracy for time-to-target (default {FULL['target']}, --quick {QUICK['target']})"
     )
     c.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated subset of {','.join(TOOLS)}")
-    c.add_argument("--repeats", type=int, default=1, help="rounds of all tools; the table shows medians")
+    c.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="with --datasets: rounds (one dataset, one seed) at once (wall-time figures disturbed; epochs to target unchanged)",
+    )
+    c.add_argument(
+        "--seeds", type=int, default=1, help="rounds of all tools, seeds --seed, --seed+1, ...; the table shows medians"
+    )
 
     s = sub.add_parser("scaling", help="this product's same sweep on 1 slot and on 2")
     common(s, "trials (default 24)")
@@ -62,11 +76,26 @@ def _parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("scale-plain", help=argparse.SUPPRESS)  # internal: plain Ray Tune in its own process
     pl.add_argument("spec", type=Path)
 
+    rt = sub.add_parser("retarget", help="a finished comparison's to-target figures at another target, from its records")
+    rt.add_argument("summary", type=Path, help="its summary, e.g. benchmarks/results/compare-photos.txt")
+    rt.add_argument("target", type=float)
     p = sub.add_parser("peer", help=argparse.SUPPRESS)  # internal: one peer inside its own process
     p.add_argument("tool")
     p.add_argument("spec", type=Path)
     p.add_argument("result", type=Path)
     return parser
+
+
+def _datasets(spec: str, default_target: float) -> list[tuple[str, float]]:
+    from benchmarks.harness import DATASETS
+
+    out = []
+    for item in (i.strip() for i in spec.split(",") if i.strip()):
+        name, _, target = item.partition(":")
+        if name not in DATASETS:
+            raise SystemExit(f"--datasets: unknown dataset {name!r}; use {', '.join(DATASETS)} (NAME or NAME:TARGET)")
+        out.append((name, float(target) if target else DATASETS[name].get("target", default_target)))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,6 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.peers import peer_main
 
         peer_main(args.tool, args.spec, args.result)
+        return 0
+    if args.command == "retarget":
+        from benchmarks.report import retarget
+
+        print(retarget(args.summary, args.target).read_text())
         return 0
     if args.command in ("scale", "scale-plain", "scale-ask"):
         from benchmarks import scale
@@ -102,7 +136,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         tools = [t.strip() for t in args.tools.split(",") if t.strip()]
         target = args.target if args.target is not None else preset["target"]
-        compare(budget, args.out, target, tools, args.repeats, probe=not args.no_probe, keep=args.keep, ray_nice=args.ray_nice)
+        if not args.datasets:
+            compare(budget, args.out, target, tools, args.seeds, probe=not args.no_probe, keep=args.keep, ray_nice=args.ray_nice)
+        else:
+            from benchmarks.harness import compare_datasets
+
+            picked = _datasets(args.datasets, target)
+            compare_datasets(budget, picked, args.out, tools, args.seeds, not args.no_probe, args.ray_nice, jobs=args.jobs)
     else:
         trials = args.trials or (6 if args.quick else 24)
         budget = Budget.with_product_scheduler(n_trials=trials, max_epochs=epochs, slots=1, limit=limit, seed=args.seed)

@@ -44,6 +44,9 @@ class Budget:
     val_fraction: float = 0.2
     grace_period: int = 2  # early stopping where a tool has it: ASHA-like rungs at 2, 6, ...
     reduction_factor: int = 3
+    dataset: str = "digits"  # a name of sweeps.datasets, or "folder" (then dataset_path and dataset_options)
+    dataset_path: str | None = None
+    dataset_options: dict[str, Any] | None = None  # a folder's image_size, color_mode (the product's dataset.*)
 
     def __post_init__(self) -> None:
         if self.grace_period > self.max_epochs:  # the first rung cannot lie past the last epoch
@@ -56,10 +59,13 @@ class Budget:
 
 
 def load_data(budget: Budget) -> dict[str, Any]:
-    """The embedded digits, split exactly as the product splits them (same seed, fraction, limit)."""
+    """The budget's dataset through the product's own loader, split exactly as the product splits
+    it (same seed, fraction, limit; a folder resized and converted with the same options)."""
     from sweeps.datasets import load_dataset
 
-    ds = load_dataset("digits", None, budget.val_fraction, budget.limit, budget.seed)
+    ds = load_dataset(
+        budget.dataset, budget.dataset_path, budget.val_fraction, budget.limit, budget.seed, dict(budget.dataset_options or {})
+    )
     return {
         "x_train": ds.x_train,
         "y_train": ds.y_train,
@@ -119,6 +125,8 @@ COLUMNS = [
     "epochs",
     "best_val_accuracy",
     "time_to_target_s",
+    "epochs_to_target",
+    "slot_s_to_target",
     "overhead_median_s",
     "utilisation",
     "fit_s",
@@ -131,6 +139,28 @@ def time_to_target(run: ToolRun, target: float) -> float | None:
     """Seconds from the tool's launch to the first epoch of any trial at or above target."""
     hits = [t for trial in run.trials for t, acc in trial.curve if acc >= target]
     return min(hits) - run.launched if hits else None
+
+
+def epochs_to_target(run: ToolRun, target: float) -> int | None:
+    """Compute to target, independent of the machine's speed and load: epochs trained by all the
+    tool's trials up to and including the first epoch of any trial at or above target (epochs other
+    slots finish later, or were half done at that moment, are not counted)."""
+    hits = [t for trial in run.trials for t, acc in trial.curve if acc >= target]
+    if not hits:
+        return None
+    first = min(hits)
+    return sum(1 for trial in run.trials for t, _ in trial.curve if t <= first)
+
+
+def slot_seconds_to_target(run: ToolRun, target: float) -> float | None:
+    """Busy slot-seconds to target: the sum over trials of the time each trial held its slot (the
+    tool's own start to end of the trial) before the first epoch at or above target. Start-up and
+    idle slots are not counted (they are in time_to_target_s and utilisation)."""
+    hits = [t for trial in run.trials for t, acc in trial.curve if acc >= target]
+    if not hits:
+        return None
+    first = min(hits)
+    return sum(max(0.0, min(t.end, first) - t.start) for t in run.trials if t.start < first)
 
 
 def best_so_far(run: ToolRun) -> list[tuple[float, float]]:
@@ -164,6 +194,8 @@ def metrics(run: ToolRun, target: float) -> dict[str, Any]:
         "epochs": sum(t.epochs for t in run.trials),
         "best_val_accuracy": round(max(accs), 4) if accs else math.nan,
         "time_to_target_s": _round(time_to_target(run, target)),
+        "epochs_to_target": math.nan if (e := epochs_to_target(run, target)) is None else e,
+        "slot_s_to_target": _round(slot_seconds_to_target(run, target)),
         "overhead_median_s": round(statistics.median(overheads), 2) if overheads else math.nan,
         "utilisation": round(fit / (wall * run.slots), 3) if wall > 0 else math.nan,
         "fit_s": round(fit, 1),

@@ -3,12 +3,17 @@ figures are read as ratios between tools measured minutes apart, not as absolute
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import os
+import platform
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -17,8 +22,9 @@ import pandas as pd
 from benchmarks import peers, product, report
 from benchmarks.common import Budget, ToolRun, metrics
 
-TOOLS = ("product", "kerastuner-random", "kerastuner-hyperband", "raytune-optuna", "optuna")
+TOOLS = ("product", "kerastuner-random", "kerastuner-hyperband", "kerastuner-bayes", "raytune-optuna", "optuna")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+_WRITING = threading.Lock()
 
 
 def run_tool(tool: str, budget: Budget, workdir: Path, probe: bool = True, ray_nice: bool = False) -> ToolRun:
@@ -34,46 +40,169 @@ def compare(
     out: Path = DEFAULT_OUT,
     target: float = 0.9,
     tools: Sequence[str] = TOOLS,
-    repeats: int = 1,
+    seeds: int = 1,
     probe: bool = True,
     keep: bool = False,
     log: TextIO = sys.stdout,
     ray_nice: bool = False,
+    stem: str = "compare",
+    label: str | None = None,
+    pool: Executor | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Path], list[ToolRun]]:
-    """Run each tool on the same budget, `repeats` rounds (tools interleaved within a round), then
-    write the table, CSV, PNG and a text summary to `out`."""
+    """Run each tool on the same budget, one round per seed (budget.seed, +1, ...; the seed sets
+    every tool's sampler and the train/validation split; within a round the tools run one after
+    the other), then write the table, CSV, PNG and a text summary to `out` as `stem`.*. The
+    results are rewritten after every run, so an interrupted comparison keeps what it measured.
+    pool: rounds run on it (several at once on a crowded machine: wall-time figures suffer,
+    epochs to target does not)."""
     work = Path(tempfile.mkdtemp(prefix="bench-compare-"))
     started = dt.datetime.now().astimezone()
-    runs: list[ToolRun] = []
+    load_before = os.getloadavg()
     say = _printer(log)
+    data = label or dataset_label(budget)
     say(
         f"compare: {', '.join(tools)}; {budget.n_trials} trials x {budget.max_epochs} epochs, {budget.slots} slots, "
-        f"digits{'' if budget.limit is None else f' (first {budget.limit})'}, seed {budget.seed}; work in {work}"
+        f"{data}, seeds {budget.seed}..{budget.seed + seeds - 1}; work in {work}"
     )
-    try:
-        for rep in range(repeats):
-            for tool in tools:
+    order = [report_tool(t) for t in tools]
+    runs: list[ToolRun] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+    latest: dict[str, Any] = {}
+
+    def write() -> None:
+        with lock:
+            mine = sorted(runs, key=lambda r: (r.extra["seed"], order.index(r.tool)))
+            done = len({r.extra["seed"] for r in mine})
+            lost = list(failures)
+        with _WRITING:  # pyplot is not thread-safe
+            df, paths = report.write(mine, target, out, stem)
+            context = {
+                "started": started,
+                "load": (load_before, os.getloadavg()),
+                "data": data,
+                "planned": seeds,
+                "failures": lost,
+            }
+            text = summary_text(df, mine, budget, target, context, tools, done, ray_nice)
+            paths["summary"] = out / f"{stem}.txt"
+            paths["summary"].write_text(text + "\n")
+        latest.update(df=df, paths=paths, text=text)
+
+    def round_of(rep: int) -> None:
+        seeded = dataclasses.replace(budget, seed=budget.seed + rep)
+        # Each round starts with another tool: no tool always meets the machine at the same moment,
+        # and rounds running at once do not all start Ray together.
+        for tool in [*tools[rep % len(tools) :], *tools[: rep % len(tools)]]:
+            for attempt in (1, 2):  # a crowded machine can make a tool's start-up time out: one retry
                 t0 = time.time()
-                say(f"  [{rep + 1}/{repeats}] {tool} ...")
-                run = run_tool(tool, budget, work / f"{tool}-{rep}", probe=probe, ray_nice=ray_nice)
+                say(f"  [{stem}, seed {seeded.seed}] {tool} ...")
+                try:
+                    run = run_tool(tool, seeded, work / f"{tool}-{rep}-{attempt}", probe=probe, ray_nice=ray_nice)
+                    break
+                except RuntimeError as exc:
+                    say(f"      [{stem}, seed {seeded.seed}] {tool} FAILED (attempt {attempt}): {str(exc)[-1500:]}")
+                    run = None
+            if run is None:
+                with lock:
+                    failures.append(f"{tool} seed {seeded.seed}")
+                continue
+            run.extra["seed"] = seeded.seed
+            row = metrics(run, target)
+            say(
+                f"      [{stem}, seed {seeded.seed}] {tool}: {time.time() - t0:.0f} s, {row['trials_finished']} finished, "
+                f"{row['trials_failed']} failed, best {row['best_val_accuracy']}, to target {row['time_to_target_s']} s, "
+                f"{row['epochs_to_target']} epochs, {row['slot_s_to_target']} slot-s"
+            )
+            with lock:
                 runs.append(run)
-                row = metrics(run, target)
-                say(
-                    f"      {time.time() - t0:.0f} s: {row['trials_finished']} finished, {row['trials_failed']} failed, "
-                    f"best {row['best_val_accuracy']}, to target {row['time_to_target_s']} s"
-                )
-        df, paths = report.write(runs, target, out)
-        text = summary_text(df, runs, budget, target, started, tools, repeats, ray_nice)
-        paths["summary"] = out / "compare.txt"
-        paths["summary"].write_text(text + "\n")
-        say(text)
-        say("wrote " + ", ".join(str(p) for p in paths.values()))
-        return df, paths, runs
+            write()  # after every run: an interrupted comparison keeps what it measured
+
+    try:
+        if pool is None:
+            for rep in range(seeds):
+                round_of(rep)
+        else:
+            for future in [pool.submit(round_of, rep) for rep in range(seeds)]:
+                future.result()
+        if not runs:
+            raise RuntimeError(f"no tool finished a run: {', '.join(failures)}")
+        say(latest["text"])
+        say("wrote " + ", ".join(str(p) for p in latest["paths"].values()))
+        return latest["df"], latest["paths"], list(runs)
     finally:
         if keep:
             say(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def report_tool(tool: str) -> str:
+    """The label a tool's runs carry."""
+    return product.LABEL if tool == "product" else peers.LABELS[tool]
+
+
+# The comparison's datasets: name -> default target (val_accuracy) and how the budget reads it.
+DATASETS: dict[str, dict[str, Any]] = {
+    "digits": {"target": 0.9},
+    "photos": {"target": 0.34, "options": {"image_size": [16, 16], "color_mode": "rgb"}},
+}
+
+
+def compare_datasets(
+    budget: Budget,
+    datasets: Sequence[tuple[str, float]],
+    out: Path = DEFAULT_OUT,
+    tools: Sequence[str] = TOOLS,
+    seeds: int = 1,
+    probe: bool = True,
+    ray_nice: bool = False,
+    log: TextIO = sys.stdout,
+    jobs: int = 1,
+) -> dict[str, Path]:
+    """compare() on each dataset (compare-NAME.*), then every summary in one compare.txt.
+    jobs > 1: that many rounds (one dataset, one seed, its tools one after the other) at once: a
+    fraction of the wall time on a crowded machine, at the price of the wall-time figures; epochs
+    to target does not change."""
+    from benchmarks.photos import photo_regions_folder
+
+    folders = Path(tempfile.mkdtemp(prefix="bench-datasets-"))
+    todo = []
+    for name, target in datasets:
+        if name == "photos":
+            root = photo_regions_folder(folders / "photos", rows=2, cols=2, per_class=100)
+            b = dataclasses.replace(budget, dataset="folder", dataset_path=str(root), dataset_options=DATASETS[name]["options"])
+            label = "photos (a folder of 800 JPEG crops of scikit-learn's two photos, 8 regions = 8 classes, read at 16x16 RGB)"
+        else:
+            b, label = dataclasses.replace(budget, dataset=name), name
+        label += f"; {jobs} rounds (dataset x seed) at a time over {', '.join(n for n, _ in datasets)}" if jobs > 1 else ""
+        todo.append((b, target, name, label))
+
+    def one(job: tuple[Budget, float, str, str], pool: Executor | None) -> Path:
+        b, target, name, label = job
+        stem = f"compare-{name}"
+        written = compare(b, out, target, tools, seeds, probe, log=log, ray_nice=ray_nice, stem=stem, label=label, pool=pool)
+        return written[1]["summary"]
+
+    try:
+        if jobs > 1:
+            per = max(1, -(-jobs // len(todo)))  # each dataset its own share: both progress together
+            pools = [ThreadPoolExecutor(per) for _ in todo]
+            try:
+                with ThreadPoolExecutor(len(todo)) as per_dataset:
+                    summaries = list(per_dataset.map(one, todo, pools))
+            finally:
+                for pool in pools:
+                    pool.shutdown()
+        else:
+            summaries = [one(job, None) for job in todo]
+        paths = {name: path for (_, _, name, _), path in zip(todo, summaries)}
+        paths["summary"] = out / "compare.txt"
+        paths["summary"].write_text(("\n" + "=" * 100 + "\n\n").join(p.read_text() for p in summaries))
+        _printer(log)(f"wrote {paths['summary']}")
+        return paths
+    finally:
+        shutil.rmtree(folders, ignore_errors=True)
 
 
 def product_version() -> str:
@@ -95,30 +224,76 @@ def product_version() -> str:
     return commit + (" + uncommitted changes" if dirty else "")
 
 
+def dataset_label(budget: Budget) -> str:
+    name = budget.dataset if budget.dataset_path is None else f"{budget.dataset} {budget.dataset_path}"
+    return name + ("" if budget.limit is None else f" (first {budget.limit})")
+
+
+def machine() -> str:
+    """Host, CPUs and their model: every figure is dated with it."""
+    cpu = ""
+    try:
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        pass
+    return f"{platform.node()}, {os.cpu_count()} CPUs{f' ({cpu})' if cpu else ''}"
+
+
 def summary_text(
     df: pd.DataFrame,
     runs: list[ToolRun],
     budget: Budget,
     target: float,
-    started: dt.datetime,
+    context: dict[str, Any],
     tools: Sequence[str],
-    repeats: int,
+    seeds: int,
     ray_nice: bool = False,
 ) -> str:
+    started, (before, after) = context["started"], context["load"]
+    nice = os.nice(0)
     lines = [
         f"benchmarks compare, {started:%Y-%m-%d %H:%M %Z}: {budget.n_trials} trials x {budget.max_epochs} epochs, "
-        f"{budget.slots} slots, digits{'' if budget.limit is None else f' limit {budget.limit}'}, "
-        f"target val_accuracy {target:g}" + (f", median of {repeats} rounds" if repeats > 1 else ""),
-        (
-            f"product at commit {product_version()}; Ray workers at nice "
-            f"{'15 (Ray default)' if ray_nice else '0 (RAY_worker_niceness=0, like the other tools)'}"
+        f"{budget.slots} slots, {context['data']}, target val_accuracy {target:g}"
+        + (f", {seeds} seeds (medians over seeds)" if seeds > 1 else ""),
+        *(
+            [
+                f"runs so far: {len(runs)} of {context['planned'] * len(tools)} planned ({context['planned']} seeds x "
+                f"{len(tools)} tools; this file is rewritten after every run)"
+            ]
+            if len(runs) != context.get("planned", seeds) * len(tools)
+            else []
         ),
+        (
+            f"product at commit {product_version()}; machine {machine()}; load average (1, 5, 15 min) "
+            f"{' '.join(f'{v:.2f}' for v in before)} at the start, {' '.join(f'{v:.2f}' for v in after)} at the end"
+        ),
+        (
+            f"every tool at nice {nice}; Ray workers at nice "
+            f"{'15 (Ray default)' if ray_nice else f'{nice} (RAY_worker_niceness=0, like the other tools)'}"
+        ),
+        *(
+            [
+                "wall-time figures (wall, time and slot-seconds to target, overhead, utilisation) are disturbed by the "
+                "machine's other work; epochs to target is the figure load cannot change"
+            ]
+            if nice > 0 or max(before[0], after[0]) > 0.5 * (os.cpu_count() or 1)
+            else []
+        ),
+        *([f"runs that failed twice and are left out: {', '.join(context['failures'])}"] if context.get("failures") else []),
         "",
         report.format_table(df),
+        "",
+        *report.to_target_table(runs, target),
         "",
         *report.headline(df, target),
         "",
         *report.targets(df, _tracking_share(runs)),
+        "",
+        *report.compute_targets(runs, target),
         "",
         "Tools:",
         *report.describe(runs),

@@ -26,6 +26,7 @@ from benchmarks.common import COMPLETE, FAILED, PRUNED, ROOT, Budget, ToolRun, T
 LABELS = {
     "kerastuner-random": "KerasTuner RandomSearch",
     "kerastuner-hyperband": "KerasTuner Hyperband",
+    "kerastuner-bayes": "KerasTuner BayesianOptimization",
     "raytune-optuna": "Ray Tune + OptunaSearch (plain)",
     "optuna": "Optuna alone (n_jobs)",
 }
@@ -177,9 +178,21 @@ def run_optuna(budget: Budget, workdir: Path) -> dict[str, Any]:
 _KT_STATE: dict[str, Any] = {"record": None, "pending_start": 0.0}
 
 
-def run_kerastuner(budget: Budget, workdir: Path, hyperband: bool) -> dict[str, Any]:
-    """RandomSearch(max_trials=N) or Hyperband(max_epochs=E, factor=3), capped at N KerasTuner
-    trials; one trial at a time in one process (KerasTuner has no parallel slots on one machine)."""
+def _startup_trials() -> int:
+    """The product's TPE random start-up trials (conf/sampler/tpe.yaml)."""
+    import yaml
+
+    from benchmarks.common import CONF
+
+    return int(yaml.safe_load((CONF / "sampler" / "tpe.yaml").read_text())["n_startup_trials"])
+
+
+def run_kerastuner(budget: Budget, workdir: Path, kind: str) -> dict[str, Any]:
+    """RandomSearch(max_trials=N), Hyperband(max_epochs=E, factor=3) capped at N KerasTuner
+    trials, or BayesianOptimization(max_trials=N) with as many random initial points as the
+    product's TPE start-up (KerasTuner's default, 3 x 6 dimensions = 18, would leave no Bayesian
+    trial in a budget of 12); one trial at a time in one process (no parallel slots on one machine)."""
+    hyperband = kind == "hyperband"
     import importlib.util
 
     import keras_tuner as kt
@@ -196,7 +209,7 @@ def run_kerastuner(budget: Budget, workdir: Path, hyperband: bool) -> dict[str, 
     def build(hp: Any) -> Any:
         return build_conv2d(_params(kerastuner_space(hp)), data["input_shape"], data["num_classes"])
 
-    base = kt.Hyperband if hyperband else kt.RandomSearch
+    base = {"random": kt.RandomSearch, "hyperband": kt.Hyperband, "bayes": kt.BayesianOptimization}[kind]
 
     class Timed(base):  # type: ignore[misc, valid-type]
         """Only timestamps: a trial runs from the tuner's request for it to its end."""
@@ -221,13 +234,15 @@ def run_kerastuner(budget: Budget, workdir: Path, hyperband: bool) -> dict[str, 
         "objective": "val_accuracy",
         "seed": budget.seed,
         "directory": str(workdir),
-        "project_name": "hyperband" if hyperband else "random",
+        "project_name": kind,
         "overwrite": True,
         "max_consecutive_failed_trials": budget.n_trials + 1,  # infeasible points fail; go on as the others do
     }
     if hyperband:
         tuner = Timed(build, max_epochs=budget.max_epochs, factor=budget.reduction_factor, hyperband_iterations=100, **common)
         tuner.oracle.max_trials = budget.n_trials  # the same trial budget (KerasTuner counts promotions as trials)
+    elif kind == "bayes":
+        tuner = Timed(build, max_trials=budget.n_trials, num_initial_points=_startup_trials(), **common)
     else:
         tuner = Timed(build, max_trials=budget.n_trials, **common)
     callback = _keras_timing_callback(None)  # type: ignore[arg-type]  # reads _KT_STATE: KerasTuner deep-copies callbacks
@@ -245,7 +260,8 @@ def run_kerastuner(budget: Budget, workdir: Path, hyperband: bool) -> dict[str, 
         "slots": 1,
         "early_stopping": f"Hyperband (factor {budget.reduction_factor})" if hyperband else "none",
         "notes": "no parallel slots: one trial at a time in one process"
-        + ("; promotions of a config are separate KerasTuner trials" if hyperband else ""),
+        + ("; promotions of a config are separate KerasTuner trials" if hyperband else "")
+        + (f"; Gaussian process after {_startup_trials()} random points (the product's TPE start-up)" if kind == "bayes" else ""),
     }
 
 
@@ -338,8 +354,9 @@ def run_raytune(budget: Budget, workdir: Path) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------- process plumbing
 
 RUNNERS = {
-    "kerastuner-random": lambda b, w: run_kerastuner(b, w, hyperband=False),
-    "kerastuner-hyperband": lambda b, w: run_kerastuner(b, w, hyperband=True),
+    "kerastuner-random": lambda b, w: run_kerastuner(b, w, "random"),
+    "kerastuner-hyperband": lambda b, w: run_kerastuner(b, w, "hyperband"),
+    "kerastuner-bayes": lambda b, w: run_kerastuner(b, w, "bayes"),
     "raytune-optuna": run_raytune,
     "optuna": run_optuna,
 }

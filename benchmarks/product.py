@@ -46,6 +46,13 @@ def command(budget: Budget, out: Path, name: str) -> list[str]:
         f"scheduler.reduction_factor={budget.reduction_factor}",
         "time_budget_s=null",  # the budget is the trial count, as for the peers
     ]
+    if budget.dataset != "digits":
+        overrides.insert(0, f"dataset={budget.dataset}")  # a group choice: before the group's keys
+    if budget.dataset_path is not None:
+        overrides.append(f"dataset.path={budget.dataset_path}")
+    for key, value in (budget.dataset_options or {}).items():
+        shown = "[" + ",".join(str(v) for v in value) + "]" if isinstance(value, (list, tuple)) else value
+        overrides.append(f"dataset.{key}={shown}")
     if budget.limit is not None:
         overrides.append(f"dataset.limit={budget.limit}")
     return [sys.executable, "-m", "sweeps", "run", *overrides]

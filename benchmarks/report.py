@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -28,14 +30,31 @@ def table(runs: list[ToolRun], target: float) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*COLUMNS, "repeat"])
 
 
+TO_TARGET = ("time_to_target_s", "epochs_to_target", "slot_s_to_target")
+
+
+def censored_median(values: Sequence[float]) -> float:
+    """The median of to-target figures where a run that never reached the target counts as longer
+    than every run that did (NaN -> infinity), so misses are not dropped from the median. inf: the
+    median run did not reach it."""
+    ordered = sorted(math.inf if v is None or pd.isna(v) else float(v) for v in values)
+    if not ordered:
+        return math.nan
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
 def summary(raw: pd.DataFrame) -> pd.DataFrame:
-    """Median over repeats per tool (the raw table itself when each tool ran once), in run order."""
+    """Median over seeds per tool (the raw table itself when each tool ran once), in run order; the
+    to-target columns as censored medians (inf: the median seed did not reach the target)."""
     if raw.empty or raw["repeat"].max() == 0:
         return raw.drop(columns="repeat").reset_index(drop=True)
     order = list(dict.fromkeys(raw["tool"]))
-    numeric = [c for c in COLUMNS if c not in ("tool", "early_stopping")]
+    numeric = [c for c in COLUMNS if c not in ("tool", "early_stopping", *TO_TARGET)]
     grouped = raw.groupby("tool", sort=False)
     out = grouped[numeric].median()
+    for column in TO_TARGET:
+        out[column] = grouped[column].agg(censored_median)
     out["early_stopping"] = grouped["early_stopping"].first()
     out["slots"] = out["slots"].astype(int)  # fixed per tool: a median of it is the same count
     out = out.reindex(order).reset_index()
@@ -45,7 +64,8 @@ def summary(raw: pd.DataFrame) -> pd.DataFrame:
 def format_table(df: pd.DataFrame) -> str:
     shown = df.copy()
     shown["utilisation"] = shown["utilisation"].map(lambda v: "" if pd.isna(v) else f"{v:.0%}")
-    shown["time_to_target_s"] = shown["time_to_target_s"].map(lambda v: "not reached" if pd.isna(v) else f"{v:g}")
+    for column in TO_TARGET:
+        shown[column] = shown[column].map(lambda v: "not reached" if pd.isna(v) or v == math.inf else f"{v:g}")
     with pd.option_context("display.width", 250, "display.max_columns", 50):
         return shown.to_string(index=False)
 
@@ -175,7 +195,9 @@ def write(runs: list[ToolRun], target: float, out: Path, stem: str = "compare") 
     df = summary(raw)
     paths = {"csv": out / f"{stem}.csv", "runs_csv": out / f"{stem}_runs.csv", "png": out / f"{stem}.png"}
     df.to_csv(paths["csv"], index=False)
-    raw.to_csv(paths["runs_csv"], index=False)
+    raw.assign(seed=[run.extra.get("seed") for run in runs]).to_csv(paths["runs_csv"], index=False)
+    paths["to_target_csv"] = out / f"{stem}_to_target.csv"
+    to_target_rows(runs, target).to_csv(paths["to_target_csv"], index=False)
     plot(runs, target, paths["png"])
     records = out / f"{stem}_records"
     records.mkdir(exist_ok=True)
@@ -197,3 +219,134 @@ def format_table_generic(df: pd.DataFrame) -> str:
         shown["utilisation"] = shown["utilisation"].map(lambda v: "" if pd.isna(v) else f"{v:.0%}")
     with pd.option_context("display.width", 250, "display.max_columns", 50):
         return shown.to_string(index=False)
+
+
+# ----------------------------------------------------------------------------------- compute to target
+
+# The issue's targets for compute to target (medians over seeds).
+EPOCHS_TO_TARGET_SHARE = 0.5  # this product's epochs to target <= half of the best peer's
+SLOT_S_RULE = "below every peer's median"
+
+
+def _per_tool(runs: list[ToolRun], target: float) -> dict[str, list[dict]]:
+    by_tool: dict[str, list[dict]] = {}
+    for run in runs:
+        by_tool.setdefault(run.tool, []).append(metrics(run, target))
+    return by_tool
+
+
+def _spread(values: list[float]) -> str:
+    """median [min-max]; a seed that never reached the target shows as "miss" in place of the max."""
+    med = censored_median(values)
+    reached = [v for v in values if not pd.isna(v)]
+    if not reached:
+        return "not reached"
+    top = "miss" if len(reached) < len(values) else f"{max(reached):g}"
+    text = "not reached" if med == math.inf else f"{round(med, 1):g}"
+    return f"{text} [{min(reached):g}-{top}]" if len(values) > 1 else text
+
+
+def to_target_rows(runs: list[ToolRun], target: float) -> pd.DataFrame:
+    """Per tool over its seeds: how many reached the target and the three to-target figures as
+    censored median [min-max] (max "miss": some seed never reached it)."""
+    rows = []
+    for tool, rows_of in _per_tool(runs, target).items():
+        rows.append(
+            {
+                "tool": tool,
+                "seeds_reached": f"{sum(not pd.isna(r['epochs_to_target']) for r in rows_of)}/{len(rows_of)}",
+                "epochs_to_target": _spread([r["epochs_to_target"] for r in rows_of]),
+                "slot_s_to_target": _spread([r["slot_s_to_target"] for r in rows_of]),
+                "time_to_target_s": _spread([r["time_to_target_s"] for r in rows_of]),
+                "epochs_per_seed": " ".join(
+                    "-" if pd.isna(r["epochs_to_target"]) else f"{r['epochs_to_target']:g}" for r in rows_of
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def to_target_table(runs: list[ToolRun], target: float) -> list[str]:
+    df = to_target_rows(runs, target)
+    if df.empty:
+        return []
+    with pd.option_context("display.width", 250, "display.max_columns", 50, "display.max_colwidth", 60):
+        body = df.to_string(index=False)
+    return [
+        f"To val_accuracy {target:g}, median [min-max] over seeds (miss: a seed that never reached it; it counts as "
+        "longer than every seed that did). epochs: all trials' epochs until the first at the target (the machine's "
+        "speed and load cannot change it); slot_s: the seconds trials held their slots until then; time: from launch:",
+        body,
+    ]
+
+
+def compute_targets(runs: list[ToolRun], target: float) -> list[str]:
+    """The issue's compute-to-target targets, MET or MISSED with by how much."""
+    by_tool = _per_tool(runs, target)
+    if PRODUCT not in by_tool or len(by_tool) < 2:
+        return []
+    med = {
+        tool: {k: censored_median([r[k] for r in rows]) for k in ("epochs_to_target", "slot_s_to_target")}
+        for tool, rows in by_tool.items()
+    }
+    mine, peers = med.pop(PRODUCT), med
+    n = len(by_tool[PRODUCT])
+    out = [f"Compute-to-target targets for this product (medians over {n} seed{'s' if n > 1 else ''}):"]
+
+    def fmt(v: float) -> str:
+        return "not reached" if v == math.inf or pd.isna(v) else f"{round(v, 1):g}"
+
+    best_tool = min(peers, key=lambda t: peers[t]["epochs_to_target"])
+    best = peers[best_tool]["epochs_to_target"]
+    limit = best * EPOCHS_TO_TARGET_SHARE
+    e = mine["epochs_to_target"]
+    if e == math.inf:
+        verdict = "MISSED", "this product's median seed did not reach the target"
+    elif e <= limit:
+        verdict = "MET", f"{e / best:.2f}x the best peer's" if best not in (0, math.inf) else "no peer's median seed reached it"
+    else:
+        verdict = "MISSED", f"by {e - limit:g} epochs ({e / best:.2f}x the best peer's, the target is 0.5x)"
+    out.append(
+        f"  [{verdict[0]}] epochs to target {fmt(e)} <= half of the best peer's median ({best_tool} {fmt(best)} -> "
+        f"<= {fmt(limit)}): {verdict[1]}"
+    )
+    s = mine["slot_s_to_target"]
+    worse = [(t, v["slot_s_to_target"]) for t, v in peers.items() if not s < v["slot_s_to_target"]]
+    listing = ", ".join(
+        f"{t} {fmt(v['slot_s_to_target'])}"
+        + ("" if v["slot_s_to_target"] in (0, math.inf) or s == math.inf else f" ({s / v['slot_s_to_target']:.2f}x)")
+        for t, v in peers.items()
+    )
+    if not worse:
+        out.append(f"  [MET] slot-seconds to target {fmt(s)} < every peer's median: {listing}")
+    else:
+        by = "; ".join(
+            f"{t} {fmt(v)}" + ("" if s == math.inf or v == math.inf else f": {s - v:.1f} slot-s more ({s / v:.2f}x)")
+            for t, v in worse
+        )
+        out.append(f"  [MISSED] slot-seconds to target {fmt(s)} < every peer's median: not below {by} (all: {listing})")
+    return out
+
+
+def retarget(summary: Path, target: float) -> Path:
+    """The to-target figures of a finished comparison at another target, from its stored records
+    (`STEM_records/*.json`, the runs themselves): writes STEM_at_TARGET.txt beside `summary`, headed
+    by the comparison's own date, commit, machine and load lines."""
+    stem = summary.name.removesuffix(".txt")
+    runs = [ToolRun.from_dict(json.loads(p.read_text())) for p in sorted((summary.parent / f"{stem}_records").glob("*.json"))]
+    order = list(dict.fromkeys(r.tool for r in sorted(runs, key=lambda r: (r.extra.get("seed", 0), r.launched))))
+    runs.sort(key=lambda r: (r.extra.get("seed", 0), order.index(r.tool)))
+    header = summary.read_text().split("\n\n", 1)[0]
+    lines = [
+        f"{stem} at target val_accuracy {target:g}: the same runs as {summary.name} (its header below), re-read from "
+        f"{stem}_records/ by python -m benchmarks retarget {summary.name} {target:g}",
+        "",
+        header,
+        "",
+        *to_target_table(runs, target),
+        "",
+        *compute_targets(runs, target),
+    ]
+    out = summary.parent / f"{stem}_at_{target:g}.txt"
+    out.write_text("\n".join(lines) + "\n")
+    return out
