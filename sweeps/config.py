@@ -59,6 +59,7 @@ class SchedulerSettings:
 @dataclass(frozen=True)
 class WarmStartSettings:
     points: tuple[dict[str, Any], ...] = ()  # evaluated first, as given (searched params only)
+    from_sweep: str | None = None  # an earlier sweep whose finished trials are added as known results (sweeps.warmstart)
 
 
 @dataclass(frozen=True)
@@ -367,7 +368,14 @@ def _warm_start(raw: dict[str, Any], space: Space) -> WarmStartSettings:
                 inside = False
             if not inside:
                 raise ConfigError(label, f"{value!r} is outside the space's {key}", fix)
-    return WarmStartSettings(points=tuple(dict(p) for p in points))
+    source = raw.get("from_sweep")
+    if source is not None and not _NAME.match(str(source)):
+        raise ConfigError(
+            "warm_start.from_sweep",
+            f"{source!r} is not a sweep name",
+            "write warm_start.from_sweep=<an earlier sweep's name>, or null",
+        )
+    return WarmStartSettings(points=tuple(dict(p) for p in points), from_sweep=None if source is None else str(source))
 
 
 def _objectives(raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:

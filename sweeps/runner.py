@@ -612,10 +612,12 @@ def run_sweep(
     n_trials: int | None = None,
     experiment: str | None = None,
     continuations: tuple[Continuation, ...] = (),
+    warm_start: tuple[optuna.trial.FrozenTrial, ...] = (),
 ) -> SweepRun:
     """Run n_trials (default cfg.n_trials) trials into the sweep's study, the `continuations`
     (interrupted trials, each from its checkpoint) first; `experiment` names Ray's result folder
-    (a resumed sweep gets a fresh one beside the first)."""
+    (a resumed sweep gets a fresh one beside the first). `warm_start`: an earlier sweep's finished
+    trials (sweeps.warmstart), added to a fresh study before its first proposal."""
     started = time.monotonic()
     start_ray(cfg)
     storage = open_storage(cfg.output_dir, cfg.tracking.study_storage)
@@ -634,6 +636,8 @@ def run_sweep(
         objective_keys=[objective_key(m) for m in metrics],
         continuations=continuations,
     )
+    if fresh and warm_start:
+        search._ot_study.add_trials(warm_start)
     callback = TrackingCallback(tracker, search, metrics, progress)
     limit = FailureLimit(callback, cfg.max_failures, cfg.max_failure_rate)
     goal = GoalReached(callback, cfg.metric, cfg.mode, cfg.stop_at)
