@@ -27,7 +27,7 @@ REPORTED_METRICS = ("val_accuracy", "val_loss", "train_accuracy", "train_loss")
 OBJECTIVE_METRICS = (*REPORTED_METRICS, "params", "flops")  # params/flops: known before training
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "gp", "qmc", "nsga2")
 SINGLE_OBJECTIVE_SAMPLERS = ("cmaes",)
-SCHEDULERS = ("asha", "hyperband", "median", "none")  # = sweeps.runner.SCHEDULERS (held equal by a test)
+SCHEDULERS = ("asha", "hyperband", "median", "none", "pbt")  # = sweeps.runner.SCHEDULERS (held equal by a test)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -54,6 +54,8 @@ class SchedulerSettings:
     grace_period: int = 1
     reduction_factor: int = 3
     min_samples: int = 3  # median: trials whose results make the median
+    perturbation_interval: int = 2  # pbt: epochs between exploit/explore steps (checkpoints there)
+    quantile_fraction: float = 0.25  # pbt: the bottom fraction clones the top fraction
 
 
 @dataclass(frozen=True)
@@ -435,6 +437,56 @@ def _sampler(raw: dict[str, Any], space: Space, objectives: tuple[tuple[str, str
     )
 
 
+def pbt_mutations(space: Space) -> dict[str, Any]:
+    """The params PBT explores: the continuous ones (learning_rate, dropout, a regularizer's
+    strength, ...) that every model of the space has; architecture params stay as sampled."""
+    from sweeps.space import is_active
+
+    return {
+        key: dist
+        for key, dist in space.searched.items()
+        if type(dist).__name__ == "FloatDistribution" and dist.step is None and is_active(key, {})
+    }
+
+
+def _pbt_population(
+    scheduler: SchedulerSettings,
+    sampler: SamplerSettings,
+    space: Space,
+    max_epochs: int,
+    explicit: frozenset[str],
+    raw: dict[str, Any],
+) -> tuple[SamplerSettings, dict[str, Any]]:
+    """Tune's PBT refuses a searcher (it rewrites a trial's config mid-run, which a searcher's
+    record of that trial cannot follow): its population is sampled at random from the space."""
+    if not pbt_mutations(space):
+        raise ConfigError(
+            "scheduler",
+            "pbt explores continuous params, and this space searches none that every model has",
+            "search one, e.g. space.learning_rate='tag(log,interval(1e-4,1e-2))' or space.dropout='interval(0,0.5)'",
+        )
+    if scheduler.quantile_fraction > 0.5:
+        raise ConfigError(
+            "scheduler.quantile_fraction",
+            f"{scheduler.quantile_fraction:g} is more than half the population",
+            "set scheduler.quantile_fraction to at most 0.5 (default 0.25)",
+        )
+    if scheduler.perturbation_interval >= max_epochs:
+        raise ConfigError(
+            "scheduler.perturbation_interval",
+            f"{scheduler.perturbation_interval} leaves no step before max_epochs={max_epochs}",
+            f"set scheduler.perturbation_interval below {max_epochs}, or raise max_epochs",
+        )
+    if sampler.name != "random" and "sampler" in explicit:
+        raise ConfigError(
+            "sampler",
+            f"scheduler=pbt cannot run under sampler={sampler.name}: Tune's PBT refuses a searcher, and a model-based "
+            "sampler would learn from values reached by configs PBT changed mid-trial",
+            "leave sampler out (PBT's population is sampled at random from the space, seeded), or use another scheduler",
+        )
+    return replace(sampler, name="random"), {**raw, "sampler": {**raw.get("sampler", {}), "name": "random"}}
+
+
 def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> SweepConfig:
     """`explicit`: the keys the user set on the command line (see `explicit_keys`)."""
     name = str(raw.get("name"))
@@ -456,6 +508,12 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
         if "reduction_factor" in sc
         else 3,
         min_samples=_number(sc, "min_samples", int, 1, label="scheduler.min_samples") if "min_samples" in sc else 3,
+        perturbation_interval=_number(sc, "perturbation_interval", int, 1, label="scheduler.perturbation_interval")
+        if "perturbation_interval" in sc
+        else 2,
+        quantile_fraction=_number(sc, "quantile_fraction", float, 0, label="scheduler.quantile_fraction")
+        if "quantile_fraction" in sc
+        else 0.25,
     )
     graced = scheduler.name in ("asha", "median")
     if graced and scheduler.grace_period > max_epochs and "scheduler.grace_period" not in explicit:
@@ -474,6 +532,8 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
         key = exc.key if exc.key.startswith("model.") else f"space.{exc.key}"
         raise ConfigError(key, exc.problem, exc.fix) from None
     sampler = _sampler(sm, space, objectives)
+    if scheduler.name == "pbt":
+        sampler, raw = _pbt_population(scheduler, sampler, space, max_epochs, explicit, raw)
     n_trials = _number(raw, "n_trials", int, 1)
     if sampler.grid is not None:
         n_trials = min(n_trials, grid_size(sampler.grid))  # a grid has no more points to try
