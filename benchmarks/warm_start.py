@@ -102,7 +102,9 @@ def main(argv: list[str] | None = None) -> int:
                 cells.append(f"{'' if reached else '>'}{spent} epochs")
             lines.append(f"{seed:>4}  {cells[0]:>12}  {cells[1]:>30}")
             print(lines[-1], flush=True)
-        lines.append(f"('>N': not reached in the sweep's {args.trials} trials, N epochs trained; run took {time.monotonic() - started:.0f} s)")
+        lines.append(
+            f"('>N': not reached in the sweep's {args.trials} trials, N epochs trained; run took {time.monotonic() - started:.0f} s)"
+        )
     finally:
         shutil.rmtree(out, ignore_errors=True)
     text = "\n".join(lines) + "\n"

@@ -586,7 +586,7 @@ def start_ray(cfg: SweepConfig) -> dict[str, float]:
             logging_level="INFO" if cfg.verbose else "ERROR",
             # On a cluster the job's runtime env (its working_dir) must stay the driver's: a new one
             # here would drop the job's reference to that folder, and Ray would delete it under us.
-            runtime_env=None if on_cluster else {"env_vars": env},
+            runtime_env=None if on_cluster else {"env_vars": env, "worker_process_setup_hook": WARM_HOOK},
         )
     if not cfg.verbose:
         # A failed trial's traceback goes to its MLflow run; the terminal gets one progress line.
@@ -638,6 +638,9 @@ def check_nodes_see(paths: list[str], folder: str) -> None:
             "or raise dataset.memory_limit_mb so the driver loads it and sends the arrays",
         )
 
+
+# Workers import Keras as Ray starts them, concurrently with the driver's own start (sweeps.trial.warm_worker).
+WARM_HOOK = "sweeps.trial.warm_worker"
 
 # A reused worker must wait for a trial that ASHA stopped to finish its current epoch before it
 # takes the next trial; Tune's default wait is 2 s, after which the next trial errors and Tune
@@ -803,7 +806,6 @@ def run_sweep(
         search = Population(study, define_by_run(cfg.space, cfg.model), n, [objective_key(m) for m in metrics], explored, points)
         search_alg: Any = None  # Tune's own, over the population as one grid of whole configs
         param_space = {MEMBER: tune.grid_search(search.configs)}
-        continuations = ()  # a member's clones are not one Optuna trial's history: a resumed PBT sweep starts new members
         print(
             f"scheduler=pbt: a population of {n} sampled at random from the space (seed {cfg.seed}); every"
             f" {cfg.scheduler.perturbation_interval} epochs the worst clone the best and explore {', '.join(explored)}"

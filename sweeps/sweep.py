@@ -540,7 +540,10 @@ def _run_and_summarise(
         tracker.use_dataset(dataset.x_train, dataset.y_train, dataset.name, dataset.source, dataset.digest)
         study = optuna.load_study(study_name=cfg.name, storage=open_storage(cfg.output_dir, cfg.tracking.study_storage))
         parent = get_run(tracking_uri, state.parent_run_id)
-        continuations = interrupted(study, parent, tracking_uri, cfg.n_trials - counted(study))
+        # PBT's members are not continued: a member's clones are no one Optuna trial's history
+        # (runner.Population); its interrupted members are recorded so, and new ones drawn.
+        limit = 0 if cfg.scheduler.name == "pbt" else cfg.n_trials - counted(study)
+        continuations = interrupted(study, parent, tracking_uri, limit)
         for c in continuations:  # epochs its snapshot holds that never reached the store
             for epoch, values in c.missing:
                 if c.run_id:
