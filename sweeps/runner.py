@@ -7,6 +7,7 @@ MLflow always agree on what happened to a trial.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import math
@@ -15,7 +16,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -566,6 +567,32 @@ def pause_epochs(cfg: SweepConfig) -> frozenset[int]:
     return frozenset(e for e in SCHEDULERS[cfg.scheduler.name].pauses(cfg) if 0 < e < cfg.max_epochs)
 
 
+@contextlib.contextmanager
+def _without_api_server() -> Iterator[None]:
+    """Ray 2.60 starts its dashboard process even with include_dashboard=False (the usage-stats
+    module alone, no frontend), and `ray.init` polls until that process has written its address:
+    a Python process importing aiohttp and the dashboard's modules on the critical path of every
+    local sweep, competing for a small machine's cores (benchmarks/startup.py measures it). A local
+    sweep uses nothing it serves (no dashboard, job or state API), so `ray.init` starts it not.
+    A cluster started by `ray start` keeps its own. Ray's private Node.start_api_server: where a
+    Ray upgrade removes it, nothing is skipped."""
+    from ray._private import node
+
+    original = getattr(node.Node, "start_api_server", None)
+    if original is None:
+        yield
+        return
+
+    def skip(self: Any, *, include_dashboard: bool | None, raise_on_failure: bool) -> None:
+        self._webui_url = ""  # as a minimal Ray install leaves it
+
+    node.Node.start_api_server = skip
+    try:
+        yield
+    finally:
+        node.Node.start_api_server = original
+
+
 def start_ray(cfg: SweepConfig) -> dict[str, float]:
     """Start (or join, with RAY_ADDRESS) Ray and check that one trial's resources exist at all,
     so a sweep asking for GPUs on a machine without any says so instead of waiting forever."""
@@ -574,20 +601,22 @@ def start_ray(cfg: SweepConfig) -> dict[str, float]:
         os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
     on_cluster = bool(os.environ.get("RAY_ADDRESS"))
     if not ray.is_initialized():
+        skipped = contextlib.nullcontext() if on_cluster else _without_api_server()
         env = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore", **WORKER_ENV}
         env.update({k: os.environ[k] for k in (faults.ENV, faults.ENV_DIR) if k in os.environ})
-        ray.init(
-            # "local": our own instance even when `ray start` left a cluster on this machine, which a
-            # bare ray.init() would join (found in /tmp/ray/ray_current_cluster). Clusters: RAY_ADDRESS.
-            address=None if on_cluster else "local",
-            num_cpus=None if on_cluster else cfg.resources.num_cpus,
-            include_dashboard=False,
-            log_to_driver=cfg.verbose,
-            logging_level="INFO" if cfg.verbose else "ERROR",
-            # On a cluster the job's runtime env (its working_dir) must stay the driver's: a new one
-            # here would drop the job's reference to that folder, and Ray would delete it under us.
-            runtime_env=None if on_cluster else {"env_vars": env, "worker_process_setup_hook": WARM_HOOK},
-        )
+        with skipped:
+            ray.init(
+                # "local": our own instance even when `ray start` left a cluster on this machine, which a
+                # bare ray.init() would join (found in /tmp/ray/ray_current_cluster). Clusters: RAY_ADDRESS.
+                address=None if on_cluster else "local",
+                num_cpus=None if on_cluster else cfg.resources.num_cpus,
+                include_dashboard=False,
+                log_to_driver=cfg.verbose,
+                logging_level="INFO" if cfg.verbose else "ERROR",
+                # On a cluster the job's runtime env (its working_dir) must stay the driver's: a new one
+                # here would drop the job's reference to that folder, and Ray would delete it under us.
+                runtime_env=None if on_cluster else {"env_vars": env},
+            )
     if not cfg.verbose:
         # A failed trial's traceback goes to its MLflow run; the terminal gets one progress line.
         logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
@@ -638,9 +667,6 @@ def check_nodes_see(paths: list[str], folder: str) -> None:
             "or raise dataset.memory_limit_mb so the driver loads it and sends the arrays",
         )
 
-
-# Workers import Keras as Ray starts them, concurrently with the driver's own start (sweeps.trial.warm_worker).
-WARM_HOOK = "sweeps.trial.warm_worker"
 
 # A reused worker must wait for a trial that ASHA stopped to finish its current epoch before it
 # takes the next trial; Tune's default wait is 2 s, after which the next trial errors and Tune

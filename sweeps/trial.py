@@ -325,15 +325,6 @@ def train_trial(config: dict[str, Any], data: dict[str, Any], settings: TrialSet
             reporting.report(report)
 
 
-def warm_worker() -> None:
-    """Ray's `worker_process_setup_hook` for local sweeps: each worker imports Keras (TensorFlow,
-    3-6 s) as it starts, which Ray does right after `ray.init`, while the driver still opens the
-    stores, writes the parent run and sets up Tune; the first trial's epoch does not wait for it."""
-    import importlib
-
-    importlib.import_module("models.conv2d")
-
-
 def deterministic(exc: BaseException) -> bool:
     """A failure a retry cannot help (as Determined's log policies separate them): building the
     model raised, memory ran out for this model's size (TensorFlow's ResourceExhaustedError), or the
