@@ -1,6 +1,7 @@
 """Time from the command to the first trial's first epoch: this checkout against another (before).
 
     python -m benchmarks.startup --old PATH [--rounds 3]
+    python -m benchmarks.startup --ray-init [--rounds 5]   # ray.init alone, with and without the dashboard process
 
 `--old`: an older tree of this repository (e.g. `mkdir /tmp/base && git archive <commit> | tar -x -C /tmp/base`).
 Each round runs the same tiny sweep (`python -m sweeps run`, 1 trial, 1 epoch, 200 digits images, no
@@ -72,11 +73,60 @@ def one(code: Path) -> tuple[float, float]:
         shutil.rmtree(out, ignore_errors=True)
 
 
+INIT = """
+import contextlib, sys, time
+started = time.monotonic()
+import ray
+from sweeps.runner import _without_api_server
+with (_without_api_server() if sys.argv[1] == "skip" else contextlib.nullcontext()):
+    ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+print(time.monotonic() - started)
+ray.shutdown()
+"""
+
+
+def ray_init(rounds: int) -> list[str]:
+    """`import ray; ray.init(...)` alone, as the runner calls it, with Ray's dashboard process and
+    without it (sweeps.runner._without_api_server), alternating: the lever without the rest of a sweep."""
+    times: dict[str, list[float]] = {"with the dashboard process (before)": [], "without it (after)": []}
+    for _ in range(rounds):
+        for label, arg in zip(times, ("keep", "skip"), strict=True):
+            done = subprocess.run(
+                [sys.executable, "-c", INIT, arg],
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            times[label].append(float(done.stdout.strip().splitlines()[-1]))
+            print(f"ray.init {label}: {times[label][-1]:.1f} s", flush=True)
+    return [
+        f"ray.init alone, {rounds} rounds alternating: "
+        + "; ".join(
+            f"{label} median {statistics.median(v):.1f} s ({' '.join(f'{x:.1f}' for x in v)})" for label, v in times.items()
+        )
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--old", type=Path, required=True, help="the tree to compare against (before)")
+    parser.add_argument("--old", type=Path, help="the tree to compare against (before)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--ray-init", action="store_true", help="measure ray.init alone, with and without the dashboard process")
     args = parser.parse_args(argv)
+    if args.ray_init:
+        lines = ray_init(args.rounds)
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+        lines.append(
+            f"commit {commit.strip()}, {platform.node()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f},"
+            f" {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+        )
+        print("\n".join(lines))
+        (ROOT / "benchmarks" / "results" / "startup_ray_init.txt").write_text("\n".join(lines) + "\n")
+        return 0
+    if args.old is None:
+        parser.error("--old PATH is needed (or --ray-init)")
     sides = {"before": args.old.resolve(), "after": ROOT}
     figures: dict[str, list[tuple[float, float]]] = {k: [] for k in sides}
     loads = []
