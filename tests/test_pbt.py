@@ -120,8 +120,10 @@ def test_pbt_members_clone_from_the_checkpoint_pbt_hands_them_and_are_recorded(t
             epoch = int(event.split(":")[0].removeprefix("epoch "))
             at = {m.step: m.value for m in lr}  # the last value of a step: after the clone
             assert at[epoch] == pytest.approx(float(event.rsplit("learning_rate=", 1)[1]), rel=1e-5)
-            index = max(i for i, m in enumerate(lr) if m.step == epoch)
-            assert lr[index].value != lr[index - 1].value  # explored: x0.8, x1.2 or resampled
+            # explored from the source's value: x0.8, x1.2 or resampled (not the source's own)
+            source = by_tune_id[event.split("went on from trial ")[1].split()[0]]
+            theirs = [m.value for m in client.get_metric_history(source.info.run_id, "pbt/learning_rate") if m.step == epoch - 1]
+            assert theirs and at[epoch] not in theirs, (at[epoch], theirs)
         # after its last clone it went on from the source's snapshot: its epoch before is the source's
         source = by_tune_id[events[-1].split("went on from trial ")[1].split()[0]]
         theirs = [m.value for m in client.get_metric_history(source.info.run_id, "val_accuracy") if m.step == epoch - 1]
