@@ -31,7 +31,16 @@ REPORTED_METRICS = EPOCH_METRICS  # the objectives a trial reports each epoch
 OBJECTIVE_METRICS = (*REPORTED_METRICS, "params", "flops")  # params/flops: known before training
 # The lowest value of each sampler/scheduler setting an entry of sweeps.registry may read; the
 # values themselves come from conf/sampler/<name>.yaml and conf/scheduler/<name>.yaml only.
-SETTING_MINIMUM = {"n_startup_trials": 0, "population_size": 2, "grace_period": 1, "reduction_factor": 2, "min_samples": 1}
+SETTING_MINIMUM = {
+    "n_startup_trials": 0,
+    "population_size": 2,
+    "grace_period": 1,
+    "reduction_factor": 2,
+    "min_samples": 1,
+    "perturbation_interval": 1,
+    "quantile_fraction": 0.0,
+}
+FRACTIONS = ("quantile_fraction",)  # settings that are numbers, not whole numbers
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -51,11 +60,14 @@ class SchedulerSettings:
     grace_period: int | None = None
     reduction_factor: int | None = None
     min_samples: int | None = None  # median: trials whose results make the median
+    perturbation_interval: int | None = None  # pbt: epochs between exploit/explore steps (checkpoints there)
+    quantile_fraction: float | None = None  # pbt: the bottom fraction clones the top fraction
 
 
 @dataclass(frozen=True)
 class WarmStartSettings:
     points: tuple[dict[str, Any], ...] = ()  # evaluated first, as given (searched params only)
+    from_sweep: str | None = None  # an earlier sweep whose finished trials are added as known results (sweeps.warmstart)
 
 
 @dataclass(frozen=True)
@@ -380,7 +392,14 @@ def _warm_start(raw: dict[str, Any], space: Space) -> WarmStartSettings:
                 inside = False
             if not inside:
                 raise ConfigError(label, f"{value!r} is outside the space's {key}", fix)
-    return WarmStartSettings(points=tuple(dict(p) for p in points))
+    source = raw.get("from_sweep")
+    if source is not None and not _NAME.match(str(source)):
+        raise ConfigError(
+            "warm_start.from_sweep",
+            f"{source!r} is not a sweep name",
+            "write warm_start.from_sweep=<an earlier sweep's name>, or null",
+        )
+    return WarmStartSettings(points=tuple(dict(p) for p in points), from_sweep=None if source is None else str(source))
 
 
 def _objectives(raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -410,7 +429,7 @@ def _objectives(raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-def _read_settings(raw: dict[str, Any], group: str, name: str, keys: tuple[str, ...]) -> dict[str, int]:
+def _read_settings(raw: dict[str, Any], group: str, name: str, keys: tuple[str, ...]) -> dict[str, float]:
     """The settings an option reads (sweeps.registry), each from the composed config: its YAML or an override."""
     values = {}
     for key in keys:
@@ -420,7 +439,8 @@ def _read_settings(raw: dict[str, Any], group: str, name: str, keys: tuple[str, 
                 f"not set, and {group}={name} reads it",
                 f"set {key} in conf/{group}/{name}.yaml or override {group}.{key}=<integer>",
             )
-        values[key] = _number(raw, key, int, SETTING_MINIMUM[key], label=f"{group}.{key}")
+        kind = float if key in FRACTIONS else int
+        values[key] = _number(raw, key, kind, SETTING_MINIMUM[key], label=f"{group}.{key}")
     return values
 
 
@@ -448,6 +468,56 @@ def _sampler(raw: dict[str, Any], space: Space, objectives: tuple[tuple[str, str
 def _scheduler(raw: dict[str, Any]) -> SchedulerSettings:
     name = _choice(raw, "name", tuple(registry.SCHEDULERS), "scheduler.name")
     return SchedulerSettings(name=name, **_read_settings(raw, "scheduler", name, registry.SCHEDULERS[name].settings))
+
+
+def pbt_mutations(space: Space) -> dict[str, Any]:
+    """The params PBT explores: the continuous ones (learning_rate, dropout, a regularizer's
+    strength, ...) that every model of the space has; architecture params stay as sampled."""
+    from sweeps.space import is_active
+
+    return {
+        key: dist
+        for key, dist in space.searched.items()
+        if type(dist).__name__ == "FloatDistribution" and dist.step is None and is_active(key, {})
+    }
+
+
+def _pbt_population(
+    scheduler: SchedulerSettings,
+    sampler: SamplerSettings,
+    space: Space,
+    max_epochs: int,
+    explicit: frozenset[str],
+    raw: dict[str, Any],
+) -> tuple[SamplerSettings, dict[str, Any]]:
+    """Tune's PBT refuses a searcher (it rewrites a trial's config mid-run, which a searcher's
+    record of that trial cannot follow): its population is sampled at random from the space."""
+    if not pbt_mutations(space):
+        raise ConfigError(
+            "scheduler",
+            "pbt explores continuous params, and this space searches none that every model has",
+            "search one, e.g. space.learning_rate='tag(log,interval(1e-4,1e-2))' or space.dropout='interval(0,0.5)'",
+        )
+    if scheduler.quantile_fraction > 0.5:
+        raise ConfigError(
+            "scheduler.quantile_fraction",
+            f"{scheduler.quantile_fraction:g} is more than half the population",
+            "set scheduler.quantile_fraction to at most 0.5 (default 0.25)",
+        )
+    if scheduler.perturbation_interval >= max_epochs:
+        raise ConfigError(
+            "scheduler.perturbation_interval",
+            f"{scheduler.perturbation_interval} leaves no step before max_epochs={max_epochs}",
+            f"set scheduler.perturbation_interval below {max_epochs}, or raise max_epochs",
+        )
+    if sampler.name != "random" and "sampler" in explicit:
+        raise ConfigError(
+            "sampler",
+            f"scheduler=pbt cannot run under sampler={sampler.name}: Tune's PBT refuses a searcher, and a model-based "
+            "sampler would learn from values reached by configs PBT changed mid-trial",
+            "leave sampler out (PBT's population is sampled at random from the space, seeded), or use another scheduler",
+        )
+    return replace(sampler, name="random"), {**raw, "sampler": {**raw.get("sampler", {}), "name": "random"}}
 
 
 def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> SweepConfig:
@@ -482,6 +552,8 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
         key = exc.key if exc.key.startswith("model.") else f"space.{exc.key}"
         raise ConfigError(key, exc.problem, exc.fix) from None
     sampler = _sampler(sm, space, objectives)
+    if scheduler.name == "pbt":
+        sampler, raw = _pbt_population(scheduler, sampler, space, max_epochs, explicit, raw)
     n_trials = _number(raw, "n_trials", int, 1)
     if sampler.grid is not None:
         n_trials = min(n_trials, grid_size(sampler.grid))  # a grid has no more points to try

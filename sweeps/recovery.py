@@ -120,4 +120,6 @@ def reconcile(study: optuna.Study, tracker: SweepTracker, parent: RunRecord, lab
 
 def counted(study: optuna.Study) -> int:
     """Trials that used up the sweep's budget (running, interrupted and never-run ones do not)."""
-    return sum(t.state.is_finished() and outcome_of(t) in COUNTED for t in study.get_trials(deepcopy=False))
+    from sweeps.warmstart import own_trials
+
+    return sum(t.state.is_finished() and outcome_of(t) in COUNTED for t in own_trials(study.get_trials(deepcopy=False)))

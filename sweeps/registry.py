@@ -142,6 +142,14 @@ SCHEDULERS: dict[str, Scheduler] = {
         stop_epochs="sweeps.runner:from_grace",
     ),
     "none": Scheduler("sweeps.runner:fifo", "every trial trains max_epochs (FIFO)"),
+    "pbt": Scheduler(
+        "sweeps.runner:pbt",
+        "Ray Tune's population-based training: the worst trials clone the best's checkpoints and explore continuous params"
+        " (its own random population: Tune's PBT refuses a searcher)",
+        settings=("perturbation_interval", "quantile_fraction"),
+        # it stops none: a trial it exploits goes on from another's checkpoint; it may pause one at each step
+        pause_epochs="sweeps.runner:pbt_steps",
+    ),
 }
 
 DATASETS: dict[str, Dataset] = {

@@ -36,6 +36,7 @@ from sweeps.errors import ConfigError
 from sweeps.metrics import EPOCH_METRICS
 from sweeps.outcomes import state_name
 from sweeps.search import open_storage
+from sweeps.warmstart import own_trials
 
 if TYPE_CHECKING:
     from tracking import RunRecord
@@ -122,7 +123,7 @@ def build_trials_frame(study: optuna.Study, runs: Mapping[str, RunRecord]) -> pd
     epochs); `epochs` (epochs reported); `duration_s`; `node` (MLflow tag `sweeps.node`, or "");
     `mlflow_run_id`. `runs` maps MLflow run ids to trial runs with their histories.
     """
-    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    trials = sorted(own_trials(study.get_trials(deepcopy=False)), key=lambda t: t.number)  # not a warm start's
     n_objectives = len(study.directions)
     matched = _match_runs(trials, runs)
     params = sorted({name for t in trials for name in t.params})
@@ -210,7 +211,7 @@ def _objective_names(study: optuna.Study, metric: str | None) -> list[str]:
 
 
 def _completed(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return own_trials(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
 
 
 def can_rank_params(study: optuna.Study) -> bool:

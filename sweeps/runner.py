@@ -7,6 +7,7 @@ MLflow always agree on what happened to a trial.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import math
@@ -15,6 +16,7 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback  # noqa: E402
-from ray.tune.schedulers import TrialScheduler  # noqa: E402
+from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler  # noqa: E402
 from ray.tune.search.optuna import OptunaSearch  # noqa: E402
 from ray.tune.stopper import CombinedStopper  # noqa: E402
 
@@ -47,18 +49,23 @@ from sweeps.search import make_sampler, one_read, open_storage  # noqa: E402
 from sweeps.space import define_by_run  # noqa: E402
 from sweeps.sysmetrics import system_metrics  # noqa: E402
 from sweeps.trial import (  # noqa: E402
+    CLONED_FROM,
     CONTINUES,
     EPOCH,
     EPOCH_METRICS,
+    EXPLORED_PREFIX,
     FAILED_ERROR,
     FINISHED,
     INFEASIBLE,
+    MEMBER,
+    MEMBER_NUMBER,
     MODEL_FILE,
     TrialSettings,
     best_key,
     objective_key,
     reached_goal,
     train_trial,
+    trial_params,
 )
 from sweeps.writebehind import WriteBehind  # noqa: E402
 from tracking import RunStatus, SweepTracker  # noqa: E402
@@ -135,13 +142,93 @@ class SweepSearch(OptunaSearch):
         self._completed_trials.add(trial_id)
 
 
+class Population(tune.Callback):
+    """scheduler=pbt's own search and its Optuna records. Tune's PBT refuses a searcher: it rewrites
+    a trial's config when the trial clones a better one, which a searcher's record of that trial
+    cannot follow. So the population (n_trials members) is asked from the sweep's study up front,
+    sampled at random from the space with the sweep's seed (warm_start.points first), and given to
+    Tune as fixed configs; each member is told to Optuna when it ends, as SweepSearch tells its
+    trials, with the params it ended with (`pbt_final_params`) beside the ones it started with."""
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        suggest: Callable[[optuna.Trial], None],
+        n: int,
+        objective_keys: list[str],
+        explored: tuple[str, ...],
+        points: list[dict] | None = None,
+    ) -> None:
+        self._ot_study, self._objective_keys, self._explored = study, objective_keys, explored
+        for point in points or []:
+            study.enqueue_trial(point, skip_if_exists=True)
+        self._members: dict[int, optuna.Trial] = {}
+        for _ in range(n):
+            member = study.ask()
+            suggest(member)
+            self._members[member.number] = member
+        self.configs = [{**m.params, MEMBER_NUMBER: number} for number, m in self._members.items()]
+        self._ot_trials: dict[str, optuna.Trial] = {}
+        self.continued: dict[str, Continuation] = {}  # a resumed PBT sweep continues no trial
+        self._last: dict[str, tuple[dict, dict]] = {}  # tune trial id -> last result, config then
+        self._reported: dict[str, set[int]] = {}
+        self._told: set[str] = set()
+        self.records = WriteBehind("optuna-writer")  # the newest checkpoint's path, as SweepSearch's
+
+    def optuna_trial(self, trial_id: str) -> optuna.Trial | None:
+        return self._ot_trials.get(trial_id)
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if trial.trial_id not in self._ot_trials:  # its own config, before any clone copied another's
+            self._ot_trials[trial.trial_id] = self._members[int(trial.config[MEMBER][MEMBER_NUMBER])]
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        self._last[trial.trial_id] = (result, dict(trial.config))
+        ot_trial = self._ot_trials.get(trial.trial_id)
+        if ot_trial is None or result.get(INFEASIBLE) or result.get(FAILED_ERROR) or trial.trial_id in self._told:
+            return
+        epoch, seen = int(result.get(EPOCH, 0)), self._reported.setdefault(trial.trial_id, set())
+        metric = self._objective_keys[0].removeprefix("best_")
+        if len(self._ot_study.directions) == 1 and metric in result and epoch not in seen:
+            ot_trial.report(float(result[metric]), epoch)  # as SweepSearch does: by epoch
+            seen.add(epoch)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._tell(trial, error=False)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._tell(trial, error=True)
+
+    def _tell(self, trial: Any, error: bool) -> None:
+        ot_trial = self._ot_trials.get(trial.trial_id)
+        if ot_trial is None or trial.trial_id in self._told:
+            return
+        self.records.settle(trial.trial_id)
+        result, config = self._last.pop(trial.trial_id, (trial.last_result, dict(trial.config)))
+        outcome = trial_outcome(result, error)
+        ot_trial.set_user_attr("outcome", outcome.value)
+        final = trial_params(config)
+        if final != ot_trial.params:
+            ot_trial.set_user_attr("pbt_final_params", final)
+        if outcome is Outcome.INFEASIBLE:
+            ot_trial.set_user_attr("infeasible_reason", str(result[INFEASIBLE]))
+        if outcome is Outcome.COMPLETE:
+            values = [float(result[key]) for key in self._objective_keys]
+            self._ot_study.tell(ot_trial, values if len(values) > 1 else values[0])
+        else:
+            state = optuna.trial.TrialState.FAIL if outcome is Outcome.FAILED else optuna.trial.TrialState.PRUNED
+            self._ot_study.tell(ot_trial, state=state)
+        self._told.add(trial.trial_id)
+
+
 class KeepBestCheckpoints(tune.Callback):
     """Keeps one checkpoint per trial, its newest, and deletes the checkpoints of finished trials
     outside the sweep's best k (sweeps.checkpoints); a 1,000-trial sweep keeps k models, not 1,000.
     Failed, pruned and infeasible trials keep none."""
 
-    def __init__(self, keep: int | None, metric: str, mode: str, tracking: TrackingCallback) -> None:
+    def __init__(self, keep: int | None, metric: str, mode: str, tracking: TrackingCallback, newest_only: bool = True) -> None:
         self.book, self.key, self.tracking = BestCheckpoints(keep, mode), best_key(metric), tracking
+        self.newest_only = newest_only  # False under PBT: Tune keeps the few a clone may still be reading
         self.folders: dict[str, Path] = {}
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -159,6 +246,8 @@ class KeepBestCheckpoints(tune.Callback):
         # PBT goes on from: the older ones go. (Tune's own CheckpointConfig(num_to_keep) would do
         # this, but forces a snapshot of the whole experiment's state, every trial's, at each
         # checkpoint: quadratic in the trials, and the product resumes from its own records.)
+        if not self.newest_only:
+            return
         newest = Path(checkpoint.path)
         for older in newest.parent.glob("checkpoint_*"):
             if older != newest:
@@ -181,8 +270,15 @@ class KeepBestCheckpoints(tune.Callback):
 class TrackingCallback(tune.Callback):
     """Mirrors every Tune trial into a nested MLflow run, from the driver process."""
 
-    def __init__(self, tracker: SweepTracker, search: SweepSearch, objectives: list[str], progress: Progress) -> None:
+    def __init__(
+        self,
+        tracker: SweepTracker,
+        search: SweepSearch | Population,
+        objectives: list[str],
+        progress: Progress,
+    ) -> None:
         self.tracker, self.search, self.progress = tracker, search, progress
+        self.clones: dict[str, list[str]] = {}  # tune trial id -> its PBT exploits, described
         self.first_key = best_key(objectives[0])
         self.best_keys = [best_key(m) for m in objectives if m in EPOCH_METRICS]
         self.run_ids: dict[str, str] = {}
@@ -194,7 +290,7 @@ class TrackingCallback(tune.Callback):
             return  # a retry restarts the same trial: same run
         ot_trial = self.search.optuna_trial(trial.trial_id)
         number = ot_trial.number if ot_trial is not None else -1
-        params = {k: v for k, v in trial.config.items() if k != CONTINUES}
+        params = trial_params(trial.config)
         tags = {"tune.trial_id": trial.trial_id, "optuna.trial_number": str(number)}
         continued = self.search.continued.get(trial.trial_id)
         if continued is not None and continued.run_id:
@@ -224,6 +320,12 @@ class TrackingCallback(tune.Callback):
         values["epoch_time_s"] = result.get("time_this_iter_s", math.nan)
         values["worker_rss_mb"] = result.get("worker_rss_mb", math.nan)
         values.update(system_metrics(result))  # system/...: the UI's System metrics tab
+        # PBT's explored params, as the trial trained this epoch with them (its config may already
+        # hold the next clone's: Tune changes it while the epoch after a step still runs).
+        explored = {k: float(v) for k, v in result.items() if k.startswith(EXPLORED_PREFIX)}
+        values.update(explored)
+        if result.get(CLONED_FROM):
+            self._cloned(trial, str(result[CLONED_FROM]), step, explored)
         if "node_id" in result:
             self.nodes.add(str(result["node_id"]))
         if result["training_iteration"] == 1:  # fixed by the architecture and the placement: logged once per start
@@ -233,6 +335,20 @@ class TrackingCallback(tune.Callback):
                 {f"sweeps.{k}": str(result[k]) for k in ("node", "node_id", "device") if k in result},
             )
         self.tracker.log_metrics(self.run_ids[trial.trial_id], values, step=step)
+
+    def _cloned(self, trial: Any, source: str, step: int, explored: dict[str, float]) -> None:
+        """PBT's exploit, recorded on the trial's run: which trial it cloned, from which epoch, with
+        which explored values (the time series pbt/<param> holds them epoch by epoch)."""
+        values = ", ".join(f"{k.removeprefix(EXPLORED_PREFIX)}={v:.6g}" for k, v in explored.items())
+        source_run = self.run_ids.get(source, "?")
+        self.clones.setdefault(trial.trial_id, []).append(
+            f"epoch {step}: went on from trial {source} (run {source_run}) at epoch {step - 1}, {values}"
+        )
+        run_id = self.run_ids[trial.trial_id]
+        self.tracker.set_tags(
+            run_id,
+            {"sweeps.pbt_clones": "; ".join(self.clones[trial.trial_id])[:5000], "sweeps.pbt_last_clone_of": source_run},
+        )
 
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
         # Where the best epoch's model lies (each checkpoint holds the trial's best epoch so far), for the summary
@@ -389,6 +505,48 @@ def from_grace(cfg: SweepConfig) -> frozenset[int]:
     return frozenset(range(cfg.scheduler.grace_period, cfg.max_epochs))
 
 
+@dataclass(frozen=True)
+class _KeepInside:
+    """PBT's explore step multiplies a value by 0.8 or 1.2: the result is kept inside the space."""
+
+    bounds: dict[str, tuple[float, float]]
+
+    def __call__(self, config: dict) -> dict:
+        member = config[MEMBER]
+        inside = {k: min(max(float(member[k]), lo), hi) for k, (lo, hi) in self.bounds.items() if k in member}
+        return {**config, MEMBER: {**member, **inside}}
+
+
+class _PBT(PopulationBasedTraining):
+    """Tune's PBT, which perturbs at any result: not at a trial's last one (its function has
+    returned; a clone would train no epoch with the config it was given)."""
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        if result.get(FINISHED):
+            return TrialScheduler.CONTINUE
+        return super().on_trial_result(tune_controller, trial, result)
+
+
+def pbt(cfg: SweepConfig) -> TrialScheduler:
+    from sweeps.config import pbt_mutations
+
+    mutations = pbt_mutations(cfg.space)
+    return _PBT(
+        time_attr=EPOCH,
+        perturbation_interval=cfg.scheduler.perturbation_interval,
+        quantile_fraction=cfg.scheduler.quantile_fraction,
+        hyperparam_mutations={
+            MEMBER: {k: (tune.loguniform if d.log else tune.uniform)(d.low, d.high) for k, d in mutations.items()}
+        },
+        custom_explore_fn=_KeepInside({k: (d.low, d.high) for k, d in mutations.items()}),
+    )
+
+
+def pbt_steps(cfg: SweepConfig) -> frozenset[int]:
+    """Where PBT may clone a trial (or pause it for another member): every perturbation_interval epochs."""
+    return frozenset(range(cfg.scheduler.perturbation_interval, cfg.max_epochs, cfg.scheduler.perturbation_interval))
+
+
 def fifo(cfg: SweepConfig) -> TrialScheduler:
     from ray.tune.schedulers import FIFOScheduler
 
@@ -412,6 +570,32 @@ def pause_epochs(cfg: SweepConfig) -> frozenset[int]:
     return frozenset(e for e in SCHEDULERS[cfg.scheduler.name].epochs("pause", cfg) if 0 < e < cfg.max_epochs)
 
 
+@contextlib.contextmanager
+def _without_api_server() -> Iterator[None]:
+    """Ray 2.60 starts its dashboard process even with include_dashboard=False (the usage-stats
+    module alone, no frontend), and `ray.init` polls until that process has written its address:
+    a Python process importing aiohttp and the dashboard's modules on the critical path of every
+    local sweep, competing for a small machine's cores (benchmarks/startup.py measures it). A local
+    sweep uses nothing it serves (no dashboard, job or state API), so `ray.init` starts it not.
+    A cluster started by `ray start` keeps its own. Ray's private Node.start_api_server: where a
+    Ray upgrade removes it, nothing is skipped."""
+    from ray._private import node
+
+    original = getattr(node.Node, "start_api_server", None)
+    if original is None:
+        yield
+        return
+
+    def skip(self: Any, *, include_dashboard: bool | None, raise_on_failure: bool) -> None:
+        self._webui_url = ""  # as a minimal Ray install leaves it
+
+    node.Node.start_api_server = skip
+    try:
+        yield
+    finally:
+        node.Node.start_api_server = original
+
+
 def start_ray(cfg: SweepConfig) -> dict[str, float]:
     """Start (or join, with RAY_ADDRESS) Ray and check that one trial's resources exist at all,
     so a sweep asking for GPUs on a machine without any says so instead of waiting forever."""
@@ -420,20 +604,22 @@ def start_ray(cfg: SweepConfig) -> dict[str, float]:
         os.environ.setdefault("RAY_IGNORE_UNHANDLED_ERRORS", "1")
     on_cluster = bool(os.environ.get("RAY_ADDRESS"))
     if not ray.is_initialized():
+        skipped = contextlib.nullcontext() if on_cluster else _without_api_server()
         env = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore", **WORKER_ENV}
         env.update({k: os.environ[k] for k in (faults.ENV, faults.ENV_DIR) if k in os.environ})
-        ray.init(
-            # "local": our own instance even when `ray start` left a cluster on this machine, which a
-            # bare ray.init() would join (found in /tmp/ray/ray_current_cluster). Clusters: RAY_ADDRESS.
-            address=None if on_cluster else "local",
-            num_cpus=None if on_cluster else cfg.resources.num_cpus,
-            include_dashboard=False,
-            log_to_driver=cfg.verbose,
-            logging_level="INFO" if cfg.verbose else "ERROR",
-            # On a cluster the job's runtime env (its working_dir) must stay the driver's: a new one
-            # here would drop the job's reference to that folder, and Ray would delete it under us.
-            runtime_env=None if on_cluster else {"env_vars": env},
-        )
+        with skipped:
+            ray.init(
+                # "local": our own instance even when `ray start` left a cluster on this machine, which a
+                # bare ray.init() would join (found in /tmp/ray/ray_current_cluster). Clusters: RAY_ADDRESS.
+                address=None if on_cluster else "local",
+                num_cpus=None if on_cluster else cfg.resources.num_cpus,
+                include_dashboard=False,
+                log_to_driver=cfg.verbose,
+                logging_level="INFO" if cfg.verbose else "ERROR",
+                # On a cluster the job's runtime env (its working_dir) must stay the driver's: a new one
+                # here would drop the job's reference to that folder, and Ray would delete it under us.
+                runtime_env=None if on_cluster else {"env_vars": env},
+            )
     if not cfg.verbose:
         # A failed trial's traceback goes to its MLflow run; the terminal gets one progress line.
         logging.getLogger("ray.tune").setLevel(logging.CRITICAL)
@@ -616,10 +802,12 @@ def run_sweep(
     n_trials: int | None = None,
     experiment: str | None = None,
     continuations: tuple[Continuation, ...] = (),
+    warm_start: tuple[optuna.trial.FrozenTrial, ...] = (),
 ) -> SweepRun:
     """Run n_trials (default cfg.n_trials) trials into the sweep's study, the `continuations`
     (interrupted trials, each from its checkpoint) first; `experiment` names Ray's result folder
-    (a resumed sweep gets a fresh one beside the first)."""
+    (a resumed sweep gets a fresh one beside the first). `warm_start`: an earlier sweep's finished
+    trials (sweeps.warmstart), added to a fresh study before its first proposal."""
     started = time.monotonic()
     start_ray(cfg)
     storage = open_storage(cfg.output_dir, cfg.tracking.study_storage)
@@ -627,27 +815,58 @@ def run_sweep(
     modes = [d for _, d in cfg.objectives]
     # Warm-start points go first, once: a resumed sweep's study has them already.
     fresh = cfg.name not in optuna.study.get_all_study_names(storage)
-    search = SweepSearch(
-        space=define_by_run(cfg.space, cfg.model),
-        points_to_evaluate=[dict(p) for p in cfg.warm_start.points] if fresh and cfg.warm_start.points else None,
-        metric=metrics if cfg.multi_objective else cfg.metric,
-        mode=modes if cfg.multi_objective else cfg.mode,
-        sampler=make_sampler(cfg.sampler, cfg.seed),
-        study_name=cfg.name,
-        storage=storage,
-        objective_keys=[objective_key(m) for m in metrics],
-        continuations=continuations,
-    )
+    scheduler = make_scheduler(cfg)
+    n = n_trials or cfg.n_trials
+    points = [dict(p) for p in cfg.warm_start.points] if fresh and cfg.warm_start.points else None
+    search: SweepSearch | Population
+    if isinstance(scheduler, PopulationBasedTraining):  # it refuses a searcher: its own population
+        from sweeps.config import pbt_mutations
+
+        explored = tuple(pbt_mutations(cfg.space))
+        study = optuna.create_study(
+            study_name=cfg.name,
+            storage=storage,
+            sampler=make_sampler(cfg.sampler, cfg.seed),  # random (sweeps.config): see Population
+            directions=["maximize" if m == "max" else "minimize" for m in modes],
+            load_if_exists=True,
+        )
+        if fresh and warm_start:
+            study.add_trials(warm_start)
+        search = Population(study, define_by_run(cfg.space, cfg.model), n, [objective_key(m) for m in metrics], explored, points)
+        search_alg: Any = None  # Tune's own, over the population as one grid of whole configs
+        param_space = {MEMBER: tune.grid_search(search.configs)}
+        print(
+            f"scheduler=pbt: a population of {n} sampled at random from the space (seed {cfg.seed}); every"
+            f" {cfg.scheduler.perturbation_interval} epochs the worst clone the best and explore {', '.join(explored)}"
+            " (Tune's PBT refuses a searcher, so no sampler learns from the trials)",
+            file=progress.out,
+            flush=True,
+        )
+    else:
+        explored, param_space = (), None
+        search = search_alg = SweepSearch(
+            space=define_by_run(cfg.space, cfg.model),
+            points_to_evaluate=points,
+            metric=metrics if cfg.multi_objective else cfg.metric,
+            mode=modes if cfg.multi_objective else cfg.mode,
+            sampler=make_sampler(cfg.sampler, cfg.seed),
+            study_name=cfg.name,
+            storage=storage,
+            objective_keys=[objective_key(m) for m in metrics],
+            continuations=continuations,
+        )
+        if fresh and warm_start:
+            search._ot_study.add_trials(warm_start)
     callback = TrackingCallback(tracker, search, metrics, progress)
     limit = FailureLimit(callback, cfg.max_failures, cfg.max_failure_rate)
     goal = GoalReached(callback, cfg.metric, cfg.mode, cfg.stop_at)
     interrupted = Interrupted()
-    scheduler = make_scheduler(cfg)
     settings = replace(
         settings,
         stop_epochs=stop_epochs(cfg),
         pause_epochs=pause_epochs(cfg),
         stop_at=cfg.stop_at,
+        explored=explored,
         continue_from=tuple((c.number, c.checkpoint or "") for c in continuations),
     )
     trainable = tune.with_resources(
@@ -656,13 +875,16 @@ def run_sweep(
     )
     tuner = tune.Tuner(
         trainable,
+        param_space=param_space,
         tune_config=tune.TuneConfig(
-            search_alg=search,
+            search_alg=search_alg,
             scheduler=scheduler,
             metric=cfg.metric,
             mode=cfg.mode,
-            num_samples=n_trials or cfg.n_trials,
-            max_concurrent_trials=slots(cfg, ray.cluster_resources().get("CPU", 1)),
+            num_samples=1 if explored else n,  # PBT: the grid holds the n members
+            # PBT's population is all created at once; Tune time-shares the slots (PBT pauses a member at
+            # a perturbation while others wait), so its members compare at the same epochs.
+            max_concurrent_trials=None if explored else slots(cfg, ray.cluster_resources().get("CPU", 1)),
             time_budget_s=cfg.time_budget_s,
             reuse_actors=True,
         ),
@@ -671,15 +893,18 @@ def run_sweep(
             stop=CombinedStopper(limit, goal, interrupted),
             storage_path=str(cfg.output_dir / "ray"),
             callbacks=[
+                *([search] if isinstance(search, Population) else []),  # before the tracking: maps trials first
                 callback,
-                KeepBestCheckpoints(cfg.resources.keep_checkpoints, cfg.metric, cfg.mode, callback),
+                KeepBestCheckpoints(cfg.resources.keep_checkpoints, cfg.metric, cfg.mode, callback, newest_only=not explored),
                 JsonLoggerCallback(),
                 CSVLoggerCallback(),
                 *([WarmDriverImport()] if cfg.tracking.log_best_model else []),
             ],
             verbose=2 if cfg.verbose else 0,
-            # One checkpoint per trial, its newest: KeepBestCheckpoints.on_checkpoint.
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+            # One checkpoint per trial, its newest (KeepBestCheckpoints.on_checkpoint), except under PBT,
+            # which clones a member's checkpoint of its last perturbation: a newer one must not delete it.
+            # Tune's own num_to_keep forces a snapshot of the whole experiment at each checkpoint.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if explored else None),
             failure_config=tune.FailureConfig(max_failures=cfg.resources.max_retries),
         ),
     )

@@ -383,6 +383,7 @@ def _execute(cfg: SweepConfig, state: SweepState | None, out: Any) -> Summary:
             "restore the original data to resume, or start a new sweep on the new data with name=<new name>",
         )
     _check_feasible(cfg, dataset)
+    warm = _load_warm_start(cfg) if state is None and cfg.warm_start.from_sweep else None
     # Heavy imports only once the input is known to be good.
     from sweeps import runner
     from tracking import import_store_modules, unreachable
@@ -407,13 +408,36 @@ def _execute(cfg: SweepConfig, state: SweepState | None, out: Any) -> Summary:
         if state is None:
             _prepare_output(cfg)
         with _driver_lock(cfg):
-            return _sweep(cfg, _state_under_lock(cfg, state), dataset, tracking_uri, runner, out)
+            return _sweep(cfg, _state_under_lock(cfg, state), dataset, tracking_uri, runner, out, warm)
     finally:
         runner.shutdown()
         close_storages()
 
 
-def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, tracking_uri: str, runner: Any, out: Any) -> Summary:
+def _load_warm_start(cfg: SweepConfig) -> Any:
+    """The earlier sweep's trials that warm_start.from_sweep adds (sweeps.warmstart), read before
+    anything is written; bad input stops the run here."""
+    from sweeps.warmstart import FIELD, load_warm_start
+
+    source = cfg.warm_start.from_sweep
+    assert source is not None
+    if cfg.tracking.study_storage is None and not (cfg.output_dir / "optuna.db").exists():
+        raise ConfigError(
+            FIELD, f"no sweep named {source!r}: {cfg.output_dir} holds no sweeps yet", "run that sweep first in this output_dir"
+        )
+    saved_path = cfg.output_dir / "sweeps" / source / "config.yaml"
+    saved = yaml.safe_load(saved_path.read_text()) if saved_path.is_file() else None
+    names = None
+    if isinstance(saved, dict):
+        names = [str(o).partition(":")[0] for o in saved["objectives"]] if saved.get("objectives") else [saved.get("metric")]
+    return load_warm_start(
+        source, cfg.name, open_storage(cfg.output_dir, cfg.tracking.study_storage), cfg.space, cfg.objectives, names
+    )
+
+
+def _sweep(
+    cfg: SweepConfig, state: SweepState | None, dataset: Dataset, tracking_uri: str, runner: Any, out: Any, warm: Any = None
+) -> Summary:
     from tracking import SweepTracker
 
     started = time.monotonic()
@@ -427,7 +451,7 @@ def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, trackin
         open_storage(cfg.output_dir, cfg.tracking.study_storage)
     if state is None:
         parent = tracker.start_sweep(
-            cfg.name, redact(_params(cfg)), _tags(cfg, dataset), yaml.safe_dump(redact(cfg.resolved), sort_keys=False)
+            cfg.name, redact(_params(cfg)), _tags(cfg, dataset, warm), yaml.safe_dump(redact(cfg.resolved), sort_keys=False)
         )
         state = SweepState(parent, tracker.experiment_id, tracking_uri, dataset.digest, fingerprint(cfg))
         _atomic_write(cfg.sweep_dir / "config.yaml", yaml.safe_dump(redact(cfg.resolved), sort_keys=False))
@@ -441,7 +465,7 @@ def _sweep(cfg: SweepConfig, state: SweepState | None, dataset: Dataset, trackin
     # From here every way out ends the parent run: FINISHED, FAILED with the error, KILLED on interrupt.
     previous = _sigterm_interrupts()
     try:
-        return _run_and_summarise(cfg, state, resuming, tracker, dataset, tracking_uri, runner, out, started)
+        return _run_and_summarise(cfg, state, resuming, tracker, dataset, tracking_uri, runner, out, started, warm)
     except KeyboardInterrupt:
         _end_parent(tracker, "KILLED", {"sweeps.state": "KILLED"})
         raise
@@ -494,6 +518,7 @@ def _run_and_summarise(
     runner: Any,
     out: Any,
     started: float,
+    warm: Any = None,
 ) -> Summary:
     import optuna
 
@@ -515,7 +540,10 @@ def _run_and_summarise(
         tracker.use_dataset(dataset.x_train, dataset.y_train, dataset.name, dataset.source, dataset.digest)
         study = optuna.load_study(study_name=cfg.name, storage=open_storage(cfg.output_dir, cfg.tracking.study_storage))
         parent = get_run(tracking_uri, state.parent_run_id)
-        continuations = interrupted(study, parent, tracking_uri, cfg.n_trials - counted(study))
+        # PBT's members are not continued: a member's clones are no one Optuna trial's history
+        # (runner.Population); its interrupted members are recorded so, and new ones drawn.
+        limit = 0 if cfg.scheduler.name == "pbt" else cfg.n_trials - counted(study)
+        continuations = interrupted(study, parent, tracking_uri, limit)
         for c in continuations:  # epochs its snapshot holds that never reached the store
             for epoch, values in c.missing:
                 if c.run_id:
@@ -534,6 +562,8 @@ def _run_and_summarise(
         )
     for warning in cfg.space.warnings:
         print(f"warning: space.{warning}", file=sys.stderr)
+    if warm is not None:
+        print(f"Warm start: {warm.note()}", file=out, flush=True)
     remaining = cfg.n_trials - (counted(study) if study is not None else 0)
     print(
         f"Sweep {cfg.name}: {remaining} trials to run on {dataset.name} ({len(dataset.x_train)} train / {len(dataset.x_val)} val, "
@@ -568,6 +598,7 @@ def _run_and_summarise(
             n_trials=remaining,
             experiment=cfg.name if state.segments == 1 else f"{cfg.name}-resume{state.segments - 1}",
             continuations=tuple(continuations),
+            warm_start=warm.trials if warm is not None else (),
         )
         study, stopped_because, goal_reached = result.study, result.stopped_because, result.goal_reached
         runner.release()
@@ -685,7 +716,7 @@ def _params(cfg: SweepConfig) -> dict[str, Any]:
     return params
 
 
-def _tags(cfg: SweepConfig, dataset: Dataset) -> dict[str, str]:
+def _tags(cfg: SweepConfig, dataset: Dataset, warm: Any = None) -> dict[str, str]:
     tags = {
         "sweeps.name": cfg.name,
         "sweeps.sampler": cfg.sampler.name,
@@ -697,6 +728,10 @@ def _tags(cfg: SweepConfig, dataset: Dataset) -> dict[str, str]:
         tags["sweeps.warm_start"] = (
             f"{len(cfg.warm_start.points)} given points, evaluated first: {json.dumps(list(cfg.warm_start.points))}"[:5000]
         )
+    if warm is not None:  # which sweep, how many trials, what was dropped
+        tags["sweeps.warm_start_from"] = warm.source
+        tags["sweeps.warm_start_trials"] = str(len(warm.trials))
+        tags["sweeps.warm_start_note"] = warm.note()[:5000]
     commit = _git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit
@@ -707,13 +742,15 @@ def _summarise(
     cfg: SweepConfig, study: Any, tracker: Any, dataset: Dataset, started: float, stopped_because: str | None
 ) -> Summary:
     import optuna
+    from optuna.study._multi_objective import _get_pareto_front_trials_by_trials
 
     from sweeps.outcomes import outcome_of
+    from sweeps.warmstart import own_trials
 
-    trials = study.get_trials(deepcopy=False)
+    trials = own_trials(study.get_trials(deepcopy=False))  # not those a warm start added
     counts = Counter(outcome_of(t).value for t in trials)
     completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    front = study.best_trials if completed else []
+    front = _get_pareto_front_trials_by_trials(completed, study.directions) if completed else []
     # The best trial (whose model is kept) is the front's best on the first objective.
     best = (max if cfg.mode == "max" else min)(front, key=lambda t: t.values[0]) if front else None
     pareto = (

@@ -30,6 +30,22 @@ EPOCH = "epoch"  # every report's epoch: the step its metrics are logged at, the
 # A config key set only for an interrupted trial that a resumed sweep continues: its Optuna trial
 # number, which `TrialSettings.continue_from` maps to the snapshot it goes on from.
 CONTINUES = "continues"
+# scheduler=pbt: a trial's config is {MEMBER: {**params, MEMBER_NUMBER: its Optuna trial number}}
+# (runner.Population gives Tune the population as one grid of whole configs). PBT copies the whole
+# config when it clones a trial, the number too: the runner reads it once, at the trial's start.
+MEMBER = "pbt_member"
+MEMBER_NUMBER = "optuna_trial_number"
+# Reported once by a trial that went on from another trial's checkpoint (PBT's exploit): that trial's id.
+CLONED_FROM = "pbt_cloned_from"
+EXPLORED_PREFIX = "pbt/"  # each epoch's report: pbt/<param> = the value of each param PBT explores
+
+
+def trial_params(config: dict[str, Any]) -> dict[str, Any]:
+    """The sampled params in a Tune trial's config (without the keys that only route it)."""
+    flat = config.get(MEMBER, config)
+    return {k: v for k, v in flat.items() if k not in (CONTINUES, MEMBER_NUMBER)}
+
+
 # Keys every report carries besides the per-epoch metrics.
 FINISHED = "trial_finished"  # True only on the report after the last epoch the trial meant to train
 INFEASIBLE = "infeasible_reason"
@@ -62,6 +78,7 @@ class TrialSettings:
     # Interrupted trials a resumed sweep continues: Optuna trial number -> snapshot folder ("": none).
     continue_from: tuple[tuple[int, str], ...] = ()
     stop_at: float | None = None  # the sweep's goal for the first objective: a trial reaching it ends there, complete
+    explored: tuple[str, ...] = ()  # scheduler=pbt: the params it explores, reported each epoch
 
 
 def best_key(metric: str) -> str:
@@ -192,6 +209,7 @@ class Snapshot:
     best_epoch: int
     best_weights: list[Any]
     history: list[dict[str, float]]  # each epoch's metrics up to `epoch`, for a driver that never got them
+    trial_id: str | None = None  # the Tune trial that wrote it
 
 
 def read_history(folder: Path) -> list[dict[str, float]]:
@@ -209,7 +227,13 @@ def load_snapshot(folder: Path) -> Snapshot:
     else:
         best_weights = keras.saving.load_model(folder / MODEL_FILE, compile=False).get_weights()
     return Snapshot(
-        model, int(state["epoch"]), dict(state["best"]), int(state["best_epoch"]), best_weights, list(state.get("history", []))
+        model,
+        int(state["epoch"]),
+        dict(state["best"]),
+        int(state["best_epoch"]),
+        best_weights,
+        list(state.get("history", [])),
+        state.get("trial_id"),
     )
 
 
@@ -234,18 +258,28 @@ def newest_snapshot(folders: Iterable[Path]) -> tuple[Path | None, int]:
     return best
 
 
+def _own_folder(tune: Any) -> Path | None:
+    try:
+        return Path(tune.get_context().get_storage().trial_fs_path)
+    except (AttributeError, RuntimeError):
+        return None  # no storage context (a trial run outside Tune)
+
+
 def _resume_state(tune: Any, continue_from: str | None) -> Snapshot | None:
-    """Where a trial goes on from: for a retry after a dead worker, its newest whole snapshot,
+    """Where a trial goes on from: a checkpoint of another trial, handed over by PBT's exploit,
+    exactly as given; for a retry after a dead worker or a pause, its newest whole snapshot,
     whether Tune had registered it (`get_checkpoint`) or the worker died first, having written it
     to the trial's folder; for an interrupted trial that a resumed sweep continues, the snapshot
     the sweep found for it. None: from the first epoch."""
     checkpoint = tune.get_checkpoint()
+    own = _own_folder(tune)
+    if checkpoint is not None and own is not None and not Path(checkpoint.path).resolve().is_relative_to(own.resolve()):
+        with checkpoint.as_directory() as cloned:
+            return load_snapshot(Path(cloned))  # its own newer snapshots are what PBT replaced
     with checkpoint.as_directory() if checkpoint is not None else nullcontext(None) as registered:
         folders = [Path(registered)] if registered else []
-        try:
-            folders += Path(tune.get_context().get_storage().trial_fs_path).glob("checkpoint_*")
-        except (AttributeError, RuntimeError):
-            pass  # no storage context (a trial run outside Tune)
+        if own is not None:
+            folders += own.glob("checkpoint_*")
         if continue_from:
             folders.append(Path(continue_from))
         folder, _ = newest_snapshot(folders)
@@ -258,7 +292,7 @@ def train_trial(config: dict[str, Any], data: dict[str, Any], settings: TrialSet
     from models.plan import InfeasibleModel, plan_conv2d
 
     continue_from = dict(settings.continue_from).get(config[CONTINUES]) if CONTINUES in config else None
-    params = {**settings.model, **{k: v for k, v in config.items() if k != CONTINUES}}
+    params = {**settings.model, **trial_params(config)}
     try:
         plan = plan_conv2d(params, settings.input_shape, settings.num_classes, settings.max_params, settings.max_flops)
     except InfeasibleModel as exc:
@@ -321,6 +355,8 @@ def _train(
     keras.utils.set_random_seed(settings.seed)
     kept = _BestWeights(settings)
     snapshot = _resume_state(tune, continue_from)
+    own_id = _trial_id(tune)
+    cloned_from = snapshot.trial_id if snapshot is not None and snapshot.trial_id not in (None, own_id) else None
     if snapshot is None:
         try:
             faults.at_build(params)
@@ -331,6 +367,8 @@ def _train(
     else:
         model, done, best, history = snapshot.model, snapshot.epoch, snapshot.best, snapshot.history
         kept.restore(snapshot)
+        if cloned_from is not None:  # PBT's exploit: its weights and optimizer state, this trial's (explored) params
+            model = _with_params(model, params, settings)
     if getattr(model, "layout_note", None):  # recorded on the trial's run (tag sweeps.device)
         placement = {**placement, "device": f"{placement['device']}; {model.layout_note}"}
     metric, mode = settings.objectives[0]
@@ -357,13 +395,15 @@ def _train(
                     "worker_rss_mb": _rss_mb(),
                     EPOCH: epoch,
                     "files_decoded": feed.files_decoded if epoch == done + 1 else 0,
+                    **({CLONED_FROM: cloned_from} if cloned_from is not None and epoch == done + 1 else {}),
+                    **{EXPLORED_PREFIX + k: float(params[k]) for k in settings.explored if k in params},
                     FINISHED: epoch == settings.max_epochs or reached_goal(metrics[metric], settings.stop_at, mode),
                     **placement,
                 }
             )
             if kept.due(epoch) or (metrics[FINISHED] and kept.unsaved):
                 with tempfile.TemporaryDirectory() as folder:
-                    kept.save(model, Path(folder), epoch, best, history)
+                    kept.save(model, Path(folder), epoch, best, history, own_id)
                     tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
             else:
                 tune.report(metrics)
@@ -373,6 +413,29 @@ def _train(
         # Reused actors run many trials: leave nothing of this one behind.
         del model, kept, snapshot, feed
         keras.backend.clear_session(free_memory=False)
+
+
+def _trial_id(tune: Any) -> str | None:
+    try:
+        return str(tune.get_context().get_trial_id())
+    except (AttributeError, RuntimeError):
+        return None
+
+
+def _with_params(model: Any, params: dict[str, Any], settings: TrialSettings) -> Any:
+    """A model of `params` holding `model`'s weights and optimizer state: PBT explores continuous
+    params (learning rate, dropout, a regularizer's strength), none of which changes a weight's
+    shape, so the clone goes on exactly where its source was, with the new values."""
+    from models.conv2d import build_conv2d
+
+    fresh = build_conv2d(params, settings.input_shape, settings.num_classes)
+    fresh.set_weights(model.get_weights())
+    fresh.optimizer.build(fresh.trainable_variables)
+    for mine, theirs in zip(fresh.optimizer.variables, model.optimizer.variables, strict=False):
+        if tuple(mine.shape) == tuple(theirs.shape):
+            mine.assign(theirs)
+    fresh.optimizer.learning_rate = float(params["learning_rate"])  # after the copy, which held the old one
+    return fresh
 
 
 def reached_goal(value: float, goal: float | None, mode: str) -> bool:
@@ -413,7 +476,13 @@ class _BestWeights:
         return self.weights is not None and time.monotonic() - self.saved_at >= self.every_s
 
     def save(
-        self, model: Any, folder: Path, epoch: int, best: dict[str, float], history: list[dict[str, float]] | None = None
+        self,
+        model: Any,
+        folder: Path,
+        epoch: int,
+        best: dict[str, float],
+        history: list[dict[str, float]] | None = None,
+        trial_id: str | None = None,
     ) -> None:
         """Write the snapshot after `epoch` into `folder`; the state file last, naming the rest."""
         if self.epoch == epoch:  # the model now is the best epoch's: one file holds both
@@ -436,6 +505,7 @@ class _BestWeights:
             "resume_file": resume_file,
             "files": files,
             "history": history or [],
+            "trial_id": trial_id,
         }
         (folder / STATE_FILE).write_text(json.dumps(state))
         self.unsaved, self.saved_at = False, time.monotonic()

@@ -72,7 +72,7 @@ def test_split_space_overrides_leaves_the_rest_to_hydra():
         (["metric=accuracy_top5"], "metric", "not one of"),
         (["max_epochs=0"], "max_epochs", "below 1"),
         (["sampler=bayes"], "override", "Could not find 'sampler/bayes'"),
-        (["scheduler=pbt"], "override", "Could not find"),
+        (["scheduler=bohb"], "override", "Could not find"),  # pbt exists now
         (["n_trial=3"], "n_trial", "unknown setting"),
         (["n_trials=="], "override", "Error parsing override"),
         (["name=has space"], "name", "not a usable sweep name"),
