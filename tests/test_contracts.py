@@ -189,7 +189,8 @@ def test_scheduler_builds_and_checkpoints_where_it_declares_it_stops(name):
     # A scheduler that stops trials early must say where (a checkpoint is written there); one that
     # never does writes only at the end, whatever Tune class it builds (FIFO-derived or not).
     assert (len(stops) > 1) == entry.stops_early, (name, sorted(stops))
-    assert pause_epochs(cfg) <= stops  # a paused trial may be stopped there instead
+    if entry.stops_early:  # a paused trial may be stopped there instead (PBT stops none: it clones at its pauses)
+        assert pause_epochs(cfg) <= stops
 
 
 # ---------------------------------------------------------------- datasets
