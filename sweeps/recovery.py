@@ -115,6 +115,7 @@ def reconcile(study: optuna.Study, tracker: SweepTracker, parent: RunRecord, lab
             tags["sweeps.error"] = _WHY[outcome]
         tracker.end_trial(run_id, RunStatus(RUN_STATUS[outcome]), tags)
         mended += 1
+    tracker.flush()  # the ends are queued (tracker.end_trial): in the store before anyone reads it
     return mended
 
 

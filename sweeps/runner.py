@@ -575,7 +575,7 @@ def _without_api_server() -> Iterator[None]:
     """Ray 2.60 starts its dashboard process even with include_dashboard=False (the usage-stats
     module alone, no frontend), and `ray.init` polls until that process has written its address:
     a Python process importing aiohttp and the dashboard's modules on the critical path of every
-    local sweep, competing for a small machine's cores (benchmarks/startup.py measures it). A local
+    local sweep, competing for a small machine's cores (docs/performance.md has its measurement). A local
     sweep uses nothing it serves (no dashboard, job or state API), so `ray.init` starts it not.
     A cluster started by `ray start` keeps its own. Ray's private Node.start_api_server: where a
     Ray upgrade removes it, nothing is skipped."""

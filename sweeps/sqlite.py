@@ -5,7 +5,7 @@ on this project's VM disk, and a sweep commits about 20 times per trial in Tune'
 params, attrs and values, MLflow's runs). With write-ahead logging and synchronous=NORMAL a commit
 is an append to the log (0.01 ms there): every commit survives a killed process, as the page
 cache outlives it; an operating-system crash or a power cut can lose the last commits, never the
-database. `benchmarks/results/scale.txt` has the sweep-level effect.
+database. docs/performance.md has the sweep-level effect.
 
 The WAL mode is stored in the database file, so MLflow's UI and other readers open it the same
 way; it needs every process on the machine that holds the file (no network filesystem, where
