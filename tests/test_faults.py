@@ -101,8 +101,8 @@ def test_failing_trials_are_recorded_and_the_sweep_goes_on(tmp_path):
 
 def test_failure_limit_stops_the_sweep_with_one_message(tmp_path):
     out, result = _run(tmp_path, "limit", "error@filters=8;error@filters=16;error@filters=32;error@filters=48", "max_failures=1")
-    assert result.returncode == 1
-    assert "STOPPED: " in result.stdout and "more than max_failures=1" in result.stdout
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "STOPPED: " in result.stdout and "more than max_failures=1" in result.stdout, result.stderr[-3000:]
     study, client, runs = _trials(out, "limit")
     assert len(study.trials) == len(runs) < 8  # stopped before the grid was done
     assert all(r.info.status != "RUNNING" for r in runs.values())

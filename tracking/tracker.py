@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import traceback
 import warnings
@@ -394,28 +395,33 @@ class Journal:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._files: dict[str, Any] = {}
+        # The driver appends; the writer thread closes a run's file once its end is stored, while
+        # the driver may still be appending a late value (a tag set after the end) to it.
+        self._lock = threading.Lock()
 
     def _path(self, run_id: str) -> Path:
         return self.folder / f"{run_id}.jsonl"
 
     def append(self, run_id: str, values: Mapping[str, Any]) -> None:
-        handle = self._files.get(run_id)
-        if handle is None:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            handle = self._files[run_id] = open(self._path(run_id), "a", encoding="utf-8")
         record = {
             "params": [[p.key, p.value] for p in values.get("params", [])],
             "metrics": [[m.key, m.value, m.timestamp, m.step] for m in values.get("metrics", [])],
             "tags": [[t.key, t.value] for t in values.get("tags", [])],
         }
-        handle.write(json.dumps(record) + "\n")
-        handle.flush()
+        with self._lock:
+            handle = self._files.get(run_id)
+            if handle is None:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                handle = self._files[run_id] = open(self._path(run_id), "a", encoding="utf-8")
+            handle.write(json.dumps(record) + "\n")
+            handle.flush()
 
     def close(self, run_id: str) -> None:
-        handle = self._files.pop(run_id, None)
-        if handle is not None:
-            handle.close()
-        self._path(run_id).unlink(missing_ok=True)
+        with self._lock:
+            handle = self._files.pop(run_id, None)
+            if handle is not None:
+                handle.close()
+            self._path(run_id).unlink(missing_ok=True)
 
     def open_runs(self) -> dict[str, list[dict[str, Any]]]:
         """Each run's journaled records; a line cut short by the kill is left out."""
