@@ -45,8 +45,9 @@ from sweeps.outcomes import RUN_STATUS, Outcome, trial_outcome  # noqa: E402
 from sweeps.progress import Progress  # noqa: E402
 from sweeps.recovery import Continuation  # noqa: E402
 from sweeps.registry import SCHEDULERS  # noqa: E402
-from sweeps.search import make_sampler, one_read, open_storage  # noqa: E402
+from sweeps.search import make_sampler, open_storage  # noqa: E402
 from sweeps.space import define_by_run  # noqa: E402
+from sweeps.studystore import DriverStudyStorage, driver_storage  # noqa: E402
 from sweeps.sysmetrics import system_metrics  # noqa: E402
 from sweeps.trial import (  # noqa: E402
     CLONED_FROM,
@@ -67,7 +68,6 @@ from sweeps.trial import (  # noqa: E402
     train_trial,
     trial_params,
 )
-from sweeps.writebehind import WriteBehind  # noqa: E402
 from tracking import RunStatus, SweepTracker  # noqa: E402
 
 
@@ -85,10 +85,6 @@ class SweepSearch(OptunaSearch):
         self._to_continue = list(continuations)
         self.continued: dict[str, Continuation] = {}  # tune trial id -> what it continues
         self._last: dict[str, dict] = {}  # tune trial id -> its last result
-        # Per-epoch records (intermediate values, the newest checkpoint's path) are written behind
-        # Tune's loop: no decision reads them, and a resume that lacks the last one finds the
-        # checkpoint in the trial's folder. What resume needs at once (the run id, the end) is not.
-        self.records = WriteBehind("optuna-writer")  # keyed by tune trial id
 
     def optuna_trial(self, trial_id: str) -> optuna.Trial | None:
         return self._ot_trials.get(trial_id)
@@ -96,8 +92,7 @@ class SweepSearch(OptunaSearch):
     def suggest(self, trial_id: str) -> dict | None:
         faults.at_driver(suggested=len(self._ot_trials) + 1)
         if not self._to_continue or trial_id in self._ot_trials:
-            with one_read(self._ot_study):
-                return super().suggest(trial_id)
+            return super().suggest(trial_id)
         todo = self._to_continue.pop(0)
         storage = self._ot_study._storage
         ot_trial = optuna.Trial(
@@ -115,16 +110,12 @@ class SweepSearch(OptunaSearch):
         ):  # Optuna's intermediate values by epoch, as MLflow's steps
             ot_trial = self._ot_trials.get(trial_id)
             if ot_trial is not None and trial_id not in self._completed_trials and not isinstance(self.metric, list):
-                self.records.reap()
-                self.records.submit(
-                    trial_id, ot_trial.report, result[self.metric], result.get(EPOCH, result["training_iteration"])
-                )
+                ot_trial.report(result[self.metric], result.get(EPOCH, result["training_iteration"]))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
         ot_trial = self._ot_trials[trial_id]
-        self.records.settle(trial_id)  # its intermediate values before its end
         # Tune stops a PAUSED trial (HyperBand's brackets) without its result: decide from the last
         # one it reported, as the tracking callback does from trial.last_result, so both agree.
         result = result if result is not None else self._last.get(trial_id)
@@ -173,7 +164,6 @@ class Population(tune.Callback):
         self._last: dict[str, tuple[dict, dict]] = {}  # tune trial id -> last result, config then
         self._reported: dict[str, set[int]] = {}
         self._told: set[str] = set()
-        self.records = WriteBehind("optuna-writer")  # the newest checkpoint's path, as SweepSearch's
 
     def optuna_trial(self, trial_id: str) -> optuna.Trial | None:
         return self._ot_trials.get(trial_id)
@@ -203,7 +193,6 @@ class Population(tune.Callback):
         ot_trial = self._ot_trials.get(trial.trial_id)
         if ot_trial is None or trial.trial_id in self._told:
             return
-        self.records.settle(trial.trial_id)
         result, config = self._last.pop(trial.trial_id, (trial.last_result, dict(trial.config)))
         outcome = trial_outcome(result, error)
         ot_trial.set_user_attr("outcome", outcome.value)
@@ -355,9 +344,7 @@ class TrackingCallback(tune.Callback):
         # of this run or of a later resume; recorded while the Optuna trial is still open.
         ot_trial = self.search.optuna_trial(trial.trial_id)
         if ot_trial is not None:
-            self.search.records.submit(
-                trial.trial_id, ot_trial.set_user_attr, "checkpoint", str(Path(checkpoint.path) / MODEL_FILE)
-            )
+            ot_trial.set_user_attr("checkpoint", str(Path(checkpoint.path) / MODEL_FILE))
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         run_id = self.run_ids.get(trial.trial_id)
@@ -810,7 +797,8 @@ def run_sweep(
     trials (sweeps.warmstart), added to a fresh study before its first proposal."""
     started = time.monotonic()
     start_ray(cfg)
-    storage = open_storage(cfg.output_dir, cfg.tracking.study_storage)
+    # Read from memory and written behind: the driver is the study's one writer (sweeps.studystore).
+    storage = driver_storage(open_storage(cfg.output_dir, cfg.tracking.study_storage))
     metrics = [m for m, _ in cfg.objectives]
     modes = [d for _, d in cfg.objectives]
     # Warm-start points go first, once: a resumed sweep's study has them already.
@@ -912,7 +900,8 @@ def run_sweep(
     try:
         tuner.fit()
     finally:
-        search.records.close()  # every epoch's Optuna record in the store, whatever ended the sweep
+        if isinstance(storage, DriverStudyStorage):
+            storage.close()  # every Optuna record in the database, whatever ended the sweep
         for signum, handler in previous.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
     if interrupted.signum is not None:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 import warnings
-from collections.abc import Container, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
 
 from sweeps import registry
 from sweeps.redaction import redact_text
@@ -213,28 +211,3 @@ def study_exists(output_dir: Path, name: str, url: str | None = None) -> bool:
     if url is None and not (output_dir / "optuna.db").exists():
         return False  # asking would create an empty database
     return name in optuna.study.get_all_study_names(open_storage(output_dir, url))
-
-
-@contextmanager
-def one_read(study: optuna.Study) -> Iterator[None]:
-    """Within the block, the study's trials are read from its storage once.
-
-    An ask reads every trial three times (Optuna's ask looks for enqueued trials, TPE infers the
-    search space, then samples), and an RDB storage re-reads each unfinished trial every time: with
-    K trials running, 3 x K trials per ask. One ask creates and changes only its own trial, which
-    none of those readers consider, so one read serves them all.
-    """
-    storage = study._storage
-    read, found = storage.get_all_trials, {}
-
-    def get_all_trials(study_id: int, deepcopy: bool = True, states: Container[TrialState] | None = None) -> list[FrozenTrial]:
-        if study_id not in found:
-            found[study_id] = read(study_id, deepcopy=False)
-        trials = [t for t in found[study_id] if states is None or t.state in states]
-        return copy.deepcopy(trials) if deepcopy else trials
-
-    storage.get_all_trials = get_all_trials  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        del storage.get_all_trials

@@ -21,10 +21,12 @@ class WriteBehind:
         self._pool: ThreadPoolExecutor | None = None
         self._pending: dict[Hashable, list[Future[Any]]] = {}
 
-    def submit(self, key: Hashable, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    def submit(self, key: Hashable, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
-        self._pending.setdefault(key, []).append(self._pool.submit(fn, *args, **kwargs))
+        done = self._pool.submit(fn, *args, **kwargs)
+        self._pending.setdefault(key, []).append(done)
+        return done
 
     def settle(self, key: Hashable) -> None:
         """Wait until `key`'s writes are done; raise the first that failed."""
