@@ -198,6 +198,9 @@ def _new_storage(url: str) -> optuna.storages.BaseStorage:
 def close_storages() -> None:
     """Close every storage `open_storage` opened: engines disposed (their connections closed),
     gRPC channels closed. Safe to call again; a later `open_storage` opens afresh."""
+    from sweeps.studystore import close_drivers
+
+    close_drivers()  # their queued writes, while the engines are still open
     while _OPEN:
         _, storage = _OPEN.popitem()
         if isinstance(storage, optuna.storages.RDBStorage):
