@@ -1,0 +1,128 @@
+"""The product's TPE with a bounded history (sampler.history, sweeps/search.py::_BoundedTPESampler):
+which finished trials it keeps, that TPE never models more of them, that the trials TPE puts in
+"below" are the unbounded TPE's, and that below the bound it is Optuna's TPE proposal for proposal."""
+
+import math
+from dataclasses import replace
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.samplers._tpe import sampler as tpe_module
+from optuna.trial import TrialState, create_trial
+
+from sweeps.config import ConfigError, load_config
+from sweeps.search import kept_trials, make_sampler
+
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+SPACE = {
+    "x": FloatDistribution(-5.0, 5.0),
+    "y": FloatDistribution(1e-4, 1e-1, log=True),
+    "c": CategoricalDistribution(["a", "b", "c"]),
+}
+
+
+def _trials(numbers):
+    out = []
+    for n in numbers:
+        t = create_trial(value=float(n), params={"x": 0.0}, distributions={"x": SPACE["x"]})
+        t.number = n
+        out.append(t)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("finished", "best", "limit", "kept"),
+    [
+        ([0, 1, 2, 3], [], 10, [0, 1, 2, 3]),  # under the limit: all of them
+        ([0, 1, 2, 3, 4, 5], [], 3, [3, 4, 5]),  # no best: the most recent
+        ([0, 1, 2, 3, 4, 5], [0], 3, [0, 4, 5]),  # the best, then the most recent others
+        ([0, 1, 2, 3, 4, 5], [5, 1], 3, [1, 4, 5]),  # a best that is also recent counts once
+        ([0, 1, 2, 3, 4, 5], [0, 1, 2], 3, [0, 1, 2]),  # as many best as the limit: no recent
+        ([0, 2, 5, 9], [2], 2, [2, 9]),  # gaps in the numbers (failed or running trials)
+    ],
+)
+def test_kept_trials_are_the_best_and_the_most_recent(finished, best, limit, kept):
+    by_number = {t.number: t for t in _trials(finished)}
+    assert [t.number for t in kept_trials(list(by_number.values()), [by_number[n] for n in best], limit)] == kept
+
+
+def _objective(p):
+    return (p["x"] - 1.3) ** 2 + abs(math.log10(p["y"]) + 2.5) + {"a": 0.5, "b": 0.0, "c": 1.0}[p["c"]]
+
+
+def _sampler(history, seed=0):
+    settings = load_config(["sampler=tpe"]).sampler
+    return make_sampler(replace(settings, history=history), seed)
+
+
+def test_tpe_never_models_more_than_history_finished_trials_and_its_below_is_the_unbounded_one(monkeypatch):
+    """A spy on Optuna's own TPESampler._sample (what the bounded sampler hands its study view to):
+    at most `history` finished trials, every running one (the constant liar's), and the "below"
+    trials TPE's split picks from them are those it would pick from the whole study. Trials finish
+    out of order (four at a time, told in reverse), some pruned, as under Ray Tune with slots."""
+    history, seen = 250, []
+    original = optuna.samplers.TPESampler._sample
+
+    def spy(self, study, trial, search_space):
+        given = study._get_trials(deepcopy=False, states=None)
+        finished = [t for t in given if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        running = [t for t in given if t.state == TrialState.RUNNING]
+        whole = getattr(study, "_study", study)  # the study behind the view (the study itself below the bound)
+        everything = whole._get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED), use_cache=False)
+        below = tpe_module._split_trials(study, finished, tpe_module.default_gamma(len(finished)))[0]  # as TPE splits
+        full_below = tpe_module._split_trials(study, everything, tpe_module.default_gamma(len(everything)))[0]
+        all_running = whole._get_trials(deepcopy=False, states=(TrialState.RUNNING,), use_cache=False)
+        current = {trial.number}  # TPE drops the trial being asked itself
+        seen.append(
+            (len(finished), len(everything), {t.number for t in running} - current, {t.number for t in all_running} - current)
+        )
+        assert [t.number for t in below] == [t.number for t in full_below]
+        return original(self, study, trial, search_space)
+
+    study = optuna.create_study(sampler=_sampler(history))
+    monkeypatch.setattr(optuna.samplers.TPESampler, "_sample", spy)
+    while len(study.trials) < 340:
+        batch = [study.ask(SPACE) for _ in range(4)]
+        for trial in reversed(batch):
+            if trial.number % 7 == 3:
+                trial.report(_objective(trial.params) + 1.0, 1)
+                study.tell(trial, state=TrialState.PRUNED)
+            else:
+                study.tell(trial, _objective(trial.params))
+    bounded = [s for s in seen if s[1] > history]
+    assert bounded, "the study never outgrew the history: the check would be empty"
+    assert all(given <= history for given, *_ in seen)
+    assert all(given == history for given, *_ in bounded)
+    assert all(running == all_running for _, _, running, all_running in seen)
+    assert any(running for _, _, running, _ in bounded), "no ask saw a running trial"
+
+
+def test_below_its_history_the_bounded_tpe_is_optunas_tpe():
+    """Same seed, same proposals as Optuna's TPESampler with the product's settings, while the study
+    is smaller than the history (the group search space is fed each trial once: nothing lost)."""
+
+    def proposals(sampler):
+        study = optuna.create_study(sampler=sampler)
+        for _ in range(40):
+            trial = study.ask(SPACE)
+            study.tell(trial, _objective(trial.params))
+        return [t.params for t in study.trials]
+
+    plain = optuna.samplers.TPESampler(seed=3, n_startup_trials=5, multivariate=True, group=True)
+    assert proposals(_sampler(250, seed=3)) == proposals(plain)
+
+
+@pytest.mark.parametrize(
+    ("override", "problem"), [("sampler.history=10", "below 250"), ("sampler.history=lots", "not a whole number")]
+)
+def test_a_bad_history_is_refused_naming_the_setting(override, problem):
+    with pytest.raises(ConfigError) as info:
+        load_config(["sampler=tpe", override])
+    assert info.value.key == "sampler.history" and problem in info.value.problem
+    assert "sampler.history" in info.value.fix
+
+
+def test_the_default_history_comes_from_the_yaml():
+    assert load_config(["sampler=tpe"]).sampler.history == 250
+    assert make_sampler(load_config(["sampler=tpe", "sampler.history=400"]).sampler, 0)._history == 400
