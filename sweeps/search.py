@@ -94,6 +94,8 @@ class _BoundedTPESampler(optuna.samplers.TPESampler):
         super().__init__(**kwargs)
         self._history = history
         self._seen: set[int] = set()
+        self._open = 0  # the oldest trial not yet finished: every one before it has been taken
+        self._running: list[FrozenTrial] = []  # as of the last catch-up (this ask's): the constant liar's
         self._finished: list[FrozenTrial] = []  # every finished trial, in number order
         self._unspaced: list[FrozenTrial] = []  # finished trials the group search space has not had yet
         self._best: list[FrozenTrial] = []  # single objective: the best complete, then the best pruned
@@ -101,16 +103,22 @@ class _BoundedTPESampler(optuna.samplers.TPESampler):
     def _catch_up(self, study: optuna.Study) -> None:
         from optuna.samplers._tpe import sampler as tpe_module
 
-        finished = study._get_trials(deepcopy=False, states=_FINISHED, use_cache=True)
-        missing = len(finished) - len(self._seen)  # finished trials stay finished: only this many are new
-        if missing <= 0:
-            return
-        new = []
-        for t in reversed(finished):  # the new ones are near the end (a trial finishes a few slots after it starts)
-            if t.number not in self._seen:
+        # Every trial in number order (Optuna's list for this ask, not a copy). Those before
+        # `self._open` are finished and taken: only the trials since the oldest unfinished are read.
+        trials = study._get_trials(deepcopy=False, use_cache=True)
+        if any(trials[i].number != i for i in {0, self._open, len(trials) - 1} if i < len(trials)):
+            self._open = 0  # not numbered by position (never seen with Optuna's storages): read them all
+        new, self._running, oldest_open = [], [], None
+        for t in trials[self._open :]:
+            if t.state in _FINISHED and t.number not in self._seen:
                 new.append(t)
-                if len(new) == missing:
-                    break
+            elif not t.state.is_finished():
+                oldest_open = t.number if oldest_open is None else oldest_open
+                if t.state == TrialState.RUNNING:
+                    self._running.append(t)
+        self._open = len(trials) if oldest_open is None else oldest_open
+        if not new:
+            return
         self._seen.update(t.number for t in new)
         self._unspaced += new
         for t in new:
@@ -149,7 +157,7 @@ class _BoundedTPESampler(optuna.samplers.TPESampler):
         self._catch_up(study)
         if len(self._finished) <= self._history:
             return super()._sample(study, trial, search_space)
-        running = study._get_trials(deepcopy=False, states=(TrialState.RUNNING,), use_cache=False) if self._constant_liar else []
+        running = self._running if self._constant_liar else []
         view = _StudyView(study, kept_trials(self._finished, self._below(study), self._history) + running)
         return super()._sample(view, trial, search_space)
 
