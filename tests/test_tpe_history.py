@@ -60,7 +60,8 @@ def test_tpe_never_models_more_than_history_finished_trials_and_its_below_is_the
     """A spy on Optuna's own TPESampler._sample (what the bounded sampler hands its study view to):
     at most `history` finished trials, every running one (the constant liar's), and the "below"
     trials TPE's split picks from them are those it would pick from the whole study. Trials finish
-    out of order (four at a time, told in reverse), some pruned, as under Ray Tune with slots."""
+    out of order (four at a time, told in reverse), some pruned, as under Ray Tune with slots, and
+    one runs from the start until trial 300, then finishes best of all."""
     history, seen = 250, []
     original = optuna.samplers.TPESampler._sample
 
@@ -82,8 +83,11 @@ def test_tpe_never_models_more_than_history_finished_trials_and_its_below_is_the
 
     study = optuna.create_study(sampler=_sampler(history))
     monkeypatch.setattr(optuna.samplers.TPESampler, "_sample", spy)
+    long_one = study.ask(SPACE)  # runs while 300 others finish, then finishes best of all
     while len(study.trials) < 340:
         batch = [study.ask(SPACE) for _ in range(4)]
+        if len(study.trials) > 300 and long_one.number not in {t.number for t in study.get_trials(states=(TrialState.COMPLETE,))}:
+            study.tell(long_one, -100.0)
         for trial in reversed(batch):
             if trial.number % 7 == 3:
                 trial.report(_objective(trial.params) + 1.0, 1)
@@ -96,6 +100,7 @@ def test_tpe_never_models_more_than_history_finished_trials_and_its_below_is_the
     assert all(given == history for given, *_ in bounded)
     assert all(running == all_running for _, _, running, all_running in seen)
     assert any(running for _, _, running, _ in bounded), "no ask saw a running trial"
+    assert long_one.number in {t.number for t in study.get_trials(states=(TrialState.COMPLETE,))}
 
 
 def test_below_its_history_the_bounded_tpe_is_optunas_tpe():
