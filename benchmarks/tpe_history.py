@@ -6,7 +6,8 @@ against Optuna's TPE reading every trial, in one run, side by side.
   asked as `scale.ask_latency` asks (the small space, three intermediate values, a value per trial).
 - Search quality: the best value reached after 250, 500 and 1,000 trials, median over seeds, on
   the small space (conf/space/small.yaml) with a synthetic objective that every param moves, and
-  on the 6-D Hartmann function (minimum -3.32237).
+  on the 6-D Hartmann function (minimum -3.32237), and on a shifted sphere over 6 floats and 2
+  categoricals (minimum 0).
 
 CPU time only: the machine is shared, wall time says more about the neighbours than about TPE.
 Figures go to benchmarks/results/tpe_history.txt with commit, machine, load and date.
@@ -75,6 +76,22 @@ def hartmann6(p: dict[str, Any]) -> float:
     """Minimised on [0, 1]^6; global minimum -3.32237."""
     x = np.array([p[f"x{i}"] for i in range(6)])
     return float(-np.sum(_HARTMANN_ALPHA * np.exp(-np.sum(_HARTMANN_A * (x - _HARTMANN_P) ** 2, axis=1))))
+
+
+_SHIFT = (1.3, -2.1, 0.4, 3.2, -0.7, 2.5)
+_PENALTY = {"a": 1.0, "b": 0.0, "c": 2.0, "d": 0.5}
+
+
+def sphere_space() -> dict[str, Any]:
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    space: dict[str, Any] = {f"x{i}": FloatDistribution(-5.0, 5.0) for i in range(len(_SHIFT))}
+    return {**space, "c0": CategoricalDistribution(list(_PENALTY)), "c1": CategoricalDistribution([8, 16, 32, 64])}
+
+
+def shifted_sphere(p: dict[str, Any]) -> float:
+    """Minimised; 6 floats in [-5, 5] around a shifted centre plus two categoricals; minimum 0."""
+    return sum((p[f"x{i}"] - c) ** 2 for i, c in enumerate(_SHIFT)) + _PENALTY[p["c0"]] + abs(math.log2(p["c1"]) - 5)
 
 
 def _sampler(history: int, seed: int) -> Any:
@@ -148,6 +165,7 @@ def run(histories: tuple[int, ...], compared: tuple[int, ...], n: int, seeds: in
     problems = {
         "small space, synthetic (max, best 0.9567)": (small_space(), small_objective, "maximize"),
         "Hartmann 6-D (min, best -3.3224)": (hartmann_space, hartmann6, "minimize"),
+        "shifted sphere, 6 floats + 2 categoricals (min, best 0)": (sphere_space(), shifted_sphere, "minimize"),
     }
     asks = {h: ask_cpu_ms(h, n, ask_marks) for h in histories}
     quality: dict[str, dict[int, dict[int, float]]] = {}
