@@ -131,3 +131,23 @@ def test_a_bad_history_is_refused_naming_the_setting(override, problem):
 def test_the_default_history_comes_from_the_yaml():
     assert load_config(["sampler=tpe"]).sampler.history == 250
     assert make_sampler(load_config(["sampler=tpe", "sampler.history=400"]).sampler, 0)._history == 400
+
+
+def test_the_benchmarks_objectives_have_their_stated_optimum():
+    from benchmarks.tpe_history import _SHIFT, hartmann6, shifted_sphere, small_objective
+
+    minimiser = [0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573]
+    assert hartmann6({f"x{i}": v for i, v in enumerate(minimiser)}) == pytest.approx(-3.32237, abs=1e-4)
+    assert shifted_sphere({**{f"x{i}": c for i, c in enumerate(_SHIFT)}, "c0": "b", "c1": 32}) == 0.0
+    best = {"learning_rate": 3e-3, "kernel_regularizer_strength": 1e-4, "filters": 64, "kernel_size": 3, "padding": "same"}
+    assert small_objective({**best, "dilation_rate": 1}) == pytest.approx(0.9567, abs=1e-4)
+    assert small_objective({**best, "dilation_rate": 2}) < small_objective({**best, "dilation_rate": 1})
+
+
+def test_the_benchmark_writes_its_table(tmp_path):
+    from benchmarks.tpe_history import run
+
+    run((0, 250), (250,), n=12, seeds=1, trials=12, out=tmp_path)
+    text = (tmp_path / "tpe_history.txt").read_text()
+    assert "commit" in text and "load average" in text and "s CPU in all" in text
+    assert "unbounded    #10" in text and "history=250  #10" in text and "Hartmann 6-D" in text
