@@ -151,3 +151,20 @@ def test_the_benchmark_writes_its_table(tmp_path):
     text = (tmp_path / "tpe_history.txt").read_text()
     assert "commit" in text and "load average" in text and "s CPU in all" in text
     assert "unbounded    #10" in text and "history=250  #10" in text and "Hartmann 6-D" in text
+
+
+@pytest.mark.parametrize(("saved", "resumed"), [(None, 250), (400, 400)])
+def test_a_sweep_saved_before_the_setting_existed_resumes_with_its_default(tmp_path, saved, resumed):
+    """config.yaml of a sweep started before sampler.history was added has no such key: resume takes
+    the YAML's default instead of refusing a setting the user cannot give (a resume may not change it)."""
+    import yaml
+
+    from sweeps.sweep import load_saved_config
+
+    raw = load_config(["sampler=tpe", "name=old", f"output_dir={tmp_path}"]).resolved
+    raw["sampler"].pop("history")
+    if saved is not None:
+        raw["sampler"]["history"] = saved
+    (tmp_path / "sweeps" / "old").mkdir(parents=True)
+    (tmp_path / "sweeps" / "old" / "config.yaml").write_text(yaml.safe_dump(raw))
+    assert load_saved_config("old", tmp_path, []).sampler.history == resumed
