@@ -341,6 +341,39 @@ def _write(runs: list[Run], out: Path, n: int, epochs: int, epoch_s: float) -> N
             )
 
 
+def small_space() -> dict[str, Any]:
+    """conf/space/small.yaml's searched params as Optuna distributions."""
+    import optuna
+    import yaml
+
+    from sweeps.space import parse_value
+
+    spec = yaml.safe_load((ROOT / "conf" / "space" / "small.yaml").read_text())
+    parsed = ((k, parse_value(k, v)) for k, v in spec.items())
+    return {k: d for k, d in parsed if isinstance(d, optuna.distributions.BaseDistribution)}
+
+
+def timed_asks(study: Any, space: dict[str, Any], n: int, marks: tuple[int, ...]) -> dict[int, list[tuple[float, float]]]:
+    """Asks `n` trials as the product's driver does (three intermediate values and a value each, a
+    synthetic objective with signal in the learning rate); for each mark, the (wall, CPU) ms of
+    the 5 asks up to it."""
+    import random
+
+    rng, seen = random.Random(0), defaultdict(list)
+    for i in range(1, n + 1):
+        t0, c0 = time.perf_counter(), time.process_time()
+        trial = study.ask(space)
+        took = ((time.perf_counter() - t0) * 1000.0, (time.process_time() - c0) * 1000.0)
+        for mark in marks:
+            if mark - 4 <= i <= mark:
+                seen[mark].append(took)
+        lr = trial.params["learning_rate"]
+        for step in (1, 2, 3):
+            trial.report(0.5 + 0.1 * step - abs(lr - 3e-3), step)
+        study.tell(trial, 0.8 - abs(lr - 3e-3) * 10 + rng.random() * 0.01)
+    return seen
+
+
 def ask_latency(
     n: int, out: Path, marks: tuple[int, ...] = (10, 30, 100, 300, 1000)
 ) -> dict[str, dict[int, tuple[float, float]]]:
@@ -348,24 +381,18 @@ def ask_latency(
     intermediate values and a value per trial), on the product's sqlite storage and in memory (TPE's
     own cost). At each trial in `marks`: the median of the 5 asks up to it, wall and CPU ms. Also
     one sqlite commit in sqlite's default mode and in the mode the product sets (sweeps/sqlite.py)."""
-    import random
     import statistics
     import tempfile
     import warnings
 
     import optuna
-    import yaml
 
     from sweeps.config import load_config
     from sweeps.search import make_sampler, open_storage
-    from sweeps.space import parse_value
 
     warnings.simplefilter("ignore")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    spec = yaml.safe_load((ROOT / "conf" / "space" / "small.yaml").read_text())
-    space = {
-        k: d for k, d in ((k, parse_value(k, v)) for k, v in spec.items()) if isinstance(d, optuna.distributions.BaseDistribution)
-    }
+    space = small_space()
     found: dict[str, dict[int, tuple[float, float]]] = {}
     for label in ("sqlite", "in memory"):
         with tempfile.TemporaryDirectory() as folder:
@@ -375,18 +402,7 @@ def ask_latency(
                 sampler=make_sampler(load_config(["sampler=tpe"]).sampler, 0),  # the product's TPE, as conf/ sets it
                 direction="maximize",
             )
-            rng, seen = random.Random(0), defaultdict(list)
-            for i in range(1, n + 1):
-                t0, c0 = time.perf_counter(), time.process_time()
-                trial = study.ask(space)
-                took = ((time.perf_counter() - t0) * 1000.0, (time.process_time() - c0) * 1000.0)
-                for mark in marks:
-                    if mark - 4 <= i <= mark:
-                        seen[mark].append(took)
-                lr = trial.params["learning_rate"]
-                for step in (1, 2, 3):
-                    trial.report(0.5 + 0.1 * step - abs(lr - 3e-3), step)
-                study.tell(trial, 0.8 - abs(lr - 3e-3) * 10 + rng.random() * 0.01)
+            seen = timed_asks(study, space, n, marks)
             found[label] = {
                 m: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for m, v in seen.items() if m <= n
             }

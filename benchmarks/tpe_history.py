@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import os
 import platform
-import random
 import statistics
 import subprocess
 import time
@@ -30,19 +29,10 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.scale import small_space, timed_asks
+
 ROOT = Path(__file__).resolve().parent.parent
 UNBOUNDED = 0  # the label's history: Optuna's TPESampler as it is, every trial read
-
-
-def small_space() -> dict[str, Any]:
-    import optuna
-    import yaml
-
-    from sweeps.space import parse_value
-
-    spec = yaml.safe_load((ROOT / "conf" / "space" / "small.yaml").read_text())
-    parsed = ((k, parse_value(k, v)) for k, v in spec.items())
-    return {k: d for k, d in parsed if isinstance(d, optuna.distributions.BaseDistribution)}
 
 
 def small_objective(p: dict[str, Any]) -> float:
@@ -111,20 +101,9 @@ def ask_cpu_ms(history: int, n: int, marks: tuple[int, ...]) -> dict[int, float]
     """CPU ms per ask at each mark (median of the 5 asks up to it), as scale.ask_latency asks."""
     import optuna
 
-    space, rng, seen = small_space(), random.Random(0), {m: [] for m in marks}
     study = optuna.create_study(sampler=_sampler(history, 0), direction="maximize")
-    for i in range(1, n + 1):
-        c0 = time.process_time()
-        trial = study.ask(space)
-        took = (time.process_time() - c0) * 1000.0
-        for mark in marks:
-            if mark - 4 <= i <= mark:
-                seen[mark].append(took)
-        lr = trial.params["learning_rate"]
-        for step in (1, 2, 3):
-            trial.report(0.5 + 0.1 * step - abs(lr - 3e-3), step)
-        study.tell(trial, 0.8 - abs(lr - 3e-3) * 10 + rng.random() * 0.01)
-    return {m: statistics.median(v) for m, v in seen.items() if v}
+    seen = timed_asks(study, small_space(), n, marks)
+    return {m: statistics.median(c for _, c in v) for m, v in seen.items() if v}
 
 
 def best_reached(

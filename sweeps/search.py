@@ -79,7 +79,7 @@ _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 class _BoundedTPESampler(optuna.samplers.TPESampler):
     """TPE that builds its Parzen estimators from at most `history` finished trials, so an ask costs
     about the same at trial 2,000 as at trial `history` (measured so far; Optuna's TPE reads every
-    trial at every ask, its cost grows linearly: benchmarks/results/tpe_history.txt).
+    trial at every ask, its cost grows linearly: docs/performance.md, "TPE's cost as the study grows").
 
     Kept: the best gamma(history) trials, the very ones TPE's own split puts in "below" (gamma
     saturates at 25 from 250 trials, so from history=250 on the "below" model is the unbounded

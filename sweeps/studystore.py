@@ -109,22 +109,20 @@ class DriverStudyStorage(_CachedStorage):
         self._later(trial_id, self._backend.set_trial_intermediate_value, trial_id, step, intermediate_value)
 
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
-        if not self._owned(trial_id):
-            return self._backend.set_trial_user_attr(trial_id, key, value)
-        with self._lock:
-            trial = self._updatable(trial_id)
-            trial.user_attrs = {**trial.user_attrs, key: value}
-            self._put(trial)
-        self._later(trial_id, self._backend.set_trial_user_attr, trial_id, key, value)
+        self._set_attr(trial_id, "user_attrs", key, value, self._backend.set_trial_user_attr)
 
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+        self._set_attr(trial_id, "system_attrs", key, value, self._backend.set_trial_system_attr)
+
+    def _set_attr(self, trial_id: int, field: str, key: str, value: Any, write: Any) -> None:
         if not self._owned(trial_id):
-            return self._backend.set_trial_system_attr(trial_id, key, value)
+            return write(trial_id, key, value)
         with self._lock:
             trial = self._updatable(trial_id)
-            trial.system_attrs = {**trial.system_attrs, key: value}
+            setattr(trial, field, {**getattr(trial, field), key: value})
             self._put(trial)
-        self._later(trial_id, self._backend.set_trial_system_attr, trial_id, key, value)
+        self._later(trial_id, write, trial_id, key, value)
+        return None
 
     def _owned(self, trial_id: int) -> bool:
         return trial_id in self._trial_id_to_study_id_and_number
