@@ -268,3 +268,25 @@ def test_a_sweep_warm_started_from_an_earlier_one_adds_its_trials_and_records_it
     # the best trial named in the summary is one of this sweep's own, with its own MLflow run
     trial_runs = {r.info.run_id for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
     assert parent.data.tags["sweeps.best_run_id"] in trial_runs
+
+    # On the first sweep's own space, seed and data, the re-run is the earlier trial again: every
+    # trial is seeded with the sweep's seed (the same weights and batch order) and trains on the same
+    # CPU threads, so the earlier best value comes back at once (what makes re-running it worth it).
+    third = run_cli(
+        "run",
+        "name=third",
+        "n_trials=1",
+        "sampler=tpe",
+        "space.learning_rate=tag(log,interval(0.001,0.1))",
+        "space.filters=choice(8,16,32)",
+        "space.kernel_size=choice(3,5)",
+        "warm_start.from_sweep=first",
+        *COMMON,
+        f"output_dir={out}",
+        cwd=tmp_path,
+    )
+    assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
+    best = min(earlier, key=lambda t: (-t.value, t.number))
+    (again,) = own_trials(optuna.load_study(study_name="third", storage=storage).trials)
+    assert again.user_attrs[RERUN_ATTR] == f"first#{best.number}" and again.params == best.params
+    assert again.value == best.value, (again.value, best.value)
