@@ -138,8 +138,8 @@ class Population(tune.Callback):
     a trial's config when the trial clones a better one, which a searcher's record of that trial
     cannot follow. So the population (n_trials members) is asked from the sweep's study up front,
     sampled at random from the space with the sweep's seed (the points queued first: first_points),
-    and given to Tune as fixed configs; each member is told to Optuna when it ends, as SweepSearch tells its
-    trials, with the params it ended with (`pbt_final_params`) beside the ones it started with."""
+    and given to Tune as fixed configs; each member is told to Optuna when it ends, as SweepSearch
+    tells its trials, with the params it ended with (`pbt_final_params`) beside the ones it started with."""
 
     def __init__(
         self,
