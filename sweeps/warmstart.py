@@ -12,7 +12,7 @@ and as KerasTuner or Katib resume from their best: each is one of the new sweep'
 spends epochs; user attribute `RERUN_ATTR` names the trial it re-runs). A trial's seed is the
 sweep's `seed`, so with the same seed and data a re-run trains from the same weights in the same
 order: on CPU with the same cpus_per_trial (threads) it gives the earlier value again (checked);
-with other threads, on a GPU or with another seed, a value near it.
+with other threads, on a GPU (not checked) or with another seed, a value near it.
 
 Only what the new space can hold is carried over: a parameter the new space does not search is
 dropped from every trial; a trial with a value outside the new range or choices is left out. What
