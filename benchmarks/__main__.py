@@ -1,6 +1,7 @@
 """python -m benchmarks compare [--quick] [--trials N] [--slots K] [--seeds 5] [--datasets digits:0.98,photos:0.5] [--out DIR] ...
 python -m benchmarks scaling [--quick] [--trials N] [--out DIR] ...
-python -m benchmarks scale [--slots 16,64,128] [--trials N] [--epochs E] [--epoch-s S] [--postgres URL]"""
+python -m benchmarks scale [--slots 16,64,128] [--trials N] [--epochs E] [--epoch-s S] [--postgres URL]
+python -m benchmarks tpe-history [--histories 0,250,500] [--compare 0,250] [--trials 2000] [--seeds 5] [--quality-trials 1000]"""
 
 from __future__ import annotations
 
@@ -73,6 +74,13 @@ def _parser() -> argparse.ArgumentParser:
     sa = sub.add_parser("scale-ask", help="Optuna's ask latency as the study grows (the product's TPE and storage, no Ray)")
     sa.add_argument("--trials", type=int, default=1000)
     sa.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    th = sub.add_parser("tpe-history", help="the product's TPE with a bounded history against Optuna's reading every trial")
+    th.add_argument("--histories", default="0,250,500", help="sampler.history values, 0 = unbounded (default 0,250,500)")
+    th.add_argument("--compare", default="0,250", help="histories whose search quality is compared (default 0,250)")
+    th.add_argument("--trials", type=int, default=2000, help="trials of the ask-cost study (default 2000)")
+    th.add_argument("--seeds", type=int, default=5, help="seeds per quality study (default 5)")
+    th.add_argument("--quality-trials", type=int, default=1000, help="trials per quality study (default 1000)")
+    th.add_argument("--out", type=Path, default=DEFAULT_OUT)
     pl = sub.add_parser("scale-plain", help=argparse.SUPPRESS)  # internal: plain Ray Tune in its own process
     pl.add_argument("spec", type=Path)
 
@@ -109,6 +117,13 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.report import retarget
 
         print(retarget(args.summary, args.target).read_text())
+        return 0
+    if args.command == "tpe-history":
+        from benchmarks import tpe_history
+
+        histories = tuple(int(h) for h in args.histories.split(","))
+        compared = tuple(int(h) for h in args.compare.split(","))
+        tpe_history.run(histories, compared, args.trials, args.seeds, args.quality_trials, args.out)
         return 0
     if args.command in ("scale", "scale-plain", "scale-ask"):
         from benchmarks import scale

@@ -33,6 +33,7 @@ OBJECTIVE_METRICS = (*REPORTED_METRICS, "params", "flops")  # params/flops: know
 # values themselves come from conf/sampler/<name>.yaml and conf/scheduler/<name>.yaml only.
 SETTING_MINIMUM = {
     "n_startup_trials": 0,
+    "history": 250,  # TPE: below 250 its "below" model would no longer be the unbounded one's (sweeps.search)
     "population_size": 2,
     "grace_period": 1,
     "reduction_factor": 2,
@@ -50,6 +51,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 class SamplerSettings:
     name: str
     n_startup_trials: int | None = None
+    history: int | None = None  # TPE: the most finished trials it models (sweeps.search._BoundedTPESampler)
     population_size: int | None = None  # NSGA-II's generation size
     grid: dict[str, list[Any]] | None = None  # a discrete sampler's points (the space's choices)
 

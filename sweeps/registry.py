@@ -89,7 +89,7 @@ SAMPLERS: dict[str, Sampler] = {
     "tpe": Sampler(
         "sweeps.search:tpe",
         "Optuna's TPESampler (multivariate, group): models conditional subspaces jointly",
-        settings=("n_startup_trials",),
+        settings=("n_startup_trials", "history"),
     ),
     "random": Sampler("sweeps.search:random", "Optuna's RandomSampler"),
     "grid": Sampler("sweeps.search:grid", "Optuna's GridSampler: every point of a space of choices once", discrete=True),

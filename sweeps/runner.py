@@ -47,7 +47,7 @@ from sweeps.recovery import Continuation  # noqa: E402
 from sweeps.registry import SCHEDULERS  # noqa: E402
 from sweeps.search import make_sampler, open_storage  # noqa: E402
 from sweeps.space import define_by_run  # noqa: E402
-from sweeps.studystore import DriverStudyStorage, driver_storage  # noqa: E402
+from sweeps.studystore import close_drivers, driver_storage  # noqa: E402
 from sweeps.sysmetrics import system_metrics  # noqa: E402
 from sweeps.trial import (  # noqa: E402
     CLONED_FROM,
@@ -919,8 +919,7 @@ def run_sweep(
     try:
         tuner.fit()
     finally:
-        if isinstance(storage, DriverStudyStorage):
-            storage.close()  # every Optuna record in the database, whatever ended the sweep
+        close_drivers()  # every Optuna record in the database, whatever ended the sweep
         for signum, handler in previous.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
     if interrupted.signum is not None:

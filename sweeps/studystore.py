@@ -197,9 +197,26 @@ class DriverStudyStorage(_CachedStorage):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["backend"])  # type: ignore[misc]
+        _LIVE.append(self)  # a copy Tune unpickles writes too: closed with the others
+
+
+# The driver storages this process opened, flushed and stopped by `close_drivers` (which
+# `search.close_storages` calls when a command ends, before the databases' engines close).
+_LIVE: list[DriverStudyStorage] = []
 
 
 def driver_storage(storage: optuna.storages.BaseStorage) -> optuna.storages.BaseStorage:
-    """The driver's storage over `storage`: an RDB storage gets this class; others (Optuna's gRPC
-    proxy, which caches on its own) are used as they are."""
-    return DriverStudyStorage(storage) if isinstance(storage, RDBStorage) else storage
+    """A new driver's storage over `storage` (one per sweep run: a fresh copy of the study, read
+    after whatever wrote the database before it): an RDB storage gets this class; others (Optuna's
+    gRPC proxy, which caches on its own) are used as they are."""
+    if not isinstance(storage, RDBStorage):
+        return storage
+    driver = DriverStudyStorage(storage)
+    _LIVE.append(driver)
+    return driver
+
+
+def close_drivers() -> None:
+    """Every queued write of every driver storage in its database; their writer threads stopped."""
+    while _LIVE:
+        _LIVE.pop().close()

@@ -290,6 +290,19 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def _with_new_settings(raw: dict[str, Any]) -> dict[str, Any]:
+    """A sampler or scheduler setting added since the sweep was saved (e.g. sampler.history) takes its
+    default from the option's YAML; the settings the sweep saved are kept as they were."""
+    from sweeps.config import CONF_DIR
+
+    for group in ("sampler", "scheduler"):
+        saved = raw.get(group)
+        yaml_path = CONF_DIR / group / f"{saved.get('name')}.yaml" if isinstance(saved, dict) else None
+        if yaml_path is not None and yaml_path.is_file():
+            raw[group] = {**(yaml.safe_load(yaml_path.read_text()) or {}), **saved}
+    return raw
+
+
 def load_saved_config(name: str, output_dir: Path, overrides: list[str]) -> SweepConfig:
     """The config a sweep started with, plus the few settings a resume may change."""
     from omegaconf import OmegaConf
@@ -302,7 +315,7 @@ def load_saved_config(name: str, output_dir: Path, overrides: list[str]) -> Swee
             f"no sweep named {name!r} in {output_dir}",
             f"resume one of: {', '.join(known)}" if known else "start it with python -m sweeps run name=...",
         )
-    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    raw = _with_new_settings(OmegaConf.to_container(OmegaConf.load(path), resolve=True))
     for text in overrides:
         key, _, value = text.partition("=")
         section, _, leaf = key.partition(".")

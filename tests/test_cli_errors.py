@@ -33,6 +33,7 @@ CASES = [
     (["sampler=grid"], "space.learning_rate"),
     (["objectives=[params:min]"], "objectives"),
     (["max_failure_rate=2"], "max_failure_rate"),
+    (["sampler.history=10"], "sampler.history"),
     (["space.strides=2", "space.dilation_rate=2"], "no model of this space can be built"),
     (["tracking.uri=http://127.0.0.1:9"], "tracking.uri"),
     (["tracking.study_storage=http://127.0.0.1/db"], "tracking.study_storage"),

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 
 import optuna
 import pytest
@@ -192,3 +193,17 @@ def test_the_driver_store_on_a_real_postgresql(postgres_db, tmp_path):
 def _closed():
     yield
     close_storages()
+
+
+def test_a_command_that_ends_leaves_every_queued_write_in_the_database(tmp_path):
+    """search.close_storages (every command's end) flushes each driver storage before the engines close."""
+    study = _study(tmp_path, "ends")
+    trial = _ask(study)
+    slow = threading.Event()  # the database is slow: the writes wait behind this until 0.5 s from now
+    study._storage.writes.submit("slow", slow.wait)
+    threading.Timer(0.5, slow.set).start()
+    trial.report(0.25, 1)
+    trial.set_user_attr("checkpoint", "/ckpt/0")
+    close_storages()
+    stored = _in_database(tmp_path, "ends")[trial.number]
+    assert (stored.intermediate_values, stored.user_attrs["checkpoint"]) == ({1: 0.25}, "/ckpt/0")

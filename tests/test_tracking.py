@@ -78,3 +78,20 @@ def test_a_tracker_with_queued_writes_pickles_without_them(tmp_path):
     assert copy.parent_run_id == parent and copy.tracking_uri == uri
     tracker.end_sweep({}, {}, RunStatus.FINISHED)
     assert [m.value for m in MlflowClient(uri).get_metric_history(parent, "x")] == [1.0]
+
+
+def test_a_reopened_trial_run_gets_the_dataset_link_its_killed_driver_had_queued(tmp_path):
+    """The link to the dataset is written behind the driver; a run a killed driver left without it
+    gets it when `resume` reopens the run, once."""
+    uri = default_tracking_uri(tmp_path)
+    tracker = SweepTracker(uri, "exp", tmp_path / "artifacts")
+    parent = tracker.start_sweep("s", {}, {}, "a: 1\n")
+    tracker.log_dataset(parent, np.zeros((4, 8, 8, 1), np.float32), np.arange(4), "digits", "sklearn", "d" * 32)
+    client = MlflowClient(uri)
+    bare = client.create_run(tracker.experiment_id, tags={"mlflow.parentRunId": parent}).info.run_id  # as the kill left it
+    linked = tracker.start_trial("trial-001", {"filters": 16}, {})
+    for run_id in (bare, linked):
+        tracker.reopen_trial(run_id, {"filters": 16})
+    tracker.flush()
+    for run_id in (bare, linked):
+        assert [d.dataset.digest for d in client.get_run(run_id).inputs.dataset_inputs] == ["d" * 32], run_id
