@@ -1,16 +1,20 @@
 """Epochs to reach an earlier sweep's best value: a sweep warm-started from it against the cold start.
 
-    python -m benchmarks.warm_start [--trials 8] [--epochs 3] [--seeds 0] [--limit 500]
+    python -m benchmarks.warm_start [--trials 8] [--epochs 3] [--seeds 0,1,2] [--limit 500] [--known-only]
 
 For each seed: a cold sweep (TPE with 4 random start-up trials, 1 slot, no scheduler, `--trials`
 trials) sets the target, its best val_accuracy, and the epochs it needed to reach it; then a second
-sweep, same space, seed and data (the seed also splits the data: the same validation set), is
-warm-started from it (`warm_start.from_sweep`) with `stop_at=<target>` (it ends once a trial reaches
-the target). With one slot trials run one after another, so the epochs to target are the epochs of
-a sweep's own trials in order up to the first epoch at or above the target (Optuna's per-epoch
-values); not reached: all the epochs it trained, marked '>'. Epochs, not seconds: the figure does
-not depend on the machine's speed or load. Prints a side-by-side table and writes
-benchmarks/results/warm_start.txt (date, commit, machine).
+sweep, same space, seed and data (the seed also splits the data: the same validation set, and it
+seeds every trial: the same initial weights and batch order), is warm-started from it
+(`warm_start.from_sweep`, which re-runs the earlier best first: `warm_start.rerun_best=1`) with
+`stop_at=<target>` (it ends once a trial reaches the target). `--known-only` adds a third sweep with
+`warm_start.rerun_best=0` (the earlier trials as known results only, TPE proposes from the first
+trial). With one slot trials run one after another, so the epochs to target are the epochs of a
+sweep's own trials in order up to the first epoch at or above the target (Optuna's per-epoch
+values); not reached: all the epochs it trained, marked '>'. The table also gives the re-run
+trial's value beside the target: equal when retraining the same config reproduces it. Epochs, not
+seconds: the figure does not depend on the machine's speed or load. Prints a side-by-side table and
+writes benchmarks/results/warm_start.txt (date, commit, machine, load).
 """
 
 from __future__ import annotations
@@ -72,6 +76,14 @@ def epochs_to(trials: list[optuna.trial.FrozenTrial], target: float) -> tuple[in
     return spent, False
 
 
+def rerun_value(trials: list[optuna.trial.FrozenTrial]) -> str:
+    """The value of the first trial that re-ran an earlier one (RERUN_ATTR), or '-'."""
+    from sweeps.warmstart import RERUN_ATTR
+
+    reruns = sorted((t for t in trials if RERUN_ATTR in t.user_attrs), key=lambda t: t.number)
+    return f"{reruns[0].value:.4f}" if reruns and reruns[0].value is not None else "-"
+
+
 def main(argv: list[str] | None = None) -> int:
     from sweeps.warmstart import own_trials
 
@@ -79,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=8, help="trials of each sweep (default 8)")
     parser.add_argument("--epochs", type=int, default=3, help="max epochs per trial (default 3)")
     parser.add_argument("--limit", type=int, default=500, help="digits images used (default 500)")
-    parser.add_argument("--seeds", default="0", help="seeds of the cold/warm pairs, comma-separated (default 0)")
+    parser.add_argument("--seeds", default="0,1,2", help="seeds of the cold/warm pairs, comma-separated (default 0,1,2)")
+    parser.add_argument("--known-only", action="store_true", help="also a warm sweep with warm_start.rerun_best=0")
     args = parser.parse_args(argv)
     common = [f"n_trials={args.trials}", f"max_epochs={args.epochs}", f"dataset.limit={args.limit}"]
     started = time.monotonic()
@@ -91,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         " max, TPE with 4 start-up trials, 1 slot, no scheduler)",
         f"commit {commit}, {platform.node()}, {os.cpu_count()} CPUs, load average {load:.1f},"
         f" {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-        f"{'seed':>4}  {'target':>7}  {'cold start':>11}  {'warm start':>11}",
+        f"{'seed':>4}  {'target':>7}  {'cold start':>11}"
+        + (f"  {'known only':>11}" if args.known_only else "")
+        + f"  {'warm start':>11}  {'re-run value':>12}",
     ]
     out = Path(tempfile.mkdtemp(prefix="warm-start-bench-"))
     try:
@@ -101,14 +116,27 @@ def main(argv: list[str] | None = None) -> int:
             finished = own_trials(_study(out, cold).get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
             target = max(t.value for t in finished)
             cold_epochs, _ = epochs_to(own_trials(_study(out, cold).trials), target)
+            row = f"{seed:>4}  {target:>7.4f}  {cold_epochs:>11}"
             warm = f"warm-{seed}"
-            _run(out, warm, *common, f"seed={seed}", f"stop_at={target}", f"warm_start.from_sweep={cold}")
-            spent, reached = epochs_to(own_trials(_study(out, warm).trials), target)
-            lines.append(f"{seed:>4}  {target:>7.4f}  {cold_epochs:>11}  {('' if reached else '>') + str(spent):>11}")
+            for variant, rerun in ([(f"known-{seed}", 0)] if args.known_only else []) + [(warm, 1)]:
+                _run(
+                    out,
+                    variant,
+                    *common,
+                    f"seed={seed}",
+                    f"stop_at={target}",
+                    f"warm_start.from_sweep={cold}",
+                    f"warm_start.rerun_best={rerun}",
+                )
+                spent, reached = epochs_to(own_trials(_study(out, variant).trials), target)
+                row += f"  {('' if reached else '>') + str(spent):>11}"
+            lines.append(row + f"  {rerun_value(_study(out, warm).trials):>12}")
             print(lines[-1], flush=True)
         lines.append(
             f"(epochs trained by the sweep's own trials up to the first epoch at or above the target; '>N': not reached"
-            f" in {args.trials} trials; run took {time.monotonic() - started:.0f} s)"
+            f" in {args.trials} trials; warm start: the earlier best re-run first (warm_start.rerun_best=1), its value"
+            f" under 're-run value'{'; known only: warm_start.rerun_best=0' if args.known_only else ''};"
+            f" load average {os.getloadavg()[0]:.1f} at the end; run took {time.monotonic() - started:.0f} s)"
         )
     finally:
         shutil.rmtree(out, ignore_errors=True)

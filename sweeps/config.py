@@ -70,6 +70,7 @@ class SchedulerSettings:
 class WarmStartSettings:
     points: tuple[dict[str, Any], ...] = ()  # evaluated first, as given (searched params only)
     from_sweep: str | None = None  # an earlier sweep whose finished trials are added as known results (sweeps.warmstart)
+    rerun_best: int = 1  # and whose best this many trials are evaluated first (sweeps.warmstart.rerun_points)
 
 
 @dataclass(frozen=True)
@@ -401,7 +402,10 @@ def _warm_start(raw: dict[str, Any], space: Space) -> WarmStartSettings:
             f"{source!r} is not a sweep name",
             "write warm_start.from_sweep=<an earlier sweep's name>, or null",
         )
-    return WarmStartSettings(points=tuple(dict(p) for p in points), from_sweep=None if source is None else str(source))
+    rerun = _number({"rerun_best": 1, **raw}, "rerun_best", int, low=0, label="warm_start.rerun_best")
+    return WarmStartSettings(
+        points=tuple(dict(p) for p in points), from_sweep=None if source is None else str(source), rerun_best=rerun
+    )
 
 
 def _objectives(raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:

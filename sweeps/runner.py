@@ -137,9 +137,9 @@ class Population(tune.Callback):
     """scheduler=pbt's own search and its Optuna records. Tune's PBT refuses a searcher: it rewrites
     a trial's config when the trial clones a better one, which a searcher's record of that trial
     cannot follow. So the population (n_trials members) is asked from the sweep's study up front,
-    sampled at random from the space with the sweep's seed (warm_start.points first), and given to
-    Tune as fixed configs; each member is told to Optuna when it ends, as SweepSearch tells its
-    trials, with the params it ended with (`pbt_final_params`) beside the ones it started with."""
+    sampled at random from the space with the sweep's seed (the points queued first: first_points),
+    and given to Tune as fixed configs; each member is told to Optuna when it ends, as SweepSearch
+    tells its trials, with the params it ended with (`pbt_final_params`) beside the ones it started with."""
 
     def __init__(
         self,
@@ -148,11 +148,8 @@ class Population(tune.Callback):
         n: int,
         objective_keys: list[str],
         explored: tuple[str, ...],
-        points: list[dict] | None = None,
     ) -> None:
         self._ot_study, self._objective_keys, self._explored = study, objective_keys, explored
-        for point in points or []:
-            study.enqueue_trial(point, skip_if_exists=True)
         self._members: dict[int, optuna.Trial] = {}
         for _ in range(n):
             member = study.ask()
@@ -780,6 +777,27 @@ class Interrupted(tune.Stopper):
         return {"signum": None}  # Tune pickles its stoppers with the experiment state
 
 
+def first_points(
+    study: optuna.Study,
+    points: list[dict[str, Any]],
+    rerun: tuple[tuple[str, dict[str, Any]], ...],
+    known: tuple[optuna.trial.FrozenTrial, ...],
+) -> None:
+    """A fresh study's first proposals: warm_start.points as given, then the earlier sweep's best
+    re-run (each marked with the trial it re-runs), both as Optuna's enqueue_trial does (the sampler
+    fills in params a point leaves out); then the earlier sweep's finished trials as known results.
+    In that order: enqueue_trial(skip_if_exists) skips a point that any trial of the study holds,
+    the known results included, and should skip only a point already queued here."""
+    from sweeps.warmstart import RERUN_ATTR
+
+    for point in points:
+        study.enqueue_trial(point, skip_if_exists=True)
+    for label, params in rerun:
+        study.enqueue_trial(params, user_attrs={RERUN_ATTR: label}, skip_if_exists=True)
+    if known:
+        study.add_trials(known)
+
+
 def run_sweep(
     cfg: SweepConfig,
     data: dict[str, Any],
@@ -790,11 +808,13 @@ def run_sweep(
     experiment: str | None = None,
     continuations: tuple[Continuation, ...] = (),
     warm_start: tuple[optuna.trial.FrozenTrial, ...] = (),
+    rerun: tuple[tuple[str, dict[str, Any]], ...] = (),
 ) -> SweepRun:
     """Run n_trials (default cfg.n_trials) trials into the sweep's study, the `continuations`
     (interrupted trials, each from its checkpoint) first; `experiment` names Ray's result folder
     (a resumed sweep gets a fresh one beside the first). `warm_start`: an earlier sweep's finished
-    trials (sweeps.warmstart), added to a fresh study before its first proposal."""
+    trials (sweeps.warmstart), added to a fresh study before its first proposal; `rerun`: (label,
+    params) of its best, evaluated first after warm_start.points (first_points)."""
     started = time.monotonic()
     start_ray(cfg)
     # Read from memory and written behind: the driver is the study's one writer (sweeps.studystore).
@@ -805,7 +825,7 @@ def run_sweep(
     fresh = cfg.name not in optuna.study.get_all_study_names(storage)
     scheduler = make_scheduler(cfg)
     n = n_trials or cfg.n_trials
-    points = [dict(p) for p in cfg.warm_start.points] if fresh and cfg.warm_start.points else None
+    points = [dict(p) for p in cfg.warm_start.points] if fresh else []
     search: SweepSearch | Population
     if isinstance(scheduler, PopulationBasedTraining):  # it refuses a searcher: its own population
         from sweeps.config import pbt_mutations
@@ -818,9 +838,9 @@ def run_sweep(
             directions=["maximize" if m == "max" else "minimize" for m in modes],
             load_if_exists=True,
         )
-        if fresh and warm_start:
-            study.add_trials(warm_start)
-        search = Population(study, define_by_run(cfg.space, cfg.model), n, [objective_key(m) for m in metrics], explored, points)
+        if fresh:
+            first_points(study, points, rerun, warm_start)
+        search = Population(study, define_by_run(cfg.space, cfg.model), n, [objective_key(m) for m in metrics], explored)
         search_alg: Any = None  # Tune's own, over the population as one grid of whole configs
         param_space = {MEMBER: tune.grid_search(search.configs)}
         print(
@@ -834,7 +854,6 @@ def run_sweep(
         explored, param_space = (), None
         search = search_alg = SweepSearch(
             space=define_by_run(cfg.space, cfg.model),
-            points_to_evaluate=points,
             metric=metrics if cfg.multi_objective else cfg.metric,
             mode=modes if cfg.multi_objective else cfg.mode,
             sampler=make_sampler(cfg.sampler, cfg.seed),
@@ -843,8 +862,8 @@ def run_sweep(
             objective_keys=[objective_key(m) for m in metrics],
             continuations=continuations,
         )
-        if fresh and warm_start:
-            search._ot_study.add_trials(warm_start)
+        if fresh:
+            first_points(search._ot_study, points, rerun, warm_start)
     callback = TrackingCallback(tracker, search, metrics, progress)
     limit = FailureLimit(callback, cfg.max_failures, cfg.max_failure_rate)
     goal = GoalReached(callback, cfg.metric, cfg.mode, cfg.stop_at)

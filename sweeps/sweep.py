@@ -444,7 +444,13 @@ def _load_warm_start(cfg: SweepConfig) -> Any:
     if isinstance(saved, dict):
         names = [str(o).partition(":")[0] for o in saved["objectives"]] if saved.get("objectives") else [saved.get("metric")]
     return load_warm_start(
-        source, cfg.name, open_storage(cfg.output_dir, cfg.tracking.study_storage), cfg.space, cfg.objectives, names
+        source,
+        cfg.name,
+        open_storage(cfg.output_dir, cfg.tracking.study_storage),
+        cfg.space,
+        cfg.objectives,
+        names,
+        cfg.warm_start.rerun_best,
     )
 
 
@@ -612,6 +618,7 @@ def _run_and_summarise(
             experiment=cfg.name if state.segments == 1 else f"{cfg.name}-resume{state.segments - 1}",
             continuations=tuple(continuations),
             warm_start=warm.trials if warm is not None else (),
+            rerun=warm.rerun if warm is not None else (),
         )
         study, stopped_because, goal_reached = result.study, result.stopped_because, result.goal_reached
         runner.release()

@@ -2,8 +2,17 @@
 
 Optuna's `add_trials` puts them into the new study as COMPLETE trials (params and values), so a
 model-based sampler (tpe, gp, cmaes, nsga2) starts from what the earlier sweep learned instead of
-from random points; no epoch is spent evaluating them again. They are marked (`WARM_ATTR`) and are
-not this sweep's trials: `own_trials` leaves them out of its counts, its best trial and its table.
+from random points. They are marked (`WARM_ATTR`) and are not this sweep's trials: `own_trials`
+leaves them out of its counts, its best trial and its table.
+
+Known results alone do not bring the new sweep back to the earlier best: TPE proposes near it but
+rarely on it (measured: benchmarks/results/warm_start.txt). So the earlier best `rerun_best` points
+(`rerun_points`) are also evaluated first, as Optuna's `enqueue_trial` does for a known-good point
+and as KerasTuner or Katib resume from their best: each is one of the new sweep's own trials (it
+spends epochs; user attribute `RERUN_ATTR` names the trial it re-runs). A trial's seed is the
+sweep's `seed`, so with the same seed and data a re-run trains from the same weights in the same
+order: on CPU with the same cpus_per_trial (threads) it gives the earlier value again (checked);
+with other threads, on a GPU (not checked) or with another seed, a value near it.
 
 Only what the new space can hold is carried over: a parameter the new space does not search is
 dropped from every trial; a trial with a value outside the new range or choices is left out. What
@@ -12,9 +21,12 @@ was dropped is said, printed and recorded. Optuna only, no Ray or MLflow.
 
 from __future__ import annotations
 
+import json
+import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -24,6 +36,7 @@ from sweeps.space import Space
 
 FIELD = "warm_start.from_sweep"
 WARM_ATTR = "warm_start_from"  # user attr of an added trial: "<earlier sweep>#<its trial number>"
+RERUN_ATTR = "warm_start_rerun"  # user attr of an own trial that re-runs an earlier one: the same label
 
 
 @dataclass(frozen=True)
@@ -32,9 +45,17 @@ class WarmStart:
     trials: tuple[FrozenTrial, ...]  # ready for study.add_trials: the new space's distributions
     finished: int  # the earlier sweep's COMPLETE trials
     dropped: tuple[str, ...]  # what was left out and why, one line each
+    rerun: tuple[tuple[str, dict[str, Any]], ...] = ()  # (label, params) evaluated first: rerun_points
+    metric: str = "value"  # the first objective's name, for the note
 
     def note(self) -> str:
         text = f"{len(self.trials)} of {self.finished} finished trials of sweep {self.source} added as known results"
+        if self.rerun:
+            values = {t.user_attrs[WARM_ATTR]: t.values[0] for t in self.trials}
+            text += "; re-run first: " + ", ".join(
+                f"{label} ({self.metric} {values[label]:.4g}) {json.dumps(params, sort_keys=True)}"
+                for label, params in self.rerun
+            )
         return text + (f"; dropped: {'; '.join(self.dropped)}" if self.dropped else "")
 
 
@@ -81,6 +102,32 @@ def carry_over(source: str, finished: Sequence[FrozenTrial], space: Space) -> tu
     return carried, dropped
 
 
+def rerun_points(
+    carried: Sequence[FrozenTrial], directions: Sequence[optuna.study.StudyDirection], count: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """The `count` best carried trials by the first objective (the sweep's metric, what stop_at
+    and the summary's best use), best first, as (label, params) to evaluate first (pure: tested with
+    tables). A tie goes to the earlier trial; a point that is already chosen (two trials that the new
+    space makes the same, e.g. differing only in a dropped parameter) is re-run once; a trial
+    without a finite value is never chosen."""
+    sign = -1.0 if directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
+    ranked = sorted(
+        (t for t in carried if t.values and math.isfinite(t.values[0])),
+        key=lambda t: (sign * t.values[0], _number(t.user_attrs[WARM_ATTR])),
+    )
+    chosen: list[tuple[str, dict[str, Any]]] = []
+    for trial in ranked:
+        if len(chosen) >= count:
+            break
+        if all(trial.params != params for _, params in chosen):
+            chosen.append((trial.user_attrs[WARM_ATTR], dict(trial.params)))
+    return chosen
+
+
+def _number(label: str) -> int:
+    return int(label.rpartition("#")[2])
+
+
 def load_warm_start(
     source: str,
     name: str,
@@ -88,8 +135,10 @@ def load_warm_start(
     space: Space,
     objectives: Sequence[tuple[str, str]],
     saved_objectives: Sequence[str] | None = None,
+    rerun_best: int = 1,
 ) -> WarmStart:
-    """Read sweep `source`'s study from `storage` and carry its finished trials over; bad input
+    """Read sweep `source`'s study from `storage`, carry its finished trials over and choose the
+    `rerun_best` best of them to evaluate first (rerun_points); bad input
     (no such sweep, other objectives, nothing finished or nothing that fits) is one ConfigError."""
     known = optuna.study.get_all_study_names(storage)
     if source == name:
@@ -123,4 +172,5 @@ def load_warm_start(
             f"none of the {len(finished)} finished trials of sweep {source!r} fits this sweep's space ({'; '.join(dropped)})",
             "search at least one of its parameters over a range or choices holding its values, or drop warm_start.from_sweep",
         )
-    return WarmStart(source, tuple(carried), len(finished), tuple(dropped))
+    rerun = rerun_points(carried, wanted, rerun_best)
+    return WarmStart(source, tuple(carried), len(finished), tuple(dropped), tuple(rerun), objectives[0][0])

@@ -8,7 +8,8 @@ from mlflow import MlflowClient
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 from sweeps.config import ConfigError, load_config
-from sweeps.warmstart import WARM_ATTR, carry_over, load_warm_start, own_trials
+from sweeps.runner import first_points
+from sweeps.warmstart import RERUN_ATTR, WARM_ATTR, WarmStart, carry_over, load_warm_start, own_trials, rerun_points
 from tests.conftest import run_cli
 
 SPACE = ["space.learning_rate=tag(log,interval(0.001,0.1))", "space.filters=choice(8,16)", "space.kernel_size=3"]
@@ -52,6 +53,85 @@ def test_carry_over_keeps_only_what_the_new_space_holds(params, carried, dropped
         (trial,) = trials
         assert trial.params == carried and trial.value == 0.9 and trial.user_attrs == {WARM_ATTR: "first#7"}
         assert trial.distributions == {k: space.searched[k] for k in carried}
+
+
+MAX, MIN = optuna.study.StudyDirection.MAXIMIZE, optuna.study.StudyDirection.MINIMIZE
+
+
+def _known(number, value, **params):
+    """A carried trial (as carry_over makes it): its label, its value, its params in the new space."""
+    dists = {"learning_rate": FloatDistribution(1e-3, 0.1, log=True), "filters": CategoricalDistribution([8, 16])}
+    return optuna.trial.create_trial(
+        params=params,
+        distributions={k: dists[k] for k in params},
+        values=None if value is None else [value] if not isinstance(value, tuple) else list(value),
+        state=optuna.trial.TrialState.COMPLETE,
+        user_attrs={WARM_ATTR: f"first#{number}"},
+    )
+
+
+A, B, C = {"learning_rate": 0.01, "filters": 8}, {"learning_rate": 0.02, "filters": 16}, {"learning_rate": 0.05, "filters": 8}
+
+
+@pytest.mark.parametrize(
+    "trials, directions, count, chosen",
+    [
+        # the best by the first objective, best first
+        ([(0, 0.7, A), (1, 0.9, B), (2, 0.8, C)], [MAX], 1, [("first#1", B)]),
+        ([(0, 0.7, A), (1, 0.9, B), (2, 0.8, C)], [MAX], 2, [("first#1", B), ("first#2", C)]),
+        ([(0, 0.7, A), (1, 0.9, B), (2, 0.8, C)], [MIN], 2, [("first#0", A), ("first#2", C)]),
+        # none asked: known results only
+        ([(0, 0.7, A), (1, 0.9, B)], [MAX], 0, []),
+        # more asked than there are: all of them
+        ([(0, 0.7, A), (1, 0.9, B)], [MAX], 5, [("first#1", B), ("first#0", A)]),
+        # a tie goes to the earlier trial, whatever the order given
+        ([(5, 0.9, A), (3, 0.9, B)], [MAX], 1, [("first#3", B)]),
+        # two trials the new space makes one point (a dropped param told them apart): run once, the next fills in
+        ([(0, 0.9, A), (1, 0.85, dict(A)), (2, 0.8, C)], [MAX], 2, [("first#0", A), ("first#2", C)]),
+        # a value that is not finite (a diverged loss's inf) is never chosen
+        ([(0, float("inf"), A), (1, 0.5, B)], [MAX], 1, [("first#1", B)]),
+        # several objectives: ranked by the first (the sweep's metric), the others ignored
+        ([(0, (0.9, 5e5), A), (1, (0.8, 1e3), B)], [MAX, MIN], 1, [("first#0", A)]),
+        # a point that leaves out a param (the sampler fills it in) is re-run as it is
+        ([(0, 0.9, {"filters": 16})], [MAX], 1, [("first#0", {"filters": 16})]),
+    ],
+)
+def test_rerun_points_are_the_earlier_best(trials, directions, count, chosen):
+    assert rerun_points([_known(n, v, **p) for n, v, p in trials], directions, count) == chosen
+
+
+def test_the_note_says_what_is_re_run():
+    warm = WarmStart("first", (_known(1, 0.9, **B), _known(0, 0.7, **A)), 3, ("x (not searched by this sweep) from 3 trials",))
+    warm = WarmStart(**{**warm.__dict__, "rerun": (("first#1", B),), "metric": "val_accuracy"})
+    assert warm.note() == (
+        "2 of 3 finished trials of sweep first added as known results; re-run first: first#1 (val_accuracy 0.9)"
+        ' {"filters": 16, "learning_rate": 0.02}; dropped: x (not searched by this sweep) from 3 trials'
+    )
+
+
+def test_first_points_queue_given_points_then_reruns_then_add_the_known_results():
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    known = (_known(1, 0.9, **B), _known(0, 0.7, **A))
+    # the given point equals the best: queued once; a re-run equals a known result: still queued
+    first_points(study, [dict(B), {"filters": 8}], (("first#1", B), ("first#0", A)), known)
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert len(waiting) == 3
+    asked = [study.ask() for _ in waiting]
+    for trial in asked:
+        trial.suggest_float("learning_rate", 1e-3, 0.1, log=True)
+        trial.suggest_categorical("filters", [8, 16])
+    assert asked[0].params == B and asked[1].params["filters"] == 8 and asked[2].params == A
+    assert [t.user_attrs.get(RERUN_ATTR) for t in asked] == [None, None, "first#0"]
+    assert sorted(t.user_attrs[WARM_ATTR] for t in study.trials if WARM_ATTR in t.user_attrs) == ["first#0", "first#1"]
+
+
+def test_rerun_best_is_a_whole_number_from_zero():
+    assert load_config([]).warm_start.rerun_best == 1
+    assert load_config(["warm_start.rerun_best=0"]).warm_start.rerun_best == 0
+    for bad in ("-1", "1.5", "two"):
+        with pytest.raises(ConfigError) as info:
+            load_config([f"warm_start.rerun_best={bad}"])
+        assert info.value.key == "warm_start.rerun_best"
 
 
 def test_own_trials_leave_out_the_added_ones():
@@ -169,6 +249,13 @@ def test_a_sweep_warm_started_from_an_earlier_one_adds_its_trials_and_records_it
     assert {t.user_attrs[WARM_ATTR]: t.value for t in added} == {f"first#{t.number}": t.value for t in fits}
     assert len(own_trials(study.trials)) == 2  # n_trials counts the sweep's own trials only
     assert "Trials: 2 |" in second.stdout
+    # The earlier best (warm_start.rerun_best=1 by default) is the sweep's first trial, re-run as it
+    # was (kernel_size is this sweep's fixed 3); then the sampler proposes.
+    best = min(fits, key=lambda t: (-t.value, t.number))
+    rerun, proposed = sorted(own_trials(study.trials), key=lambda t: t.number)
+    assert rerun.user_attrs[RERUN_ATTR] == f"first#{best.number}" and RERUN_ATTR not in proposed.user_attrs
+    assert {k: rerun.params[k] for k in ("learning_rate", "filters")} == {k: best.params[k] for k in ("learning_rate", "filters")}
+    assert rerun.state.name == "COMPLETE" and f"re-run first: first#{best.number} (val_accuracy " in second.stdout
 
     client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("sweeps").experiment_id])
@@ -176,7 +263,30 @@ def test_a_sweep_warm_started_from_an_earlier_one_adds_its_trials_and_records_it
     assert parent.data.tags["sweeps.warm_start_from"] == "first"
     assert parent.data.tags["sweeps.warm_start_trials"] == str(len(fits))
     assert "kernel_size (not searched by this sweep)" in parent.data.tags["sweeps.warm_start_note"]
+    assert f"re-run first: first#{best.number} (val_accuracy {best.value:.4g})" in parent.data.tags["sweeps.warm_start_note"]
     assert parent.data.params["warm_start.from_sweep"] == "first"
     # the best trial named in the summary is one of this sweep's own, with its own MLflow run
     trial_runs = {r.info.run_id for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
     assert parent.data.tags["sweeps.best_run_id"] in trial_runs
+
+    # On the first sweep's own space, seed and data, the re-run is the earlier trial again: every
+    # trial is seeded with the sweep's seed (the same weights and batch order) and trains on the same
+    # CPU threads, so the earlier best value comes back at once (what makes re-running it worth it).
+    third = run_cli(
+        "run",
+        "name=third",
+        "n_trials=1",
+        "sampler=tpe",
+        "space.learning_rate=tag(log,interval(0.001,0.1))",
+        "space.filters=choice(8,16,32)",
+        "space.kernel_size=choice(3,5)",
+        "warm_start.from_sweep=first",
+        *COMMON,
+        f"output_dir={out}",
+        cwd=tmp_path,
+    )
+    assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
+    best = min(earlier, key=lambda t: (-t.value, t.number))
+    (again,) = own_trials(optuna.load_study(study_name="third", storage=storage).trials)
+    assert again.user_attrs[RERUN_ATTR] == f"first#{best.number}" and again.params == best.params
+    assert again.value == best.value, (again.value, best.value)
