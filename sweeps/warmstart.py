@@ -6,7 +6,7 @@ from random points. They are marked (`WARM_ATTR`) and are not this sweep's trial
 leaves them out of its counts, its best trial and its table.
 
 Known results alone do not bring the new sweep back to the earlier best: TPE proposes near it but
-rarely on it (measured: docs/search.md, "Warm start"). So the earlier best `rerun_best` points
+rarely on it (measured: docs/search.md, "Warm starts"). So the earlier best `rerun_best` points
 (`rerun_points`) are also evaluated first, as Optuna's `enqueue_trial` does for a known-good point
 and as KerasTuner or Katib resume from their best: each is one of the new sweep's own trials (it
 spends epochs; user attribute `RERUN_ATTR` names the trial it re-runs). A trial's seed is the
