@@ -16,14 +16,14 @@ trial killed between two epochs.
 from __future__ import annotations
 
 import copy
-from collections.abc import Container, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution, check_distribution_compatibility
 from optuna.storages import RDBStorage
-from optuna.storages._cached_storage import _CachedStorage, _StudyInfo
+from optuna.storages._cached_storage import _CachedStorage
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
@@ -37,7 +37,7 @@ class DriverStudyStorage(_CachedStorage):
     def __init__(self, backend: RDBStorage) -> None:
         super().__init__(backend)
         self._loaded: set[int] = set()  # studies whose trials were read from the database once
-        self.writes = WriteBehind("optuna-writer")  # keyed by trial id; "study" for study-level writes
+        self.writes = WriteBehind("optuna-writer")  # keyed by trial id; a new trial by ("new", study id)
 
     # -- writes ----------------------------------------------------------------------------------------
 
@@ -55,11 +55,8 @@ class DriverStudyStorage(_CachedStorage):
     def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
         self._loaded_first(study_id)
         frozen = self._now(("new", study_id), self._backend._create_new_trial, study_id, template_trial)
-        with self._lock:
-            self._studies.setdefault(study_id, _StudyInfo())
+        with self._lock:  # the study is loaded: never read from the database again, so only the cache learns of it
             self._add_trials_to_cache(study_id, [frozen])
-            if not frozen.state.is_finished():
-                self._studies[study_id].unfinished_trial_ids.add(frozen._trial_id)
         return frozen._trial_id
 
     def set_trial_param(
@@ -83,7 +80,7 @@ class DriverStudyStorage(_CachedStorage):
         if not self._owned(trial_id):
             return self._backend.set_trial_state_values(trial_id, state=state, values=values)
         with self._lock:
-            self._updatable(trial_id)
+            self.check_trial_is_updatable(trial_id, self._cached(trial_id).state)
         if not self._now(trial_id, self._backend.set_trial_state_values, trial_id, state=state, values=values):
             return False  # a WAITING trial another ask claimed first
         with self._lock:
@@ -95,7 +92,6 @@ class DriverStudyStorage(_CachedStorage):
                 trial.datetime_start = datetime.now()
             if state.is_finished():
                 trial.datetime_complete = datetime.now()
-                self._studies[self._trial_id_to_study_id_and_number[trial_id][0]].unfinished_trial_ids.discard(trial_id)
             self._put(trial)
         return True
 
@@ -162,11 +158,6 @@ class DriverStudyStorage(_CachedStorage):
             if trial_id in self._trial_id_to_study_id_and_number:
                 return self._cached(trial_id)
         return self._backend.get_trial(trial_id)
-
-    def get_all_trials(
-        self, study_id: int, deepcopy: bool = True, states: Container[TrialState] | None = None
-    ) -> list[FrozenTrial]:
-        return super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
 
     def get_best_trial(self, study_id: int) -> FrozenTrial:
         directions = self.get_study_directions(study_id)
