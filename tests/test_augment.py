@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sweeps.config import ConfigError, load_config
+from sweeps.config.validation import ConfigError, load_config
 from tests.test_plan import BASE
 
 keras = pytest.importorskip("keras")

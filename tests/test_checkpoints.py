@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sweeps.trial import TrialSettings, _BestWeights
+from sweeps.worker.trainable import TrialSettings, _BestWeights
 
 
 @pytest.mark.parametrize(
@@ -25,8 +25,8 @@ from sweeps.trial import TrialSettings, _BestWeights
     ],
 )
 def test_stop_epochs_are_where_each_scheduler_may_stop_and_the_last_epoch(scheduler, grace, factor, max_epochs, expected):
-    from sweeps.config import load_config
-    from sweeps.runner import stop_epochs
+    from sweeps.config.validation import load_config
+    from sweeps.execution.runner import stop_epochs
 
     cfg = load_config(
         [f"scheduler={scheduler}", f"max_epochs={max_epochs}"]
@@ -41,7 +41,7 @@ def test_hyperband_milestones_are_tunes_own(max_t, eta):
     """The milestones read from Tune's brackets as they are built, halving after halving."""
     from ray.tune.schedulers.hyperband import HyperBandScheduler, _Bracket
 
-    from sweeps.runner import hyperband_milestones
+    from sweeps.execution.runner import hyperband_milestones
 
     tune_hb = HyperBandScheduler(time_attr="epoch", max_t=max_t, reduction_factor=eta)
     seen = set()
@@ -59,9 +59,9 @@ def test_hyperband_milestones_are_tunes_own(max_t, eta):
 
 
 def test_every_scheduler_has_one_registry_entry_one_yaml_and_is_validated():
-    from sweeps.config import CONF_DIR
+    from sweeps.config.validation import CONF_DIR
+    from sweeps.execution.runner import SCHEDULERS  # what the runner builds from: the registry itself
     from sweeps.registry import SCHEDULERS as REGISTRY
-    from sweeps.runner import SCHEDULERS  # what the runner builds from: the registry itself
 
     yamls = {p.stem for p in (CONF_DIR / "scheduler").glob("*.yaml")}
     assert set(REGISTRY) == set(SCHEDULERS) == yamls
@@ -125,7 +125,7 @@ def test_a_checkpoint_is_one_snapshot_to_go_on_from_and_keeps_the_best_epochs_mo
     the best-so-far record and the best epoch's weights, which stay the kept model."""
     import keras
 
-    from sweeps.trial import MODEL_FILE, complete_snapshot, load_snapshot
+    from sweeps.worker.trainable import MODEL_FILE, complete_snapshot, load_snapshot
 
     x, y = np.random.default_rng(0).normal(size=(64, 3)), np.random.default_rng(1).normal(size=(64, 2))
     model = _compiled_model()
@@ -178,7 +178,7 @@ def test_every_kept_checkpoint_scores_its_trials_best_epoch(tmp_path):
     from mlflow import MlflowClient
 
     from models.conv2d import load_model
-    from sweeps.datasets import load_dataset
+    from sweeps.data.datasets import load_dataset
     from tests.conftest import run_cli
 
     out = tmp_path / "outputs"

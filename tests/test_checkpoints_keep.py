@@ -1,10 +1,10 @@
-"""The best-k bookkeeping of sweeps.checkpoints, as a table of finished trials."""
+"""The best-k bookkeeping of sweeps.driver.checkpoints, as a table of finished trials."""
 
 import math
 
 import pytest
 
-from sweeps.checkpoints import BestCheckpoints
+from sweeps.driver.checkpoints import BestCheckpoints
 
 
 @pytest.mark.parametrize(

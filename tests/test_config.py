@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from sweeps.config import CONF_DIR, ConfigError, load_config, split_space_overrides
+from sweeps.config.validation import CONF_DIR, ConfigError, load_config, split_space_overrides
 from sweeps.registry import SAMPLERS
 
 GROUPS = ("dataset", "model", "space", "sampler", "scheduler", "resources", "tracking")

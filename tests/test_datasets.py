@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sweeps.datasets import DatasetError, content_digest, load_dataset
+from sweeps.data.datasets import DatasetError, content_digest, load_dataset
 
 
 def test_digits_is_embedded_and_split_by_seed():
@@ -96,7 +96,7 @@ def test_keras_download_failure_says_how_to_use_a_local_file(monkeypatch, tmp_pa
 def test_digits_read_from_sklearns_file_equal_its_own_loader():
     from sklearn.datasets import load_digits
 
-    from sweeps.datasets import _digits_arrays
+    from sweeps.data.datasets import _digits_arrays
 
     images, target = _digits_arrays()
     bunch = load_digits()

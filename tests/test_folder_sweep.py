@@ -130,8 +130,8 @@ def test_predict_prints_class_names_of_a_folder_model(world):
 
 
 def test_resume_refuses_a_changed_folder_naming_the_file_and_diff_names_it(world):
-    from sweeps.datasets import load_dataset
-    from sweeps.folders import save_manifest
+    from sweeps.data.datasets import load_dataset
+    from sweeps.data.folders import save_manifest
     from tests.conftest import run_cli
 
     target = world["digits"] / "train" / "3" / "d0003.png"
@@ -164,8 +164,8 @@ def test_resume_refuses_a_changed_folder_naming_the_file_and_diff_names_it(world
 def test_a_node_that_cannot_see_the_folder_fails_before_any_trial(tmp_path):
     import ray
 
-    from sweeps import runner
-    from sweeps.config import ConfigError
+    from sweeps.config.validation import ConfigError
+    from sweeps.execution import runner
 
     seen = tmp_path / "seen.png"
     Image.new("L", (4, 4)).save(seen)

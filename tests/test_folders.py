@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sweeps import cli, feed, folders
-from sweeps.datasets import DatasetError, load_dataset
+from sweeps import cli
+from sweeps.data import folders
+from sweeps.data.datasets import DatasetError, load_dataset
+from sweeps.worker import feed
 from tests.image_folders import PHOTO_CLASSES, corrupt, digit_folder, photo_folder, text
 
 
@@ -56,7 +58,7 @@ def test_non_image_files_are_ignored_and_counted(tmp_path):
 
 
 def test_grayscale_rgb_mix_is_converted_to_the_colour_mode(digits):
-    from sweeps.datasets import _digits_arrays
+    from sweeps.data.datasets import _digits_arrays
 
     gray = _load(digits, image_size=[8, 8], color_mode="grayscale")
     rgb = _load(digits, image_size=[8, 8], color_mode="rgb")

@@ -4,8 +4,8 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from sweeps.config import ConfigError, load_config
-from sweeps.trial import reached_goal
+from sweeps.config.validation import ConfigError, load_config
+from sweeps.worker.trainable import reached_goal
 
 
 @pytest.mark.parametrize(

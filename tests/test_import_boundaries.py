@@ -11,37 +11,37 @@ HEAVY = ("ray", "mlflow", "keras", "tensorflow", "optuna")
 # module -> heavy libraries it may pull in (and nothing else from HEAVY)
 ALLOWED = {
     "sweeps.space": {"optuna"},
-    "sweeps.config": {"optuna"},
-    "sweeps.search": {"optuna"},
-    "sweeps.datasets": set(),
+    "sweeps.config.validation": {"optuna"},
+    "sweeps.samplers.factories": {"optuna"},
+    "sweeps.data.datasets": set(),
     "sweeps.cli": {"optuna"},
-    "sweeps.sweep": {"optuna"},
-    "sweeps.reporting": {"optuna"},
+    "sweeps.driver.sweep": {"optuna"},
+    "sweeps.commands.report": {"optuna"},
     "sweeps": set(),  # the notebook API: everything loads when a function runs
-    "sweeps.recovery": {"optuna", "mlflow"},
-    "sweeps.outcomes": set(),
-    "sweeps.errors": set(),
-    "sweeps.metrics": set(),
+    "sweeps.driver.recovery": {"optuna", "mlflow"},
+    "sweeps.core.outcomes": set(),
+    "sweeps.core.errors": set(),
+    "sweeps.core.metrics": set(),
     "sweeps.registry": set(),  # names and import paths only: validation and --help import no heavy library
-    "sweeps.redaction": set(),
+    "sweeps.core.redaction": set(),
     "models.native_log": set(),
-    "sweeps.checkpoints": set(),
-    "sweeps.faults": set(),
-    "sweeps.progress": set(),
-    "sweeps.predict": set(),
-    "sweeps.datasets_cmd": set(),
-    "sweeps.folders": set(),
-    "sweeps.feed": set(),  # TensorFlow loads inside the trial, in the worker
-    "sweeps.testscore": set(),
-    "sweeps.server": {"optuna"},
-    "sweeps.submit": set(),
-    "sweeps.sysmetrics": set(),  # NVML loads in the worker, when a trial samples a GPU
-    "sweeps.dashboard": {"optuna"},
+    "sweeps.driver.checkpoints": set(),
+    "sweeps.testing.faults": set(),
+    "sweeps.driver.progress": set(),
+    "sweeps.commands.predict": set(),
+    "sweeps.data.versions": set(),
+    "sweeps.data.folders": set(),
+    "sweeps.worker.feed": set(),  # TensorFlow loads inside the trial, in the worker
+    "sweeps.driver.testscore": set(),
+    "sweeps.commands.server": {"optuna"},
+    "sweeps.commands.submit": set(),
+    "sweeps.worker.sysmetrics": set(),  # NVML loads in the worker, when a trial samples a GPU
+    "sweeps.commands.dashboard": {"optuna"},
     "models.plan": set(),
     "models.conv2d": {"keras", "tensorflow"},
     "tracking": {"mlflow"},
-    "sweeps.trial": set(),  # TensorFlow and Ray load inside the trial, in the worker
-    "sweeps.runner": {"ray", "optuna", "mlflow"},
+    "sweeps.worker.trainable": set(),  # TensorFlow and Ray load inside the trial, in the worker
+    "sweeps.execution.runner": {"ray", "optuna", "mlflow"},
 }
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from sweeps.outcomes import RUN_STATUS, Outcome, trial_outcome
-from sweeps.trial import FINISHED, INFEASIBLE
+from sweeps.core.outcomes import RUN_STATUS, Outcome, trial_outcome
+from sweeps.worker.trainable import FINISHED, INFEASIBLE
 
 
 @pytest.mark.parametrize(
@@ -27,7 +27,7 @@ def test_every_outcome_has_an_mlflow_status():
 
 
 def test_a_temp_folder_is_not_shared_storage(tmp_path):
-    from sweeps.runner import NETWORK_FILESYSTEMS, _filesystem_type
+    from sweeps.execution.runner import NETWORK_FILESYSTEMS, _filesystem_type
 
     kind = _filesystem_type(tmp_path)
     assert kind != "unknown" and kind not in NETWORK_FILESYSTEMS

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sweeps.datasets import load_dataset
+from sweeps.data.datasets import load_dataset
 from tests.conftest import main_in_process
 
 

@@ -2,7 +2,7 @@
 
 import io
 
-from sweeps.progress import Progress
+from sweeps.driver.progress import Progress
 
 
 def test_progress_counts_best_and_time_left():

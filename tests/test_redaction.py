@@ -5,7 +5,7 @@ import io
 import pytest
 import yaml
 
-from sweeps.redaction import REDACTED, RedactingStream, is_redacted, redact, redact_text, restore
+from sweeps.core.redaction import REDACTED, RedactingStream, is_redacted, redact, redact_text, restore
 
 
 @pytest.mark.parametrize(
@@ -59,7 +59,7 @@ def test_the_terminal_stream_redacts_every_line():
 
 
 def test_a_config_error_never_shows_a_password():
-    from sweeps.config import ConfigError, load_config
+    from sweeps.config.validation import ConfigError, load_config
 
     with pytest.raises(ConfigError) as info:
         load_config(["tracking.study_storage=foo://sweeps:hunter2@db/optuna"])
@@ -67,8 +67,8 @@ def test_a_config_error_never_shows_a_password():
 
 
 def test_resume_asks_for_a_password_the_saved_config_hides(tmp_path):
-    from sweeps.config import ConfigError, load_config
-    from sweeps.sweep import load_saved_config
+    from sweeps.config.validation import ConfigError, load_config
+    from sweeps.driver.sweep import load_saved_config
 
     cfg = load_config(["name=s", "tracking.uri=http://u:pw@127.0.0.1:5000", f"output_dir={tmp_path}"])
     folder = tmp_path / "sweeps" / "s"

@@ -81,7 +81,7 @@ def test_best_model_is_registered_with_the_champion_alias(sweep, registered):
 
 
 def test_predict_prints_one_line_per_image(sweep, registered, tmp_path, elsewhere, capsys):
-    from sweeps.datasets import load_dataset
+    from sweeps.data.datasets import load_dataset
 
     uri, _, _ = sweep
     images = load_dataset("digits", limit=200).x_val[:7, ..., 0]  # (N, H, W): the channel axis is added
@@ -146,7 +146,7 @@ def test_datasets_lists_the_sweeps_digest(sweep, elsewhere, capsys):
 def test_the_sweeps_own_champion_resolves_loads_and_predicts(sweep, tmp_path, elsewhere, capsys):
     """Not a name the test registers: the one the sweep registered itself (tracking.registered_model,
     `${dataset.name}-conv2d`), which must be the sweep's best model, with its training preprocessing."""
-    from sweeps.datasets import load_dataset
+    from sweeps.data.datasets import load_dataset
     from tracking import load_model_and_preprocessing, resolve_model_uri
 
     uri, client, parent = sweep

@@ -10,7 +10,7 @@ from mlflow import MlflowClient
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
-from sweeps.reporting import build_trials_frame, format_table, frame_columns, write_report
+from sweeps.commands.report import build_trials_frame, format_table, frame_columns, write_report
 from tests.conftest import main_in_process
 from tracking import RunRecord, default_tracking_uri
 
@@ -159,7 +159,7 @@ def _files(directory):
 
 def test_report_of_a_multi_objective_study_has_a_pareto_front(tmp_path):
     """The writing half of a report, on an in-memory study (make_report's own steps)."""
-    from sweeps.reporting import curves, learning_curve_plot, render, study_plots, top_completed, write_tables
+    from sweeps.commands.report import curves, learning_curve_plot, render, study_plots, top_completed, write_tables
 
     study = _study(("maximize", "minimize"))
     frame = build_trials_frame(study, RUNS)
@@ -172,7 +172,7 @@ def test_report_of_a_multi_objective_study_has_a_pareto_front(tmp_path):
 
 
 def test_importances_are_left_out_when_no_param_ever_varies(tmp_path):
-    from sweeps.reporting import render, study_plots
+    from sweeps.commands.report import render, study_plots
 
     study = optuna.create_study(direction="maximize")
     for value in (0.1, 0.2, 0.3):

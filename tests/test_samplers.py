@@ -6,9 +6,9 @@ import optuna
 import pytest
 
 from models.plan import InfeasibleModel, plan_conv2d
-from sweeps.config import CONF_DIR, load_config
+from sweeps.config.validation import CONF_DIR, load_config
 from sweeps.registry import SAMPLERS
-from sweeps.search import make_sampler
+from sweeps.samplers.factories import make_sampler
 from sweeps.space import define_by_run, is_active, resolve_params
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)

@@ -1,4 +1,4 @@
-"""sweeps.studystore: the driver reads its study from memory and writes the database behind, with
+"""sweeps.storage.studystore: the driver reads its study from memory and writes the database behind, with
 the same proposals as Optuna's own storage, what resume needs in the database at once, and the
 rest there once flushed. Real sqlite stores throughout; one test runs against a real PostgreSQL."""
 
@@ -14,9 +14,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from sweeps.config import load_config
-from sweeps.search import close_storages, make_sampler, open_storage
-from sweeps.studystore import DriverStudyStorage, driver_storage
+from sweeps.config.validation import load_config
+from sweeps.samplers.factories import close_storages, make_sampler, open_storage
+from sweeps.storage.studystore import DriverStudyStorage, driver_storage
 
 
 def _study(tmp_path, name, storage=None, seed=3):
@@ -142,8 +142,8 @@ def test_a_killed_driver_leaves_its_trials_and_tells_in_the_database(tmp_path):
         sys.path.insert(0, {os.getcwd()!r})
         import optuna
         from pathlib import Path
-        from sweeps.search import open_storage
-        from sweeps.studystore import driver_storage
+        from sweeps.samplers.factories import open_storage
+        from sweeps.storage.studystore import driver_storage
         study = optuna.create_study(study_name="k", storage=driver_storage(open_storage(Path({str(tmp_path)!r}))), direction="maximize")
         trials = [study.ask() for _ in range(5)]
         for t in trials:

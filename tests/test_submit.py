@@ -1,4 +1,4 @@
-"""`sweeps.submit` against a real Ray head on loopback (the Jobs API end to end), and its errors.
+"""`sweeps.commands.submit` against a real Ray head on loopback (the Jobs API end to end), and its errors.
 
 The head is this test's own: free ports and a temp dir of its own, so it neither joins nor disturbs
 Ray instances that other runs start on the same machine. It is stopped by process id, never with
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from sweeps.submit import EXIT_BAD_INPUT, entrypoint, resolve_address, submit
+from sweeps.commands.submit import EXIT_BAD_INPUT, entrypoint, resolve_address, submit
 from tests.ray_cluster import (
     PORT_FLAGS,
     RAY,

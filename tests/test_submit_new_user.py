@@ -18,7 +18,7 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from sweeps.submit import EXIT_BAD_INPUT, SubmitError, records_place, submit
+from sweeps.commands.submit import EXIT_BAD_INPUT, SubmitError, records_place, submit
 from tests.ray_cluster import PORT_FLAGS, RAY, _free_ports, _stop, _wait_until_serving
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]

@@ -121,7 +121,7 @@ def test_best_model_is_logged_and_predicts(sweep, client):
     assert model.predict(np.zeros((3, 8, 8, 1), np.float32), verbose=0).shape == (3, 10)
     # The kept checkpoint holds the best epoch's weights: on the sweep's own validation split the
     # logged model scores exactly the best val_accuracy its trial reported.
-    from sweeps.datasets import load_dataset
+    from sweeps.data.datasets import load_dataset
 
     data = load_dataset("digits", None, 0.2, 400, 3)
     _, accuracy = model.evaluate(data.x_val, data.y_val, verbose=0)

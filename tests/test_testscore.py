@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sweeps.testscore import HeldOutScore, confusion_figure, score
+from sweeps.driver.testscore import HeldOutScore, confusion_figure, score
 
 
 def test_accuracy_loss_per_class_and_confusion():
@@ -53,8 +53,8 @@ def test_the_dataset_benchmark_runs_on_a_small_folder():
 
 def test_an_npz_test_split_is_scored_on_a_real_model(tmp_path):
     from models.conv2d import build_conv2d
-    from sweeps.datasets import load_dataset
-    from sweeps.testscore import evaluate
+    from sweeps.data.datasets import load_dataset
+    from sweeps.driver.testscore import evaluate
     from tests.test_plan import BASE
 
     rng = np.random.default_rng(0)

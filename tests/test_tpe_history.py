@@ -1,4 +1,4 @@
-"""The product's TPE with a bounded history (sampler.history, sweeps/search.py::_BoundedTPESampler):
+"""The product's TPE with a bounded history (sampler.history, sweeps/samplers/factories.py::_BoundedTPESampler):
 which finished trials it keeps, that TPE never models more of them, that the trials TPE puts in
 "below" are the unbounded TPE's, and that below the bound it is Optuna's TPE proposal for proposal."""
 
@@ -11,8 +11,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.samplers._tpe import sampler as tpe_module
 from optuna.trial import TrialState, create_trial
 
-from sweeps.config import ConfigError, load_config
-from sweeps.search import kept_trials, make_sampler
+from sweeps.config.validation import ConfigError, load_config
+from sweeps.samplers.factories import kept_trials, make_sampler
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 SPACE = {
@@ -159,7 +159,7 @@ def test_a_sweep_saved_before_the_setting_existed_resumes_with_its_default(tmp_p
     the YAML's default instead of refusing a setting the user cannot give (a resume may not change it)."""
     import yaml
 
-    from sweeps.sweep import load_saved_config
+    from sweeps.driver.sweep import load_saved_config
 
     raw = load_config(["sampler=tpe", "name=old", f"output_dir={tmp_path}"]).resolved
     raw["sampler"].pop("history")

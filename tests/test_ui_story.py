@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from sweeps import sysmetrics
+from sweeps.worker import sysmetrics
 from tracking import SweepTracker, default_tracking_uri
 from tracking.note import NOTE_LIMIT, Best, SweepStory, counts_line, reproduce_command, sweep_note
 from tracking.tracker import EXPERIMENT_KIND_TAG, MODEL_TRAINING, NOTE_TAG

@@ -7,9 +7,9 @@ import pytest
 from mlflow import MlflowClient
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-from sweeps.config import ConfigError, load_config
-from sweeps.runner import first_points
-from sweeps.warmstart import RERUN_ATTR, WARM_ATTR, WarmStart, carry_over, load_warm_start, own_trials, rerun_points
+from sweeps.config.validation import ConfigError, load_config
+from sweeps.driver.warmstart import RERUN_ATTR, WARM_ATTR, WarmStart, carry_over, load_warm_start, own_trials, rerun_points
+from sweeps.execution.runner import first_points
 from tests.conftest import run_cli
 
 SPACE = ["space.learning_rate=tag(log,interval(0.001,0.1))", "space.filters=choice(8,16)", "space.kernel_size=3"]

@@ -1,7 +1,7 @@
 """Classify images with a logged or registered model (`python -m sweeps predict --model URI --input FILE`).
 
 The images are preprocessed exactly as the training data was: the same function
-(`sweeps.datasets.as_images`: channel axis, float32) with the divisor recorded with the model at
+(`sweeps.data.datasets.as_images`: channel axis, float32) with the divisor recorded with the model at
 training time (`Dataset.preprocessing`), never one computed from the images at hand. The model is
 loaded from the tracking store named explicitly (`tracking.load_model_and_preprocessing`). One line per image on stdout:
 `index<TAB>predicted_class<TAB>probability`, the class by name where the model was trained on an
@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from sweeps.datasets import as_images
-from sweeps.errors import DatasetError, InputError
+from sweeps.core.errors import DatasetError, InputError
+from sweeps.data.datasets import as_images
 
 ARRAY_KEYS = ("x", "x_test", "x_train")  # the first one present is classified
 BATCH = 512
@@ -70,7 +70,7 @@ def predict(model: Any, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def image_files(input_path: Path) -> list[Path] | None:
     """The image files `--input` names (a file or a folder, searched recursively), or None for an .npz."""
-    from sweeps.folders import IMAGE_SUFFIXES
+    from sweeps.data.folders import IMAGE_SUFFIXES
 
     path = Path(input_path).expanduser()
     if path.is_dir():
@@ -87,7 +87,7 @@ def image_files(input_path: Path) -> list[Path] | None:
 
 def decode_images(files: list[Path], input_shape: tuple[int, ...]) -> np.ndarray:
     """Images as the model saw them in training: the folder loader's decoder, scaled to [0, 1]."""
-    from sweeps.folders import CorruptImage, decode_file
+    from sweeps.data.folders import CorruptImage, decode_file
 
     height, width, channels = input_shape
     out = np.zeros((len(files), height, width, channels), np.float32)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sweeps.metrics import EPOCH_METRICS  # the metrics each report carries (re-exported)
+from sweeps.core.metrics import EPOCH_METRICS  # the metrics each report carries (re-exported)
 
 # Keep TensorFlow's C++ start-up chatter out of trial logs.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -306,7 +306,7 @@ def train_trial(config: dict[str, Any], data: dict[str, Any], settings: TrialSet
     device = _configure_runtime(settings.cpus, settings.gpu_fraction)
     import keras  # noqa: F401  (imported before the freeze, with TensorFlow)
 
-    from sweeps.sysmetrics import sampling
+    from sweeps.worker.sysmetrics import sampling
 
     _settle_worker()
     # Each report carries the epoch's CPU, memory and GPU use; the driver logs them as system metrics.
@@ -348,8 +348,8 @@ def _train(
     import keras
 
     from models.conv2d import build_conv2d
-    from sweeps import faults
-    from sweeps.feed import open_feed
+    from sweeps.testing import faults
+    from sweeps.worker.feed import open_feed
 
     keras.backend.clear_session(free_memory=False)  # one collection per trial, at its end
     keras.utils.set_random_seed(settings.seed)

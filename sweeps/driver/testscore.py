@@ -78,7 +78,7 @@ def _test_batches(dataset: Any) -> Iterator[np.ndarray]:
         for i in range(0, len(dataset.x_test), BATCH):
             yield dataset.x_test[i : i + BATCH]
         return
-    from sweeps.folders import decode_many
+    from sweeps.data.folders import decode_many
 
     spec = dataset.stream
     for i in range(0, len(spec.test_paths), BATCH):

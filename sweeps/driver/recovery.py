@@ -15,8 +15,8 @@ from pathlib import Path
 
 import optuna
 
-from sweeps.outcomes import COUNTED, RUN_STATUS, Outcome, outcome_of
-from sweeps.trial import EPOCH, newest_snapshot, read_history
+from sweeps.core.outcomes import COUNTED, RUN_STATUS, Outcome, outcome_of
+from sweeps.worker.trainable import EPOCH, newest_snapshot, read_history
 from tracking import RunStatus, SweepTracker, list_trial_runs, metric_histories
 from tracking.query import RunRecord
 
@@ -121,6 +121,6 @@ def reconcile(study: optuna.Study, tracker: SweepTracker, parent: RunRecord, lab
 
 def counted(study: optuna.Study) -> int:
     """Trials that used up the sweep's budget (running, interrupted and never-run ones do not)."""
-    from sweeps.warmstart import own_trials
+    from sweeps.driver.warmstart import own_trials
 
     return sum(t.state.is_finished() and outcome_of(t) in COUNTED for t in own_trials(study.get_trials(deepcopy=False)))

@@ -32,11 +32,11 @@ import optuna.visualization as vis
 import optuna.visualization.matplotlib as vis_mpl
 import pandas as pd
 
-from sweeps.errors import ConfigError
-from sweeps.metrics import EPOCH_METRICS
-from sweeps.outcomes import state_name
-from sweeps.search import open_storage
-from sweeps.warmstart import own_trials
+from sweeps.core.errors import ConfigError
+from sweeps.core.metrics import EPOCH_METRICS
+from sweeps.core.outcomes import state_name
+from sweeps.driver.warmstart import own_trials
+from sweeps.samplers.factories import open_storage
 
 if TYPE_CHECKING:
     from tracking import RunRecord

@@ -9,7 +9,7 @@ Pure and light: imported by the config check before anything heavy is.
 
 from __future__ import annotations
 
-from sweeps.redaction import redact_text
+from sweeps.core.redaction import redact_text
 
 # Exit codes of `python -m sweeps`, as a shell sees them.
 EXIT_OK = 0

@@ -38,18 +38,18 @@ from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler  # noqa:
 from ray.tune.search.optuna import OptunaSearch  # noqa: E402
 from ray.tune.stopper import CombinedStopper  # noqa: E402
 
-from sweeps import faults  # noqa: E402
-from sweeps.checkpoints import BestCheckpoints  # noqa: E402
-from sweeps.config import ConfigError, SweepConfig  # noqa: E402
-from sweeps.outcomes import RUN_STATUS, Outcome, trial_outcome  # noqa: E402
-from sweeps.progress import Progress  # noqa: E402
-from sweeps.recovery import Continuation  # noqa: E402
+from sweeps.config.validation import ConfigError, SweepConfig  # noqa: E402
+from sweeps.core.outcomes import RUN_STATUS, Outcome, trial_outcome  # noqa: E402
+from sweeps.driver.checkpoints import BestCheckpoints  # noqa: E402
+from sweeps.driver.progress import Progress  # noqa: E402
+from sweeps.driver.recovery import Continuation  # noqa: E402
 from sweeps.registry import SCHEDULERS  # noqa: E402
-from sweeps.search import make_sampler, open_storage  # noqa: E402
+from sweeps.samplers.factories import make_sampler, open_storage  # noqa: E402
 from sweeps.space import define_by_run  # noqa: E402
-from sweeps.studystore import close_drivers, driver_storage  # noqa: E402
-from sweeps.sysmetrics import system_metrics  # noqa: E402
-from sweeps.trial import (  # noqa: E402
+from sweeps.storage.studystore import close_drivers, driver_storage  # noqa: E402
+from sweeps.testing import faults  # noqa: E402
+from sweeps.worker.sysmetrics import system_metrics  # noqa: E402
+from sweeps.worker.trainable import (  # noqa: E402
     CLONED_FROM,
     CONTINUES,
     EPOCH,
@@ -209,7 +209,7 @@ class Population(tune.Callback):
 
 class KeepBestCheckpoints(tune.Callback):
     """Keeps one checkpoint per trial, its newest, and deletes the checkpoints of finished trials
-    outside the sweep's best k (sweeps.checkpoints); a 1,000-trial sweep keeps k models, not 1,000.
+    outside the sweep's best k (sweeps.driver.checkpoints); a 1,000-trial sweep keeps k models, not 1,000.
     Failed, pruned and infeasible trials keep none."""
 
     def __init__(self, keep: int | None, metric: str, mode: str, tracking: TrackingCallback, newest_only: bool = True) -> None:
@@ -512,7 +512,7 @@ class _PBT(PopulationBasedTraining):
 
 
 def pbt(cfg: SweepConfig) -> TrialScheduler:
-    from sweeps.config import pbt_mutations
+    from sweeps.config.validation import pbt_mutations
 
     mutations = pbt_mutations(cfg.space)
     return _PBT(
@@ -788,7 +788,7 @@ def first_points(
     fills in params a point leaves out); then the earlier sweep's finished trials as known results.
     In that order: enqueue_trial(skip_if_exists) skips a point that any trial of the study holds,
     the known results included, and should skip only a point already queued here."""
-    from sweeps.warmstart import RERUN_ATTR
+    from sweeps.driver.warmstart import RERUN_ATTR
 
     for point in points:
         study.enqueue_trial(point, skip_if_exists=True)
@@ -813,11 +813,11 @@ def run_sweep(
     """Run n_trials (default cfg.n_trials) trials into the sweep's study, the `continuations`
     (interrupted trials, each from its checkpoint) first; `experiment` names Ray's result folder
     (a resumed sweep gets a fresh one beside the first). `warm_start`: an earlier sweep's finished
-    trials (sweeps.warmstart), added to a fresh study before its first proposal; `rerun`: (label,
+    trials (sweeps.driver.warmstart), added to a fresh study before its first proposal; `rerun`: (label,
     params) of its best, evaluated first after warm_start.points (first_points)."""
     started = time.monotonic()
     start_ray(cfg)
-    # Read from memory and written behind: the driver is the study's one writer (sweeps.studystore).
+    # Read from memory and written behind: the driver is the study's one writer (sweeps.storage.studystore).
     storage = driver_storage(open_storage(cfg.output_dir, cfg.tracking.study_storage))
     metrics = [m for m, _ in cfg.objectives]
     modes = [d for _, d in cfg.objectives]
@@ -828,13 +828,13 @@ def run_sweep(
     points = [dict(p) for p in cfg.warm_start.points] if fresh else []
     search: SweepSearch | Population
     if isinstance(scheduler, PopulationBasedTraining):  # it refuses a searcher: its own population
-        from sweeps.config import pbt_mutations
+        from sweeps.config.validation import pbt_mutations
 
         explored = tuple(pbt_mutations(cfg.space))
         study = optuna.create_study(
             study_name=cfg.name,
             storage=storage,
-            sampler=make_sampler(cfg.sampler, cfg.seed),  # random (sweeps.config): see Population
+            sampler=make_sampler(cfg.sampler, cfg.seed),  # random (sweeps.config.validation): see Population
             directions=["maximize" if m == "max" else "minimize" for m in modes],
             load_if_exists=True,
         )

@@ -3,7 +3,7 @@ and what changed between two versions of an image folder (`python -m sweeps data
 
 Library functions: they return rows and text, and raise InputError; the CLI prints.
 
-One row per (name, digest): the digest is the BLAKE2b content digest of `sweeps/datasets.py`, so two
+One row per (name, digest): the digest is the BLAKE2b content digest of `sweeps/data/datasets.py`, so two
 sweeps listed on one row trained on exactly the same data and split settings.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sweeps.errors import InputError
+from sweeps.core.errors import InputError
 
 COLUMNS = (
     ("name", "NAME"),
@@ -58,7 +58,7 @@ def versions_used(tracking_uri: str, experiment: str) -> list[dict[str, Any]]:
 def _resolve(output_dir: Path, ref: str, tracking_uri: str | None, experiment: str) -> tuple[Any, str]:
     """A sweep name or a digest (or its prefix) -> (its manifest or None, how it was named): from
     the outputs folder, else from the artifact the sweep's MLflow run holds (a sweep run elsewhere)."""
-    from sweeps.folders import Manifest, find_manifest
+    from sweeps.data.folders import Manifest, find_manifest
 
     state = output_dir / "sweeps" / ref / "sweep.json"
     if state.is_file():
@@ -102,7 +102,7 @@ class VersionDiff:
 def compare(output_dir: Path, a: str, b: str, tracking_uri: str | None = None, experiment: str = "sweeps") -> VersionDiff:
     """Files added, removed and changed, and per-class counts, between versions `a` and `b`
     (sweep names or digests); raises InputError for a version that is found nowhere."""
-    from sweeps.folders import diff
+    from sweeps.data.folders import diff
 
     found = []
     for ref in (a, b):
@@ -122,7 +122,7 @@ def compare(output_dir: Path, a: str, b: str, tracking_uri: str | None = None, e
 
 def what_changed(output_dir: Path, old_digest: str, dataset: Any) -> str:
     """', 1 changed (train/cat/1.jpg)' for a resume's error, when the old manifest is kept."""
-    from sweeps.folders import diff, find_manifest
+    from sweeps.data.folders import diff, find_manifest
 
     old = find_manifest(output_dir, old_digest) if dataset.manifest is not None else None
     return f": {diff(old, dataset.manifest).brief()}" if old is not None else ""

@@ -77,7 +77,7 @@ def _decode_into(paths: tuple[str, ...], spec: StreamSpec, out: np.ndarray, batc
     """Read, decode and resize `paths` into `out` with a parallel tf.data pipeline."""
     import tensorflow as tf
 
-    from sweeps.folders import CorruptImage, decode_file
+    from sweeps.data.folders import CorruptImage, decode_file
 
     h, w = spec.size
 

@@ -25,10 +25,18 @@ from typing import Any
 
 import yaml
 
-from sweeps.config import ConfigError, SweepConfig, validate
-from sweeps.datasets import Dataset, load_dataset, record_folder
-from sweeps.redaction import is_redacted, redact, redact_text, restore
-from sweeps.search import DRIVER_FIX, close_storages, initialising, missing_driver, open_storage, storage_url, study_exists
+from sweeps.config.validation import ConfigError, SweepConfig, validate
+from sweeps.core.redaction import is_redacted, redact, redact_text, restore
+from sweeps.data.datasets import Dataset, load_dataset, record_folder
+from sweeps.samplers.factories import (
+    DRIVER_FIX,
+    close_storages,
+    initialising,
+    missing_driver,
+    open_storage,
+    storage_url,
+    study_exists,
+)
 from sweeps.space import flatten
 
 
@@ -293,7 +301,7 @@ def _atomic_write(path: Path, text: str) -> None:
 def _with_new_settings(raw: dict[str, Any]) -> dict[str, Any]:
     """A sampler or scheduler setting added since the sweep was saved (e.g. sampler.history) takes its
     default from the option's YAML; the settings the sweep saved are kept as they were."""
-    from sweeps.config import CONF_DIR
+    from sweeps.config.validation import CONF_DIR
 
     for group in ("sampler", "scheduler"):
         saved = raw.get(group)
@@ -387,7 +395,7 @@ def _execute(cfg: SweepConfig, state: SweepState | None, out: Any) -> Summary:
         cfg.output_dir,
     )
     if state is not None and state.dataset_digest != dataset.digest:
-        from sweeps.datasets_cmd import what_changed
+        from sweeps.data.versions import what_changed
 
         raise ConfigError(
             "dataset",
@@ -398,7 +406,7 @@ def _execute(cfg: SweepConfig, state: SweepState | None, out: Any) -> Summary:
     _check_feasible(cfg, dataset)
     warm = _load_warm_start(cfg) if state is None and cfg.warm_start.from_sweep else None
     # Heavy imports only once the input is known to be good.
-    from sweeps import runner
+    from sweeps.execution import runner
     from tracking import import_store_modules, unreachable
 
     tracking_uri = state.tracking_uri if state else cfg.tracking_uri
@@ -428,9 +436,9 @@ def _execute(cfg: SweepConfig, state: SweepState | None, out: Any) -> Summary:
 
 
 def _load_warm_start(cfg: SweepConfig) -> Any:
-    """The earlier sweep's trials that warm_start.from_sweep adds (sweeps.warmstart), read before
+    """The earlier sweep's trials that warm_start.from_sweep adds (sweeps.driver.warmstart), read before
     anything is written; bad input stops the run here."""
-    from sweeps.warmstart import FIELD, load_warm_start
+    from sweeps.driver.warmstart import FIELD, load_warm_start
 
     source = cfg.warm_start.from_sweep
     assert source is not None
@@ -541,11 +549,11 @@ def _run_and_summarise(
 ) -> Summary:
     import optuna
 
-    from sweeps import faults
-    from sweeps.outcomes import Outcome
-    from sweeps.progress import Progress
-    from sweeps.recovery import counted, interrupted, reconcile
-    from sweeps.trial import TrialSettings
+    from sweeps.core.outcomes import Outcome
+    from sweeps.driver.progress import Progress
+    from sweeps.driver.recovery import counted, interrupted, reconcile
+    from sweeps.testing import faults
+    from sweeps.worker.trainable import TrialSettings
     from tracking import RunStatus, get_run
 
     continuations: list[Any] = []
@@ -659,8 +667,8 @@ def _run_and_summarise(
 def _log_report(cfg: SweepConfig, tracking_uri: str, out: Any) -> list[str]:
     """The report's plots on the parent run, so the MLflow UI shows them; a plot that cannot be
     drawn must not turn a finished sweep into a failed one. Returns the logged artifact paths."""
-    from sweeps import faults
-    from sweeps.reporting import make_report
+    from sweeps.commands.report import make_report
+    from sweeps.testing import faults
 
     faults.at_driver(point="report")
     try:
@@ -713,7 +721,7 @@ def _story(cfg: SweepConfig, tracker: Any, summary: Summary, dataset: Dataset, p
 
 def _save_view(cfg: SweepConfig, tracker: Any) -> None:
     """The runs table as this sweep's user wants it: its objectives and searched params as columns."""
-    from sweeps.trial import EPOCH_METRICS, best_key
+    from sweeps.worker.trainable import EPOCH_METRICS, best_key
     from tracking.note import view_key
 
     metrics = [m for metric, _ in cfg.objectives for m in ((best_key(metric), metric) if metric in EPOCH_METRICS else (metric,))]
@@ -764,8 +772,8 @@ def _summarise(
     import optuna
     from optuna.study._multi_objective import _get_pareto_front_trials_by_trials
 
-    from sweeps.outcomes import outcome_of
-    from sweeps.warmstart import own_trials
+    from sweeps.core.outcomes import outcome_of
+    from sweeps.driver.warmstart import own_trials
 
     trials = own_trials(study.get_trials(deepcopy=False))  # not those a warm start added
     counts = Counter(outcome_of(t).value for t in trials)
@@ -812,7 +820,7 @@ def _summarise(
             registered = f"models:/{cfg.tracking.registered_model}@champion (version {version})"
             tracker.set_tags(tracker.parent_run_id, {"sweeps.registered_model": registered})
     if kept is not None:  # the held-out split, once, on the kept model; never part of selection
-        from sweeps.testscore import score_best_model
+        from sweeps.driver.testscore import score_best_model
 
         test = score_best_model(tracker, kept, dataset, (cfg.tracking.registered_model, version) if version else None)
     return Summary(

@@ -13,11 +13,11 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeps import registry
-from sweeps.redaction import redact_text
-from sweeps.sqlite import fast_commits
+from sweeps.core.redaction import redact_text
+from sweeps.core.sqlite import fast_commits
 
-if TYPE_CHECKING:  # sweeps.config reads STORAGE_SCHEMES from here
-    from sweeps.config import SamplerSettings
+if TYPE_CHECKING:  # sweeps.config.validation reads STORAGE_SCHEMES from here
+    from sweeps.config.validation import SamplerSettings
 
 
 class _GridSampler(optuna.samplers.GridSampler):
@@ -319,7 +319,7 @@ def _new_storage(url: str) -> optuna.storages.BaseStorage:
 def close_storages() -> None:
     """Close every storage `open_storage` opened: engines disposed (their connections closed),
     gRPC channels closed. Safe to call again; a later `open_storage` opens afresh."""
-    from sweeps.studystore import close_drivers
+    from sweeps.storage.studystore import close_drivers
 
     close_drivers()  # their queued writes, while the engines are still open
     while _OPEN:

@@ -20,20 +20,20 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from sweeps import registry
-from sweeps.errors import ConfigError
-from sweeps.metrics import EPOCH_METRICS
-from sweeps.redaction import redact
-from sweeps.search import STORAGE_SCHEMES
+from sweeps.core.errors import ConfigError
+from sweeps.core.metrics import EPOCH_METRICS
+from sweeps.core.redaction import redact
+from sweeps.samplers.factories import STORAGE_SCHEMES
 from sweeps.space import BUDGETS, RULES, Space, SpaceError, flatten, grid_points, grid_size, parse_space, rule_for
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = Path(__file__).resolve().parent.parent.parent / "conf"
 REPORTED_METRICS = EPOCH_METRICS  # the objectives a trial reports each epoch
 OBJECTIVE_METRICS = (*REPORTED_METRICS, "params", "flops")  # params/flops: known before training
 # The lowest value of each sampler/scheduler setting an entry of sweeps.registry may read; the
 # values themselves come from conf/sampler/<name>.yaml and conf/scheduler/<name>.yaml only.
 SETTING_MINIMUM = {
     "n_startup_trials": 0,
-    "history": 250,  # TPE: below 250 its "below" model would no longer be the unbounded one's (sweeps.search)
+    "history": 250,  # TPE: below 250 its "below" model would no longer be the unbounded one's (sweeps.samplers.factories)
     "population_size": 2,
     "grace_period": 1,
     "reduction_factor": 2,
@@ -51,7 +51,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 class SamplerSettings:
     name: str
     n_startup_trials: int | None = None
-    history: int | None = None  # TPE: the most finished trials it models (sweeps.search._BoundedTPESampler)
+    history: int | None = None  # TPE: the most finished trials it models (sweeps.samplers.factories._BoundedTPESampler)
     population_size: int | None = None  # NSGA-II's generation size
     grid: dict[str, list[Any]] | None = None  # a discrete sampler's points (the space's choices)
 
@@ -69,8 +69,8 @@ class SchedulerSettings:
 @dataclass(frozen=True)
 class WarmStartSettings:
     points: tuple[dict[str, Any], ...] = ()  # evaluated first, as given (searched params only)
-    from_sweep: str | None = None  # an earlier sweep whose finished trials are added as known results (sweeps.warmstart)
-    rerun_best: int = 1  # and whose best this many trials are evaluated first (sweeps.warmstart.rerun_points)
+    from_sweep: str | None = None  # an earlier sweep whose finished trials are added as known results (sweeps.driver.warmstart)
+    rerun_best: int = 1  # and whose best this many trials are evaluated first (sweeps.driver.warmstart.rerun_points)
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 `digits` (scikit-learn's 1,797 real 8x8 handwritten digits) needs no network and is the default.
 `mnist`, `fashion_mnist`, `cifar10` come from keras.datasets (downloaded once on a normal machine);
 `npz` reads a local file with x_train, y_train and optionally x_test, y_test.
-`folder` reads a folder of class subfolders of images (`sweeps.folders`); its version is the digest
-of its manifest, and data whose decoded size passes `dataset.memory_limit_mb` streams (`sweeps.feed`).
+`folder` reads a folder of class subfolders of images (`sweeps.data.folders`); its version is the digest
+of its manifest, and data whose decoded size passes `dataset.memory_limit_mb` streams (`sweeps.worker.feed`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from sweeps.errors import DatasetError
+from sweeps.core.errors import DatasetError
 from sweeps.registry import DATASETS
 
 Arrays = dict[str, np.ndarray]
@@ -41,8 +41,8 @@ class Dataset:
     y_test: np.ndarray | None = None
     extra: dict[str, str] = field(default_factory=dict)
     class_names: tuple[str, ...] = ()  # label i is class_names[i]; () for array datasets (labels are the names)
-    manifest: Any = None  # sweeps.folders.Manifest of a folder dataset
-    stream: Any = None  # sweeps.feed.StreamSpec when the trials stream the files instead of receiving arrays
+    manifest: Any = None  # sweeps.data.folders.Manifest of a folder dataset
+    stream: Any = None  # sweeps.worker.feed.StreamSpec when the trials stream the files instead of receiving arrays
 
     scale: float = 1.0  # training pixels were divided by this (see `preprocessing`)
 
@@ -291,7 +291,8 @@ def _split_order(n: int, val_fraction: float, limit: int | None, seed: int) -> t
 def load_folder(
     path: str | None, val_fraction: float, limit: int | None, seed: int, options: dict[str, Any], output_dir: Path | None
 ) -> Dataset:
-    from sweeps import feed, folders
+    from sweeps.data import folders
+    from sweeps.worker import feed
 
     if not path:
         raise DatasetError(
@@ -388,7 +389,7 @@ def record_folder(dataset: Dataset, output_dir: Path, tracker: Any, run_id: str)
     and logged as an artifact of the sweep's run. No-op for array datasets."""
     if dataset.manifest is None:
         return
-    from sweeps import folders
+    from sweeps.data import folders
 
     folders.save_manifest(output_dir, dataset.manifest)
     tracker.log_dict(run_id, dataset.manifest.to_json(), "dataset/manifest.json")

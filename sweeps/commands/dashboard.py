@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from sweeps.errors import EXIT_OK, ConfigError
+from sweeps.core.errors import EXIT_OK, ConfigError
 
 PIN = "optuna-dashboard==0.21.0"  # the same pin as pyproject.toml's extras
 INSTALL = f"pip install '{PIN}'   (or, in a checkout: pip install -e '.[dashboard]')"
@@ -25,7 +25,7 @@ def main(name: str, output_dir: Path, study_storage: str | None, host: str, port
     """Serve until interrupted; raises ConfigError for an unknown sweep or a missing install."""
     import optuna
 
-    from sweeps.search import open_storage, storage_url
+    from sweeps.samplers.factories import open_storage, storage_url
 
     try:
         import optuna_dashboard

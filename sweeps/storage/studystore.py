@@ -27,7 +27,7 @@ from optuna.storages._cached_storage import _CachedStorage
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeps.writebehind import WriteBehind
+from sweeps.core.writebehind import WriteBehind
 
 
 class DriverStudyStorage(_CachedStorage):

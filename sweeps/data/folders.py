@@ -9,7 +9,7 @@ content, class name); its digest is the dataset version. File contents are hashe
 keyed by (path, size, modification time) under the outputs folder answers for unchanged files.
 
 Images are decoded by one function (`decode_file`, Pillow): the driver uses it for data that fits
-in memory, the trials' streaming pipeline (`sweeps.feed`) for data that does not, so both paths
+in memory, the trials' streaming pipeline (`sweeps.worker.feed`) for data that does not, so both paths
 see the same pixels.
 """
 
@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from sweeps.errors import FolderError
+from sweeps.core.errors import FolderError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 COLOR_MODES = {"rgb": 3, "grayscale": 1}

@@ -45,7 +45,11 @@ COUNTED = (Outcome.COMPLETE, Outcome.PRUNED, Outcome.INFEASIBLE, Outcome.FAILED)
 
 def trial_outcome(last_result: dict[str, Any] | None, error: bool) -> Outcome:
     """What happened to a trial, from its last report: the single rule for Optuna and MLflow."""
-    from sweeps.trial import FAILED_ERROR, FINISHED, INFEASIBLE  # here: importing this module stays free of side effects
+    from sweeps.worker.trainable import (  # here: importing this module stays free of side effects
+        FAILED_ERROR,
+        FINISHED,
+        INFEASIBLE,
+    )
 
     if error or (last_result and last_result.get(FAILED_ERROR)):
         return Outcome.FAILED  # raised; or failed in a way a retry cannot help, reported instead

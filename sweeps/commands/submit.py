@@ -3,7 +3,7 @@
 The job runs `python -m sweeps run <overrides>` on the cluster's head node with this project folder
 uploaded as its working directory, so the code that runs is the code on this machine; the nodes only
 need the pinned dependencies (cluster.yaml installs them). Ray is imported inside the functions that
-talk to the cluster, so `import sweeps.submit` stays as light as the rest of the CLI.
+talk to the cluster, so `import sweeps.commands.submit` stays as light as the rest of the CLI.
 
 Exit codes, as the CLI's: 0 submitted (following: the job SUCCEEDED); 1 the job ended otherwise;
 2 no address or an unreachable cluster, with nothing submitted; 130 stopped following (the job goes on).
@@ -24,16 +24,16 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from sweeps.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, SubmitError
-from sweeps.errors import EXIT_FAILED as EXIT_JOB_FAILED
-from sweeps.redaction import redact_text
+from sweeps.core.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, SubmitError
+from sweeps.core.errors import EXIT_FAILED as EXIT_JOB_FAILED
+from sweeps.core.redaction import redact_text
 
 ADDRESS_ENV = "RAY_ADDRESS"
 # Ray's client prefers this one over its address argument; it is cleared so that --address wins.
 API_SERVER_ENV = "RAY_API_SERVER_ADDRESS"
 # Ray's token authentication, as its own drivers read it.
 AUTH_MODE_ENV, TOKEN_ENV, TOKEN_PATH_ENV = "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
 # Ray also honours .gitignore; these are spelt out because a job's upload is capped (GCS message
 # size) and a virtualenv, a git history or a sweep's own outputs would blow it or leak local runs.
 UPLOAD_EXCLUDES = (
@@ -177,7 +177,7 @@ def entrypoint(overrides: Sequence[str]) -> str:
 def runtime_env(project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
     # Unbuffered, or the sweep's progress would reach `ray job logs` only when the job ends.
     # TF_CPP_MIN_LOG_LEVEL: the trials inherit the job's environment (the driver adds none on a cluster).
-    # TUNE_FUNCTION_THREAD_TIMEOUT_S: see sweeps.runner.WORKER_ENV (not imported: it would import Ray).
+    # TUNE_FUNCTION_THREAD_TIMEOUT_S: see sweeps.execution.runner.WORKER_ENV (not imported: it would import Ray).
     env = {
         "PYTHONUNBUFFERED": "1",
         "TF_CPP_MIN_LOG_LEVEL": "3",
