@@ -4,7 +4,7 @@ As Ray Tune keeps `SCHEDULER_IMPORT` and `create_scheduler` (`ray/tune/scheduler
 each registry maps a name to the import path of its factory, imported only when that option is
 built: config validation, `--help`, the docs tables and the contract tests read names and metadata
 from here without importing Optuna, Ray, Keras or MLflow (Ray still enters only through
-`sweeps/execution/runner.py`, where the scheduler factories live).
+`sweeps/schedulers/`, where the scheduler factories live).
 
 An option's default values live in its YAML (`conf/<group>/<name>.yaml`, what users read and
 override), never here or in the code: an entry names the settings it reads, and validation takes
@@ -48,7 +48,7 @@ class Sampler(Entry):
 
 @dataclass(frozen=True)
 class Scheduler(Entry):
-    """Factory (in sweeps.execution.runner, the door to Ray): SweepConfig -> a Tune TrialScheduler.
+    """Factory (in sweeps.schedulers, beside the door to Ray): SweepConfig -> a Tune TrialScheduler.
 
     `stops_early` is declared, never inferred from the class: Tune's HyperBand and median stopping
     rule derive from FIFOScheduler and still stop trials. Where it may stop or pause a trial a
@@ -124,35 +124,35 @@ SAMPLERS: dict[str, Sampler] = {
 
 SCHEDULERS: dict[str, Scheduler] = {
     "asha": Scheduler(
-        "sweeps.execution.runner:asha",
+        "sweeps.schedulers.builtin:asha",
         "Ray Tune's ASHA: stops weak trials at rungs grace_period * reduction_factor^k",
         settings=("grace_period", "reduction_factor"),
         stops_early=True,
-        stop_epochs="sweeps.execution.runner:asha_rungs",
+        stop_epochs="sweeps.schedulers.builtin:asha_rungs",
     ),
     "hyperband": Scheduler(
-        "sweeps.execution.runner:hyperband",
+        "sweeps.schedulers.builtin:hyperband",
         "Ray Tune's HyperBand (synchronous): brackets pause trials at milestones, keep the best 1/reduction_factor",
         settings=("reduction_factor",),
         stops_early=True,
-        stop_epochs="sweeps.execution.runner:hyperband_pauses",
-        pause_epochs="sweeps.execution.runner:hyperband_pauses",
+        stop_epochs="sweeps.schedulers.builtin:hyperband_pauses",
+        pause_epochs="sweeps.schedulers.builtin:hyperband_pauses",
     ),
     "median": Scheduler(
-        "sweeps.execution.runner:median",
+        "sweeps.schedulers.builtin:median",
         "Ray Tune's median stopping rule: stops a trial whose best is below the median of the others' running means",
         settings=("grace_period", "min_samples"),
         stops_early=True,
-        stop_epochs="sweeps.execution.runner:from_grace",
+        stop_epochs="sweeps.schedulers.builtin:from_grace",
     ),
-    "none": Scheduler("sweeps.execution.runner:fifo", "every trial trains max_epochs (FIFO)"),
+    "none": Scheduler("sweeps.schedulers.builtin:fifo", "every trial trains max_epochs (FIFO)"),
     "pbt": Scheduler(
-        "sweeps.execution.runner:pbt",
+        "sweeps.schedulers.pbt:pbt",
         "Ray Tune's population-based training: the worst trials clone the best's checkpoints and explore continuous params"
         " (its own random population: Tune's PBT refuses a searcher)",
         settings=("perturbation_interval", "quantile_fraction"),
         # it stops none: a trial it exploits goes on from another's checkpoint; it may pause one at each step
-        pause_epochs="sweeps.execution.runner:pbt_steps",
+        pause_epochs="sweeps.schedulers.pbt:pbt_steps",
     ),
 }
 

@@ -26,7 +26,7 @@ from sweeps.worker.trainable import TrialSettings, _BestWeights
 )
 def test_stop_epochs_are_where_each_scheduler_may_stop_and_the_last_epoch(scheduler, grace, factor, max_epochs, expected):
     from sweeps.config.validation import load_config
-    from sweeps.execution.runner import stop_epochs
+    from sweeps.schedulers.builtin import stop_epochs
 
     cfg = load_config(
         [f"scheduler={scheduler}", f"max_epochs={max_epochs}"]
@@ -41,7 +41,7 @@ def test_hyperband_milestones_are_tunes_own(max_t, eta):
     """The milestones read from Tune's brackets as they are built, halving after halving."""
     from ray.tune.schedulers.hyperband import HyperBandScheduler, _Bracket
 
-    from sweeps.execution.runner import hyperband_milestones
+    from sweeps.schedulers.builtin import hyperband_milestones
 
     tune_hb = HyperBandScheduler(time_attr="epoch", max_t=max_t, reduction_factor=eta)
     seen = set()
@@ -60,7 +60,7 @@ def test_hyperband_milestones_are_tunes_own(max_t, eta):
 
 def test_every_scheduler_has_one_registry_entry_one_yaml_and_is_validated():
     from sweeps.config.validation import CONF_DIR
-    from sweeps.execution.runner import SCHEDULERS  # what the runner builds from: the registry itself
+    from sweeps.registry import SCHEDULERS  # what the runner builds from: the registry itself
     from sweeps.registry import SCHEDULERS as REGISTRY
 
     yamls = {p.stem for p in (CONF_DIR / "scheduler").glob("*.yaml")}

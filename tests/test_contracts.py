@@ -179,7 +179,7 @@ def test_sampler_handles_several_objectives_or_is_refused_for_them(name):
 def test_scheduler_builds_and_checkpoints_where_it_declares_it_stops(name):
     from ray.tune.schedulers import TrialScheduler
 
-    from sweeps.execution.runner import make_scheduler, pause_epochs, stop_epochs
+    from sweeps.schedulers.builtin import make_scheduler, pause_epochs, stop_epochs
 
     entry = registry.SCHEDULERS[name]
     cfg = load_config([f"scheduler={name}", "max_epochs=12"])
@@ -261,8 +261,8 @@ def test_an_option_is_one_yaml_file_and_one_registry_entry(tmp_path, monkeypatch
     validation, --help, the factories and the loaders with no other edit."""
     from sweeps.cli import main
     from sweeps.data.datasets import load_dataset
-    from sweeps.execution.runner import make_scheduler, stop_epochs
     from sweeps.samplers.factories import make_sampler
+    from sweeps.schedulers.builtin import make_scheduler, stop_epochs
 
     conf = tmp_path / "conf"
     shutil.copytree(CONF_DIR, conf)
@@ -278,11 +278,11 @@ def test_an_option_is_one_yaml_file_and_one_registry_entry(tmp_path, monkeypatch
         registry.SCHEDULERS,
         "throwaway",
         registry.Scheduler(
-            "sweeps.execution.runner:median",
+            "sweeps.schedulers.builtin:median",
             "median",
             settings=("grace_period", "min_samples"),
             stops_early=True,
-            stop_epochs="sweeps.execution.runner:from_grace",
+            stop_epochs="sweeps.schedulers.builtin:from_grace",
         ),
     )
     monkeypatch.setitem(registry.DATASETS, "throwaway", registry.Dataset(f"{module}:throwaway_dataset", "random"))

@@ -165,7 +165,7 @@ def test_a_node_that_cannot_see_the_folder_fails_before_any_trial(tmp_path):
     import ray
 
     from sweeps.config.validation import ConfigError
-    from sweeps.execution import runner
+    from sweeps.execution import runtime as runner
 
     seen = tmp_path / "seen.png"
     Image.new("L", (4, 4)).save(seen)

@@ -27,7 +27,7 @@ def test_every_outcome_has_an_mlflow_status():
 
 
 def test_a_temp_folder_is_not_shared_storage(tmp_path):
-    from sweeps.execution.runner import NETWORK_FILESYSTEMS, _filesystem_type
+    from sweeps.execution.runtime import NETWORK_FILESYSTEMS, _filesystem_type
 
     kind = _filesystem_type(tmp_path)
     assert kind != "unknown" and kind not in NETWORK_FILESYSTEMS

@@ -9,8 +9,11 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from sweeps.config.validation import ConfigError, load_config, pbt_mutations
-from sweeps.execution.runner import SCHEDULERS, _KeepInside, pause_epochs, stop_epochs
+from sweeps.config.validation import ConfigError, load_config
+from sweeps.registry import SCHEDULERS
+from sweeps.schedulers.builtin import pause_epochs, stop_epochs
+from sweeps.schedulers.pbt import _KeepInside
+from sweeps.space import pbt_mutations
 
 
 def test_pbt_explores_the_continuous_params_every_model_has():
@@ -24,7 +27,7 @@ def test_pbt_explores_the_continuous_params_every_model_has():
         ]
     )
     assert sorted(pbt_mutations(cfg.space)) == ["dropout", "learning_rate"]
-    assert cfg.sampler.name == "random"  # its own population: see sweeps.execution.runner.Population
+    assert cfg.sampler.name == "random"  # its own population: see sweeps.schedulers.pbt.Population
     assert cfg.resolved["sampler"]["name"] == "random"  # the record says what ran
 
 

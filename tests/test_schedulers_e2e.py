@@ -55,7 +55,7 @@ def _case(scheduler: str) -> tuple[list[str], set[int]]:
     """A registered scheduler without a case of its own: its YAML, grace_period 1 where it reads
     one, and the stop points the registry declares for it."""
     from sweeps.config.validation import load_config
-    from sweeps.execution.runner import stop_epochs
+    from sweeps.schedulers.builtin import stop_epochs
 
     if scheduler in CASES:
         return CASES[scheduler]

@@ -12,7 +12,7 @@ def test_a_local_sweep_starts_ray_without_its_dashboard_process(tmp_path):
     import ray
     from ray._private import node, ray_constants
 
-    from sweeps.execution import runner
+    from sweeps.execution import runtime as runner
 
     original = node.Node.start_api_server
     cfg = load_config(["resources.num_cpus=1", f"output_dir={tmp_path}"])

@@ -177,7 +177,7 @@ def entrypoint(overrides: Sequence[str]) -> str:
 def runtime_env(project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
     # Unbuffered, or the sweep's progress would reach `ray job logs` only when the job ends.
     # TF_CPP_MIN_LOG_LEVEL: the trials inherit the job's environment (the driver adds none on a cluster).
-    # TUNE_FUNCTION_THREAD_TIMEOUT_S: see sweeps.execution.runner.WORKER_ENV (not imported: it would import Ray).
+    # TUNE_FUNCTION_THREAD_TIMEOUT_S: see sweeps.execution.runtime.WORKER_ENV (not imported: it would import Ray).
     env = {
         "PYTHONUNBUFFERED": "1",
         "TF_CPP_MIN_LOG_LEVEL": "3",

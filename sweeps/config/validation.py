@@ -24,7 +24,7 @@ from sweeps.core.errors import ConfigError
 from sweeps.core.metrics import EPOCH_METRICS
 from sweeps.core.redaction import redact
 from sweeps.samplers.factories import STORAGE_SCHEMES
-from sweeps.space import BUDGETS, RULES, Space, SpaceError, flatten, grid_points, grid_size, parse_space, rule_for
+from sweeps.space import BUDGETS, RULES, Space, SpaceError, flatten, grid_points, grid_size, parse_space, pbt_mutations, rule_for
 
 CONF_DIR = Path(__file__).resolve().parent.parent.parent / "conf"
 REPORTED_METRICS = EPOCH_METRICS  # the objectives a trial reports each epoch
@@ -474,18 +474,6 @@ def _sampler(raw: dict[str, Any], space: Space, objectives: tuple[tuple[str, str
 def _scheduler(raw: dict[str, Any]) -> SchedulerSettings:
     name = _choice(raw, "name", tuple(registry.SCHEDULERS), "scheduler.name")
     return SchedulerSettings(name=name, **_read_settings(raw, "scheduler", name, registry.SCHEDULERS[name].settings))
-
-
-def pbt_mutations(space: Space) -> dict[str, Any]:
-    """The params PBT explores: the continuous ones (learning_rate, dropout, a regularizer's
-    strength, ...) that every model of the space has; architecture params stay as sampled."""
-    from sweeps.space import is_active
-
-    return {
-        key: dist
-        for key, dist in space.searched.items()
-        if type(dist).__name__ == "FloatDistribution" and dist.step is None and is_active(key, {})
-    }
 
 
 def _pbt_population(

@@ -406,7 +406,7 @@ def _execute(cfg: SweepConfig, state: SweepState | None, out: Any) -> Summary:
     _check_feasible(cfg, dataset)
     warm = _load_warm_start(cfg) if state is None and cfg.warm_start.from_sweep else None
     # Heavy imports only once the input is known to be good.
-    from sweeps.execution import runner
+    from sweeps.execution import runner, runtime
     from tracking import import_store_modules, unreachable
 
     tracking_uri = state.tracking_uri if state else cfg.tracking_uri
@@ -420,9 +420,9 @@ def _execute(cfg: SweepConfig, state: SweepState | None, out: Any) -> Summary:
     importing = threading.Thread(target=import_store_modules, name="import-stores", daemon=True)
     importing.start()
     try:
-        runner.start_ray(cfg)  # before any write: a GPU the cluster lacks is bad input too
+        runtime.start_ray(cfg)  # before any write: a GPU the cluster lacks is bad input too
         if dataset.stream is not None:  # every node reads the folder itself
-            runner.check_nodes_see(dataset.stream.sample_paths(), str(cfg.dataset.path))
+            runtime.check_nodes_see(dataset.stream.sample_paths(), str(cfg.dataset.path))
     finally:
         importing.join()
     try:
@@ -431,7 +431,7 @@ def _execute(cfg: SweepConfig, state: SweepState | None, out: Any) -> Summary:
         with _driver_lock(cfg):
             return _sweep(cfg, _state_under_lock(cfg, state), dataset, tracking_uri, runner, out, warm)
     finally:
-        runner.shutdown()
+        runtime.shutdown()
         close_storages()
 
 
@@ -552,6 +552,7 @@ def _run_and_summarise(
     from sweeps.core.outcomes import Outcome
     from sweeps.driver.progress import Progress
     from sweeps.driver.recovery import counted, interrupted, reconcile
+    from sweeps.execution import runtime
     from sweeps.testing import faults
     from sweeps.worker.trainable import TrialSettings
     from tracking import RunStatus, get_run
@@ -629,7 +630,7 @@ def _run_and_summarise(
             rerun=warm.rerun if warm is not None else (),
         )
         study, stopped_because, goal_reached = result.study, result.stopped_because, result.goal_reached
-        runner.release()
+        runtime.release()
         # What was measured: the dataset's size in the object store and the nodes that ran trials
         # (bytes moved per node are not measured, so no figure claims them).
         moved = {"data_bytes": result.data_bytes, "data_nodes": result.data_nodes}
