@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from sweeps.config.validation import ConfigError, load_config
+from sweeps.config.validation import load_config
+from sweeps.core.errors import ConfigError
 from tests.test_plan import BASE
 
 keras = pytest.importorskip("keras")

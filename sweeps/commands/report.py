@@ -36,7 +36,7 @@ from sweeps.core.errors import ConfigError
 from sweeps.core.metrics import EPOCH_METRICS
 from sweeps.core.outcomes import state_name
 from sweeps.driver.warmstart import own_trials
-from sweeps.samplers.factories import open_storage
+from sweeps.storage.storages import open_storage
 
 if TYPE_CHECKING:
     from tracking import RunRecord

@@ -16,7 +16,8 @@ from pathlib import Path
 import optuna
 
 from sweeps.core.outcomes import COUNTED, RUN_STATUS, Outcome, outcome_of
-from sweeps.worker.trainable import EPOCH, newest_snapshot, read_history
+from sweeps.core.protocol import EPOCH
+from sweeps.worker.snapshots import newest_snapshot, read_history
 from tracking import RunStatus, SweepTracker, list_trial_runs, metric_histories
 from tracking.query import RunRecord
 

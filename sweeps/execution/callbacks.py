@@ -12,22 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from ray import tune
 
+from sweeps.core.metrics import EPOCH_METRICS
 from sweeps.core.outcomes import RUN_STATUS, Outcome, trial_outcome
+from sweeps.core.protocol import CLONED_FROM, EPOCH, EXPLORED_PREFIX, FAILED_ERROR, INFEASIBLE, MODEL_FILE, best_key, trial_params
 from sweeps.driver.checkpoints import BestCheckpoints
 from sweeps.driver.progress import Progress
 from sweeps.testing import faults
 from sweeps.worker.sysmetrics import system_metrics
-from sweeps.worker.trainable import (
-    CLONED_FROM,
-    EPOCH,
-    EPOCH_METRICS,
-    EXPLORED_PREFIX,
-    FAILED_ERROR,
-    INFEASIBLE,
-    MODEL_FILE,
-    best_key,
-    trial_params,
-)
 from tracking import RunStatus, SweepTracker
 
 if TYPE_CHECKING:

@@ -8,15 +8,10 @@ from typing import Any, Protocol
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
+from sweeps.core.protocol import CONTINUES, EPOCH, FAILED_ERROR, INFEASIBLE
 from sweeps.driver.recovery import Continuation
 from sweeps.samplers.tell import tell
 from sweeps.testing import faults
-from sweeps.worker.trainable import (
-    CONTINUES,
-    EPOCH,
-    FAILED_ERROR,
-    INFEASIBLE,
-)
 
 
 class TrialRecords(Protocol):

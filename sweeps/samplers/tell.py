@@ -14,7 +14,7 @@ from typing import Any
 import optuna
 
 from sweeps.core.outcomes import Outcome, trial_outcome
-from sweeps.worker.trainable import INFEASIBLE
+from sweeps.core.protocol import INFEASIBLE
 
 
 def tell(

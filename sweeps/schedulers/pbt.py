@@ -11,20 +11,12 @@ import optuna
 from ray import tune
 from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
 
-from sweeps.config.validation import SweepConfig
+from sweeps.config.settings import SweepConfig
+from sweeps.core.protocol import EPOCH, FAILED_ERROR, FINISHED, INFEASIBLE, MEMBER, MEMBER_NUMBER, trial_params
 from sweeps.driver.recovery import Continuation
 from sweeps.samplers.factories import make_sampler
 from sweeps.samplers.tell import tell
 from sweeps.space import define_by_run, pbt_mutations
-from sweeps.worker.trainable import (
-    EPOCH,
-    FAILED_ERROR,
-    FINISHED,
-    INFEASIBLE,
-    MEMBER,
-    MEMBER_NUMBER,
-    trial_params,
-)
 
 
 class Population(tune.Callback):
