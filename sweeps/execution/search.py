@@ -3,15 +3,17 @@ callbacks read a searcher through (`TrialRecords`)."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
 from sweeps.core.protocol import CONTINUES, EPOCH, FAILED_ERROR, INFEASIBLE
-from sweeps.driver.recovery import Continuation
 from sweeps.samplers.tell import tell
 from sweeps.testing import faults
+
+if TYPE_CHECKING:
+    from sweeps.driver.recovery import Continuation
 
 
 class TrialRecords(Protocol):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from ray import tune
@@ -13,10 +13,12 @@ from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
 
 from sweeps.config.settings import SweepConfig
 from sweeps.core.protocol import EPOCH, FAILED_ERROR, FINISHED, INFEASIBLE, MEMBER, MEMBER_NUMBER, trial_params
-from sweeps.driver.recovery import Continuation
 from sweeps.samplers.factories import make_sampler
 from sweeps.samplers.tell import tell
 from sweeps.space import define_by_run, pbt_mutations
+
+if TYPE_CHECKING:
+    from sweeps.driver.recovery import Continuation
 
 
 class Population(tune.Callback):
