@@ -4,7 +4,7 @@ collection time, so a new entry is tested without touching this file. An option 
 here is a visible skip with its reason, never left out of the parametrisation.
 
 The schedulers' real-sweep half (a trial a scheduler stops is PRUNED in Optuna and KILLED in
-MLflow; one that never stops trials prunes none) is `tests/test_schedulers_e2e.py`, parametrised
+MLflow; one that never stops trials prunes none) is `tests/schedulers/test_schedulers_e2e.py`, parametrised
 from the same registry."""
 
 from __future__ import annotations
