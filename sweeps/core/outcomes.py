@@ -10,6 +10,7 @@ from enum import Enum
 from typing import Any
 
 from sweeps.core.protocol import FAILED_ERROR, FINISHED, INFEASIBLE
+from sweeps.core.records import OUTCOME_ATTR
 
 
 class Outcome(str, Enum):
@@ -59,7 +60,7 @@ def trial_outcome(last_result: dict[str, Any] | None, error: bool) -> Outcome:
 def outcome_of(trial: Any) -> Outcome:
     """The outcome of a finished Optuna trial (a `FrozenTrial`): the label the sweep gave it (Optuna
     cannot say INFEASIBLE, INTERRUPTED or NOT_RUN), else its Optuna state; a FAIL is FAILED."""
-    label = trial.user_attrs.get("outcome")
+    label = trial.user_attrs.get(OUTCOME_ATTR)
     if label in Outcome.__members__:
         return Outcome(label)
     return {"COMPLETE": Outcome.COMPLETE, "PRUNED": Outcome.PRUNED}.get(trial.state.name, Outcome.FAILED)

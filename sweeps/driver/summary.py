@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sweeps.config.validation import SweepConfig
+from sweeps.core.records import CHECKPOINT_ATTR, RUN_ID_ATTR
 from sweeps.core.redaction import redact_text
 from sweeps.data.datasets import Dataset
 from sweeps.storage.storages import (
@@ -110,7 +111,7 @@ def _summarise(
                 "number": t.number,
                 "values": dict(zip([m for m, _ in cfg.objectives], t.values)),
                 "params": t.params,
-                "mlflow_run_id": t.user_attrs.get("mlflow_run_id"),
+                "mlflow_run_id": t.user_attrs.get(RUN_ID_ATTR),
             }
             for t in sorted(front, key=lambda t: t.number)
         )
@@ -122,8 +123,8 @@ def _summarise(
             tracker.parent_run_id, {"objectives": [list(o) for o in cfg.objectives], "front": list(pareto)}, "pareto_front.json"
         )
     model_uri = registered = None
-    best_run_id = best.user_attrs.get("mlflow_run_id") if best else None
-    checkpoint = Path(best.user_attrs.get("checkpoint", "")) if best else None
+    best_run_id = best.user_attrs.get(RUN_ID_ATTR) if best else None
+    checkpoint = Path(best.user_attrs.get(CHECKPOINT_ATTR, "")) if best else None
     kept = test = None
     if best is not None and (cfg.tracking.log_best_model or dataset.has_test) and checkpoint and checkpoint.is_file():
         from models.conv2d import load_model

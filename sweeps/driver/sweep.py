@@ -20,6 +20,7 @@ import yaml
 from sweeps.config.saved import load_saved_config
 from sweeps.config.settings import SweepConfig
 from sweeps.core.errors import ConfigError
+from sweeps.core.records import STATE_TAG
 from sweeps.core.redaction import redact
 from sweeps.data.datasets import Dataset, load_dataset, record_folder
 from sweeps.driver.checks import _check_feasible, _check_study_storage, _prepare_output
@@ -176,14 +177,14 @@ def _sweep(
     try:
         return _run_and_summarise(cfg, state, resuming, tracker, dataset, tracking_uri, runner, out, started, warm)
     except KeyboardInterrupt:
-        _end_parent(tracker, "KILLED", {"sweeps.state": "KILLED"})
+        _end_parent(tracker, "KILLED", {STATE_TAG: "KILLED"})
         raise
     except BaseException as exc:
         last = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[-1][:500]
         _end_parent(
             tracker,
             "FAILED",
-            {"sweeps.state": "FAILED", "sweeps.error": last, "sweeps.error_type": type(exc).__name__},
+            {STATE_TAG: "FAILED", "sweeps.error": last, "sweeps.error_type": type(exc).__name__},
             "".join(traceback.format_exception(exc)),
         )
         raise
@@ -337,7 +338,7 @@ def _run_and_summarise(
             "sweeps.study": summary.study_url,
             "sweeps.objectives": ",".join(f"{m}:{d}" for m, d in cfg.objectives),
             "sweeps.segments": str(state.segments),
-            "sweeps.state": status.value,
+            STATE_TAG: status.value,
             **({"sweeps.stopped_because": stopped_because} if stopped_because else {}),
             **({"sweeps.ended_because": goal_reached} if goal_reached else {}),
             **({"sweeps.pareto_trials": ",".join(str(p["number"]) for p in summary.pareto)} if summary.pareto else {}),
