@@ -89,7 +89,7 @@ def _execute(cfg: SweepConfig, state: SweepState | None, out: Any) -> Summary:
     _check_feasible(cfg, dataset)
     warm = _load_warm_start(cfg) if state is None and cfg.warm_start.from_sweep else None
     # Heavy imports only once the input is known to be good.
-    from sweeps.execution import runner, runtime
+    from sweeps.execution import runtime
     from tracking import import_store_modules, unreachable
 
     tracking_uri = state.tracking_uri if state else cfg.tracking_uri
@@ -112,7 +112,7 @@ def _execute(cfg: SweepConfig, state: SweepState | None, out: Any) -> Summary:
         if state is None:
             _prepare_output(cfg)
         with _driver_lock(cfg):
-            return _sweep(cfg, _state_under_lock(cfg, state), dataset, tracking_uri, runner, out, warm)
+            return _sweep(cfg, _state_under_lock(cfg, state), dataset, tracking_uri, out, warm)
     finally:
         runtime.shutdown()
         close_storages()
@@ -146,7 +146,7 @@ def _load_warm_start(cfg: SweepConfig) -> Any:
 
 
 def _sweep(
-    cfg: SweepConfig, state: SweepState | None, dataset: Dataset, tracking_uri: str, runner: Any, out: Any, warm: Any = None
+    cfg: SweepConfig, state: SweepState | None, dataset: Dataset, tracking_uri: str, out: Any, warm: Any = None
 ) -> Summary:
     from tracking import SweepTracker
 
@@ -175,7 +175,7 @@ def _sweep(
     # From here every way out ends the parent run: FINISHED, FAILED with the error, KILLED on interrupt.
     previous = _sigterm_interrupts()
     try:
-        return _run_and_summarise(cfg, state, resuming, tracker, dataset, tracking_uri, runner, out, started, warm)
+        return _run_and_summarise(cfg, state, resuming, tracker, dataset, tracking_uri, out, started, warm)
     except KeyboardInterrupt:
         _end_parent(tracker, "KILLED", {STATE_TAG: "KILLED"})
         raise
@@ -225,7 +225,6 @@ def _run_and_summarise(
     tracker: Any,
     dataset: Dataset,
     tracking_uri: str,
-    runner: Any,
     out: Any,
     started: float,
     warm: Any = None,
@@ -236,7 +235,7 @@ def _run_and_summarise(
     from sweeps.core.protocol import TrialSettings
     from sweeps.driver.progress import Progress
     from sweeps.driver.recovery import counted, interrupted, reconcile
-    from sweeps.execution import runtime
+    from sweeps.execution import runner, runtime
     from sweeps.testing import faults
     from tracking import RunStatus, get_run
 
@@ -252,7 +251,7 @@ def _run_and_summarise(
         study = optuna.load_study(study_name=cfg.name, storage=open_storage(cfg.output_dir, cfg.tracking.study_storage))
         parent = get_run(tracking_uri, state.parent_run_id)
         # PBT's members are not continued: a member's clones are no one Optuna trial's history
-        # (runner.Population); its interrupted members are recorded so, and new ones drawn.
+        # (sweeps.schedulers.pbt.Population); its interrupted members are recorded so, and new ones drawn.
         limit = 0 if cfg.scheduler.name == "pbt" else cfg.n_trials - counted(study)
         continuations = interrupted(study, parent, tracking_uri, limit)
         for c in continuations:  # epochs its snapshot holds that never reached the store
