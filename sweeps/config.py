@@ -129,13 +129,16 @@ class SweepConfig:
     model: dict[str, Any]
     space: Space
     resolved: dict[str, Any]  # the whole composed config, resolved, for logging
+    space_note: str = ""  # space=auto: what the space was derived from and why each range (sweeps.autospace)
 
     @property
     def multi_objective(self) -> bool:
         return len(self.objectives) > 1
 
     def to_yaml(self) -> str:
-        return OmegaConf.to_yaml(OmegaConf.create(redact(self.resolved)))
+        """The resolved config, and under it (as YAML comments) how space=auto derived the space."""
+        text = OmegaConf.to_yaml(OmegaConf.create(redact(self.resolved)))
+        return f"{text}{self.space_note}\n" if self.space_note else text
 
     @property
     def sweep_dir(self) -> Path:
@@ -217,7 +220,7 @@ def known_keys(config_dir: Path = CONF_DIR) -> dict[str, frozenset[str]]:
     """Every key the settings read, per section ("" is the top level): the fields of the typed
     settings plus every key that any option file of that group in conf/ defines."""
     known: dict[str, set[str]] = {
-        "": {f.name for f in fields(SweepConfig)} - {"resolved"} | _yaml_keys(config_dir / "config.yaml")
+        "": {f.name for f in fields(SweepConfig)} - {"resolved", "space_note"} | _yaml_keys(config_dir / "config.yaml")
     }
     for section, settings in {
         "dataset": DatasetSettings,
@@ -261,7 +264,7 @@ def refuse_unknown_keys(raw: dict[str, Any], config_dir: Path = CONF_DIR) -> Non
     for section in ("model", "space"):
         value = raw.get(section)
         for key in flatten(value) if isinstance(value, dict) else []:
-            if section == "space" and key in BUDGETS:
+            if section == "space" and key in (*BUDGETS, AUTO):
                 continue
             try:
                 rule_for(key)
@@ -526,6 +529,39 @@ def _pbt_population(
     return replace(sampler, name="random"), {**raw, "sampler": {**raw.get("sampler", {}), "name": "random"}}
 
 
+AUTO = "auto"  # space=auto (conf/space/auto.yaml): `auto: true` derives the space from the data
+
+
+def _dataset(d: dict[str, Any]) -> DatasetSettings:
+    return DatasetSettings(
+        name=_choice(d, "name", tuple(registry.DATASETS), "dataset.name"),
+        path=d.get("path"),
+        val_fraction=_number(d, "val_fraction", float, label="dataset.val_fraction"),
+        limit=_number(d, "limit", int, 2, allow_none=True, label="dataset.limit"),
+        options={k: v for k, v in d.items() if k not in ("name", "path", "val_fraction", "limit")},
+    )
+
+
+def _auto_space(spec: dict[str, Any], dataset: DatasetSettings, seed: int) -> tuple[dict[str, Any], str]:
+    """With `auto: true`, the space `sweeps.autospace` derives from the dataset's input shape, classes
+    and training images (read cheaply: `sweeps.datasets.input_facts`), the user's other entries over
+    it, and the note saying why; the spec as it was otherwise. The derived spec is what the sweep
+    records (its resolved config, the saved config a resume reads), so a resume keeps the same space."""
+    if AUTO not in spec:
+        return spec, ""
+    auto, given = spec[AUTO], {k: v for k, v in flatten(spec).items() if k != AUTO}
+    if not isinstance(auto, bool):
+        raise ConfigError("space.auto", f"{auto!r} is not true or false", "write space=auto, or choose another space=<name>")
+    if not auto:
+        return given, ""
+    from sweeps.autospace import derive_space
+    from sweeps.datasets import input_facts
+
+    facts = input_facts(dataset.name, dataset.path, dataset.val_fraction, dataset.limit, seed, dataset.options)
+    derived = derive_space(*facts.shape, facts.classes, facts.train_images, facts.field).given(given)
+    return derived.spec, derived.explain()
+
+
 def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> SweepConfig:
     """`explicit`: the keys the user set on the command line (see `explicit_keys`)."""
     name = str(raw.get("name"))
@@ -552,6 +588,10 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
             f"{scheduler.grace_period} is more than max_epochs={max_epochs}",
             f"set scheduler.grace_period to at most {max_epochs}",
         )
+    dataset = _dataset(d)
+    space_spec, space_note = _auto_space(space_spec, dataset, _number(raw, "seed", int))
+    if space_note:
+        raw = {**raw, "space": space_spec}
     try:
         space = parse_space(space_spec, model)
     except SpaceError as exc:
@@ -577,13 +617,7 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
         max_failure_rate=_rate(raw),
         output_dir=Path(str(output_dir)).expanduser().resolve(),
         verbose=bool(raw.get("verbose", False)),
-        dataset=DatasetSettings(
-            name=_choice(d, "name", tuple(registry.DATASETS), "dataset.name"),
-            path=d.get("path"),
-            val_fraction=_number(d, "val_fraction", float, label="dataset.val_fraction"),
-            limit=_number(d, "limit", int, 2, allow_none=True, label="dataset.limit"),
-            options={k: v for k, v in d.items() if k not in ("name", "path", "val_fraction", "limit")},
-        ),
+        dataset=dataset,
         sampler=sampler,
         scheduler=scheduler,
         resources=ResourceSettings(
@@ -611,6 +645,7 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
         model=flatten(model),  # nested groups (augment: {flip: ...}) as the dotted keys a space names
         space=space,
         resolved=raw,
+        space_note=space_note,
     )
 
 

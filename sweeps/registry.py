@@ -74,6 +74,9 @@ class Dataset(Entry):
 
     arrays: bool = True
     needs: str = "nothing"  # "nothing" (embedded), "network" (downloaded once), "path" (the user's file or folder)
+    # "module:function": (path, options) -> sweeps.datasets.InputFacts (input shape, classes, training
+    # images) read cheaply, for space=auto; None: the dataset is loaded to learn them.
+    facts: str | None = None
 
 
 @dataclass(frozen=True)
@@ -153,15 +156,41 @@ SCHEDULERS: dict[str, Scheduler] = {
 }
 
 DATASETS: dict[str, Dataset] = {
-    "digits": Dataset("sweeps.datasets:load_digits", "scikit-learn's 1,797 real 8x8 handwritten digits (embedded)"),
-    "mnist": Dataset("sweeps.datasets:load_mnist", "keras.datasets.mnist (or dataset.path=FILE.npz)", needs="network"),
-    "fashion_mnist": Dataset(
-        "sweeps.datasets:load_fashion_mnist", "keras.datasets.fashion_mnist (or dataset.path=FILE.npz)", needs="network"
+    "digits": Dataset(
+        "sweeps.datasets:load_digits",
+        "scikit-learn's 1,797 real 8x8 handwritten digits (embedded)",
+        facts="sweeps.datasets:digits_facts",
     ),
-    "cifar10": Dataset("sweeps.datasets:load_cifar10", "keras.datasets.cifar10 (or dataset.path=FILE.npz)", needs="network"),
-    "npz": Dataset("sweeps.datasets:load_npz", "a local .npz with x_train, y_train (x_test, y_test)", needs="path"),
+    "mnist": Dataset(
+        "sweeps.datasets:load_mnist",
+        "keras.datasets.mnist (or dataset.path=FILE.npz)",
+        needs="network",
+        facts="sweeps.datasets:mnist_facts",
+    ),
+    "fashion_mnist": Dataset(
+        "sweeps.datasets:load_fashion_mnist",
+        "keras.datasets.fashion_mnist (or dataset.path=FILE.npz)",
+        needs="network",
+        facts="sweeps.datasets:fashion_mnist_facts",
+    ),
+    "cifar10": Dataset(
+        "sweeps.datasets:load_cifar10",
+        "keras.datasets.cifar10 (or dataset.path=FILE.npz)",
+        needs="network",
+        facts="sweeps.datasets:cifar10_facts",
+    ),
+    "npz": Dataset(
+        "sweeps.datasets:load_npz",
+        "a local .npz with x_train, y_train (x_test, y_test)",
+        needs="path",
+        facts="sweeps.datasets:npz_facts",
+    ),
     "folder": Dataset(
-        "sweeps.datasets:load_folder", "a folder of class subfolders of images, streamed when large", arrays=False, needs="path"
+        "sweeps.datasets:load_folder",
+        "a folder of class subfolders of images, streamed when large",
+        arrays=False,
+        needs="path",
+        facts="sweeps.datasets:folder_facts",
     ),
 }
 

@@ -11,6 +11,7 @@ HEAVY = ("ray", "mlflow", "keras", "tensorflow", "optuna")
 # module -> heavy libraries it may pull in (and nothing else from HEAVY)
 ALLOWED = {
     "sweeps.space": {"optuna"},
+    "sweeps.autospace": set(),  # space=auto's rules: pure, validation imports it
     "sweeps.config": {"optuna"},
     "sweeps.search": {"optuna"},
     "sweeps.datasets": set(),
