@@ -76,7 +76,7 @@ class Data:
 def digits_data(root: Path, upscale: int = 2, test_share: float = 0.2) -> Data:
     """The 1,797 digits as an .npz: a fixed stratified test split (seed 0), every image upscaled
     from 8x8 to (8 upscale)^2 by repeating each pixel upscale x upscale (nearest neighbour)."""
-    from sweeps.datasets import _digits_arrays
+    from sweeps.data.datasets import _digits_arrays
 
     images, target = _digits_arrays()
     pixels = np.kron(images / 16.0, np.ones((upscale, upscale))).astype(np.float32)  # (N, 16, 16) in [0, 1]

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.plan import InfeasibleModel, plan_conv2d
-from sweeps.errors import InputError
+from sweeps.core.errors import InputError
 
 # The article's CNN as model params: Conv2D(32, 5x5, stride 1, relu) -> MaxPool(2x2, stride 2) ->
 # Conv2D(64, 5x5, relu) -> MaxPool(2x2) -> Flatten -> Dense(1000, relu) -> Dense(classes, softmax),
@@ -54,6 +54,8 @@ ARTICLE_CNN: dict[str, Any] = {
     "learning_rate": 1e-3,
     "batch_size": 128,
 }
+
+AUTO = "auto"  # space=auto (conf/space/auto.yaml): `auto: true` derives the space from the data
 
 MIN_MAP = 3  # the last feature map stays at least 3x3
 FLATTEN_AT_MOST = 16  # ... and at most 16x16 at the fewest blocks

@@ -8,15 +8,15 @@ from optuna.distributions import CategoricalDistribution
 
 from models.plan import InfeasibleModel, plan_conv2d
 from sweeps.autospace import ARTICLE_CNN, derive_space
-from sweeps.config import load_config
-from sweeps.errors import InputError
+from sweeps.config.validation import load_config
+from sweeps.core.errors import InputError
 from sweeps.space import flatten, parse_space, resolve_params
 from tests.conftest import main_in_process
 from tests.image_folders import photo_folder
 
 
 def _model():
-    from sweeps.config import CONF_DIR
+    from sweeps.config.compose import CONF_DIR
 
     return yaml.safe_load((CONF_DIR / "model" / "conv2d.yaml").read_text())
 
@@ -144,12 +144,13 @@ def test_a_resume_reads_the_space_the_sweep_started_with(tmp_path):
     (here: the folder it was derived from is gone, and the resume still has the same space)."""
     import shutil
 
-    from sweeps.redaction import redact
-    from sweeps.sweep import fingerprint, load_saved_config
+    from sweeps.config.saved import load_saved_config
+    from sweeps.core.redaction import redact
+    from sweeps.driver.state import fingerprint
 
     root = photo_folder(tmp_path / "photos", per_class=5)
     cfg = load_config(["name=auto-resume", "dataset=folder", f"dataset.path={root}", f"output_dir={tmp_path / 'o'}"])
-    saved = cfg.sweep_dir / "config.yaml"  # as the sweep writes it (sweeps.sweep._sweep)
+    saved = cfg.sweep_dir / "config.yaml"  # as the sweep writes it (sweeps.driver.sweep._sweep)
     saved.parent.mkdir(parents=True)
     saved.write_text(yaml.safe_dump(redact(cfg.resolved), sort_keys=False))
     assert yaml.safe_load(saved.read_text())["space"]["max_params"] == cfg.space.max_params == 14_000_000
