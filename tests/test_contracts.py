@@ -221,7 +221,7 @@ def _keras_cache(name: str) -> bool:
 
 @pytest.mark.parametrize("name", list(registry.DATASETS))
 def test_dataset_loads_consistent_shapes_and_a_stable_digest(name, tmp_path):
-    from sweeps.data.datasets import load_dataset
+    from sweeps.data.datasets import input_facts, load_dataset
 
     entry = registry.DATASETS[name]
     if entry.needs == "network" and not _keras_cache(name):
@@ -232,9 +232,12 @@ def test_dataset_loads_consistent_shapes_and_a_stable_digest(name, tmp_path):
             pytest.skip(f"dataset={name} reads the user's files; tests/test_contracts.py SAMPLE_INPUTS has no sample for it")
         path = SAMPLE_INPUTS[name](tmp_path)
     conf = yaml.safe_load((CONF_DIR / "dataset" / f"{name}.yaml").read_text())
-    options = {k: v for k, v in conf.items() if k not in ("name", "path", "val_fraction", "limit")}
+    options = {k: v for k, v in conf.items() if k not in ("name", "path", "val_fraction", "limit", "defaults")}
     args = dict(path=path, val_fraction=conf["val_fraction"], limit=40, options=options, output_dir=tmp_path / "out")
     first, again = load_dataset(name, seed=0, **args), load_dataset(name, seed=0, **args)
+    # What space=auto reads without loading (sweeps.data.datasets.input_facts) is what the loader gives.
+    facts = input_facts(name, path, conf["val_fraction"], 40, 0, options)
+    assert (facts.shape, facts.classes, facts.train_images) == (first.input_shape, first.num_classes, len(first.x_train))
     assert first.digest == again.digest, "two loads of the same data and settings disagree"
     assert len(first.digest) == 32 and int(first.digest, 16) >= 0  # BLAKE2b-128, hex
     assert first.name == name and first.num_classes >= 2

@@ -38,6 +38,7 @@ PACKAGE_RULES = {
 MODULE_RULES = {
     "sweeps": set(),  # the notebook API: everything loads when a function runs
     "sweeps.registry": set(),  # names and import paths only: validation and --help import no heavy library
+    "sweeps.autospace": set(),  # space=auto's rules: pure, validation imports it
     "sweeps.driver.recovery": {"optuna", "mlflow"},  # mends MLflow runs after an unclean stop
     "sweeps.driver.checkpoints": set(),
     "sweeps.driver.progress": set(),

@@ -15,6 +15,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from sweeps.autospace import AUTO
 from sweeps.config.settings import (
     DatasetSettings,
     ResourceSettings,
@@ -92,7 +93,7 @@ def known_keys(config_dir: Path = CONF_DIR) -> dict[str, frozenset[str]]:
     """Every key the settings read, per section ("" is the top level): the fields of the typed
     settings plus every key that any option file of that group in conf/ defines."""
     known: dict[str, set[str]] = {
-        "": {f.name for f in fields(SweepConfig)} - {"resolved"} | _yaml_keys(config_dir / "config.yaml")
+        "": {f.name for f in fields(SweepConfig)} - {"resolved", "space_note"} | _yaml_keys(config_dir / "config.yaml")
     }
     for section, settings in {
         "dataset": DatasetSettings,
@@ -136,7 +137,7 @@ def refuse_unknown_keys(raw: dict[str, Any], config_dir: Path = CONF_DIR) -> Non
     for section in ("model", "space"):
         value = raw.get(section)
         for key in flatten(value) if isinstance(value, dict) else []:
-            if section == "space" and key in BUDGETS:
+            if section == "space" and key in (*BUDGETS, AUTO):
                 continue
             try:
                 rule_for(key)

@@ -97,13 +97,16 @@ class SweepConfig:
     model: dict[str, Any]
     space: Space
     resolved: dict[str, Any]  # the whole composed config, resolved, for logging
+    space_note: str = ""  # space=auto: what the space was derived from and why each range (sweeps.autospace)
 
     @property
     def multi_objective(self) -> bool:
         return len(self.objectives) > 1
 
     def to_yaml(self) -> str:
-        return OmegaConf.to_yaml(OmegaConf.create(redact(self.resolved)))
+        """The resolved config, and under it (as YAML comments) how space=auto derived the space."""
+        text = OmegaConf.to_yaml(OmegaConf.create(redact(self.resolved)))
+        return f"{text}{self.space_note}\n" if self.space_note else text
 
     @property
     def sweep_dir(self) -> Path:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sweeps import registry
+from sweeps.autospace import AUTO, derive_space
 from sweeps.config.compose import CONF_DIR, _nearest, compose_config, explicit_keys
 from sweeps.config.settings import (
     DatasetSettings,
@@ -279,6 +280,35 @@ def _pbt_population(
     return replace(sampler, name="random"), {**raw, "sampler": {**raw.get("sampler", {}), "name": "random"}}
 
 
+def _dataset(d: dict[str, Any]) -> DatasetSettings:
+    return DatasetSettings(
+        name=_choice(d, "name", tuple(registry.DATASETS), "dataset.name"),
+        path=d.get("path"),
+        val_fraction=_number(d, "val_fraction", float, label="dataset.val_fraction"),
+        limit=_number(d, "limit", int, 2, allow_none=True, label="dataset.limit"),
+        options={k: v for k, v in d.items() if k not in ("name", "path", "val_fraction", "limit")},
+    )
+
+
+def _auto_space(spec: dict[str, Any], dataset: DatasetSettings, seed: int) -> tuple[dict[str, Any], str]:
+    """With `auto: true`, the space `sweeps.autospace` derives from the dataset's input shape, classes
+    and training images (read cheaply: `sweeps.data.datasets.input_facts`), the user's other entries
+    over it, and the note saying why; the spec as it was otherwise. The derived spec is what the sweep
+    records (its resolved config, the saved config a resume reads), so a resume keeps the same space."""
+    if AUTO not in spec:
+        return spec, ""
+    auto, given = spec[AUTO], {k: v for k, v in flatten(spec).items() if k != AUTO}
+    if not isinstance(auto, bool):
+        raise ConfigError("space.auto", f"{auto!r} is not true or false", "write space=auto, or choose another space=<name>")
+    if not auto:
+        return given, ""
+    from sweeps.data.datasets import input_facts
+
+    facts = input_facts(dataset.name, dataset.path, dataset.val_fraction, dataset.limit, seed, dataset.options)
+    derived = derive_space(*facts.shape, facts.classes, facts.train_images, facts.field).given(given)
+    return derived.spec, derived.explain()
+
+
 def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> SweepConfig:
     """`explicit`: the keys the user set on the command line (see `explicit_keys`)."""
     name = str(raw.get("name"))
@@ -305,6 +335,10 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
             f"{scheduler.grace_period} is more than max_epochs={max_epochs}",
             f"set scheduler.grace_period to at most {max_epochs}",
         )
+    dataset = _dataset(d)
+    space_spec, space_note = _auto_space(space_spec, dataset, _number(raw, "seed", int))
+    if space_note:
+        raw = {**raw, "space": space_spec}
     try:
         space = parse_space(space_spec, model)
     except SpaceError as exc:
@@ -330,13 +364,7 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
         max_failure_rate=_rate(raw),
         output_dir=Path(str(output_dir)).expanduser().resolve(),
         verbose=bool(raw.get("verbose", False)),
-        dataset=DatasetSettings(
-            name=_choice(d, "name", tuple(registry.DATASETS), "dataset.name"),
-            path=d.get("path"),
-            val_fraction=_number(d, "val_fraction", float, label="dataset.val_fraction"),
-            limit=_number(d, "limit", int, 2, allow_none=True, label="dataset.limit"),
-            options={k: v for k, v in d.items() if k not in ("name", "path", "val_fraction", "limit")},
-        ),
+        dataset=dataset,
         sampler=sampler,
         scheduler=scheduler,
         resources=ResourceSettings(
@@ -364,6 +392,7 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
         model=flatten(model),  # nested groups (augment: {flip: ...}) as the dotted keys a space names
         space=space,
         resolved=raw,
+        space_note=space_note,
     )
 
 

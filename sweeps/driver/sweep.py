@@ -160,11 +160,11 @@ def _sweep(
             )
         open_storage(cfg.output_dir, cfg.tracking.study_storage)
     if state is None:
-        parent = tracker.start_sweep(
-            cfg.name, redact(_params(cfg)), _tags(cfg, dataset, warm), yaml.safe_dump(redact(cfg.resolved), sort_keys=False)
-        )
+        # space=auto: the derived space is in `resolved`; why each range, as comments under it
+        saved = yaml.safe_dump(redact(cfg.resolved), sort_keys=False) + (f"{cfg.space_note}\n" if cfg.space_note else "")
+        parent = tracker.start_sweep(cfg.name, redact(_params(cfg)), _tags(cfg, dataset, warm), saved)
         state = SweepState(parent, tracker.experiment_id, tracking_uri, dataset.digest, fingerprint(cfg))
-        _atomic_write(cfg.sweep_dir / "config.yaml", yaml.safe_dump(redact(cfg.resolved), sort_keys=False))
+        _atomic_write(cfg.sweep_dir / "config.yaml", saved)
         state.save(cfg)
         resuming = False
     else:

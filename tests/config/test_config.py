@@ -3,22 +3,27 @@
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sweeps.config.compose import CONF_DIR, split_space_overrides
 from sweeps.config.validation import load_config
 from sweeps.core.errors import ConfigError
 from sweeps.registry import SAMPLERS
+from tests.image_folders import photo_folder
 
 GROUPS = ("dataset", "model", "space", "sampler", "scheduler", "resources", "tracking")
 OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((CONF_DIR / g).glob("*.yaml"))]
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
-def test_every_config_group_option_composes(group, option):
+def test_every_config_group_option_composes(group, option, tmp_path):
     overrides = [f"{group}={option}"]
-    if (group, option) == ("dataset", "npz"):
-        overrides.append("dataset.path=/tmp/some.npz")  # required (???) in that file
+    if (group, option) == ("dataset", "npz"):  # required (???) in that file; read by space=auto
+        np.savez(tmp_path / "some.npz", x_train=np.zeros((10, 8, 8), np.uint8), y_train=np.arange(10) % 2)
+        overrides.append(f"dataset.path={tmp_path / 'some.npz'}")
+    if (group, option) == ("dataset", "folder"):
+        overrides.append(f"dataset.path={photo_folder(tmp_path / 'photos', per_class=3)}")
     if group == "sampler" and SAMPLERS[option].discrete:  # grid, bruteforce: a space of choices
         overrides.append("space=vgg")
         overrides += ["space.dropout=choice(0.2,0.4)", "space.learning_rate=choice(0.001,0.01)"]
