@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 import traceback
@@ -140,6 +141,8 @@ class SweepTracker:
         self.parent_run_id: str | None = None
         self._dataset_input: DatasetInput | None = None
         self.writes = WriteBehind("mlflow-writer")  # keyed by run id
+        self.models: Any = None  # tracking.models.ModelContext: kept checkpoints are logged models
+        self.model_ids: dict[str, str] = {}  # trial run id -> its kept checkpoint's logged model
 
     def __getstate__(self) -> dict[str, Any]:
         # Ray Tune pickles its callbacks, and so this tracker, with its experiment state into the
@@ -166,14 +169,35 @@ class SweepTracker:
         self.parent_run_id = run_id
         self.client.update_run(run_id, status="RUNNING")
 
-    def save_runs_view(self, key: str, name: str, params: Sequence[str], metrics: Sequence[str]) -> None:
-        """A view of the experiment's runs table whose columns are these metrics and params (the UI
-        shows Dataset, Duration and Source otherwise); opened by links that name `key`."""
-        import json
+    def save_runs_view(
+        self,
+        key: str,
+        name: str,
+        params: Sequence[str],
+        metrics: Sequence[str],
+        tags: Sequence[str] = (),
+        search_filter: str = "",
+        order_by: str | None = None,
+        ascending: bool = False,
+    ) -> None:
+        """A view of the experiment's runs table (the UI's Views menu; opened by links that name
+        `key`): these metrics, tags and params as columns (the UI shows Dataset, Duration and Source
+        otherwise), the runs `search_filter` matches, sorted by the metric `order_by`.
 
-        columns = [*(f"metrics.`{m}`" for m in metrics), *(f"params.`{p}`" for p in params), "attributes.`Dataset`"]
+        MLflow 3.17's UI takes filter and order from the URL too (searchFilter, orderByKey,
+        orderByAsc), but never the columns, and it ignores a shared view when the URL has either:
+        so links carry only the view's key, and the view holds all of it."""
+        columns = [
+            *(f"metrics.`{m}`" for m in metrics),
+            *(f"tags.`{t}`" for t in tags),
+            *(f"params.`{p}`" for p in params),
+            "attributes.`Models`",
+        ]
+        state: dict[str, Any] = {"selectedColumns": columns, "searchFilter": search_filter}
+        if order_by:
+            state.update(orderByKey=f"metrics.`{order_by}`", orderByAsc=ascending)
         now = _now_ms()
-        envelope = {"name": name, "createdAt": now, "updatedAt": now, "state": json.dumps({"selectedColumns": columns})}
+        envelope = {"name": name, "createdAt": now, "updatedAt": now, "state": json.dumps(state)}
         self.client.set_experiment_tag(self.experiment_id, VIEW_TAG + key, json.dumps(envelope))
 
     def describe(self, run_id: str, markdown: str) -> None:
@@ -357,7 +381,53 @@ class SweepTracker:
         assert self._dataset_input is not None
         self.client.log_inputs(run_id, datasets=[self._dataset_input])
 
-    def log_keras_model(self, run_id: str, model: Any, preprocessing: Mapping[str, Any] | None = None) -> str:
+    # ------------------------------------------------------------ kept checkpoints as logged models
+
+    def log_models(self, context: Any) -> None:
+        """From now on each kept checkpoint becomes a logged model (tracking.models.ModelContext)."""
+        self.models = context
+
+    def log_checkpoint(self, run_id: str, number: int, checkpoint: Path, params: Mapping[str, Any], objective: str) -> None:
+        """Queued behind the trial's run (its end included): a kept checkpoint as a logged model."""
+        if self.models is not None:
+            self.writes.submit(run_id, self._log_checkpoint, run_id, number, checkpoint, dict(params), objective)
+
+    def _log_checkpoint(self, run_id: str, number: int, checkpoint: Path, params: dict[str, Any], objective: str) -> None:
+        from tracking.models import log_checkpoint_model
+
+        try:
+            model_id = log_checkpoint_model(self.client, self.models, run_id, number, checkpoint, params, objective)
+        except Exception as exc:  # the model is lost to the Models tab, not the sweep
+            print(
+                f"warning: trial #{number}'s checkpoint was not logged as a model ({type(exc).__name__}: {exc})", file=sys.stderr
+            )
+            return
+        if model_id is not None:
+            self.model_ids[run_id] = model_id
+
+    def drop_checkpoint(self, run_id: str) -> None:
+        """Retention deleted the trial's checkpoint: its logged model goes too (behind its logging)."""
+        if self.models is not None:
+            self.writes.submit(run_id, self._drop_checkpoint, run_id)
+
+    def _drop_checkpoint(self, run_id: str) -> None:
+        from tracking.models import delete_model
+
+        model_id = self.model_ids.pop(run_id, None)
+        if model_id is not None:
+            delete_model(self.client, model_id)
+
+    def checkpoint_model(self, run_id: str) -> str | None:
+        """`models:/<id>` of the trial run's kept checkpoint, once its writes are done (None: none)."""
+        from tracking.models import find_checkpoint_model
+
+        self.flush(run_id)
+        model_id = self.model_ids.get(run_id) or find_checkpoint_model(self.client, self.experiment_id, run_id)
+        return f"models:/{model_id}" if model_id else None
+
+    def log_keras_model(
+        self, run_id: str, model: Any, preprocessing: Mapping[str, Any] | None = None, name: str = "model"
+    ) -> str:
         """Log a Keras model with its signature; returns the model URI (runs:/<id>/model).
 
         The signature comes from the model's own input and output specs, and the requirements are
@@ -381,7 +451,7 @@ class SweepTracker:
         with mlflow.start_run(run_id=run_id):
             info = mlflow.keras.log_model(
                 model,
-                name="model",
+                name=name,
                 signature=signature,
                 pip_requirements=_model_requirements(),
                 metadata={PREPROCESSING_KEY: dict(preprocessing)} if preprocessing else None,
