@@ -6,6 +6,7 @@ the parent run; the links open the trials' table as its saved view has it; `swee
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
@@ -94,11 +95,21 @@ def test_a_dropped_checkpoint_leaves_no_model_behind(sweep):
     dropped = [r for r in sweep["runs"].values() if r.data.tags.get("sweeps.kind") == "trial" and r.info.run_id not in kept]
     assert len(dropped) == N_TRIALS - KEEP
     for run in dropped:
-        assert run.data.tags["sweeps.checkpoint"].startswith("deleted")
-        for output in run.outputs.model_outputs if run.outputs else []:  # logged while it was among the best
+        if run.data.tags["sweeps.state"] == "COMPLETE":  # one that did not finish kept nothing
+            assert run.data.tags["sweeps.checkpoint"].startswith("deleted")
+        for output in run.outputs.model_outputs if run.outputs else []:  # one logged before it was dropped
             with pytest.raises(MlflowException, match="not found"):
                 sweep["client"].get_logged_model(output.model_id)
     assert {m.source_run_id for m in sweep["models"]} == kept
+    for model in sweep["models"]:  # its files are there
+        assert (Path(model.artifact_location.removeprefix("file://")) / "data" / "model.keras").is_file()
+
+
+def test_the_models_tab_order_is_the_ranking(sweep):
+    """The Models tab lists models newest first (its sort cannot be set by URL): they are logged worst first."""
+    newest_first = sorted(sweep["models"], key=lambda m: m.creation_timestamp, reverse=True)
+    assert [m.name for m in newest_first] == [f"{NAME}-trial-{t.number:03d}" for t in _ranked(sweep["study"])[:KEEP]]
+    assert len({m.creation_timestamp for m in sweep["models"]}) == KEEP
 
 
 def test_the_champion_is_the_best_trials_model_registered_and_on_the_parent_run(sweep):

@@ -61,6 +61,7 @@ class ModelContext:
     dataset_digest: str
     preprocessing: Mapping[str, Any] | None = None
     class_names: Sequence[str] | None = None
+    mode: str = "max"  # how the objective ranks models
 
 
 def _requirements() -> list[str]:

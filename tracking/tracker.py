@@ -143,6 +143,7 @@ class SweepTracker:
         self.writes = WriteBehind("mlflow-writer")  # keyed by run id
         self.models: Any = None  # tracking.models.ModelContext: kept checkpoints are logged models
         self.model_ids: dict[str, str] = {}  # trial run id -> its kept checkpoint's logged model
+        self._kept_checkpoints: dict[str, tuple[int, Path, dict[str, Any], str, float]] = {}  # run id -> to log
 
     def __getstate__(self) -> dict[str, Any]:
         # Ray Tune pickles its callbacks, and so this tracker, with its experiment state into the
@@ -209,6 +210,8 @@ class SweepTracker:
     ) -> None:
         """End the parent run; `error`, the traceback of what stopped the sweep, becomes its artifact."""
         assert self.parent_run_id is not None
+        if self._kept_checkpoints and self.models is not None:  # stopped before the summary logged them
+            self.log_kept_models()
         self.log_metrics(self.parent_run_id, metrics)
         self.set_tags(self.parent_run_id, tags)
         self.flush()
@@ -387,38 +390,52 @@ class SweepTracker:
         """From now on each kept checkpoint becomes a logged model (tracking.models.ModelContext)."""
         self.models = context
 
-    def log_checkpoint(self, run_id: str, number: int, checkpoint: Path, params: Mapping[str, Any], objective: str) -> None:
-        """Queued behind the trial's run (its end included): a kept checkpoint as a logged model."""
+    def log_checkpoint(
+        self, run_id: str, number: int, checkpoint: Path, params: Mapping[str, Any], objective: str, value: float
+    ) -> None:
+        """A trial's checkpoint is among the sweep's kept ones: it becomes a logged model when the
+        search ends (`log_kept_models`), unless retention drops it first. Nothing is written now."""
         if self.models is not None:
-            self.writes.submit(run_id, self._log_checkpoint, run_id, number, checkpoint, dict(params), objective)
-
-    def _log_checkpoint(self, run_id: str, number: int, checkpoint: Path, params: dict[str, Any], objective: str) -> None:
-        from tracking.models import log_checkpoint_model
-
-        try:
-            model_id = log_checkpoint_model(self.client, self.models, run_id, number, checkpoint, params, objective)
-        except Exception as exc:  # the model is lost to the Models tab, not the sweep
-            print(
-                f"warning: trial #{number}'s checkpoint was not logged as a model ({type(exc).__name__}: {exc})", file=sys.stderr
-            )
-            return
-        if model_id is not None:
-            self.model_ids[run_id] = model_id
+            self._kept_checkpoints[run_id] = (number, checkpoint, dict(params), objective, value)
 
     def drop_checkpoint(self, run_id: str) -> None:
-        """Retention deleted the trial's checkpoint: its logged model goes too (behind its logging)."""
-        if self.models is not None:
-            self.writes.submit(run_id, self._drop_checkpoint, run_id)
-
-    def _drop_checkpoint(self, run_id: str) -> None:
-        from tracking.models import delete_model
-
+        """Retention deleted the trial's checkpoint: no model of it (and the one logged, if any, goes)."""
+        self._kept_checkpoints.pop(run_id, None)
         model_id = self.model_ids.pop(run_id, None)
         if model_id is not None:
-            delete_model(self.client, model_id)
+            from tracking.models import delete_model
+
+            self.writes.submit(run_id, delete_model, self.client, model_id)
+
+    def log_kept_models(self) -> dict[str, str]:
+        """Log the kept checkpoints as logged models, the worst first: the Models tab lists models
+        newest first, so it shows them ranked by the objective, as search_logged_models ranks them.
+        Once, when the search has ended (K models, not one per trial that was ever among the best);
+        returns trial run id -> model id. A model that cannot be logged is a warning, not a failure."""
+        from tracking.models import log_checkpoint_model
+
+        self.flush()
+        pending, self._kept_checkpoints = self._kept_checkpoints, {}
+        order = sorted(pending.items(), key=lambda item: (item[1][4] if self.models.mode == "max" else -item[1][4], -item[1][0]))
+        last = 0
+        for run_id, (number, checkpoint, params, objective, _) in order:
+            while _now_ms() <= last:  # a creation time of its own: the tab's order is theirs
+                time.sleep(0.001)
+            last = _now_ms()
+            try:
+                model_id = log_checkpoint_model(self.client, self.models, run_id, number, checkpoint, params, objective)
+            except Exception as exc:  # the model is lost to the Models tab, not the sweep
+                print(
+                    f"warning: trial #{number}'s checkpoint was not logged as a model ({type(exc).__name__}: {exc})",
+                    file=sys.stderr,
+                )
+                continue
+            if model_id is not None:
+                self.model_ids[run_id] = model_id
+        return dict(self.model_ids)
 
     def checkpoint_model(self, run_id: str) -> str | None:
-        """`models:/<id>` of the trial run's kept checkpoint, once its writes are done (None: none)."""
+        """`models:/<id>` of the trial run's kept checkpoint (None: none logged)."""
         from tracking.models import find_checkpoint_model
 
         self.flush(run_id)

@@ -757,6 +757,7 @@ def _model_context(cfg: SweepConfig, tracker: Any, dataset: Dataset) -> Any:
         dataset_digest=dataset.digest,
         preprocessing=dataset.preprocessing(),
         class_names=tuple(dataset.class_names) if dataset.class_names else None,
+        mode=cfg.mode,
     )
 
 
@@ -846,6 +847,8 @@ def _summarise(
     checkpoint = Path(best.user_attrs.get("checkpoint", "")) if best else None
     kept = test = None
     # The champion: the best trial's kept checkpoint, logged as a model while the trials ran.
+    if cfg.tracking.log_best_model:
+        tracker.log_kept_models()
     if best is not None and cfg.tracking.log_best_model and best_run_id:
         model_uri = tracker.checkpoint_model(best_run_id)
     needs_model = (cfg.tracking.log_best_model and model_uri is None) or dataset.has_test

@@ -51,16 +51,17 @@ class KeepBestCheckpoints(tune.Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         complete = trial_outcome(trial.last_result, error=False) is Outcome.COMPLETE
-        dropped = self._finished(trial.trial_id, trial.last_result.get(self.key) if complete else None)
-        if complete and trial.trial_id not in dropped:
-            self._kept(trial)
+        value = trial.last_result.get(self.key) if complete else None
+        if complete and trial.trial_id not in self._finished(trial.trial_id, value):
+            self._kept(trial, float(value))
 
-    def _kept(self, trial: Any) -> None:
-        """A kept checkpoint becomes a logged model (tracking.models), behind the trial's run."""
+    def _kept(self, trial: Any, value: float) -> None:
+        """A kept checkpoint: a logged model once the search ends (tracking.models), unless dropped first."""
         run_id, checkpoint = self.tracking.run_ids.get(trial.trial_id), self.newest.get(trial.trial_id)
         ot_trial = self.tracking.search.optuna_trial(trial.trial_id)
         if run_id and checkpoint is not None and ot_trial is not None:
-            self.tracking.tracker.log_checkpoint(run_id, ot_trial.number, checkpoint, trial_params(trial.config), self.metric)
+            params = trial_params(trial.config)
+            self.tracking.tracker.log_checkpoint(run_id, ot_trial.number, checkpoint, params, self.metric, value)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._finished(trial.trial_id, None)
