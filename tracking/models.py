@@ -134,9 +134,14 @@ def checkpoint_metrics(state_file: Path, objective: str) -> tuple[int, dict[str,
     state = json.loads(state_file.read_text())
     step = int(state["best_epoch"])
     at = next((h for h in state.get("history", []) if int(h.get("epoch", -1)) == step), {})
-    values = {k: float(v) for k, v in at.items() if k != "epoch" and isinstance(v, int | float)}
-    values.update({f"best_{k}": float(v) for k, v in state.get("best", {}).items()})
-    values.setdefault(f"best_{objective}", values.get(objective, float("nan")))
+    epoch = {k: float(v) for k, v in at.items() if k != "epoch" and isinstance(v, int | float)}
+    best = {f"best_{k}": float(v) for k, v in state.get("best", {}).items()}
+    best.setdefault(f"best_{objective}", epoch.get(objective, float("nan")))
+    # The objective first: the UI shows a model's metrics in the order they were logged.
+    first = [f"best_{objective}", objective]
+    values = {k: v for k, v in {**best, **epoch}.items() if k in first}
+    values = {k: values[k] for k in first if k in values}
+    values.update({k: v for k, v in {**best, **epoch}.items() if k not in first})
     return step, values
 
 

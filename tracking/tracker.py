@@ -194,7 +194,23 @@ class SweepTracker:
             *(f"params.`{p}`" for p in params),
             "attributes.`Models`",
         ]
-        state: dict[str, Any] = {"selectedColumns": columns, "searchFilter": search_filter}
+        # Tags first, then metrics and params, then the UI's own attributes: what is in view without
+        # scrolling is what compares trials (the grid groups columns by kind, in another order).
+        ordered = [
+            "attributes.`Run Name`",
+            *(c for c in columns if c.startswith("tags.")),
+            *(c for c in columns if c.startswith(("metrics.", "params."))),
+            "runDateAndNestInfo",
+            "duration",
+            "attributes.`Models`",
+        ]
+        widths = {c: 120 for c in columns if c.startswith(("tags.", "metrics."))}
+        state: dict[str, Any] = {
+            "selectedColumns": columns,
+            "columnOrder": ordered,
+            "columnWidths": widths,
+            "searchFilter": search_filter,
+        }
         if order_by:
             state.update(orderByKey=f"metrics.`{order_by}`", orderByAsc=ascending)
         now = _now_ms()
