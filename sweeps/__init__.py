@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from sweeps.commands.report import Report
-    from sweeps.config.validation import SweepConfig
-    from sweeps.driver.sweep import Summary
+    from sweeps.config.settings import SweepConfig
+    from sweeps.driver.summary import Summary
     from tracking import RunRecord
 
 __all__ = ["ConfigError", "DatasetError", "InputError", "Sweep", "SweepsError", "compose", "load", "report", "run"]
@@ -55,7 +55,7 @@ def run(overrides: Sequence[str] = (), *, cfg: SweepConfig | None = None, out: A
     _quiet_libraries(cfg.verbose)
     stream = RedactingStream(out or sys.stdout)
     from sweeps.driver import sweep
-    from sweeps.samplers import factories as search
+    from sweeps.storage import storages as search
 
     try:
         return sweep.start(cfg, stream)

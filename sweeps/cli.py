@@ -14,7 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sweeps.config.validation import SweepConfig, load_config
+from sweeps.config.settings import SweepConfig
+from sweeps.config.validation import load_config
 from sweeps.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ConfigError, InputError, SweepsError, message
 from sweeps.core.redaction import RedactingStream
 
@@ -118,8 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted: the sweep's MLflow run is ended KILLED; python -m sweeps resume NAME continues it", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
-        if "sweeps.samplers.factories" in sys.modules:  # the command owns the study storages it opened
-            sys.modules["sweeps.samplers.factories"].close_storages()
+        if "sweeps.storage.storages" in sys.modules:  # the command owns the study storages it opened
+            sys.modules["sweeps.storage.storages"].close_storages()
 
 
 def _dispatch(args: argparse.Namespace, tf_level_chosen: bool = False) -> int:

@@ -12,22 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from ray import tune
 
+from sweeps.core.metrics import EPOCH_METRICS
 from sweeps.core.outcomes import RUN_STATUS, Outcome, trial_outcome
+from sweeps.core.protocol import CLONED_FROM, EPOCH, EXPLORED_PREFIX, FAILED_ERROR, INFEASIBLE, MODEL_FILE, best_key, trial_params
+from sweeps.core.records import CHECKPOINT_ATTR, RUN_ID_ATTR, STATE_TAG, TRIAL_DIR_ATTR, TUNE_TRIAL_ATTR
 from sweeps.driver.checkpoints import BestCheckpoints
 from sweeps.driver.progress import Progress
 from sweeps.testing import faults
 from sweeps.worker.sysmetrics import system_metrics
-from sweeps.worker.trainable import (
-    CLONED_FROM,
-    EPOCH,
-    EPOCH_METRICS,
-    EXPLORED_PREFIX,
-    FAILED_ERROR,
-    INFEASIBLE,
-    MODEL_FILE,
-    best_key,
-    trial_params,
-)
 from tracking import RunStatus, SweepTracker
 
 if TYPE_CHECKING:
@@ -134,10 +126,10 @@ class TrackingCallback(tune.Callback):
         self.run_ids[trial.trial_id] = run_id
         self.progress.trial_started()
         if ot_trial is not None:
-            ot_trial.set_user_attr("mlflow_run_id", run_id)
-            ot_trial.set_user_attr("tune_trial_id", trial.trial_id)
+            ot_trial.set_user_attr(RUN_ID_ATTR, run_id)
+            ot_trial.set_user_attr(TUNE_TRIAL_ATTR, trial.trial_id)
             if trial.path:  # where its checkpoints go, for a resume that finds no checkpoint attr
-                ot_trial.set_user_attr("trial_dir", str(trial.path))
+                ot_trial.set_user_attr(TRIAL_DIR_ATTR, str(trial.path))
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if result.get(INFEASIBLE) or result.get(FAILED_ERROR) or trial.trial_id not in self.run_ids:
@@ -184,7 +176,7 @@ class TrackingCallback(tune.Callback):
         # of this run or of a later resume; recorded while the Optuna trial is still open.
         ot_trial = self.search.optuna_trial(trial.trial_id)
         if ot_trial is not None:
-            ot_trial.set_user_attr("checkpoint", str(Path(checkpoint.path) / MODEL_FILE))
+            ot_trial.set_user_attr(CHECKPOINT_ATTR, str(Path(checkpoint.path) / MODEL_FILE))
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         run_id = self.run_ids.get(trial.trial_id)
@@ -203,7 +195,7 @@ class TrackingCallback(tune.Callback):
             return
         self.outcomes[trial.trial_id] = outcome
         tags = {
-            "sweeps.state": outcome.value,
+            STATE_TAG: outcome.value,
             "sweeps.epochs": str(trial.last_result.get(EPOCH, trial.last_result.get("training_iteration", 0))),
         }
         error_text = None

@@ -43,7 +43,7 @@ def test_predict_applies_the_training_preprocessing_recorded_with_the_model(tmp_
     """A model logged with its training divisor (255) predicts a dark batch (max 60) as the trained
     model sees it: divided by 255, not by the batch's own maximum."""
     from models.conv2d import build_conv2d
-    from tests.test_plan import BASE
+    from tests.models.test_plan import BASE
     from tracking import SweepTracker, load_model_and_preprocessing
 
     path, _, xt = _float_images(tmp_path)

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from sweeps.config.validation import ConfigError, load_config
-from tests.test_plan import BASE
+from sweeps.config.validation import load_config
+from sweeps.core.errors import ConfigError
+from tests.models.test_plan import BASE
 
 keras = pytest.importorskip("keras")
 from models.conv2d import augment_settings, build_conv2d  # noqa: E402

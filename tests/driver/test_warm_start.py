@@ -7,7 +7,8 @@ import pytest
 from mlflow import MlflowClient
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-from sweeps.config.validation import ConfigError, load_config
+from sweeps.config.validation import load_config
+from sweeps.core.errors import ConfigError
 from sweeps.driver.warmstart import RERUN_ATTR, WARM_ATTR, WarmStart, carry_over, load_warm_start, own_trials, rerun_points
 from sweeps.execution.runner import first_points
 from tests.conftest import run_cli

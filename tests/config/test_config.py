@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from sweeps.config.validation import CONF_DIR, ConfigError, load_config, split_space_overrides
+from sweeps.config.compose import CONF_DIR, split_space_overrides
+from sweeps.config.validation import load_config
+from sweeps.core.errors import ConfigError
 from sweeps.registry import SAMPLERS
 
 GROUPS = ("dataset", "model", "space", "sampler", "scheduler", "resources", "tracking")

@@ -4,8 +4,9 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from sweeps.config.validation import ConfigError, load_config
-from sweeps.worker.trainable import reached_goal
+from sweeps.config.validation import load_config
+from sweeps.core.errors import ConfigError
+from sweeps.core.protocol import reached_goal
 
 
 @pytest.mark.parametrize(

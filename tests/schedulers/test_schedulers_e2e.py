@@ -25,7 +25,7 @@ COMMON = [
     "tracking.log_report=false",
     "tracking.log_best_model=false",
     # every trial's checkpoint is read below; by default a stopped trial's is deleted at its end
-    # (only the best resources.keep_checkpoints trials keep theirs: tests/test_checkpoints_keep.py)
+    # (only the best resources.keep_checkpoints trials keep theirs: tests/driver/test_checkpoints_keep.py)
     "resources.keep_checkpoints=null",
     # a hopeless learning rate next to a good one: the schedulers have something to stop
     "space.learning_rate=choice(0.0000001,0.01)",
@@ -44,10 +44,10 @@ CASES = {
 }
 # Run end to end by another test already: a visible skip here, not a second sweep.
 COVERED = {
-    "asha": "ASHA's PRUNED/KILLED bookkeeping is tests/test_sweep_e2e.py::test_states_agree_between_optuna_and_mlflow",
+    "asha": "ASHA's PRUNED/KILLED bookkeeping is tests/driver/test_sweep_e2e.py::test_states_agree_between_optuna_and_mlflow",
     # PBT explores continuous params, which this file's choice-only space has none of, and clones
     # rather than stops: its own e2e asserts the clones, the records and the outcomes.
-    "pbt": "PBT end to end is tests/test_pbt.py::test_pbt_members_clone_from_the_checkpoint_pbt_hands_them_and_are_recorded",
+    "pbt": "PBT end to end is tests/schedulers/test_pbt.py::test_pbt_members_clone_from_the_checkpoint_pbt_hands_them_and_are_recorded",
 }
 
 

@@ -13,7 +13,7 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from sweeps.samplers.factories import open_storage, storage_url
+from sweeps.storage.storages import open_storage, storage_url
 from tests.conftest import ROOT, _free_port, run_cli, wait_healthy
 
 TINY = [
@@ -122,9 +122,9 @@ def test_one_url_for_both_stores_two_drivers_at_once(postgres_db, tmp_path):
 
 def test_stores_created_by_many_at_once(postgres_db):
     """Four drivers opening MLflow's store and Optuna's study on one fresh database at the same moment
-    (PostgreSQL's CREATE ... IF NOT EXISTS fails for all but one without sweeps.samplers.factories.initialising)."""
+    (PostgreSQL's CREATE ... IF NOT EXISTS fails for all but one without sweeps.storage.storages.initialising)."""
     code = (
-        "import sys; from pathlib import Path; from sweeps.samplers.factories import initialising, open_storage; "
+        "import sys; from pathlib import Path; from sweeps.storage.storages import initialising, open_storage; "
         "from tracking import SweepTracker; url = sys.argv[1]\n"
         "with initialising(url): SweepTracker(url, 'sweeps')\n"
         "open_storage(Path('.'), url)"

@@ -15,7 +15,8 @@ import pytest
 from optuna.trial import TrialState
 
 from sweeps.config.validation import load_config
-from sweeps.samplers.factories import close_storages, make_sampler, open_storage
+from sweeps.samplers.factories import make_sampler
+from sweeps.storage.storages import close_storages, open_storage
 from sweeps.storage.studystore import DriverStudyStorage, driver_storage
 
 
@@ -142,7 +143,7 @@ def test_a_killed_driver_leaves_its_trials_and_tells_in_the_database(tmp_path):
         sys.path.insert(0, {os.getcwd()!r})
         import optuna
         from pathlib import Path
-        from sweeps.samplers.factories import open_storage
+        from sweeps.storage.storages import open_storage
         from sweeps.storage.studystore import driver_storage
         study = optuna.create_study(study_name="k", storage=driver_storage(open_storage(Path({str(tmp_path)!r}))), direction="maximize")
         trials = [study.ask() for _ in range(5)]

@@ -164,7 +164,7 @@ def test_resume_refuses_a_changed_folder_naming_the_file_and_diff_names_it(world
 def test_a_node_that_cannot_see_the_folder_fails_before_any_trial(tmp_path):
     import ray
 
-    from sweeps.config.validation import ConfigError
+    from sweeps.core.errors import ConfigError
     from sweeps.execution import runtime as runner
 
     seen = tmp_path / "seen.png"

@@ -3,7 +3,8 @@ other settings adapt, and only a value the user set is an error."""
 
 import pytest
 
-from sweeps.config.validation import ConfigError, load_config
+from sweeps.config.validation import load_config
+from sweeps.core.errors import ConfigError
 
 
 @pytest.mark.parametrize(
@@ -31,7 +32,7 @@ def test_unknown_keys_are_refused_with_the_nearest_known_key(override, key, near
 
 def test_every_key_of_every_option_in_conf_is_known():
     """Each group option composes without being refused (a new YAML key is known by being there)."""
-    from sweeps.config.validation import CONF_DIR, known_keys
+    from sweeps.config.compose import CONF_DIR, known_keys
 
     for group in ("dataset", "sampler", "scheduler", "resources", "tracking", "space"):
         for option in sorted((CONF_DIR / group).glob("*.yaml")):

@@ -55,7 +55,7 @@ def test_an_npz_test_split_is_scored_on_a_real_model(tmp_path):
     from models.conv2d import build_conv2d
     from sweeps.data.datasets import load_dataset
     from sweeps.driver.testscore import evaluate
-    from tests.test_plan import BASE
+    from tests.models.test_plan import BASE
 
     rng = np.random.default_rng(0)
     x, y = rng.integers(0, 255, (60, 8, 8), dtype=np.uint8), np.arange(60) % 3

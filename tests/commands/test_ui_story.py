@@ -1,6 +1,6 @@
 """What the MLflow UI and optuna-dashboard get from a sweep, without a browser: the experiment's
 kind, the parent run's Markdown story, the trials' system metrics, the dashboard command's errors.
-(tests/test_ui_browser.py checks the same in a real browser, on a real sweep.)"""
+(tests/commands/test_ui_browser.py checks the same in a real browser, on a real sweep.)"""
 
 import os
 import sys

@@ -6,7 +6,8 @@ import optuna
 import pytest
 
 from models.plan import InfeasibleModel, plan_conv2d
-from sweeps.config.validation import CONF_DIR, load_config
+from sweeps.config.compose import CONF_DIR
+from sweeps.config.validation import load_config
 from sweeps.registry import SAMPLERS
 from sweeps.samplers.factories import make_sampler
 from sweeps.space import define_by_run, is_active, resolve_params

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from sweeps.worker.trainable import TrialSettings, _BestWeights
+from sweeps.core.protocol import TrialSettings
+from sweeps.worker.trainable import _BestWeights
 
 
 @pytest.mark.parametrize(
@@ -59,7 +60,7 @@ def test_hyperband_milestones_are_tunes_own(max_t, eta):
 
 
 def test_every_scheduler_has_one_registry_entry_one_yaml_and_is_validated():
-    from sweeps.config.validation import CONF_DIR
+    from sweeps.config.compose import CONF_DIR
     from sweeps.registry import SCHEDULERS  # what the runner builds from: the registry itself
     from sweeps.registry import SCHEDULERS as REGISTRY
 
@@ -125,7 +126,8 @@ def test_a_checkpoint_is_one_snapshot_to_go_on_from_and_keeps_the_best_epochs_mo
     the best-so-far record and the best epoch's weights, which stay the kept model."""
     import keras
 
-    from sweeps.worker.trainable import MODEL_FILE, complete_snapshot, load_snapshot
+    from sweeps.core.protocol import MODEL_FILE
+    from sweeps.worker.snapshots import complete_snapshot, load_snapshot
 
     x, y = np.random.default_rng(0).normal(size=(64, 3)), np.random.default_rng(1).normal(size=(64, 2))
     model = _compiled_model()

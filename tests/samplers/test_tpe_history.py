@@ -11,7 +11,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.samplers._tpe import sampler as tpe_module
 from optuna.trial import TrialState, create_trial
 
-from sweeps.config.validation import ConfigError, load_config
+from sweeps.config.validation import load_config
+from sweeps.core.errors import ConfigError
 from sweeps.samplers.factories import kept_trials, make_sampler
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -159,7 +160,7 @@ def test_a_sweep_saved_before_the_setting_existed_resumes_with_its_default(tmp_p
     the YAML's default instead of refusing a setting the user cannot give (a resume may not change it)."""
     import yaml
 
-    from sweeps.driver.sweep import load_saved_config
+    from sweeps.config.saved import load_saved_config
 
     raw = load_config(["sampler=tpe", "name=old", f"output_dir={tmp_path}"]).resolved
     raw["sampler"].pop("history")

@@ -9,7 +9,8 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from sweeps.config.validation import ConfigError, load_config
+from sweeps.config.validation import load_config
+from sweeps.core.errors import ConfigError
 from sweeps.registry import SCHEDULERS
 from sweeps.schedulers.builtin import pause_epochs, stop_epochs
 from sweeps.schedulers.pbt import _KeepInside

@@ -59,7 +59,8 @@ def test_the_terminal_stream_redacts_every_line():
 
 
 def test_a_config_error_never_shows_a_password():
-    from sweeps.config.validation import ConfigError, load_config
+    from sweeps.config.validation import load_config
+    from sweeps.core.errors import ConfigError
 
     with pytest.raises(ConfigError) as info:
         load_config(["tracking.study_storage=foo://sweeps:hunter2@db/optuna"])
@@ -67,8 +68,9 @@ def test_a_config_error_never_shows_a_password():
 
 
 def test_resume_asks_for_a_password_the_saved_config_hides(tmp_path):
-    from sweeps.config.validation import ConfigError, load_config
-    from sweeps.driver.sweep import load_saved_config
+    from sweeps.config.saved import load_saved_config
+    from sweeps.config.validation import load_config
+    from sweeps.core.errors import ConfigError
 
     cfg = load_config(["name=s", "tracking.uri=http://u:pw@127.0.0.1:5000", f"output_dir={tmp_path}"])
     folder = tmp_path / "sweeps" / "s"

@@ -3,7 +3,7 @@
 import pytest
 
 from sweeps.core.outcomes import RUN_STATUS, Outcome, trial_outcome
-from sweeps.worker.trainable import FINISHED, INFEASIBLE
+from sweeps.core.protocol import FINISHED, INFEASIBLE
 
 
 @pytest.mark.parametrize(

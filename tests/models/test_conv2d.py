@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tests.test_plan import BASE
+from tests.models.test_plan import BASE
 
 keras = pytest.importorskip("keras")
 from models.conv2d import build_conv2d  # noqa: E402
