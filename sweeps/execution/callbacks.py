@@ -44,7 +44,8 @@ class KeepBestCheckpoints(tune.Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         complete = trial_outcome(trial.last_result, error=False) is Outcome.COMPLETE
         value = trial.last_result.get(self.key) if complete else None
-        if complete and trial.trial_id not in self._finished(trial.trial_id, value):
+        dropped = self._finished(trial.trial_id, value)  # every finished trial, complete or not
+        if complete and trial.trial_id not in dropped:
             self._kept(trial, float(value))
 
     def _kept(self, trial: Any, value: float) -> None:
