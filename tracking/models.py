@@ -185,26 +185,35 @@ def log_checkpoint_model(
         client.delete_logged_model(logged.model_id)
         return None
     client.finalize_logged_model(logged.model_id, "READY")
-    now = int(time.time() * 1000)
-    client.log_batch(
-        run_id,
-        metrics=[
+    client.log_batch(run_id, metrics=_linked(client, run_id, step, metrics, logged.model_id, context), synchronous=True)
+    client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step)])
+    return logged.model_id
+
+
+def _linked(
+    client: MlflowClient, run_id: str, step: int, metrics: Mapping[str, float], model_id: str, context: ModelContext
+) -> list[Metric]:
+    """The metrics at `step` as the trial's run holds them (same timestamp and value), linked to the
+    model and the dataset: the store links them to the model and, finding each point on the run
+    already, adds nothing to the run's own history. A value the run lacks is logged now."""
+    now, linked = int(time.time() * 1000), []
+    for key, value in metrics.items():
+        if value != value:  # NaN
+            continue
+        held = [m for m in client.get_metric_history(run_id, key) if m.step == step]
+        point = held[-1] if held else None
+        linked.append(
             Metric(
                 key,
-                value,
-                now,
+                point.value if point else value,
+                point.timestamp if point else now,
                 step,
-                model_id=logged.model_id,
+                model_id=model_id,
                 dataset_name=context.dataset_name,
                 dataset_digest=context.dataset_digest,
             )
-            for key, value in metrics.items()
-            if value == value  # not NaN
-        ],
-        synchronous=True,
-    )
-    client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step)])
-    return logged.model_id
+        )
+    return linked
 
 
 def delete_model(client: MlflowClient, model_id: str) -> None:

@@ -77,7 +77,9 @@ def test_each_kept_checkpoint_is_a_logged_model_of_its_trial(sweep):
         # Its source is the sweep's command, not __main__.py.
         assert model.tags["mlflow.source.name"] == f"python -m sweeps run name={NAME}"
         # Logged at its best epoch, the one whose val_accuracy is the trial's objective.
-        history = {m.step: m.value for m in sweep["client"].get_metric_history(run_id, "val_accuracy")}
+        points = sweep["client"].get_metric_history(run_id, "val_accuracy")
+        assert sorted(m.step for m in points) == list(range(1, EPOCHS + 1))  # the model's metrics added none
+        history = {m.step: m.value for m in points}
         best_epoch = max(history, key=lambda s: (history[s], -s))
         metrics = {m.key: m for m in model.metrics}
         assert {"best_val_accuracy", "val_accuracy", "val_loss", "train_loss", "train_accuracy"} <= set(metrics)
