@@ -244,7 +244,8 @@ def _ui(cfg: SweepConfig, port: int) -> int:
             "run a sweep first, or set output_dir=<the sweep's folder> or tracking.uri=sqlite:///<its mlflow.db>",
         )
     from tracking import experiment_id
-    from tracking.note import experiment_link
+    from tracking.note import experiment_link, view_key
+    from tracking.query import latest_sweep
 
     # One worker serves one user (uvicorn's default starts several, each a full MLflow import).
     command = [
@@ -262,7 +263,9 @@ def _ui(cfg: SweepConfig, port: int) -> int:
         "1",
     ]
     found = experiment_id(uri, cfg.tracking.experiment)
-    page = f"/{experiment_link(found)}" if found else ""
+    latest = latest_sweep(uri, cfg.tracking.experiment) if found else None
+    # The latest sweep's trials, as its saved view shows them (objective, trial, outcome, params).
+    page = f"/{experiment_link(found, '/runs' if latest else '', view_key(latest) if latest else None)}" if found else ""
     print(f"MLflow UI on http://127.0.0.1:{port}{page}  ({' '.join(command)})", flush=True)
     # MLflow's job runners (GenAI judges and scorers: six more processes) have nothing to do for a sweep.
     env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}

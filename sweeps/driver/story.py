@@ -80,14 +80,42 @@ def _story(cfg: SweepConfig, tracker: Any, summary: Summary, dataset: Dataset, p
     )
 
 
-def _save_view(cfg: SweepConfig, tracker: Any) -> None:
-    """The runs table as this sweep's user wants it: its objectives and searched params as columns."""
+def _save_view(cfg: SweepConfig, tracker: Any, parent_run_id: str) -> None:
+    """The runs table as this sweep's user wants it: its trials, best first, with the objectives,
+    the trial number, the outcome and the searched params as columns."""
     from sweeps.core.metrics import EPOCH_METRICS
-    from sweeps.core.protocol import best_key
+    from sweeps.core.protocol import best_key, objective_key
+    from sweeps.core.records import STATE_TAG
     from tracking.note import view_key
 
     metrics = [m for metric, _ in cfg.objectives for m in ((best_key(metric), metric) if metric in EPOCH_METRICS else (metric,))]
-    tracker.save_runs_view(view_key(cfg.name), f"Sweep {cfg.name}: params and {cfg.metric}", list(cfg.space.searched), metrics)
+    tracker.save_runs_view(
+        view_key(cfg.name),
+        f"Sweep {cfg.name}: trials by {objective_key(cfg.metric)}",
+        list(cfg.space.searched),
+        metrics,
+        tags=["optuna.trial_number", STATE_TAG],
+        search_filter=f"tags.`mlflow.parentRunId` = '{parent_run_id}'",
+        order_by=objective_key(cfg.metric),
+        ascending=cfg.mode == "min",
+    )
+
+
+def _model_context(cfg: SweepConfig, tracker: Any, dataset: Dataset) -> Any:
+    """What every logged model of this sweep shares (tracking.models.ModelContext)."""
+    from tracking.models import ModelContext
+
+    return ModelContext(
+        sweep=cfg.name,
+        experiment_id=tracker.experiment_id,
+        input_shape=tuple(dataset.input_shape),
+        num_classes=dataset.num_classes,
+        dataset_name=dataset.name,
+        dataset_digest=dataset.digest,
+        preprocessing=dataset.preprocessing(),
+        class_names=tuple(dataset.class_names) if dataset.class_names else None,
+        mode=cfg.mode,
+    )
 
 
 def _command(cfg: SweepConfig) -> str:
@@ -112,6 +140,9 @@ def _tags(cfg: SweepConfig, dataset: Dataset, warm: Any = None) -> dict[str, str
         "sweeps.sampler": cfg.sampler.name,
         "sweeps.scheduler": cfg.scheduler.name,
         "sweeps.command": _command(cfg),
+        # The UI's Source: the command, not `__main__.py` (tracking.models.source_name).
+        "mlflow.source.name": f"python -m sweeps run name={cfg.name}",
+        "mlflow.source.type": "LOCAL",
         **dataset.summary(),
     }
     if cfg.warm_start.points:  # where the warm start came from

@@ -71,8 +71,9 @@ class Summary:
             lines.append(f"Best model: {self.model_uri}" + (f", registered as {self.registered}" if self.registered else ""))
         lines.append(f"MLflow UI: {redact_text(ui_command(self.tracking_uri))}")
         lines.append(
-            f"  then open {ui_url(self.tracking_uri, self.experiment_id, self.parent_run_id)}   (or: python -m sweeps ui)"
+            f"  then open {ui_url(self.tracking_uri, self.experiment_id, self.name)}   (the trials; or: python -m sweeps ui)"
         )
+        lines.append(f"  the sweep's run: {ui_url(self.tracking_uri, self.experiment_id, self.name, run_id=self.parent_run_id)}")
         lines.append(f"Optuna study '{self.name}': {redact_text(self.study_url)}")
         return "\n".join(lines)
 
@@ -83,11 +84,21 @@ def ui_command(tracking_uri: str, port: int = 5000) -> str:
     return f"{sys.executable} -m mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port {port}"
 
 
-def ui_url(tracking_uri: str, experiment_id: str, run_id: str, port: int = 5000) -> str:
-    from tracking.note import run_link
+def ui_url(tracking_uri: str, experiment_id: str, sweep: str, port: int = 5000, run_id: str | None = None) -> str:
+    """The sweep's trials in the UI's runs table (its saved view), or the page of run `run_id`."""
+    from tracking.note import experiment_link, run_link, view_key
 
     base = tracking_uri.rstrip("/") if tracking_uri.startswith("http") else f"http://127.0.0.1:{port}"
-    return f"{base}/{run_link(experiment_id, run_id)}"
+    page = run_link(experiment_id, run_id) if run_id else experiment_link(experiment_id, "/runs", view_key(sweep))
+    return f"{base}/{page}"
+
+
+def crown_champion(tracker: Any, model_uri: str, cfg: SweepConfig) -> tuple[str | None, str | None]:
+    """The one place a model becomes the sweep's champion (tracking.models.crown): today the best
+    trial's kept checkpoint; a refit after the search hands its own model here instead."""
+    from tracking.models import crown
+
+    return crown(tracker, model_uri, cfg.tracking.registered_model, cfg.name)
 
 
 def _summarise(
@@ -126,23 +137,26 @@ def _summarise(
     best_run_id = best.user_attrs.get(RUN_ID_ATTR) if best else None
     checkpoint = Path(best.user_attrs.get(CHECKPOINT_ATTR, "")) if best else None
     kept = test = None
-    if best is not None and (cfg.tracking.log_best_model or dataset.has_test) and checkpoint and checkpoint.is_file():
+    # The champion: the best trial's kept checkpoint, logged as a model with the others (worst first).
+    if cfg.tracking.log_best_model:
+        tracker.log_kept_models()
+    if best is not None and cfg.tracking.log_best_model and best_run_id:
+        model_uri = tracker.checkpoint_model(best_run_id)
+    needs_model = (cfg.tracking.log_best_model and model_uri is None) or dataset.has_test
+    if best is not None and needs_model and checkpoint and checkpoint.is_file():
         from models.conv2d import load_model
 
         kept = load_model(checkpoint)
     version = None
-    if kept is not None and cfg.tracking.log_best_model and best_run_id:
-        model_uri = tracker.log_keras_model(best_run_id, kept, dataset.preprocessing())
+    if model_uri is None and kept is not None and cfg.tracking.log_best_model and best_run_id:
+        from tracking.models import model_name
+
+        # Not logged as the search ended (a sweep resumed from before models were logged so): log it now.
+        model_uri = tracker.log_keras_model(best_run_id, kept, dataset.preprocessing(), name=model_name(cfg.name, best.number))
         if dataset.class_names:  # `predict` prints names, not indices
             tracker.set_model_tags(model_uri, {"sweeps.class_names": json.dumps(list(dataset.class_names), ensure_ascii=False)})
-        if cfg.tracking.registered_model:
-            from tracking import register_best_model
-
-            version = register_best_model(
-                tracker.tracking_uri, model_uri, cfg.tracking.registered_model, tags={"sweeps.name": cfg.name}
-            )
-            registered = f"models:/{cfg.tracking.registered_model}@champion (version {version})"
-            tracker.set_tags(tracker.parent_run_id, {"sweeps.registered_model": registered})
+    if model_uri is not None:
+        registered, version = crown_champion(tracker, model_uri, cfg)
     if kept is not None:  # the held-out split, once, on the kept model; never part of selection
         from sweeps.driver.testscore import score_best_model
 

@@ -25,7 +25,7 @@ from sweeps.core.redaction import redact
 from sweeps.data.datasets import Dataset, load_dataset, record_folder
 from sweeps.driver.checks import _check_feasible, _check_study_storage, _prepare_output
 from sweeps.driver.state import SweepState, _atomic_write, _driver_lock, _state_under_lock, _stores_lock, fingerprint
-from sweeps.driver.story import _log_report, _params, _save_view, _story, _tags
+from sweeps.driver.story import _log_report, _model_context, _params, _save_view, _story, _tags
 from sweeps.driver.summary import Summary, _summarise
 from sweeps.storage.storages import (
     close_storages,
@@ -244,7 +244,7 @@ def _run_and_summarise(
     if not resuming:
         tracker.log_dataset(state.parent_run_id, dataset.x_train, dataset.y_train, dataset.name, dataset.source, dataset.digest)
         record_folder(dataset, cfg.output_dir, tracker, state.parent_run_id)
-        _save_view(cfg, tracker)
+        _save_view(cfg, tracker, state.parent_run_id)
     else:
         replayed = tracker.replay_journal()  # what the killed driver had queued but not written
         tracker.use_dataset(dataset.x_train, dataset.y_train, dataset.name, dataset.source, dataset.digest)
@@ -282,6 +282,8 @@ def _run_and_summarise(
         flush=True,
     )
 
+    if cfg.tracking.log_best_model:  # each kept checkpoint a logged model (tracking.models)
+        tracker.log_models(_model_context(cfg, tracker, dataset))
     settings = TrialSettings(
         model={**cfg.model, **cfg.space.fixed},
         input_shape=dataset.input_shape,

@@ -26,7 +26,7 @@ from tests.conftest import _free_port
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 NAME = "digits-small"
-N_TRIALS, EPOCHS = 3, 2
+N_TRIALS, EPOCHS, KEEP = 3, 2, 2
 IN_CI = os.environ.get("CI", "").lower() == "true"
 SHOTS = os.environ.get("SWEEPS_UI_SCREENSHOTS")  # a folder: the screenshots are copied there
 PAGE_S = 120  # a page on a loaded 2-core machine (MLflow's UI fetches a few MB of scripts)
@@ -113,7 +113,7 @@ def sweep(tmp_path_factory):
             "dataset.limit=300",
             "scheduler=none",
             "resources.num_cpus=2",
-            "tracking.log_best_model=false",
+            f"resources.keep_checkpoints={KEEP}",  # 2 of the 3 trials' models kept, and logged
             f"output_dir={out}",
         ],
         cwd=root,
@@ -130,14 +130,18 @@ def sweep(tmp_path_factory):
                 ui = _start(["ui", f"output_dir={out}", "--port", str(_free_port())], root, log)
         assert run.wait(timeout=300) == 0, "".join(lines)[-4000:]
         assert ui is not None, "".join(lines)[-4000:]
-        experiment_url = _printed_url(log, ui, r"http://127\.0\.0\.1:\d+/#/experiments/\d+\?workflowType=machine_learning")
+        experiment_url = _printed_url(
+            log, ui, r"http://127\.0\.0\.1:\d+/#/experiments/\d+/runs\?workflowType=machine_learning&viewStateShareKey=\S+"
+        )
         client = MlflowClient(tracking_uri=uri)
         experiment = client.get_experiment_by_name("sweeps")
         runs = client.search_runs([experiment.experiment_id])
         parent = next(r for r in runs if r.data.tags.get("sweeps.kind") == "sweep")
         trials = sorted((r for r in runs if r.data.tags.get("sweeps.kind") == "trial"), key=lambda r: r.info.run_name)
-        # The page the sweep's summary sends the user to.
-        run_page = re.search(r"then open (\S+)", "".join(lines)).group(1).replace("127.0.0.1:5000", experiment_url.split("/")[2])
+        # The pages the sweep's summary sends the user to: its trials, and its run.
+        host = experiment_url.split("/")[2]
+        trials_page = re.search(r"then open (\S+)", "".join(lines)).group(1).replace("127.0.0.1:5000", host)
+        run_page = re.search(r"the sweep's run: (\S+)", "".join(lines)).group(1).replace("127.0.0.1:5000", host)
         yield {
             "root": root,
             "out": out,
@@ -148,6 +152,7 @@ def sweep(tmp_path_factory):
             "trials": trials,
             "experiment_url": experiment_url,
             "run_page": run_page,
+            "trials_page": trials_page,
             "base": experiment_url.split("#")[0],
             "summary": "".join(lines),
         }
@@ -178,33 +183,28 @@ def _open(browser: Chromium, url: str) -> None:
 # ---------------------------------------------------------------- MLflow UI
 
 
-def test_the_experiment_opens_in_model_training_mode(browser, sweep, tmp_path):
+def _rows(browser: Chromium) -> list[str]:
+    """The run ids of the runs table's rows, top to bottom."""
+    return browser.evaluate(
+        "(() => { const seen = new Map(); document.querySelectorAll('[row-id][row-index]').forEach(r =>"
+        " seen.set(r.getAttribute('row-id'), +r.getAttribute('row-index')));"
+        " return [...seen.entries()].sort((a, b) => a[1] - b[1]).map(e => e[0]) })()"
+    )
+
+
+def test_the_runs_table_compares_the_trials_with_no_clicks(browser, sweep, tmp_path):
+    """What `sweeps ui`, the summary and the parent's description open: the sweep's trials, best
+    first, with the objective, the trial number, the outcome and the searched params as columns."""
     assert sweep["experiment"].tags["mlflow.experimentKind"] == "custom_model_development"
-    _open(browser, sweep["experiment_url"])
-    text = browser.wait_for(lambda t: "matching runs" in t and NAME in t, PAGE_S, "the runs table with the sweep")
-    nav = text.split("Model registry")[0]  # the side bar: model training's entries, none of GenAI's
-    assert "Runs" in nav and "Models" in nav and "Judges" not in nav and "Prompts" not in nav, nav
-    assert sweep["parent"].data.tags["dataset.digest"] in text  # the Dataset column: digits (<digest>)
-    _tidy(browser)
-    _shot(browser, tmp_path, "ui-runs.png")
-
-
-def test_expanding_the_parent_shows_its_trials_with_params_and_objective(browser, sweep, tmp_path):
+    assert sweep["trials_page"] == sweep["experiment_url"]  # the summary's link is `ui`'s
+    note = sweep["parent"].data.tags["mlflow.note.content"]
+    assert sweep["experiment_url"].split("#")[1] in note  # and the description's
     names = [t.info.run_name for t in sweep["trials"]]
     assert len(names) == N_TRIALS
-    # The runs table as the parent run's description links it: the sweep's saved view.
-    note = sweep["parent"].data.tags["mlflow.note.content"]
-    view = re.search(r"\[all trials, with their params and val_accuracy\]\((#/experiments/[^)]+)\)", note).group(1)
-    _open(browser, sweep["base"] + view)
-    text = browser.wait_for(lambda t: NAME in t, PAGE_S, "the parent run's row")
-    assert not any(n in text for n in names), "the trials are shown before the parent is expanded"
-    parent = sweep["parent"].info.run_id
-    button = f'document.querySelector(\'[row-id="{parent}"] [col-id^="attributes"] button\')'
-    browser.wait_for_js(f"!!{button}", PAGE_S, "the parent row's expand button")
-    browser.evaluate(f"{button}.click()")
-    browser.wait_for(lambda t: all(n in t for n in names), PAGE_S, f"the trials {names} under the parent")
-    _tidy(browser)
-    searched = sorted(sweep["trials"][0].data.params)
+    _open(browser, sweep["experiment_url"])
+    text = browser.wait_for(lambda t: all(n in t for n in names), PAGE_S, f"the trials {names}, not collapsed")
+    nav = text.split("Model registry")[0]  # the side bar: model training's entries, none of GenAI's
+    assert "Runs" in nav and "Models" in nav and "Judges" not in nav and "Prompts" not in nav, nav
     columns = set(
         browser.wait_for_js(
             "(() => { const ids = [...document.querySelectorAll('[role=columnheader][col-id]')].map(c => c.getAttribute('col-id'));"
@@ -213,10 +213,50 @@ def test_expanding_the_parent_shows_its_trials_with_params_and_objective(browser
             "param columns in the runs table",
         )
     )
-    assert "metrics.`best_val_accuracy`" in columns, columns
-    # The first param columns at least (the grid draws only the columns in view).
-    assert any(f"params.`{p}`" in columns for p in searched), (searched, columns)
-    _shot(browser, tmp_path, "ui-trials.png")
+    assert {"metrics.`best_val_accuracy`", "tags.`optuna.trial_number`", "tags.`sweeps.state`"} <= columns, sorted(columns)
+    searched = sorted(sweep["trials"][0].data.params)
+    assert any(f"params.`{p}`" in columns for p in searched), (searched, columns)  # those in view at least
+    assert sweep["parent"].info.run_id not in _rows(browser)  # the trials themselves, not their parent
+    # Sorted by the objective, best first (a trial without one, e.g. infeasible, last).
+    value = {t.info.run_id: t.data.metrics.get("best_val_accuracy", float("-inf")) for t in sweep["trials"]}
+    shown = [value[r] for r in _rows(browser)]
+    assert len(shown) == N_TRIALS and shown == sorted(shown, reverse=True), shown
+    _tidy(browser)
+    _shot(browser, tmp_path, "ui-runs.png")
+
+
+def test_the_models_tab_ranks_the_kept_checkpoints_with_their_metrics(browser, sweep, tmp_path):
+    models = sweep["client"].search_logged_models(
+        [sweep["experiment"].experiment_id],
+        filter_string=f"tags.`sweeps.name` = '{NAME}'",
+        order_by=[{"field_name": "metrics.best_val_accuracy", "ascending": False}],
+    )
+    names = [m.name for m in models]
+    assert len(names) == KEEP and all(re.fullmatch(rf"{NAME}-trial-\d{{3}}", n) for n in names), names
+    from tracking.note import experiment_link
+
+    _open(browser, sweep["base"] + experiment_link(sweep["experiment"].experiment_id, "/models"))
+    browser.wait_for(lambda t: all(n in t for n in names), PAGE_S, f"the kept checkpoints {names}")
+    source = browser.text()  # the attribute columns, in view before the scroll
+    _tidy(browser)
+    # The grid draws only the columns in view: scrolled to the metrics (the names stay, pinned).
+    browser.wait_for_js(_SCROLL_TO_METRICS, PAGE_S, "the metric columns")
+    text = browser.wait_for(lambda t: "best_val_accuracy" in t, PAGE_S, "the objective's column")
+    _shot(browser, tmp_path, "ui-models.png")
+    assert [text.index(n) for n in names] == sorted(text.index(n) for n in names), "not ranked by the objective"
+    digest = sweep["parent"].data.tags["dataset.digest"]
+    assert f"(#{digest})" in text and "val_loss" in text  # the metrics, under the dataset version
+    values = {m.key: m.value for m in models[0].metrics}
+    assert repr(values["best_val_accuracy"])[:6] in text, text  # the champion's objective, as stored
+    assert f"python -m sweeps run name={NAME}" in source and "__main__.py" not in source  # its source: the command
+
+
+_SCROLL_TO_METRICS = """(() => { const cells = [...document.querySelectorAll('[role=columnheader][col-id^="metrics."]')];
+  const scroller = document.querySelector('.ag-body-horizontal-scroll-viewport');
+  if (!cells.length || !scroller) return null;
+  scroller.scrollLeft = Math.min(...cells.map(c => c.offsetLeft));
+  scroller.dispatchEvent(new Event('scroll'));
+  return true })()"""
 
 
 def test_the_parent_runs_page_tells_the_story(browser, sweep, tmp_path):
@@ -225,8 +265,12 @@ def test_the_parent_runs_page_tells_the_story(browser, sweep, tmp_path):
     study = optuna.load_study(study_name=NAME, storage=f"sqlite:///{sweep['out'] / 'optuna.db'}")
     best = study.best_trial
     assert sweep["run_page"].endswith(f"/runs/{sweep['parent'].info.run_id}?workflowType=machine_learning")
+    champion = f"{NAME}-trial-{best.number:03d}"
     _open(browser, sweep["run_page"])
-    text = browser.wait_for(lambda t: "Best trial #" in t, PAGE_S, "the description with the best trial")
+    text = browser.wait_for(
+        lambda t: "Best trial #" in t and champion in t and "digits-conv2d" in t, PAGE_S, "the best trial and the champion"
+    )
+    assert "Logged models (1)" in text  # the champion, its registered version beside it
     assert f"Best trial #{best.number}: val_accuracy = {best.value:.4f} (max)" in text, text[:3000]
     assert f"{N_TRIALS} trials: {N_TRIALS} completed" in text
     assert sweep["parent"].data.tags["dataset.digest"] in text and f"python -m sweeps run name={NAME}-again" in text

@@ -45,7 +45,7 @@ def test_a_saved_runs_view_names_the_columns_the_ui_shows(tmp_path):
         "metrics.`best_val_accuracy`",
         "params.`filters`",
         "params.`learning_rate`",
-        "attributes.`Dataset`",
+        "attributes.`Models`",
     ]
 
 
