@@ -1,7 +1,8 @@
 """python -m benchmarks compare [--quick] [--trials N] [--slots K] [--seeds 5] [--datasets digits:0.98,photos:0.5] [--out DIR] ...
 python -m benchmarks scaling [--quick] [--trials N] [--out DIR] ...
 python -m benchmarks scale [--slots 16,64,128] [--trials N] [--epochs E] [--epoch-s S] [--postgres URL]
-python -m benchmarks tpe-history [--histories 0,250,500] [--compare 0,250] [--trials 2000] [--seeds 5] [--quality-trials 1000]"""
+python -m benchmarks tpe-history [--histories 0,250,500] [--compare 0,250] [--trials 2000] [--seeds 5] [--quality-trials 1000]
+python -m benchmarks infeasible [--trials 100] [--seeds 0,1,2] [--samplers tpe,random,qmc,cmaes,nsga2]"""
 
 from __future__ import annotations
 
@@ -81,6 +82,15 @@ def _parser() -> argparse.ArgumentParser:
     th.add_argument("--seeds", type=int, default=5, help="seeds per quality study (default 5)")
     th.add_argument("--quality-trials", type=int, default=1000, help="trials per quality study (default 1000)")
     th.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    inf = sub.add_parser("infeasible", help="the share of infeasible proposals of space=conv2d before and after redrawing them")
+    inf.add_argument("--trials", type=int, default=100, help="trials of each sweep (default 100)")
+    inf.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    inf.add_argument(
+        "--samplers",
+        default="tpe,random,qmc,cmaes,nsga2",
+        help="comma-separated samplers (default: all but grid, bruteforce, gp)",
+    )
+    inf.add_argument("--out", type=Path, default=DEFAULT_OUT)
     pl = sub.add_parser("scale-plain", help=argparse.SUPPRESS)  # internal: plain Ray Tune in its own process
     pl.add_argument("spec", type=Path)
 
@@ -117,6 +127,11 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.report import retarget
 
         print(retarget(args.summary, args.target).read_text())
+        return 0
+    if args.command == "infeasible":
+        from benchmarks import infeasible
+
+        infeasible.run(args.samplers.split(","), [int(x) for x in args.seeds.split(",")], args.trials, args.out)
         return 0
     if args.command == "tpe-history":
         from benchmarks import tpe_history
