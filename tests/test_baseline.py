@@ -100,3 +100,119 @@ def test_the_baseline_trial_runs_the_model_and_records_what_the_space_cannot_hol
     study.tell(first, 0.9)
     second = study.ask()
     assert suggest(second) is None and second.params["kernel_size"] in (1, 3)  # the others come from the space
+
+
+# ---------------------------------------------------------------- champion against baseline: the words
+
+from tracking.note import RefitStory, Versus, refit_lines, versus_lines  # noqa: E402
+
+V = Versus("val_accuracy", "max", 0, "COMPLETE", 0.95, 7, 0.965, baseline_test=0.955, champion_test=0.96)
+
+
+@pytest.mark.parametrize(
+    ("versus", "expected"),
+    [
+        (
+            V,
+            [
+                "Champion #7 against the baseline (your configured model, trial #0): val_accuracy 0.9650 against 0.9500,"
+                " gain +0.0150 (better)",
+                "test_accuracy (held-out split) 0.9600 against 0.9550, gain +0.0050 (better)",
+            ],
+        ),
+        (  # better on validation, worse on test: said as it is
+            Versus("val_accuracy", "max", 0, "COMPLETE", 0.95, 3, 0.96, baseline_test=0.96, champion_test=0.94),
+            [
+                "Champion #3 against the baseline (your configured model, trial #0): val_accuracy 0.9600 against 0.9500,"
+                " gain +0.0100 (better)",
+                "test_accuracy (held-out split) 0.9400 against 0.9600, gain -0.0200 (worse)",
+            ],
+        ),
+        (  # a min objective: lower is the gain
+            Versus("val_loss", "min", 0, "COMPLETE", 0.30, 4, 0.20, has_test=False),
+            [
+                "Champion #4 against the baseline (your configured model, trial #0): val_loss 0.2000 against 0.3000,"
+                " gain -0.1000 (better: lower is better)",
+                "No test split: the comparison is on the validation split only",
+            ],
+        ),
+        (
+            Versus("val_accuracy", "max", 0, "COMPLETE", 0.97, 0, 0.97, baseline_test=0.96, champion_test=0.96),
+            [
+                "The best trial is the baseline (your configured model, trial #0): val_accuracy 0.9700; the search found no"
+                " better model than yours",
+                "Its test_accuracy (held-out split): 0.9600",
+            ],
+        ),
+        (
+            Versus(
+                "val_accuracy", "max", 0, "INFEASIBLE", None, 2, 0.9, baseline_detail="block 1: strides=2 with dilation_rate=2"
+            ),
+            [
+                "Against the baseline (your configured model, trial #0): no comparison, it has no val_accuracy"
+                " (infeasible: block 1: strides=2 with dilation_rate=2)"
+            ],
+        ),
+        (
+            Versus(
+                "val_accuracy",
+                "max",
+                0,
+                "PRUNED",
+                0.9,
+                5,
+                0.95,
+                baseline_test=0.9,
+                champion_test=0.95,
+                baseline_detail="at epoch 2 by the scheduler",
+                outside=("kernel_size=5 is outside the space's choice(1, 3)",),
+            ),
+            [
+                "Champion #5 against the baseline (your configured model, trial #0): val_accuracy 0.9500 against 0.9000"
+                " (stopped early: at epoch 2 by the scheduler), gain +0.0500 (better)",
+                "test_accuracy (held-out split) 0.9500 against 0.9000, gain +0.0500 (better)",
+                "The baseline ran as configured, outside the space: kernel_size=5 is outside the space's choice(1, 3)",
+            ],
+        ),
+    ],
+)
+def test_versus_lines(versus, expected):
+    assert versus_lines(versus) == expected
+
+
+@pytest.mark.parametrize(
+    ("refit", "expected"),
+    [
+        (
+            RefitStory(4, 1617, 0.97, 0.96, "models:/digits@champion (version 1)"),
+            [
+                "Refit: the champion's params trained on train + validation (1617 images) for its best epoch count (4),"
+                " registered as models:/digits@champion (version 1)",
+                "Refit test_accuracy 0.9700 against the champion's own checkpoint 0.9600, gain +0.0100 (better)",
+            ],
+        ),
+        (
+            RefitStory(2, 100, None, None, "models:/m@champion (version 3)"),
+            [
+                "Refit: the champion's params trained on train + validation (100 images) for its best epoch count (2),"
+                " registered as models:/m@champion (version 3)",
+                "The refit model was not test-scored: the dataset has no test split",
+            ],
+        ),
+        (RefitStory(skipped="refit=false"), ["Refit: none (refit=false)"]),
+    ],
+)
+def test_refit_lines(refit, expected):
+    assert refit_lines(refit) == expected
+
+
+def test_the_note_states_the_champion_against_the_baseline_and_the_refit():
+    from dataclasses import replace
+
+    from tests.test_ui_story import STORY
+    from tracking.note import sweep_note
+
+    text = sweep_note(replace(STORY, versus=V, refit=RefitStory(4, 1617, 0.97, 0.96, "models:/d@champion (version 1)")))
+    assert "**Against your model:**" in text
+    assert f"- {versus_lines(V)[0]}" in text.splitlines()
+    assert "- Refit test_accuracy 0.9700 against the champion's own checkpoint 0.9600, gain +0.0100 (better)" in text.splitlines()
