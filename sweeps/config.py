@@ -127,6 +127,9 @@ class SweepConfig:
     tracking: TrackingSettings
     warm_start: WarmStartSettings
     model: dict[str, Any]
+    baseline: bool  # trial 0 evaluates the configured model (sweeps.space.baseline_point)
+    refit: bool  # the champion refit on train + validation, registered (models.refit)
+    max_infeasible_in_a_row: int  # redraws of infeasible proposals before the sweep stops (sweeps.feasibility)
     space: Space
     resolved: dict[str, Any]  # the whole composed config, resolved, for logging
 
@@ -408,6 +411,23 @@ def _warm_start(raw: dict[str, Any], space: Space) -> WarmStartSettings:
     )
 
 
+def _with_default(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    """`raw` with `key` set from conf/config.yaml where it lacks it (a config saved before the key
+    existed, resumed): the default has one home, the YAML."""
+    if key in raw:
+        return raw
+    import yaml
+
+    return {**raw, key: yaml.safe_load((CONF_DIR / "config.yaml").read_text()).get(key)}
+
+
+def _flag(raw: dict[str, Any], key: str) -> bool:
+    value = _with_default(raw, key)[key]
+    if not isinstance(value, bool):
+        raise ConfigError(key, f"{value!r} is not true or false", f"write {key}=true or {key}=false")
+    return value
+
+
 def _objectives(raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     """`objectives=[val_accuracy:max, params:min]`, or the single metric/mode."""
     value = raw.get("objectives")
@@ -608,6 +628,9 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
             log_report=bool(tr.get("log_report", True)),
         ),
         warm_start=_warm_start(raw.get("warm_start") or {}, space),
+        baseline=_flag(raw, "baseline"),
+        refit=_flag(raw, "refit"),
+        max_infeasible_in_a_row=_number(_with_default(raw, "max_infeasible_in_a_row"), "max_infeasible_in_a_row", int, 1),
         model=flatten(model),  # nested groups (augment: {flip: ...}) as the dotted keys a space names
         space=space,
         resolved=raw,

@@ -120,3 +120,54 @@ def describe_space(searched: Mapping[str, Any], limit: int = 8) -> str:
     names = list(searched)
     shown = ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
     return f"the space searching {shown}" if names else "the space (nothing searched)"
+
+
+@dataclass
+class Proposer:
+    """The driver's proposals, feasible ones only: ask the study, run the define-by-run function
+    (`suggest(trial)` -> the trial's config), plan it; a rejected one is told (tell_infeasible),
+    recorded (`record(trial, config, rejected)`: its MLflow run) and redrawn, at most `limit` in a
+    row. The baseline (user attr sweeps.space.BASELINE_ATTR) is the user's model: the space's
+    budgets (max_params, max_flops) bound what the search proposes, not it; only a net that
+    cannot be built rejects it."""
+
+    model: dict[str, Any]
+    fixed: dict[str, Any]
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    max_params: int | None
+    max_flops: int | None
+    redraws: Redraws
+    record: Any = None  # Callable[[optuna.Trial, dict, Rejection], None]; set once the tracking exists
+
+    def check(self, trial: Any, config: Mapping[str, Any]) -> Rejection | None:
+        from sweeps.space import BASELINE_ATTR
+
+        baseline = bool(trial.user_attrs.get(BASELINE_ATTR))
+        params = {**self.model, **self.fixed, **config}
+        return rejection(
+            params,
+            self.input_shape,
+            self.num_classes,
+            None if baseline else self.max_params,
+            None if baseline else self.max_flops,
+        )
+
+    def propose(self, study: optuna.Study, suggest: Any, done: Any = None) -> tuple[optuna.Trial, dict[str, Any]] | None:
+        """The next feasible (trial, config); None once `done()` says the sampler has no point left."""
+        while True:
+            if done is not None and done():
+                return None
+            trial = study.ask()
+            config = suggest(trial)
+            found = self.check(trial, config)
+            if found is None:
+                self.redraws.accepted()
+                return trial, config
+            if self.record is not None:  # first: it notes its run on the trial, which is still open
+                self.record(trial, config, found)
+            tell_infeasible(study, trial, found)
+            self.redraws.rejected(found)  # raises ConfigError after `limit` in a row
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "record": None}  # Tune pickles its searcher; the record hook holds the tracker

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import json
 import logging
 import math
 import os
@@ -41,12 +42,13 @@ from ray.tune.stopper import CombinedStopper  # noqa: E402
 from sweeps import faults  # noqa: E402
 from sweeps.checkpoints import BestCheckpoints  # noqa: E402
 from sweeps.config import ConfigError, SweepConfig  # noqa: E402
+from sweeps.feasibility import Proposer, Redraws, Rejection, describe_space  # noqa: E402
 from sweeps.outcomes import RUN_STATUS, Outcome, trial_outcome  # noqa: E402
 from sweeps.progress import Progress  # noqa: E402
 from sweeps.recovery import Continuation  # noqa: E402
 from sweeps.registry import SCHEDULERS  # noqa: E402
-from sweeps.search import make_sampler, open_storage  # noqa: E402
-from sweeps.space import define_by_run  # noqa: E402
+from sweeps.search import exhausted, make_sampler, open_storage  # noqa: E402
+from sweeps.space import BASELINE_ATTR, BaselinePoint, baseline_point, define_by_run  # noqa: E402
 from sweeps.studystore import close_drivers, driver_storage  # noqa: E402
 from sweeps.sysmetrics import system_metrics  # noqa: E402
 from sweeps.trial import (  # noqa: E402
@@ -78,10 +80,17 @@ class SweepSearch(OptunaSearch):
     a resumed sweep are proposed first, as themselves: same Optuna trial, same params."""
 
     def __init__(
-        self, *args: Any, objective_keys: list[str], continuations: tuple[Continuation, ...] = (), **kwargs: Any
+        self,
+        *args: Any,
+        objective_keys: list[str],
+        continuations: tuple[Continuation, ...] = (),
+        proposer: Proposer | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._objective_keys = objective_keys
+        self.proposer = proposer  # plans each proposal: infeasible ones are recorded and redrawn (sweeps.feasibility)
+        self.error: ConfigError | None = None  # too many infeasible in a row: raised once Tune has stopped
         self._to_continue = list(continuations)
         self.continued: dict[str, Continuation] = {}  # tune trial id -> what it continues
         self._last: dict[str, dict] = {}  # tune trial id -> its last result
@@ -91,8 +100,10 @@ class SweepSearch(OptunaSearch):
 
     def suggest(self, trial_id: str) -> dict | None:
         faults.at_driver(suggested=len(self._ot_trials) + 1)
-        if not self._to_continue or trial_id in self._ot_trials:
+        if trial_id in self._ot_trials or (not self._to_continue and self.proposer is None):
             return super().suggest(trial_id)
+        if not self._to_continue:
+            return self._feasible(trial_id)
         todo = self._to_continue.pop(0)
         storage = self._ot_study._storage
         ot_trial = optuna.Trial(
@@ -102,6 +113,29 @@ class SweepSearch(OptunaSearch):
         self.continued[trial_id] = todo
         params = self._suggest_from_define_by_run_func(self._space, ot_trial)  # the values it already has
         return {**params, CONTINUES: todo.number}
+
+    def _feasible(self, trial_id: str) -> dict | str | None:
+        """A proposal the plan accepts, the rejected ones recorded and redrawn; FINISHED once a grid
+        or brute force has no point left, or after too many infeasible in a row (`error`)."""
+        from ray.tune.search import Searcher
+        from ray.tune.utils.util import unflatten_dict
+
+        assert self.proposer is not None
+        study = self._ot_study
+        try:
+            proposed = self.proposer.propose(
+                study,
+                lambda t: self._suggest_from_define_by_run_func(self._space, t),
+                lambda: exhausted(study.sampler, study),
+            )
+        except ConfigError as exc:
+            self.error = exc
+            return Searcher.FINISHED
+        if proposed is None:
+            return Searcher.FINISHED
+        ot_trial, params = proposed
+        self._ot_trials[trial_id] = ot_trial
+        return unflatten_dict(params)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self._last[trial_id] = result
@@ -144,18 +178,32 @@ class Population(tune.Callback):
     def __init__(
         self,
         study: optuna.Study,
-        suggest: Callable[[optuna.Trial], None],
+        suggest: Callable[[optuna.Trial], dict[str, Any] | None],
         n: int,
         objective_keys: list[str],
         explored: tuple[str, ...],
+        proposer: Proposer | None = None,
     ) -> None:
         self._ot_study, self._objective_keys, self._explored = study, objective_keys, explored
         self._members: dict[int, optuna.Trial] = {}
+        self.configs = []
+        # Infeasible members are redrawn as SweepSearch redraws; their records wait for the tracking.
+        self.rejected: list[tuple[optuna.Trial, dict[str, Any], Rejection]] = []
+        if proposer is not None:
+            proposer.record = lambda trial, config, why: self.rejected.append((trial, config, why))
+
+        def config_of(member: optuna.Trial) -> dict[str, Any]:
+            outside = suggest(member)  # the baseline's values outside the space, else None
+            return {**member.params, **(outside or {})}
+
         for _ in range(n):
-            member = study.ask()
-            suggest(member)
+            if proposer is not None:
+                member, config = proposer.propose(study, config_of)  # type: ignore[misc]
+            else:
+                member = study.ask()
+                config = config_of(member)
             self._members[member.number] = member
-        self.configs = [{**m.params, MEMBER_NUMBER: number} for number, m in self._members.items()]
+            self.configs.append({**config, MEMBER_NUMBER: member.number})
         self._ot_trials: dict[str, optuna.Trial] = {}
         self.continued: dict[str, Continuation] = {}  # a resumed PBT sweep continues no trial
         self._last: dict[str, tuple[dict, dict]] = {}  # tune trial id -> last result, config then
@@ -242,8 +290,9 @@ class KeepBestCheckpoints(tune.Callback):
     def _finished(self, trial_id: str, value: float | None) -> None:
         for dropped in self.book.finished(trial_id, value):
             folder = self.folders.get(dropped)
-            if folder is None:
-                continue
+            ot_trial = self.tracking.search.optuna_trial(dropped)
+            if folder is None or (ot_trial is not None and ot_trial.user_attrs.get(BASELINE_ATTR)):
+                continue  # the baseline's model is kept: the summary test-scores it beside the champion
             for checkpoint in folder.glob("checkpoint_*"):
                 shutil.rmtree(checkpoint, ignore_errors=True)
             run_id = self.tracking.run_ids.get(dropped)
@@ -277,7 +326,7 @@ class TrackingCallback(tune.Callback):
         ot_trial = self.search.optuna_trial(trial.trial_id)
         number = ot_trial.number if ot_trial is not None else -1
         params = trial_params(trial.config)
-        tags = {"tune.trial_id": trial.trial_id, "optuna.trial_number": str(number)}
+        tags = {"tune.trial_id": trial.trial_id, "optuna.trial_number": str(number), **baseline_tags(ot_trial)}
         continued = self.search.continued.get(trial.trial_id)
         if continued is not None and continued.run_id:
             run_id = continued.run_id
@@ -321,6 +370,25 @@ class TrackingCallback(tune.Callback):
                 {f"sweeps.{k}": str(result[k]) for k in ("node", "node_id", "device") if k in result},
             )
         self.tracker.log_metrics(self.run_ids[trial.trial_id], values, step=step)
+
+    def record_infeasible(self, ot_trial: optuna.Trial, config: dict[str, Any], rejected: Rejection) -> None:
+        """An infeasible proposal's MLflow run, as an infeasible trial's always was (ended KILLED,
+        sweeps.state INFEASIBLE, its reason), though it is never trained nor counted."""
+        tags = {"optuna.trial_number": str(ot_trial.number), **baseline_tags(ot_trial)}
+        run_id = self.tracker.start_trial(f"trial-{ot_trial.number:03d}", trial_params(config), tags)
+        ot_trial.set_user_attr("mlflow_run_id", run_id)
+        self.tracker.end_trial(
+            run_id,
+            RunStatus(RUN_STATUS[Outcome.INFEASIBLE]),
+            {
+                "sweeps.state": Outcome.INFEASIBLE.value,
+                "sweeps.epochs": "0",
+                "sweeps.infeasible_reason": rejected.reason,
+                "sweeps.infeasible_kind": rejected.kind,
+                "sweeps.redrawn": "true (never trained, not counted in n_trials)",
+            },
+        )
+        self.progress.redrawn(rejected.reason)
 
     def _cloned(self, trial: Any, source: str, step: int, explored: dict[str, float]) -> None:
         """PBT's exploit, recorded on the trial's run: which trial it cloned, from which epoch, with
@@ -777,19 +845,40 @@ class Interrupted(tune.Stopper):
         return {"signum": None}  # Tune pickles its stoppers with the experiment state
 
 
+def baseline_tags(ot_trial: optuna.Trial | None) -> dict[str, str]:
+    """The MLflow tags of the baseline's run: it is the configured model, and what of it lies outside the space."""
+    from sweeps.space import OUTSIDE_ATTR
+
+    if ot_trial is None or not ot_trial.user_attrs.get(BASELINE_ATTR):
+        return {}
+    outside = ot_trial.user_attrs.get(OUTSIDE_ATTR) or {}
+    return {
+        "sweeps.baseline": "true (the configured model, evaluated first)",
+        **({"sweeps.baseline_outside_space": json.dumps(outside, sort_keys=True)[:5000]} if outside else {}),
+    }
+
+
 def first_points(
     study: optuna.Study,
     points: list[dict[str, Any]],
     rerun: tuple[tuple[str, dict[str, Any]], ...],
     known: tuple[optuna.trial.FrozenTrial, ...],
+    baseline: BaselinePoint | None = None,
 ) -> None:
-    """A fresh study's first proposals: warm_start.points as given, then the earlier sweep's best
+    """A fresh study's first proposals: the baseline (the configured model, trial 0: the yardstick
+    of every other trial, re-runs included, so it exists whatever ends the sweep early), then
+    warm_start.points as given, then the earlier sweep's best
     re-run (each marked with the trial it re-runs), both as Optuna's enqueue_trial does (the sampler
     fills in params a point leaves out); then the earlier sweep's finished trials as known results.
     In that order: enqueue_trial(skip_if_exists) skips a point that any trial of the study holds,
     the known results included, and should skip only a point already queued here."""
     from sweeps.warmstart import RERUN_ATTR
 
+    if baseline is not None:
+        # An earlier best that is the configured model is re-run once, as the baseline, labelled both ways.
+        same = [label for label, params in rerun if params == baseline.inside and not baseline.outside]
+        study.enqueue_trial(baseline.inside, user_attrs={**baseline.user_attrs(), **({RERUN_ATTR: same[0]} if same else {})})
+        rerun = tuple((label, params) for label, params in rerun if label not in same)
     for point in points:
         study.enqueue_trial(point, skip_if_exists=True)
     for label, params in rerun:
@@ -826,6 +915,16 @@ def run_sweep(
     scheduler = make_scheduler(cfg)
     n = n_trials or cfg.n_trials
     points = [dict(p) for p in cfg.warm_start.points] if fresh else []
+    baseline = baseline_point(cfg.model, cfg.space) if cfg.baseline and fresh else None
+    proposer = Proposer(
+        model=dict(cfg.model),
+        fixed=dict(cfg.space.fixed),
+        input_shape=settings.input_shape,
+        num_classes=settings.num_classes,
+        max_params=cfg.space.max_params,
+        max_flops=cfg.space.max_flops,
+        redraws=Redraws(cfg.max_infeasible_in_a_row, describe_space(cfg.space.searched)),
+    )
     search: SweepSearch | Population
     if isinstance(scheduler, PopulationBasedTraining):  # it refuses a searcher: its own population
         from sweeps.config import pbt_mutations
@@ -839,8 +938,10 @@ def run_sweep(
             load_if_exists=True,
         )
         if fresh:
-            first_points(study, points, rerun, warm_start)
-        search = Population(study, define_by_run(cfg.space, cfg.model), n, [objective_key(m) for m in metrics], explored)
+            first_points(study, points, rerun, warm_start, baseline)
+        search = Population(
+            study, define_by_run(cfg.space, cfg.model), n, [objective_key(m) for m in metrics], explored, proposer
+        )
         search_alg: Any = None  # Tune's own, over the population as one grid of whole configs
         param_space = {MEMBER: tune.grid_search(search.configs)}
         print(
@@ -861,10 +962,16 @@ def run_sweep(
             storage=storage,
             objective_keys=[objective_key(m) for m in metrics],
             continuations=continuations,
+            proposer=proposer,
         )
         if fresh:
-            first_points(search._ot_study, points, rerun, warm_start)
+            first_points(search._ot_study, points, rerun, warm_start, baseline)
     callback = TrackingCallback(tracker, search, metrics, progress)
+    if isinstance(search, Population):
+        for rejected in search.rejected:  # asked up front, before the tracking existed
+            callback.record_infeasible(*rejected)
+    else:
+        proposer.record = callback.record_infeasible
     limit = FailureLimit(callback, cfg.max_failures, cfg.max_failure_rate)
     goal = GoalReached(callback, cfg.metric, cfg.mode, cfg.stop_at)
     interrupted = Interrupted()
@@ -924,6 +1031,8 @@ def run_sweep(
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
     if interrupted.signum is not None:
         raise KeyboardInterrupt(f"signal {interrupted.signum}")
+    if isinstance(search, SweepSearch) and search.error is not None:
+        raise search.error  # too many infeasible proposals in a row: bad input, once the trials are over
     return SweepRun(
         study=search._ot_study,
         run_ids=dict(callback.run_ids),

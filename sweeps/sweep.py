@@ -31,6 +31,8 @@ from sweeps.redaction import is_redacted, redact, redact_text, restore
 from sweeps.search import DRIVER_FIX, close_storages, initialising, missing_driver, open_storage, storage_url, study_exists
 from sweeps.space import flatten
 
+AGAINST_BASELINE = "sweeps.against_baseline"  # the parent run's tag: the champion against the baseline, in words
+
 
 @dataclass(frozen=True)
 class Summary:
@@ -53,13 +55,15 @@ class Summary:
     goal_reached: str | None = None  # stop_at reached: why it ended before n_trials (a success)
     registered: str | None = None  # the registry alias of the best model
     test_accuracy: float | None = None  # the best model's score on the held-out test split, if any
+    versus: Any = None  # tracking.note.Versus: the champion against the baseline (baseline=true)
+    refit: Any = None  # tracking.note.RefitStory (refit=true)
 
     def text(self) -> str:
         c = self.counts
         lines = [
             f"Sweep {self.name} finished in {self.wall_time_s:.1f} s",
             f"Trials: {sum(c.values())} | completed {c.get('COMPLETE', 0)} | stopped early {c.get('PRUNED', 0)}"
-            f" | infeasible {c.get('INFEASIBLE', 0)} | failed {c.get('FAILED', 0) + c.get('INTERRUPTED', 0)}"
+            f" | infeasible {c.get('INFEASIBLE', 0)} (redrawn, not counted) | failed {c.get('FAILED', 0) + c.get('INTERRUPTED', 0)}"
             + (f" | not run {c['NOT_RUN']}" if c.get("NOT_RUN") else ""),
         ]
         if self.stopped_because:
@@ -79,8 +83,17 @@ class Summary:
                 lines.append(f"    #{point['number']}: {values}")
         if self.test_accuracy is not None:
             lines.append(f"Test accuracy of the best model (held-out split, not used for selection): {self.test_accuracy:.4f}")
+        if self.versus is not None or self.refit is not None:
+            from tracking.note import refit_lines, versus_lines
+
+            lines += versus_lines(self.versus) if self.versus is not None else []
+            lines += refit_lines(self.refit) if self.refit is not None else []
+        refit_registered = self.refit is not None and self.refit.registered
         if self.model_uri:
-            lines.append(f"Best model: {self.model_uri}" + (f", registered as {self.registered}" if self.registered else ""))
+            lines.append(
+                f"Best model: {self.model_uri}"
+                + (f", registered as {self.registered}" if self.registered and not refit_registered else "")
+            )
         lines.append(f"MLflow UI: {redact_text(ui_command(self.tracking_uri))}")
         lines.append(
             f"  then open {ui_url(self.tracking_uri, self.experiment_id, self.parent_run_id)}   (or: python -m sweeps ui)"
@@ -686,7 +699,15 @@ def _story(cfg: SweepConfig, tracker: Any, summary: Summary, dataset: Dataset, p
         else Best(summary.best_number, float(summary.best_value), summary.best_params, summary.best_run_id)
     )  # type: ignore[arg-type]
     extra = (
-        [f"**Best model:** `{summary.model_uri}`" + (f", registered as `{summary.registered}`" if summary.registered else ""), ""]
+        [
+            f"**Best model:** `{summary.model_uri}`"
+            + (
+                f", registered as `{summary.registered}`"
+                if summary.registered and not (summary.refit is not None and summary.refit.registered)
+                else ""
+            ),
+            "",
+        ]
         if summary.model_uri
         else []
     )
@@ -707,6 +728,8 @@ def _story(cfg: SweepConfig, tracker: Any, summary: Summary, dataset: Dataset, p
             plots=plots,
             stopped_because=summary.stopped_because,
             extra=extra,
+            versus=summary.versus,
+            refit=summary.refit,
         )
     )
 
@@ -764,6 +787,7 @@ def _summarise(
     import optuna
     from optuna.study._multi_objective import _get_pareto_front_trials_by_trials
 
+    from sweeps.champion import full_params
     from sweeps.outcomes import outcome_of
     from sweeps.warmstart import own_trials
 
@@ -794,34 +818,73 @@ def _summarise(
     best_run_id = best.user_attrs.get("mlflow_run_id") if best else None
     checkpoint = Path(best.user_attrs.get("checkpoint", "")) if best else None
     kept = test = None
-    if best is not None and (cfg.tracking.log_best_model or dataset.has_test) and checkpoint and checkpoint.is_file():
+    wanted = cfg.tracking.log_best_model or dataset.has_test
+    if best is not None and wanted and checkpoint and checkpoint.is_file():
         from models.conv2d import load_model
 
         kept = load_model(checkpoint)
-    version = None
+    # refit=true: the champion's params on train + validation for its best epoch count (sweeps.champion).
+    refit = refit_story = None
+    if cfg.refit and best is not None and wanted:
+        from sweeps.champion import refit_champion
+        from tracking.note import RefitStory
+
+        made = refit_champion({**cfg.model, **cfg.space.fixed}, best, dataset, cfg.seed)
+        if isinstance(made, str):
+            refit_story = RefitStory(skipped=made)
+        else:
+            refit, epochs, images = made
+            refit_story = RefitStory(epochs=epochs, images=images)
+    version = refit_uri = None
+    names = {"sweeps.class_names": json.dumps(list(dataset.class_names), ensure_ascii=False)} if dataset.class_names else {}
     if kept is not None and cfg.tracking.log_best_model and best_run_id:
         model_uri = tracker.log_keras_model(best_run_id, kept, dataset.preprocessing())
-        if dataset.class_names:  # `predict` prints names, not indices
-            tracker.set_model_tags(model_uri, {"sweeps.class_names": json.dumps(list(dataset.class_names), ensure_ascii=False)})
-        if cfg.tracking.registered_model:
-            from tracking import register_best_model
+        if names:  # `predict` prints names, not indices
+            tracker.set_model_tags(model_uri, names)
+    if refit is not None and cfg.tracking.log_best_model:  # on the sweep's run: trained by no trial
+        refit_uri = tracker.log_keras_model(tracker.parent_run_id, refit, dataset.preprocessing(), name="refit")
+        if names:
+            tracker.set_model_tags(refit_uri, names)
+    delivered = refit_uri or model_uri
+    if delivered and cfg.tracking.registered_model:
+        from tracking import register_best_model
 
-            version = register_best_model(
-                tracker.tracking_uri, model_uri, cfg.tracking.registered_model, tags={"sweeps.name": cfg.name}
-            )
-            registered = f"models:/{cfg.tracking.registered_model}@champion (version {version})"
-            tracker.set_tags(tracker.parent_run_id, {"sweeps.registered_model": registered})
-    if kept is not None:  # the held-out split, once, on the kept model; never part of selection
-        from sweeps.testscore import score_best_model
+        version = register_best_model(
+            tracker.tracking_uri,
+            delivered,
+            cfg.tracking.registered_model,
+            tags={"sweeps.name": cfg.name, "sweeps.refit": "true" if refit_uri else "false"},
+        )
+        registered = f"models:/{cfg.tracking.registered_model}@champion (version {version})"
+        tracker.set_tags(tracker.parent_run_id, {"sweeps.registered_model": registered})
+    from sweeps.testscore import score_best_model
 
-        test = score_best_model(tracker, kept, dataset, (cfg.tracking.registered_model, version) if version else None)
+    on_registry = (cfg.tracking.registered_model, version) if version else None
+    # The held-out split, once per model, never part of selection: the champion's own checkpoint as
+    # test_*, the refit model as refit_test_* (the registered one's scores on its version).
+    if kept is not None:
+        test = score_best_model(tracker, kept, dataset, None if refit_uri else on_registry)
+    if refit is not None and refit_story is not None:
+        refit_test = score_best_model(tracker, refit, dataset, on_registry if refit_uri else None, prefix="refit_")
+        refit_story = replace(
+            refit_story,
+            test=refit_test.accuracy if refit_test is not None else None,
+            champion_test=test.accuracy if test is not None else None,
+            registered=registered if refit_uri else None,
+        )
+        tracker.log_metrics(tracker.parent_run_id, {"refit_epochs": float(refit_story.epochs)})
+    if refit_story is not None:
+        from tracking.note import refit_lines
+
+        tracker.set_tags(tracker.parent_run_id, {"sweeps.refit": " ".join(refit_lines(refit_story))[:5000]})
+    versus = _versus(cfg, trials, best, dataset, tracker, test)
     return Summary(
         name=cfg.name,
         wall_time_s=time.monotonic() - started,
         counts=dict(counts),
         best_number=best.number if best else None,
         best_value=best.values[0] if best else None,
-        best_params=dict(best.params) if best else {},
+        best_params=full_params(best) if best else {},
         best_run_id=best_run_id,
         model_uri=model_uri,
         parent_run_id=tracker.parent_run_id,
@@ -834,4 +897,40 @@ def _summarise(
         stopped_because=stopped_because,
         registered=registered,
         test_accuracy=test.accuracy if test is not None else None,
+        versus=versus,
+        refit=refit_story,
     )
+
+
+def _versus(cfg: SweepConfig, trials: list, best: Any, dataset: Dataset, tracker: Any, test: Any) -> Any:
+    """The champion against the baseline (sweeps.champion); the baseline's model test-scored once,
+    as baseline_test_*, when it is not the champion itself. None: the sweep ran no baseline."""
+    from sweeps.champion import baseline_of, best_validation, versus
+    from sweeps.space import OUTSIDE_ATTR
+
+    baseline = baseline_of(trials)
+    if baseline is None:
+        return None
+    baseline_test = test.accuracy if test is not None and best is not None and best.number == baseline.number else None
+    checkpoint = Path(baseline.user_attrs.get("checkpoint", ""))
+    if baseline_test is None and dataset.has_test and baseline.user_attrs.get("checkpoint") and checkpoint.is_file():
+        from models.conv2d import load_model
+        from sweeps.testscore import score_best_model
+
+        scored = score_best_model(tracker, load_model(checkpoint), dataset, None, prefix="baseline_")
+        baseline_test = scored.accuracy if scored is not None else None
+    value = best_validation(baseline, cfg.mode)
+    tracker.set_tags(tracker.parent_run_id, {"sweeps.baseline_trial": str(baseline.number)})
+    if value is not None:
+        tracker.log_metrics(tracker.parent_run_id, {f"baseline_{cfg.metric}": value})
+    from tracking.note import versus_lines
+
+    from sweeps.space import baseline_point
+
+    notes = baseline_point(cfg.model, cfg.space).notes if baseline.user_attrs.get(OUTSIDE_ATTR) else ()
+    found = versus(
+        cfg.metric, cfg.mode, baseline, best, baseline_test, test.accuracy if test is not None else None, dataset.has_test, notes
+    )
+    # `report` reads it back: one line per sentence.
+    tracker.set_tags(tracker.parent_run_id, {AGAINST_BASELINE: "\n".join(versus_lines(found))[:5000]})
+    return found

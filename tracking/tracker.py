@@ -357,7 +357,9 @@ class SweepTracker:
         assert self._dataset_input is not None
         self.client.log_inputs(run_id, datasets=[self._dataset_input])
 
-    def log_keras_model(self, run_id: str, model: Any, preprocessing: Mapping[str, Any] | None = None) -> str:
+    def log_keras_model(
+        self, run_id: str, model: Any, preprocessing: Mapping[str, Any] | None = None, name: str = "model"
+    ) -> str:
         """Log a Keras model with its signature; returns the model URI (runs:/<id>/model).
 
         The signature comes from the model's own input and output specs, and the requirements are
@@ -381,12 +383,15 @@ class SweepTracker:
         with mlflow.start_run(run_id=run_id):
             info = mlflow.keras.log_model(
                 model,
-                name="model",
+                name=name,
                 signature=signature,
                 pip_requirements=_model_requirements(),
                 metadata={PREPROCESSING_KEY: dict(preprocessing)} if preprocessing else None,
             )
-        self.client.set_terminated(run_id, status=RunStatus.FINISHED.value)
+        if run_id == self.parent_run_id:  # the sweep's own run (the refit model) goes on until end_sweep
+            self.client.update_run(run_id, status="RUNNING")
+        else:
+            self.client.set_terminated(run_id, status=RunStatus.FINISHED.value)
         return info.model_uri
 
 
