@@ -923,9 +923,8 @@ def _versus(cfg: SweepConfig, trials: list, best: Any, dataset: Dataset, tracker
     tracker.set_tags(tracker.parent_run_id, {"sweeps.baseline_trial": str(baseline.number)})
     if value is not None:
         tracker.log_metrics(tracker.parent_run_id, {f"baseline_{cfg.metric}": value})
-    from tracking.note import versus_lines
-
     from sweeps.space import baseline_point
+    from tracking.note import versus_lines
 
     notes = baseline_point(cfg.model, cfg.space).notes if baseline.user_attrs.get(OUTSIDE_ATTR) else ()
     found = versus(
