@@ -581,8 +581,9 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
     if scheduler.name == "pbt":
         sampler, raw = _pbt_population(scheduler, sampler, space, max_epochs, explicit, raw)
     n_trials = _number(raw, "n_trials", int, 1)
-    if sampler.grid is not None:
-        n_trials = min(n_trials, grid_size(sampler.grid))  # a grid has no more points to try
+    baseline = _flag(raw, "baseline")
+    if sampler.grid is not None:  # a grid has no more points to try (beside the baseline, which is no grid point)
+        n_trials = min(n_trials, grid_size(sampler.grid) + int(baseline))
     return SweepConfig(
         name=name,
         n_trials=n_trials,
@@ -628,7 +629,7 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
             log_report=bool(tr.get("log_report", True)),
         ),
         warm_start=_warm_start(raw.get("warm_start") or {}, space),
-        baseline=_flag(raw, "baseline"),
+        baseline=baseline,
         refit=_flag(raw, "refit"),
         max_infeasible_in_a_row=_number(_with_default(raw, "max_infeasible_in_a_row"), "max_infeasible_in_a_row", int, 1),
         model=flatten(model),  # nested groups (augment: {flip: ...}) as the dotted keys a space names
