@@ -93,3 +93,14 @@ def test_bruteforce_marks_itself_exhausted_instead_of_stopping():
         t.suggest_categorical("k", [1, 3, 5])
         study.tell(t, state=optuna.trial.TrialState.PRUNED)
     assert exhausted(sampler, study)
+
+
+def test_the_infeasible_benchmark_counts_proposals_before_and_after():
+    """benchmarks/infeasible.py at a smoke size: before, every proposal is one of the 20 trials; after,
+    proposals go on until 20 feasible ones (random on space=conv2d proposes infeasible nets)."""
+    from benchmarks.infeasible import proposals
+
+    bad_before, total_before = proposals("random", 0, 20, (8, 8, 1), 10, redraw=False)
+    bad_after, total_after = proposals("random", 0, 20, (8, 8, 1), 10, redraw=True)
+    assert total_before == 20 and 0 < bad_before < 20
+    assert total_after - bad_after == 20 and bad_after > 0
