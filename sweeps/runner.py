@@ -983,6 +983,7 @@ def run_sweep(
         explored=explored,
         continue_from=tuple((c.number, c.checkpoint or "") for c in continuations),
     )
+    warm = WarmDriverImport() if cfg.tracking.log_best_model else None
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, data=data, settings=settings),
         {"cpu": cfg.resources.cpus_per_trial, "gpu": cfg.resources.gpus_per_trial, **cfg.resources.custom},
@@ -1012,7 +1013,7 @@ def run_sweep(
                 KeepBestCheckpoints(cfg.resources.keep_checkpoints, cfg.metric, cfg.mode, callback, newest_only=not explored),
                 JsonLoggerCallback(),
                 CSVLoggerCallback(),
-                *([WarmDriverImport()] if cfg.tracking.log_best_model else []),
+                *([warm] if warm is not None else []),
             ],
             verbose=2 if cfg.verbose else 0,
             # One checkpoint per trial, its newest (KeepBestCheckpoints.on_checkpoint), except under PBT,
@@ -1032,6 +1033,8 @@ def run_sweep(
     if interrupted.signum is not None:
         raise KeyboardInterrupt(f"signal {interrupted.signum}")
     if isinstance(search, SweepSearch) and search.error is not None:
+        if warm is not None and warm.thread is not None:
+            warm.thread.join()  # its import holds fd 2 (models.native_log) until done: the error must reach the terminal
         raise search.error  # too many infeasible proposals in a row: bad input, once the trials are over
     return SweepRun(
         study=search._ot_study,

@@ -145,3 +145,38 @@ def test_summary_note_and_report_state_the_champion_against_the_baseline(records
     report = run_cli("report", "bl", f"output_dir={out}", cwd=out.parent)
     assert report.returncode == 0, report.stderr[-2000:]
     assert said[0] in report.stdout
+
+
+def test_too_many_infeasible_proposals_in_a_row_is_one_clear_error(tmp_path):
+    """Only 4 filters fit the budget, 7 of the 8 choices do not: three rejected in a row stop the sweep."""
+    from tests.conftest import run_cli
+
+    out = tmp_path / "outputs"
+    result = run_cli(
+        "run",
+        "name=hopeless",
+        "n_trials=3",
+        "max_epochs=1",
+        "dataset.limit=200",
+        "sampler=random",
+        "scheduler=none",
+        "resources.num_cpus=2",
+        "tracking.log_report=false",
+        "max_infeasible_in_a_row=3",
+        "space.filters=choice(4,64,96,128,160,192,224,256)",
+        "space.kernel_size=3",
+        "space.padding=same",
+        "space.dilation_rate=1",
+        "space.max_params=12000",
+        f"output_dir={out}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1, result.stderr[-3000:]
+    assert "space: the sampler proposed 3 infeasible nets in a row from the space searching" in errors[0]
+    assert "rejected most: max_params" in errors[0] and "raise space.max_params" in errors[0]
+    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("sweeps").experiment_id])
+    parent = next(r for r in runs if r.data.tags.get("sweeps.kind") == "sweep")
+    assert parent.info.status == "FAILED" and "infeasible nets in a row" in parent.data.tags["sweeps.error"]
