@@ -44,7 +44,7 @@ class Budget:
     val_fraction: float = 0.2
     grace_period: int = 2  # early stopping where a tool has it: ASHA-like rungs at 2, 6, ...
     reduction_factor: int = 3
-    dataset: str = "digits"  # a name of sweeps.datasets, or "folder" (then dataset_path and dataset_options)
+    dataset: str = "digits"  # a name of sweeps.data.datasets, or "folder" (then dataset_path and dataset_options)
     dataset_path: str | None = None
     dataset_options: dict[str, Any] | None = None  # a folder's image_size, color_mode (the product's dataset.*)
 
@@ -61,7 +61,7 @@ class Budget:
 def load_data(budget: Budget) -> dict[str, Any]:
     """The budget's dataset through the product's own loader, split exactly as the product splits
     it (same seed, fraction, limit; a folder resized and converted with the same options)."""
-    from sweeps.datasets import load_dataset
+    from sweeps.data.datasets import load_dataset
 
     ds = load_dataset(
         budget.dataset, budget.dataset_path, budget.val_fraction, budget.limit, budget.seed, dict(budget.dataset_options or {})

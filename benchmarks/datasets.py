@@ -53,7 +53,7 @@ def small_image_folder(root: Path, n: int) -> Path:
     """n distinct small PNGs (the digits, 16x16, a per-file mark) under ten class folders."""
     from PIL import Image
 
-    from sweeps.datasets import _digits_arrays
+    from sweeps.data.datasets import _digits_arrays
 
     images, target = _digits_arrays()
     base = (images * 255 / 16).astype(np.uint8)
@@ -74,7 +74,7 @@ def _b2sum(root: Path) -> float:
 
 
 def digest_figures(n: int, repeats: int = 3) -> dict[str, float]:
-    from sweeps import folders
+    from sweeps.data import folders
 
     with tempfile.TemporaryDirectory(prefix="bench-digest-") as tmp:
         root = small_image_folder(Path(tmp) / "images", n)
@@ -110,8 +110,8 @@ def epoch_figures(n: int, size: int = 32, epochs: int = 3, batch_size: int = 64)
     import keras
 
     from models.conv2d import build_conv2d
-    from sweeps import feed
-    from sweeps.datasets import load_dataset
+    from sweeps.data.datasets import load_dataset
+    from sweeps.worker import feed
     from tests.image_folders import photo_folder
 
     with tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp:

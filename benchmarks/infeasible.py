@@ -1,13 +1,13 @@
 """python -m benchmarks infeasible: the share of infeasible proposals in a `space=conv2d` sweep,
-before and after the driver redraws them (sweeps.feasibility), without training anything.
+before and after the driver redraws them (sweeps.samplers.feasibility), without training anything.
 
 The sampler is driven as the sweep's searcher drives it (ask, the space's define-by-run, the
-plan), with the product's samplers (sweeps.search.make_sampler, conf/sampler/*.yaml) and the
+plan), with the product's samplers (sweeps.samplers.factories.make_sampler, conf/sampler/*.yaml) and the
 conv2d space and model of conf/:
 
 - before (main up to issue 24): every proposal is a trial of the budget; an infeasible one is told
   PRUNED without a value, as the worker reported it; N proposals in all;
-- after: an infeasible proposal is told PRUNED with its constraint (sweeps.feasibility.tell_infeasible)
+- after: an infeasible proposal is told PRUNED with its constraint (sweeps.samplers.feasibility.tell_infeasible)
   and redrawn; proposals go on until N feasible ones.
 
 A feasible proposal is told a value drawn at random (seeded), the same for both: no objective
@@ -37,9 +37,9 @@ def proposals(
     """(infeasible proposals, all proposals) of one sweep of `trials` trials."""
     import optuna
 
-    from sweeps.config import load_config
-    from sweeps.feasibility import rejection, tell_infeasible
-    from sweeps.search import make_sampler
+    from sweeps.config.validation import load_config
+    from sweeps.samplers.factories import make_sampler
+    from sweeps.samplers.feasibility import rejection, tell_infeasible
     from sweeps.space import define_by_run, resolve_params
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)

@@ -5,7 +5,7 @@ continuing interrupted trials.
 
 One sweep (a grid of 4 trials, one slot, no scheduler, `--epochs` each) is run; the driver is
 SIGKILLed while trial filters=16 trains epoch `--kill-at` (a fault holds it there, see
-sweeps/faults.py stall_once), then `resume` finishes it. Every epoch a worker trained is a line
+sweeps/testing/faults.py stall_once), then `resume` finishes it. Every epoch a worker trained is a line
 in a result.json of Ray's result folders (the first run's and the resume's); epochs redone =
 epochs trained - 4 x epochs (what the sweep needed), not counting the epoch cut by the kill.
 Variants: this checkout with a snapshot every epoch (checkpoint_every_s=0) and with the default

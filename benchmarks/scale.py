@@ -180,7 +180,7 @@ def _recorded(out: Path, storage: str | None, n: int) -> tuple[str, int]:
     import optuna
     from mlflow import MlflowClient
 
-    from sweeps.search import open_storage
+    from sweeps.storage.storages import open_storage
 
     study = optuna.load_study(study_name="scale", storage=open_storage(out, storage))
     client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
@@ -380,15 +380,16 @@ def ask_latency(
     """Optuna's ask alone (no Ray), as the product asks it (its TPE settings, the small space, three
     intermediate values and a value per trial), on the product's sqlite storage and in memory (TPE's
     own cost). At each trial in `marks`: the median of the 5 asks up to it, wall and CPU ms. Also
-    one sqlite commit in sqlite's default mode and in the mode the product sets (sweeps/sqlite.py)."""
+    one sqlite commit in sqlite's default mode and in the mode the product sets (sweeps/core/sqlite.py)."""
     import statistics
     import tempfile
     import warnings
 
     import optuna
 
-    from sweeps.config import load_config
-    from sweeps.search import make_sampler, open_storage
+    from sweeps.config.validation import load_config
+    from sweeps.samplers.factories import make_sampler
+    from sweeps.storage.storages import open_storage
 
     warnings.simplefilter("ignore")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -426,7 +427,7 @@ def ask_latency(
 
 
 def _commit_ms(rows: int = 300) -> dict[str, float]:
-    """One small insert and commit, in sqlite's default mode and in the product's (sweeps/sqlite.py)."""
+    """One small insert and commit, in sqlite's default mode and in the product's (sweeps/core/sqlite.py)."""
     import sqlite3
     import tempfile
 

@@ -54,11 +54,12 @@ def curve(params: dict[str, Any], epoch: int) -> dict[str, float]:
 
 
 def simulated_trial(config: dict[str, Any], data: dict[str, Any], settings: Any) -> None:
-    """Drop-in for sweeps.trial.train_trial: the same reports (metrics, best values, the finished
+    """Drop-in for sweeps.worker.trainable.train_trial: the same reports (metrics, best values, the finished
     flag, checkpoints where the scheduler may stop the trial), no TensorFlow."""
     from ray import tune
 
-    from sweeps.trial import EPOCH_METRICS, FINISHED, MODEL_FILE, STATE_FILE, best_key
+    from sweeps.core.metrics import EPOCH_METRICS
+    from sweeps.core.protocol import FINISHED, MODEL_FILE, STATE_FILE, best_key
 
     epoch_s = float(os.environ.get(EPOCH_S_ENV, "1"))
     checkpoint_kb = int(os.environ.get(CHECKPOINT_KB_ENV, "256"))

@@ -77,7 +77,7 @@ INIT = """
 import contextlib, sys, time
 started = time.monotonic()
 import ray
-from sweeps.runner import _without_api_server
+from sweeps.execution.runtime import _without_api_server
 with (_without_api_server() if sys.argv[1] == "skip" else contextlib.nullcontext()):
     ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
 print(time.monotonic() - started)
@@ -87,7 +87,7 @@ ray.shutdown()
 
 def ray_init(rounds: int) -> list[str]:
     """`import ray; ray.init(...)` alone, as the runner calls it, with Ray's dashboard process and
-    without it (sweeps.runner._without_api_server), alternating: the lever without the rest of a sweep."""
+    without it (sweeps.execution.runtime._without_api_server), alternating: the lever without the rest of a sweep."""
     times: dict[str, list[float]] = {"with the dashboard process (before)": [], "without it (after)": []}
     for _ in range(rounds):
         for label, arg in zip(times, ("keep", "skip"), strict=True):

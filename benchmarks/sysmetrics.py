@@ -1,6 +1,6 @@
 """python -m benchmarks.sysmetrics [--trials N] [--epochs E] [--interval S] [--out DIR]
 
-What the per-trial system metrics cost (sweeps/sysmetrics.py), against the budget of 2% of trial
+What the per-trial system metrics cost (sweeps/worker/sysmetrics.py), against the budget of 2% of trial
 time. Real Keras training of the product's default Conv2D on the embedded digits, one process:
 
 - in the worker: the sampling thread's own CPU time plus the time `take()` holds the training loop
@@ -60,7 +60,7 @@ def _trial(data: dict[str, Any], epochs: int, sampled: bool, interval_s: float) 
 
     from benchmarks.common import model_defaults
     from models.conv2d import build_conv2d
-    from sweeps.sysmetrics import Sampler
+    from sweeps.worker.sysmetrics import Sampler
 
     keras.backend.clear_session(free_memory=False)
     keras.utils.set_random_seed(0)
@@ -132,7 +132,7 @@ def _driver_cost(reports: list[dict[str, float]], repeats: int) -> tuple[float, 
 
 def _sample_cost(n: int = 2000) -> tuple[float, int]:
     """Microseconds of one sample of the sampling thread (memory, and NVML on each GPU given)."""
-    from sweeps.sysmetrics import Sampler
+    from sweeps.worker.sysmetrics import Sampler
 
     sampler = Sampler(cpus=1, interval_s=3600)
     t0 = time.perf_counter()

@@ -2,7 +2,7 @@
 against Optuna's TPE reading every trial, in one run, side by side.
 
 - Ask cost: CPU ms per ask at trial 10 ... 2,000 (median of the 5 asks up to it), in memory (the
-  driver's storage, sweeps/studystore.py, answers from memory: TPE's own cost is what is left),
+  driver's storage, sweeps/storage/studystore.py, answers from memory: TPE's own cost is what is left),
   asked as `scale.ask_latency` asks (the small space, three intermediate values, a value per trial).
 - Search quality: the best value reached after 250, 500 and 1,000 trials, median over seeds, on
   the small space (conf/space/small.yaml) with a synthetic objective that every param moves, and
@@ -88,8 +88,8 @@ def _sampler(history: int, seed: int) -> Any:
     """The product's TPE as conf/ sets it, with `history` (UNBOUNDED: Optuna's own TPESampler, same settings)."""
     import optuna
 
-    from sweeps.config import load_config
-    from sweeps.search import make_sampler
+    from sweeps.config.validation import load_config
+    from sweeps.samplers.factories import make_sampler
 
     settings = load_config(["sampler=tpe"]).sampler
     if history == UNBOUNDED:

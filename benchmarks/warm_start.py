@@ -78,14 +78,14 @@ def epochs_to(trials: list[optuna.trial.FrozenTrial], target: float) -> tuple[in
 
 def rerun_value(trials: list[optuna.trial.FrozenTrial]) -> str:
     """The value of the first trial that re-ran an earlier one (RERUN_ATTR), or '-'."""
-    from sweeps.warmstart import RERUN_ATTR
+    from sweeps.driver.warmstart import RERUN_ATTR
 
     reruns = sorted((t for t in trials if RERUN_ATTR in t.user_attrs), key=lambda t: t.number)
     return f"{reruns[0].value:.4f}" if reruns and reruns[0].value is not None else "-"
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sweeps.warmstart import own_trials
+    from sweeps.driver.warmstart import own_trials
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=8, help="trials of each sweep (default 8)")

@@ -21,15 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sweeps.errors import ConfigError, DatasetError, InputError, SweepsError
+from sweeps.core.errors import ConfigError, DatasetError, InputError, SweepsError
 
 if TYPE_CHECKING:
     import optuna
     import pandas as pd
 
-    from sweeps.config import SweepConfig
-    from sweeps.reporting import Report
-    from sweeps.sweep import Summary
+    from sweeps.commands.report import Report
+    from sweeps.config.settings import SweepConfig
+    from sweeps.driver.summary import Summary
     from tracking import RunRecord
 
 __all__ = ["ConfigError", "DatasetError", "InputError", "Sweep", "SweepsError", "compose", "load", "report", "run"]
@@ -37,7 +37,7 @@ __all__ = ["ConfigError", "DatasetError", "InputError", "Sweep", "SweepsError", 
 
 def compose(overrides: Sequence[str] = (), output_dir: str | Path | None = None) -> SweepConfig:
     """The validated config of `python -m sweeps run <overrides>` (Hydra composes `conf/`)."""
-    from sweeps.config import load_config
+    from sweeps.config.validation import load_config
 
     where = [f"output_dir={output_dir}"] if output_dir is not None else []
     return load_config([*overrides, *where])
@@ -49,12 +49,13 @@ def run(overrides: Sequence[str] = (), *, cfg: SweepConfig | None = None, out: A
 
     Give Hydra `overrides`, or `cfg=sweeps.compose(overrides)` (a validated config, to look at
     first). Progress goes to `out` (default: stdout), through the same redaction as the CLI's."""
-    from sweeps.redaction import RedactingStream
+    from sweeps.core.redaction import RedactingStream
 
     cfg = cfg if cfg is not None else compose(overrides)
     _quiet_libraries(cfg.verbose)
     stream = RedactingStream(out or sys.stdout)
-    from sweeps import search, sweep
+    from sweeps.driver import sweep
+    from sweeps.storage import storages as search
 
     try:
         return sweep.start(cfg, stream)
@@ -70,14 +71,14 @@ class Sweep:
     name: str
     study: optuna.Study
     parent_run: RunRecord | None  # run_id, params, tags, metrics; None where the store has no such run
-    trials: pd.DataFrame  # the report's table: see sweeps.reporting.build_trials_frame for its columns
+    trials: pd.DataFrame  # the report's table: see sweeps.commands.report.build_trials_frame for its columns
     tracking_uri: str
 
 
 def load(name: str, output_dir: str | Path | None = None, overrides: Sequence[str] = ()) -> Sweep:
     """Sweep `name` as its stores hold it (under `output_dir`, default the config's `outputs`;
     `overrides` such as `tracking.uri=...` name stores elsewhere). Raises InputError for an unknown name."""
-    from sweeps.reporting import build_trials_frame, find_parent_run, load_sweep_study
+    from sweeps.commands.report import build_trials_frame, find_parent_run, load_sweep_study
     from tracking import trial_histories
 
     cfg = compose(overrides, output_dir)
@@ -91,7 +92,7 @@ def load(name: str, output_dir: str | Path | None = None, overrides: Sequence[st
 def report(name: str, output_dir: str | Path | None = None, overrides: Sequence[str] = ()) -> Report:
     """Write sweep `name`'s report (as `python -m sweeps report NAME`) and return it: `.frame`,
     `.files` (file name -> path), `.directory`, `.parent_run_id` it was logged to."""
-    from sweeps.reporting import make_report
+    from sweeps.commands.report import make_report
 
     cfg = compose(overrides, output_dir)
     return make_report(name, cfg.output_dir, cfg.tracking_uri, cfg.tracking.experiment, cfg.tracking.study_storage)

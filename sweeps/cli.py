@@ -1,6 +1,6 @@
 """`python -m sweeps <command>`: parse arguments, call the library, print what it returns.
 
-The one place errors become exit codes (`sweeps.errors`): a `SweepsError` is caught here once and
+The one place errors become exit codes (`sweeps.core.errors`): a `SweepsError` is caught here once and
 printed as one line. 0 done; 1 the sweep ran but no trial completed, or failures stopped it;
 2 bad input (one line naming the field and the fix; nothing written); 130 interrupted.
 """
@@ -14,9 +14,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sweeps.config import SweepConfig, load_config
-from sweeps.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ConfigError, InputError, SweepsError, message
-from sweeps.redaction import RedactingStream
+from sweeps.config.settings import SweepConfig
+from sweeps.config.validation import load_config
+from sweeps.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ConfigError, InputError, SweepsError, message
+from sweeps.core.redaction import RedactingStream
 
 
 def _options() -> str:
@@ -118,18 +119,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted: the sweep's MLflow run is ended KILLED; python -m sweeps resume NAME continues it", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
-        if "sweeps.search" in sys.modules:  # the command owns the study storages it opened
-            sys.modules["sweeps.search"].close_storages()
+        if "sweeps.storage.storages" in sys.modules:  # the command owns the study storages it opened
+            sys.modules["sweeps.storage.storages"].close_storages()
 
 
 def _dispatch(args: argparse.Namespace, tf_level_chosen: bool = False) -> int:
     if args.command == "submit":
-        from sweeps.submit import submit
+        from sweeps.commands.submit import submit
 
         # Not composed here: output_dir and dataset paths name the head node's files, not this machine's.
         return submit(list(args.overrides), args.address, args.follow)
     if args.command == "resume":
-        from sweeps import sweep
+        from sweeps.driver import sweep
 
         located = [o for o in args.overrides if o.startswith("output_dir=")]
         output_dir = load_config(located).output_dir
@@ -143,7 +144,7 @@ def _dispatch(args: argparse.Namespace, tf_level_chosen: bool = False) -> int:
                 f"{len(refs)} versions given",
                 "name two: python -m sweeps datasets diff <sweep or digest> <sweep or digest>",
             )
-        from sweeps import datasets_cmd
+        from sweeps.data import versions as datasets_cmd
 
         where = load_config([o for o in args.overrides[1:] if "=" in o])
         print(datasets_cmd.compare(where.output_dir, *refs, where.tracking_uri, where.tracking.experiment).text())
@@ -155,7 +156,7 @@ def _dispatch(args: argparse.Namespace, tf_level_chosen: bool = False) -> int:
     elif not tf_level_chosen:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # verbose: TensorFlow's own lines too
     if args.command == "server":
-        from sweeps import server
+        from sweeps.commands import server
 
         return server.main(cfg.output_dir / "server", args.host, args.port, args.backend_store_uri, args.auth)
     if args.command == "predict":
@@ -165,7 +166,7 @@ def _dispatch(args: argparse.Namespace, tf_level_chosen: bool = False) -> int:
     if args.command == "ui":
         return _ui(cfg, args.port)
     if args.command == "dashboard":
-        from sweeps import dashboard
+        from sweeps.commands import dashboard
 
         return dashboard.main(args.name, cfg.output_dir, cfg.tracking.study_storage, args.host, args.port)
     if args.command == "report":
@@ -173,7 +174,7 @@ def _dispatch(args: argparse.Namespace, tf_level_chosen: bool = False) -> int:
     if args.cfg:
         print(cfg.to_yaml())
         return EXIT_OK
-    from sweeps import sweep
+    from sweeps.driver import sweep
 
     return _finish(sweep.start(cfg))
 
@@ -185,7 +186,7 @@ def _finish(summary) -> int:
 
 def _report(name: str, cfg: SweepConfig) -> int:
     """`report NAME`: the trials table best first, where the files are, where they were logged."""
-    from sweeps.reporting import format_table, make_report
+    from sweeps.commands.report import format_table, make_report
 
     uri = cfg.tracking_uri
     report = make_report(name, cfg.output_dir, uri, cfg.tracking.experiment, cfg.tracking.study_storage)
@@ -203,7 +204,7 @@ def _report(name: str, cfg: SweepConfig) -> int:
 
 def _predict(model_uri: str, input_path: Path, tracking_uri: str) -> int:
     """`predict`: one line per image, `item<TAB>class<TAB>probability`."""
-    from sweeps.predict import classify
+    from sweeps.commands.predict import classify
 
     found = classify(model_uri, input_path, tracking_uri)
     for note in found.notes:
@@ -216,7 +217,7 @@ def _predict(model_uri: str, input_path: Path, tracking_uri: str) -> int:
 
 def _datasets(tracking_uri: str, experiment: str) -> int:
     """`datasets`: the dataset versions the runs of the experiment used, one row each."""
-    from sweeps.datasets_cmd import table, versions_used
+    from sweeps.data.versions import table, versions_used
 
     rows = versions_used(tracking_uri, experiment)
     if not rows:

@@ -4,7 +4,7 @@ As Ray Tune keeps `SCHEDULER_IMPORT` and `create_scheduler` (`ray/tune/scheduler
 each registry maps a name to the import path of its factory, imported only when that option is
 built: config validation, `--help`, the docs tables and the contract tests read names and metadata
 from here without importing Optuna, Ray, Keras or MLflow (Ray still enters only through
-`sweeps/runner.py`, where the scheduler factories live).
+`sweeps/schedulers/`, where the scheduler factories live).
 
 An option's default values live in its YAML (`conf/<group>/<name>.yaml`, what users read and
 override), never here or in the code: an entry names the settings it reads, and validation takes
@@ -48,7 +48,7 @@ class Sampler(Entry):
 
 @dataclass(frozen=True)
 class Scheduler(Entry):
-    """Factory (in sweeps.runner, the door to Ray): SweepConfig -> a Tune TrialScheduler.
+    """Factory (in sweeps.schedulers, beside the door to Ray): SweepConfig -> a Tune TrialScheduler.
 
     `stops_early` is declared, never inferred from the class: Tune's HyperBand and median stopping
     rule derive from FIFOScheduler and still stop trials. Where it may stop or pause a trial a
@@ -69,7 +69,7 @@ class Scheduler(Entry):
 @dataclass(frozen=True)
 class Dataset(Entry):
     """Factory: with `arrays`, path -> raw (x_train, y_train, x_test, y_test, source), which
-    `sweeps.datasets.load_dataset` checks, scales and splits like every array dataset; without,
+    `sweeps.data.datasets.load_dataset` checks, scales and splits like every array dataset; without,
     a whole loader (path, val_fraction, limit, seed, options, output_dir) -> Dataset."""
 
     arrays: bool = True
@@ -87,32 +87,36 @@ class TrackingBackend:
 
 SAMPLERS: dict[str, Sampler] = {
     "tpe": Sampler(
-        "sweeps.search:tpe",
+        "sweeps.samplers.factories:tpe",
         "Optuna's TPESampler (multivariate, group): models conditional subspaces jointly",
         settings=("n_startup_trials", "history"),
     ),
-    "random": Sampler("sweeps.search:random", "Optuna's RandomSampler"),
-    "grid": Sampler("sweeps.search:grid", "Optuna's GridSampler: every point of a space of choices once", discrete=True),
+    "random": Sampler("sweeps.samplers.factories:random", "Optuna's RandomSampler"),
+    "grid": Sampler(
+        "sweeps.samplers.factories:grid", "Optuna's GridSampler: every point of a space of choices once", discrete=True
+    ),
     "cmaes": Sampler(
-        "sweeps.search:cmaes",
+        "sweeps.samplers.factories:cmaes",
         "Optuna's CmaEsSampler: continuous and integer parameters; one objective",
         settings=("n_startup_trials",),
         multi_objective=False,
     ),
     "gp": Sampler(
-        "sweeps.search:gp",
+        "sweeps.samplers.factories:gp",
         "Optuna's GPSampler (Gaussian process)",
         settings=("n_startup_trials",),
         requires="torch",
         package="PyTorch",
         install="pip install -e '.[gp]' (CPU torch)",
     ),
-    "qmc": Sampler("sweeps.search:qmc", "Optuna's QMCSampler: scrambled Sobol points"),
+    "qmc": Sampler("sweeps.samplers.factories:qmc", "Optuna's QMCSampler: scrambled Sobol points"),
     "nsga2": Sampler(
-        "sweeps.search:nsga2", "Optuna's NSGAIISampler: genetic search for several objectives", settings=("population_size",)
+        "sweeps.samplers.factories:nsga2",
+        "Optuna's NSGAIISampler: genetic search for several objectives",
+        settings=("population_size",),
     ),
     "bruteforce": Sampler(
-        "sweeps.search:bruteforce",
+        "sweeps.samplers.factories:bruteforce",
         "Optuna's BruteForceSampler: every point of a space of choices, inactive branches skipped",
         discrete=True,
     ),
@@ -120,48 +124,51 @@ SAMPLERS: dict[str, Sampler] = {
 
 SCHEDULERS: dict[str, Scheduler] = {
     "asha": Scheduler(
-        "sweeps.runner:asha",
+        "sweeps.schedulers.builtin:asha",
         "Ray Tune's ASHA: stops weak trials at rungs grace_period * reduction_factor^k",
         settings=("grace_period", "reduction_factor"),
         stops_early=True,
-        stop_epochs="sweeps.runner:asha_rungs",
+        stop_epochs="sweeps.schedulers.builtin:asha_rungs",
     ),
     "hyperband": Scheduler(
-        "sweeps.runner:hyperband",
+        "sweeps.schedulers.builtin:hyperband",
         "Ray Tune's HyperBand (synchronous): brackets pause trials at milestones, keep the best 1/reduction_factor",
         settings=("reduction_factor",),
         stops_early=True,
-        stop_epochs="sweeps.runner:hyperband_pauses",
-        pause_epochs="sweeps.runner:hyperband_pauses",
+        stop_epochs="sweeps.schedulers.builtin:hyperband_pauses",
+        pause_epochs="sweeps.schedulers.builtin:hyperband_pauses",
     ),
     "median": Scheduler(
-        "sweeps.runner:median",
+        "sweeps.schedulers.builtin:median",
         "Ray Tune's median stopping rule: stops a trial whose best is below the median of the others' running means",
         settings=("grace_period", "min_samples"),
         stops_early=True,
-        stop_epochs="sweeps.runner:from_grace",
+        stop_epochs="sweeps.schedulers.builtin:from_grace",
     ),
-    "none": Scheduler("sweeps.runner:fifo", "every trial trains max_epochs (FIFO)"),
+    "none": Scheduler("sweeps.schedulers.builtin:fifo", "every trial trains max_epochs (FIFO)"),
     "pbt": Scheduler(
-        "sweeps.runner:pbt",
+        "sweeps.schedulers.pbt:pbt",
         "Ray Tune's population-based training: the worst trials clone the best's checkpoints and explore continuous params"
         " (its own random population: Tune's PBT refuses a searcher)",
         settings=("perturbation_interval", "quantile_fraction"),
         # it stops none: a trial it exploits goes on from another's checkpoint; it may pause one at each step
-        pause_epochs="sweeps.runner:pbt_steps",
+        pause_epochs="sweeps.schedulers.pbt:pbt_steps",
     ),
 }
 
 DATASETS: dict[str, Dataset] = {
-    "digits": Dataset("sweeps.datasets:load_digits", "scikit-learn's 1,797 real 8x8 handwritten digits (embedded)"),
-    "mnist": Dataset("sweeps.datasets:load_mnist", "keras.datasets.mnist (or dataset.path=FILE.npz)", needs="network"),
+    "digits": Dataset("sweeps.data.datasets:load_digits", "scikit-learn's 1,797 real 8x8 handwritten digits (embedded)"),
+    "mnist": Dataset("sweeps.data.datasets:load_mnist", "keras.datasets.mnist (or dataset.path=FILE.npz)", needs="network"),
     "fashion_mnist": Dataset(
-        "sweeps.datasets:load_fashion_mnist", "keras.datasets.fashion_mnist (or dataset.path=FILE.npz)", needs="network"
+        "sweeps.data.datasets:load_fashion_mnist", "keras.datasets.fashion_mnist (or dataset.path=FILE.npz)", needs="network"
     ),
-    "cifar10": Dataset("sweeps.datasets:load_cifar10", "keras.datasets.cifar10 (or dataset.path=FILE.npz)", needs="network"),
-    "npz": Dataset("sweeps.datasets:load_npz", "a local .npz with x_train, y_train (x_test, y_test)", needs="path"),
+    "cifar10": Dataset("sweeps.data.datasets:load_cifar10", "keras.datasets.cifar10 (or dataset.path=FILE.npz)", needs="network"),
+    "npz": Dataset("sweeps.data.datasets:load_npz", "a local .npz with x_train, y_train (x_test, y_test)", needs="path"),
     "folder": Dataset(
-        "sweeps.datasets:load_folder", "a folder of class subfolders of images, streamed when large", arrays=False, needs="path"
+        "sweeps.data.datasets:load_folder",
+        "a folder of class subfolders of images, streamed when large",
+        arrays=False,
+        needs="path",
     ),
 }
 

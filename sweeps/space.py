@@ -22,8 +22,11 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from sweeps.core.errors import SweepsError
+from sweeps.core.records import BASELINE_ATTR, OUTSIDE_ATTR
 
-class SpaceError(ValueError):
+
+class SpaceError(SweepsError, ValueError):
     """A search space or model setting that cannot be searched; names the key and the fix."""
 
     def __init__(self, key: str, problem: str, fix: str) -> None:
@@ -448,9 +451,6 @@ def is_active(key: str, values: Mapping[str, Any]) -> bool:
 
 # ---------------------------------------------------------------- the baseline (your model first)
 
-BASELINE_ATTR = "baseline"  # Optuna user attr of the trial that evaluates the configured model
-OUTSIDE_ATTR = "baseline_outside_space"  # its params whose values the space cannot hold: {key: value}
-
 
 @dataclass(frozen=True)
 class BaselinePoint:
@@ -567,3 +567,13 @@ def _suggest(trial: Any, key: str, dist: BaseDistribution) -> Any:
 def resolve_params(model: Mapping[str, Any], space: Space, sampled: Mapping[str, Any]) -> dict[str, Any]:
     """The full parameter set of one trial: model defaults < space constants < sampled values."""
     return {**flatten(model), **space.fixed, **sampled}
+
+
+def pbt_mutations(space: Space) -> dict[str, Any]:
+    """The params PBT explores: the continuous ones (learning_rate, dropout, a regularizer's
+    strength, ...) that every model of the space has; architecture params stay as sampled."""
+    return {
+        key: dist
+        for key, dist in space.searched.items()
+        if type(dist).__name__ == "FloatDistribution" and dist.step is None and is_active(key, {})
+    }

@@ -42,7 +42,7 @@ def photo_folder(root: Path, per_class: int = 40, seed: int = 0, test_per_class:
 
 def digit_folder(root: Path, limit: int | None = None, test_every: int = 0) -> Path:
     """Digits as 8x8 PNG under 0..9; every 7th as RGB. test_every=k: every k-th image goes to root/test."""
-    from sweeps.datasets import _digits_arrays
+    from sweeps.data.datasets import _digits_arrays
 
     images, target = _digits_arrays()
     images = (images * 255 / 16).round().astype(np.uint8)

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from sweeps import errors
-from sweeps.outcomes import Outcome, outcome_of, state_name
+from sweeps.core import errors
+from sweeps.core.outcomes import Outcome, outcome_of, state_name
 from tests.conftest import ROOT
 
 NOTEBOOK = ROOT / "docs" / "example.ipynb"
@@ -45,10 +45,10 @@ def test_input_error_names_field_problem_fix_redacted_and_survives_pickling():
 
 
 def test_the_old_names_still_import_from_their_modules():
-    from sweeps.config import ConfigError
-    from sweeps.datasets import DatasetError
-    from sweeps.folders import FolderError
-    from sweeps.submit import EXIT_BAD_INPUT, SubmitError
+    from sweeps.commands.submit import EXIT_BAD_INPUT, SubmitError
+    from sweeps.core.errors import ConfigError
+    from sweeps.data.datasets import DatasetError
+    from sweeps.data.folders import FolderError
 
     assert (ConfigError, DatasetError, FolderError, SubmitError) == (
         errors.ConfigError,
@@ -60,8 +60,8 @@ def test_the_old_names_still_import_from_their_modules():
 
 
 def test_exit_codes_are_defined_once():
-    """No module but sweeps/errors.py assigns an exit code."""
-    for path in (ROOT / "sweeps").glob("*.py"):
+    """No module but sweeps/core/errors.py assigns an exit code."""
+    for path in (ROOT / "sweeps").rglob("*.py"):
         if path.name != "errors.py":
             assigned = [line for line in path.read_text().splitlines() if line.lstrip().startswith("EXIT_") and "=" in line]
             assert assigned == [], f"{path.name}: {assigned}"
@@ -98,14 +98,17 @@ def test_one_rule_decides_a_trials_outcome(state, label, outcome, shown):
 
 
 def test_the_note_and_the_summary_speak_one_vocabulary():
-    from sweeps.outcomes import WORDS
+    from sweeps.core.outcomes import WORDS
     from tracking.note import OUTCOME_WORDS
 
     assert [key for key, _ in OUTCOME_WORDS] == [o.value for o in Outcome] == [o.value for o in WORDS]
 
 
 def test_epoch_metrics_have_one_home():
-    from sweeps import config, metrics, reporting, trial
+    from sweeps.commands import report as reporting
+    from sweeps.config import validation as config
+    from sweeps.core import metrics
+    from sweeps.worker import trainable as trial
     from tracking import query
 
     assert config.REPORTED_METRICS is trial.EPOCH_METRICS is query.EPOCH_METRICS is metrics.EPOCH_METRICS

@@ -209,7 +209,7 @@ def test_refit_lines(refit, expected):
 def test_the_note_states_the_champion_against_the_baseline_and_the_refit():
     from dataclasses import replace
 
-    from tests.test_ui_story import STORY
+    from tests.commands.test_ui_story import STORY
     from tracking.note import sweep_note
 
     text = sweep_note(replace(STORY, versus=V, refit=RefitStory(4, 1617, 0.97, 0.96, "models:/d@champion (version 1)")))

@@ -4,7 +4,7 @@ collection time, so a new entry is tested without touching this file. An option 
 here is a visible skip with its reason, never left out of the parametrisation.
 
 The schedulers' real-sweep half (a trial a scheduler stops is PRUNED in Optuna and KILLED in
-MLflow; one that never stops trials prunes none) is `tests/test_schedulers_e2e.py`, parametrised
+MLflow; one that never stops trials prunes none) is `tests/schedulers/test_schedulers_e2e.py`, parametrised
 from the same registry."""
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ import yaml
 
 from models.plan import InfeasibleModel, plan_conv2d
 from sweeps import registry
-from sweeps.config import CONF_DIR, SamplerSettings, SchedulerSettings, load_config
+from sweeps.config.compose import CONF_DIR
+from sweeps.config.settings import SamplerSettings, SchedulerSettings
+from sweeps.config.validation import load_config
 from sweeps.space import define_by_run, is_active, resolve_params
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -106,7 +108,7 @@ def _sampler_config(name: str, *extra: str):
 def _drive(cfg, n_trials: int, seed: int | None = None, input_shape=(8, 8, 1), fail_every: int = 0, directions=None):
     """Ask/tell as the runner does: infeasible -> PRUNED with no value, every `fail_every`-th
     trial FAIL (a crashed trial), else the model's size (and its depth, for two objectives)."""
-    from sweeps.search import make_sampler
+    from sweeps.samplers.factories import make_sampler
 
     sampler = make_sampler(cfg.sampler, cfg.seed if seed is None else seed)
     study = optuna.create_study(sampler=sampler, directions=directions or ["minimize"])
@@ -162,7 +164,7 @@ def test_sampler_goes_on_after_infeasible_and_failed_trials(name):
 def test_sampler_handles_several_objectives_or_is_refused_for_them(name):
     entry = registry.SAMPLERS[name]
     if not entry.multi_objective:
-        from sweeps.config import ConfigError
+        from sweeps.core.errors import ConfigError
 
         with pytest.raises(ConfigError, match="one objective only"):
             load_config([f"sampler={name}", "objectives=[val_accuracy:max,params:min]"])
@@ -179,7 +181,7 @@ def test_sampler_handles_several_objectives_or_is_refused_for_them(name):
 def test_scheduler_builds_and_checkpoints_where_it_declares_it_stops(name):
     from ray.tune.schedulers import TrialScheduler
 
-    from sweeps.runner import make_scheduler, pause_epochs, stop_epochs
+    from sweeps.schedulers.builtin import make_scheduler, pause_epochs, stop_epochs
 
     entry = registry.SCHEDULERS[name]
     cfg = load_config([f"scheduler={name}", "max_epochs=12"])
@@ -219,7 +221,7 @@ def _keras_cache(name: str) -> bool:
 
 @pytest.mark.parametrize("name", list(registry.DATASETS))
 def test_dataset_loads_consistent_shapes_and_a_stable_digest(name, tmp_path):
-    from sweeps.datasets import load_dataset
+    from sweeps.data.datasets import load_dataset
 
     entry = registry.DATASETS[name]
     if entry.needs == "network" and not _keras_cache(name):
@@ -260,9 +262,9 @@ def test_an_option_is_one_yaml_file_and_one_registry_entry(tmp_path, monkeypatch
     """A sampler, a scheduler and a dataset added the documented way, in a copy of conf/, reach
     validation, --help, the factories and the loaders with no other edit."""
     from sweeps.cli import main
-    from sweeps.datasets import load_dataset
-    from sweeps.runner import make_scheduler, stop_epochs
-    from sweeps.search import make_sampler
+    from sweeps.data.datasets import load_dataset
+    from sweeps.samplers.factories import make_sampler
+    from sweeps.schedulers.builtin import make_scheduler, stop_epochs
 
     conf = tmp_path / "conf"
     shutil.copytree(CONF_DIR, conf)
@@ -278,11 +280,11 @@ def test_an_option_is_one_yaml_file_and_one_registry_entry(tmp_path, monkeypatch
         registry.SCHEDULERS,
         "throwaway",
         registry.Scheduler(
-            "sweeps.runner:median",
+            "sweeps.schedulers.builtin:median",
             "median",
             settings=("grace_period", "min_samples"),
             stops_early=True,
-            stop_epochs="sweeps.runner:from_grace",
+            stop_epochs="sweeps.schedulers.builtin:from_grace",
         ),
     )
     monkeypatch.setitem(registry.DATASETS, "throwaway", registry.Dataset(f"{module}:throwaway_dataset", "random"))
@@ -299,7 +301,7 @@ def test_an_option_is_one_yaml_file_and_one_registry_entry(tmp_path, monkeypatch
 
 
 def test_an_unregistered_name_is_one_clear_error_before_anything_runs():
-    from sweeps.config import ConfigError
+    from sweeps.core.errors import ConfigError
 
     for key in ("sampler.name", "scheduler.name", "dataset.name"):
         with pytest.raises(ConfigError) as info:
@@ -319,7 +321,7 @@ def test_each_tracking_backend_is_accepted_and_known_by_its_scheme(scheme):
 
 @pytest.mark.parametrize("uri", ["mlruns", "/tmp/mlruns", "ftp://host/store", "s3://bucket/store"])
 def test_a_tracking_uri_of_no_registered_backend_is_one_clear_error(uri):
-    from sweeps.config import ConfigError
+    from sweeps.core.errors import ConfigError
 
     with pytest.raises(ConfigError) as info:
         load_config([f"tracking.uri={uri}"])

@@ -16,7 +16,7 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from sweeps.submit import submit
+from sweeps.commands.submit import submit
 from tests.conftest import MLFLOW_PASSWORD
 from tests.ray_cluster import PORT_FLAGS, RAY, _free_ports, _listening, _stop, _wait_until_serving
 
@@ -159,7 +159,7 @@ def test_trials_spread_over_the_nodes(cluster, mlflow_server, tmp_path, monkeypa
     metrics = parent.data.metrics
     # Measured, not derived: the nodes whose trials reported (their own node ids) and the size of the
     # arrays put into the object store, against the dataset loaded here on its own.
-    from sweeps.datasets import load_dataset
+    from sweeps.data.datasets import load_dataset
 
     data = load_dataset("digits", val_fraction=0.2, limit=200, seed=0).arrays()
     assert metrics["data_nodes"] == len(nodes) == 2

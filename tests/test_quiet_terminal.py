@@ -41,8 +41,8 @@ def test_only_tensorflow_info_and_warning_lines_are_dropped(line, noise):
 
 @pytest.mark.parametrize("name", ["tpe", "random", "qmc", "cmaes", "nsga2"])
 def test_samplers_are_built_without_warnings(name):
-    from sweeps.config import SamplerSettings
-    from sweeps.search import make_sampler
+    from sweeps.config.settings import SamplerSettings
+    from sweeps.samplers.factories import make_sampler
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")

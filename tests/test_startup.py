@@ -3,7 +3,7 @@ include_dashboard=False and `ray.init` waits until it answers (benchmarks/startu
 
 import pytest
 
-from sweeps.config import load_config
+from sweeps.config.validation import load_config
 
 pytestmark = pytest.mark.ray
 
@@ -12,7 +12,7 @@ def test_a_local_sweep_starts_ray_without_its_dashboard_process(tmp_path):
     import ray
     from ray._private import node, ray_constants
 
-    from sweeps import runner
+    from sweeps.execution import runtime as runner
 
     original = node.Node.start_api_server
     cfg = load_config(["resources.num_cpus=1", f"output_dir={tmp_path}"])

@@ -1,6 +1,18 @@
 """The only door to MLflow: one parent run per sweep, one nested run per trial, explicit run ids."""
 
-from sweeps.redaction import REDACTED
+from sweeps.core.redaction import REDACTED
+from tracking.model_registry import (
+    DEFAULT_ALIAS,
+    ModelSource,
+    RegistryError,
+    class_names,
+    dataset_inputs,
+    load_keras_model,
+    load_model_and_preprocessing,
+    register_best_model,
+    resolve_model_uri,
+    sweep_manifest,
+)
 from tracking.query import (
     EPOCH_METRICS,
     REPORT_ARTIFACT_PATH,
@@ -14,18 +26,6 @@ from tracking.query import (
     metric_histories,
     store_exists,
     trial_histories,
-)
-from tracking.registry import (
-    DEFAULT_ALIAS,
-    ModelSource,
-    RegistryError,
-    class_names,
-    dataset_inputs,
-    load_keras_model,
-    load_model_and_preprocessing,
-    register_best_model,
-    resolve_model_uri,
-    sweep_manifest,
 )
 from tracking.tracker import RunStatus, SweepTracker, default_tracking_uri, import_store_modules, redact, unreachable
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from sweeps.outcomes import WORDS
+from sweeps.core.outcomes import WORDS
 
 NOTE_LIMIT = 8000  # MLflow's limit on a tag value
 # MLflow 3.17's UI takes its mode from its GenAI / Model training switch (remembered per browser,

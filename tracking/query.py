@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from sweeps.metrics import EPOCH_METRICS
+from sweeps.core.metrics import EPOCH_METRICS
 
 REPORT_ARTIFACT_PATH = "report"
 _PAGE = 1000

@@ -21,11 +21,11 @@ from mlflow import MlflowClient
 from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
-from sweeps.redaction import redact, redact_text
+from sweeps.core.redaction import redact, redact_text
 
 # Every param, tag, text and error message this module writes or raises passes through it.
-from sweeps.sqlite import fast_commits
-from sweeps.writebehind import WriteBehind
+from sweeps.core.sqlite import fast_commits
+from sweeps.core.writebehind import WriteBehind
 
 # MLflow refuses params longer than this; longer values are cut with a marker.
 _PARAM_LIMIT = 6000
@@ -230,7 +230,7 @@ class SweepTracker:
     ) -> None:
         """Queued behind the run's values, like them: the driver does not wait for the store. A
         driver killed before it lands leaves the run RUNNING; `resume` ends it from Optuna's record
-        (`sweeps.recovery.reconcile`)."""
+        (`sweeps.driver.recovery.reconcile`)."""
         self.set_tags(run_id, tags)
         text = None if error is None else error if isinstance(error, str) else "".join(traceback.format_exception(error))
         self.writes.reap()

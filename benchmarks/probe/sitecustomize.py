@@ -10,13 +10,13 @@ source changes; functions are wrapped after their module has been imported:
   gc                    gc.collect, when called inside a Tune trial
   models.conv2d         build_conv2d (model construction and compile)
   tensorflow            import time
-  sweeps.trial          train_trial (the whole worker-side trial; its start separately)
-  sweeps.sweep          load_dataset, _check_feasible, _check_study_storage, _prepare_output, _summarise,
+  sweeps.worker.trainable          train_trial (the whole worker-side trial; its start separately)
+  sweeps.driver.sweep          load_dataset, _check_feasible, _check_study_storage, _prepare_output, _summarise,
                         _log_report (driver; whichever exist)
   ray.tune              tune.report (with a checkpoint: persisting it to storage)
   tracking.tracker      every public SweepTracker method (MLflow writes, driver side)
   ray.tune.search.optuna.optuna_search   OptunaSearch.suggest / on_trial_result / on_trial_complete
-  sweeps.runner         SweepSearch.on_trial_complete (Optuna's tell into its sqlite study),
+  sweeps.execution.search         SweepSearch.on_trial_complete (Optuna's tell into its sqlite study),
                         start_ray, run_sweep, shutdown; with BENCH_SIMULATE_EPOCH_S set, its trainable
                         becomes benchmarks.simulated.simulated_trial (python -m benchmarks scale only)
 and, once per process, a "process" event from the process's start to this file's import.
@@ -165,6 +165,11 @@ def _install() -> None:
             if hasattr(mod, name):
                 setattr(mod, name, timed(f"runner.{name}", getattr(mod, name)))
 
+    def patch_runtime(mod) -> None:  # type: ignore[no-untyped-def]
+        for name in ("start_ray", "shutdown"):  # the driver's calls (run_sweep's own go through patch_runner)
+            if hasattr(mod, name):
+                setattr(mod, name, timed(f"runner.{name}", getattr(mod, name)))
+
     def patch_sweep(mod) -> None:  # type: ignore[no-untyped-def]
         for name in ("load_dataset", "_check_feasible", "_check_study_storage", "_prepare_output", "_summarise", "_log_report"):
             if hasattr(mod, name):  # the product changes: time what exists
@@ -174,16 +179,17 @@ def _install() -> None:
         return None
 
     patches = {
-        "sweeps.runner": patch_runner,
-        "sweeps.sweep": patch_sweep,
+        "sweeps.execution.runner": patch_runner,
+        "sweeps.execution.runtime": patch_runtime,
+        "sweeps.driver.sweep": patch_sweep,
         "tensorflow": patch_nothing,
         "keras": patch_keras,
         "models.conv2d": patch_conv2d,
-        "sweeps.trial": patch_trial,
+        "sweeps.worker.trainable": patch_trial,
         "ray.tune": patch_tune,
         "tracking.tracker": patch_tracker,
         "ray.tune.schedulers": patch_schedulers,
-        "sweeps.progress": patch_progress,
+        "sweeps.driver.progress": patch_progress,
         "ray.tune.search.optuna.optuna_search": patch_optuna_search,
     }
 

@@ -1,0 +1,1 @@
+"""The subcommands' libraries: report, predict, server, submit, dashboard."""

@@ -1,0 +1,1 @@
+"""Datasets: the loaders, image folders, and versions (manifests, digests, diffs)."""

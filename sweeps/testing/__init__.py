@@ -1,0 +1,1 @@
+"""Fault injection and reusable test helpers (as optuna/testing/)."""
