@@ -147,7 +147,7 @@ def test_channels_first_trains_with_and_without_onednn_kernels(onednn):
     import sys
 
     code = (
-        "import numpy as np; from models.conv2d import build_conv2d, can_train; from tests.test_plan import BASE\n"
+        "import numpy as np; from models.conv2d import build_conv2d, can_train; from tests.models.test_plan import BASE\n"
         "m = build_conv2d({**BASE, 'data_format': 'channels_first', 'blocks': 2}, (16, 16, 1), 10)\n"
         "m.fit(np.random.default_rng(0).random((8, 16, 16, 1), dtype=np.float32), np.arange(8) % 10, epochs=1, verbose=0)\n"
         "print('USED', m.get_layer('conv1').get_config()['data_format'], can_train('channels_first'), m.layout_note)\n"
