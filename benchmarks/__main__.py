@@ -2,7 +2,8 @@
 python -m benchmarks scaling [--quick] [--trials N] [--out DIR] ...
 python -m benchmarks scale [--slots 16,64,128] [--trials N] [--epochs E] [--epoch-s S] [--postgres URL]
 python -m benchmarks tpe-history [--histories 0,250,500] [--compare 0,250] [--trials 2000] [--seeds 5] [--quality-trials 1000]
-python -m benchmarks baseline [--seeds 3] [--budgets 1,2,4] [--datasets digits,photos] [--folder PATH[:HxW[:grayscale]]] ..."""
+python -m benchmarks baseline [--seeds 3] [--budgets 1,2,4] [--datasets digits,photos] [--folder PATH[:HxW[:grayscale]]] ...
+python -m benchmarks infeasible [--trials 100] [--seeds 0,1,2] [--samplers tpe,random,qmc,cmaes,nsga2]"""
 
 from __future__ import annotations
 
@@ -98,6 +99,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     bl.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"where results go (default {DEFAULT_OUT})")
     bl.add_argument("--keep", action="store_true", help="keep the tools' working folders")
+    inf = sub.add_parser("infeasible", help="the share of infeasible proposals of space=conv2d before and after redrawing them")
+    inf.add_argument("--trials", type=int, default=100, help="trials of each sweep (default 100)")
+    inf.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    inf.add_argument(
+        "--samplers",
+        default="tpe,random,qmc,cmaes,nsga2",
+        help="comma-separated samplers (default: all but grid, bruteforce, gp)",
+    )
+    inf.add_argument("--out", type=Path, default=DEFAULT_OUT)
     pl = sub.add_parser("scale-plain", help=argparse.SUPPRESS)  # internal: plain Ray Tune in its own process
     pl.add_argument("spec", type=Path)
 
@@ -139,6 +149,11 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import baseline
 
         return baseline.main(args)
+    if args.command == "infeasible":
+        from benchmarks import infeasible
+
+        infeasible.run(args.samplers.split(","), [int(x) for x in args.seeds.split(",")], args.trials, args.out)
+        return 0
     if args.command == "tpe-history":
         from benchmarks import tpe_history
 

@@ -15,7 +15,21 @@ from sweeps.core.errors import SweepsError
 
 
 class InfeasibleModel(SweepsError, ValueError):
-    """The params describe a network Keras cannot build (or one over budget); says why."""
+    """The params describe a network Keras cannot build (or one over budget); says why.
+
+    `kind` names the rule that rejected it (one of KINDS), so a sweep can say what it rejects
+    most; `violation` (> 0) says how far over the rule it is, in the rule's own relative unit
+    (over budget: parameters / max_params - 1; a rule that is met or not: 1.0), as Optuna's
+    constraint values are (feasible at 0 or less)."""
+
+    def __init__(self, message: str, kind: str = "shape", violation: float = 1.0) -> None:
+        super().__init__(message)
+        self.kind, self.violation = kind, float(violation)
+
+
+# What rejects a net: strides with dilation, a kernel larger than its input, pooling down to
+# nothing, a budget passed.
+KINDS = ("strides_with_dilation", "kernel_larger_than_input", "pooling_leaves_nothing", "max_params", "max_flops")
 
 
 @dataclass(frozen=True)
@@ -72,13 +86,16 @@ def plan_conv2d(
         padding = block_arg(params, i, "padding")
         if stride > 1 and dilation > 1:
             raise InfeasibleModel(
-                f"block {i}: strides={stride} with dilation_rate={dilation}; Keras allows only one of them above 1"
+                f"block {i}: strides={stride} with dilation_rate={dilation}; Keras allows only one of them above 1",
+                "strides_with_dilation",
             )
         effective = (kernel - 1) * dilation + 1
         if padding == "valid" and min(height, width) < effective:
             raise InfeasibleModel(
                 f"block {i}: input {height}x{width} is smaller than the effective kernel {effective}x{effective} "
-                f"(kernel_size={kernel}, dilation_rate={dilation}) with padding='valid'"
+                f"(kernel_size={kernel}, dilation_rate={dilation}) with padding='valid'",
+                "kernel_larger_than_input",
+                effective / max(1, min(height, width)) - 1 or 1.0,
             )
         filters = block_filters(params, i)
         out_h, out_w = (_conv_length(s, kernel, stride, dilation, padding) for s in (height, width))
@@ -89,7 +106,11 @@ def plan_conv2d(
         if params["pooling"] != "none":
             pool = int(params["pool_size"])
             if min(out_h, out_w) < pool:
-                raise InfeasibleModel(f"block {i}: pooling {pool}x{pool} on a {out_h}x{out_w} feature map leaves nothing")
+                raise InfeasibleModel(
+                    f"block {i}: pooling {pool}x{pool} on a {out_h}x{out_w} feature map leaves nothing",
+                    "pooling_leaves_nothing",
+                    pool / max(1, min(out_h, out_w)) - 1 or 1.0,
+                )
             out_h, out_w = out_h // pool, out_w // pool
         blocks.append(BlockPlan(filters, kernel, stride, dilation, padding, conv_output, (out_h, out_w, filters)))
         height, width, channels = out_h, out_w, filters
@@ -102,7 +123,9 @@ def plan_conv2d(
     total_params += features * num_classes + num_classes
     flops += 2 * features * num_classes
     if max_params is not None and total_params > max_params:
-        raise InfeasibleModel(f"{total_params:,} parameters exceed max_params={max_params:,}")
+        raise InfeasibleModel(
+            f"{total_params:,} parameters exceed max_params={max_params:,}", "max_params", total_params / max_params - 1
+        )
     if max_flops is not None and flops > max_flops:
-        raise InfeasibleModel(f"{flops:,} FLOPs per image exceed max_flops={max_flops:,}")
+        raise InfeasibleModel(f"{flops:,} FLOPs per image exceed max_flops={max_flops:,}", "max_flops", flops / max_flops - 1)
     return ModelPlan(tuple(blocks), total_params, flops)

@@ -192,6 +192,8 @@ def _report(name: str, cfg: SweepConfig) -> int:
     report = make_report(name, cfg.output_dir, uri, cfg.tracking.experiment, cfg.tracking.study_storage)
     print(f"Sweep {name}: {len(report.frame)} trials, best first by {cfg.metric} ({cfg.mode})")
     print(format_table(report.frame, cfg.metric, cfg.mode))
+    for line in report.against_baseline:
+        print(line)
     print(f"Report: {len(report.files)} files in {report.directory}")
     if report.parent_run_id:
         print(f"Logged to MLflow run {report.parent_run_id} under report/")

@@ -23,6 +23,7 @@ from optuna.distributions import (
 )
 
 from sweeps.core.errors import SweepsError
+from sweeps.core.records import BASELINE_ATTR, OUTSIDE_ATTR
 
 
 class SpaceError(SweepsError, ValueError):
@@ -448,21 +449,106 @@ def is_active(key: str, values: Mapping[str, Any]) -> bool:
     return True
 
 
+# ---------------------------------------------------------------- the baseline (your model first)
+
+
+@dataclass(frozen=True)
+class BaselinePoint:
+    """The configured model as a point of the space: each searched parameter that is active for
+    it takes the model's value (conf/model with the user's overrides; the space's constants stay).
+    `inside`: values the space holds, enqueued as Optuna params; `outside`: values it does not hold
+    (kernel_size=5 against choice(1, 3)), which Optuna cannot record against the space's
+    distribution (a categorical refuses them, a range takes them with a warning and would feed the
+    sampler a point outside its bounds): the trial runs them as given, and they are recorded beside
+    its Optuna params (user attr OUTSIDE_ATTR) and in its MLflow params. `notes`: one line each."""
+
+    inside: dict[str, Any]
+    outside: dict[str, Any]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {**self.inside, **self.outside}
+
+    def user_attrs(self) -> dict[str, Any]:
+        return {BASELINE_ATTR: True, **({OUTSIDE_ATTR: dict(self.outside)} if self.outside else {})}
+
+
+def model_value(key: str, values: Mapping[str, Any]) -> Any:
+    """The configured model's value of a searched key: its own, or for `blockN.<arg>` the shared
+    argument (and for blockN.filters the growth rule), as the model builds block N without it."""
+    if key in values:
+        return values[key]
+    match = _BLOCK_KEY.match(key)
+    if match and match[2] == "filters":
+        return max(1, int(round(values["filters"] * values["filters_growth"] ** (int(match[1]) - 1))))
+    if match:
+        return values[match[2]]
+    raise SpaceError(key, "the model sets no value for this searched key", "set it in conf/model or drop it from the space")
+
+
+def baseline_point(model: Mapping[str, Any], space: Space) -> BaselinePoint:
+    """The configured model's values of the searched params active for it (pure: tested with tables)."""
+    values = {**flatten(model), **space.fixed}
+    inside: dict[str, Any] = {}
+    outside: dict[str, Any] = {}
+    notes: list[str] = []
+    for key, dist in space.searched.items():
+        if not is_active(key, values):
+            continue
+        value = model_value(key, values)
+        values[key] = value
+        if _holds(dist, value):
+            inside[key] = value
+        else:
+            outside[key] = value
+            notes.append(f"{key}={value!r} is outside the space's {_describe(dist)}")
+    return BaselinePoint(inside, outside, tuple(notes))
+
+
+def _holds(dist: BaseDistribution, value: Any) -> bool:
+    if isinstance(dist, CategoricalDistribution) and any(
+        isinstance(c, bool) != isinstance(value, bool) for c in dist.choices if c == value
+    ):
+        return False  # True is not the choice 1
+    try:
+        return bool(dist._contains(dist.to_internal_repr(value)))
+    except (ValueError, TypeError):
+        return False
+
+
+def outside_values(trial: Any) -> dict[str, Any]:
+    """The baseline's values outside the space, from its Optuna trial (or Ray's wrapper of one)."""
+    try:
+        attrs = trial.user_attrs
+    except AttributeError:
+        return {}
+    return dict(attrs.get(OUTSIDE_ATTR) or {}) if attrs.get(BASELINE_ATTR) else {}
+
+
 @dataclass(frozen=True)
 class DefineByRun:
     """An Optuna define-by-run function that suggests only the parameters that are active.
 
+    The baseline's trial (enqueued with its in-space values) suggests those as fixed params and
+    returns its values outside the space, which Ray Tune adds to the trial's config.
     A class rather than a closure: Ray Tune pickles the searcher, and with it this function.
     """
 
     space: Space
     model: dict[str, Any]
 
-    def __call__(self, trial: Any) -> None:
+    def __call__(self, trial: Any) -> dict[str, Any] | None:
         values = {**flatten(self.model), **self.space.fixed}
+        outside = outside_values(trial)
+        given = {}
         for key, dist in self.space.searched.items():
             if is_active(key, values):
-                values[key] = _suggest(trial, key, dist)
+                if key in outside:
+                    values[key] = given[key] = outside[key]
+                else:
+                    values[key] = _suggest(trial, key, dist)
+        return given or None
 
 
 def define_by_run(space: Space, model: Mapping[str, Any]) -> DefineByRun:

@@ -19,6 +19,11 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600) -> subproce
     )
 
 
+def trained(trials):
+    """The trials of a sweep's budget: all but the infeasible proposals, which are recorded and redrawn."""
+    return [t for t in trials if t.user_attrs.get("outcome") != "INFEASIBLE"]
+
+
 @pytest.fixture
 def cli():
     return run_cli

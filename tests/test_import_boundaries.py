@@ -46,6 +46,7 @@ MODULE_RULES = {
     "sweeps.commands.predict": set(),
     "sweeps.commands.submit": set(),
     "models.conv2d": {"keras", "tensorflow"},
+    "models.refit": {"keras", "tensorflow"},  # the champion refit, in the driver after the trials
 }
 
 

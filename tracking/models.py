@@ -288,7 +288,9 @@ def sweep_models(tracking_uri: str, experiment_id: str, sweep: str, objective: s
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=columns)
 
 
-def crown(tracker: Any, model_uri: str, registered_model: str | None, sweep: str) -> tuple[str | None, str | None]:
+def crown(
+    tracker: Any, model_uri: str, registered_model: str | None, sweep: str, tags: Mapping[str, str] | None = None
+) -> tuple[str | None, str | None]:
     """Make `model_uri` the sweep's champion, whatever model it is (a kept checkpoint's, or one the
     driver trained after the search, e.g. a refit on train plus validation): the parent run lists it
     as its logged model, and it becomes the new version of `registered_model` (if set) under the alias
@@ -300,7 +302,7 @@ def crown(tracker: Any, model_uri: str, registered_model: str | None, sweep: str
         link_champion(tracker.client, tracker.parent_run_id, model_id)
     if not registered_model:
         return None, None
-    version = register_best_model(tracker.tracking_uri, model_uri, registered_model, tags={SWEEP_TAG: sweep})
+    version = register_best_model(tracker.tracking_uri, model_uri, registered_model, tags={SWEEP_TAG: sweep, **(tags or {})})
     registered = f"models:/{registered_model}@{DEFAULT_ALIAS} (version {version})"
     tracker.set_tags(tracker.parent_run_id, {"sweeps.registered_model": registered})
     return registered, version

@@ -34,6 +34,102 @@ class Best:
 
 
 @dataclass(frozen=True)
+class Versus:
+    """The champion against the baseline: the configured model, evaluated as the sweep's first trial."""
+
+    metric: str
+    mode: str
+    baseline_number: int
+    baseline_outcome: str  # COMPLETE, PRUNED (stopped early), INFEASIBLE, FAILED, NOT_RUN, ...
+    baseline_val: float | None  # its best validation value (None: never scored)
+    champion_number: int | None
+    champion_val: float | None
+    baseline_test: float | None = None
+    champion_test: float | None = None
+    has_test: bool = True
+    baseline_detail: str = ""  # why it has no score, or where it stopped
+    outside: Sequence[str] = ()  # its values that the space cannot hold, run as configured
+
+    @property
+    def baseline_is_best(self) -> bool:
+        return self.champion_number is not None and self.champion_number == self.baseline_number
+
+
+def gain(new: float, old: float, mode: str) -> str:
+    """`new` against `old`, signed, and whether that is better for an objective of `mode`."""
+    delta = new - old
+    if delta == 0:
+        return "gain +0.0000 (the same)"
+    better = delta > 0 if mode == "max" else delta < 0
+    return f"gain {delta:+.4f} ({'better' if better else 'worse'}{'' if mode == 'max' else ': lower is better'})"
+
+
+def versus_lines(v: Versus) -> list[str]:
+    """Plain sentences (Markdown-safe): the champion's validation and test scores against the
+    baseline's, each with the signed gain; a sweep whose best trial is the baseline says so."""
+    lines = []
+    you = f"the baseline (your configured model, trial #{v.baseline_number})"
+    if v.baseline_val is None:
+        detail = f": {v.baseline_detail}" if v.baseline_detail else ""
+        lines.append(f"Against {you}: no comparison, it has no {v.metric} ({v.baseline_outcome.lower()}{detail})")
+    elif v.baseline_is_best:
+        lines.append(f"The best trial is {you}: {v.metric} {v.baseline_val:.4f}; the search found no better model than yours")
+        if v.baseline_test is not None:
+            lines.append(f"Its test_accuracy (held-out split): {v.baseline_test:.4f}")
+    elif v.champion_val is None:
+        lines.append(f"Baseline {you[4:]}: {v.metric} {v.baseline_val:.4f}; no other trial completed")
+    else:
+        stopped = f" (stopped early: {v.baseline_detail})" if v.baseline_outcome == "PRUNED" and v.baseline_detail else ""
+        lines.append(
+            f"Champion #{v.champion_number} against {you}: {v.metric} {v.champion_val:.4f} against"
+            f" {v.baseline_val:.4f}{stopped}, {gain(v.champion_val, v.baseline_val, v.mode)}"
+        )
+        if v.champion_test is not None and v.baseline_test is not None:
+            lines.append(
+                f"test_accuracy (held-out split) {v.champion_test:.4f} against {v.baseline_test:.4f},"
+                f" {gain(v.champion_test, v.baseline_test, 'max')}"
+            )
+        elif v.has_test:
+            lines.append("test_accuracy: the baseline's model was not kept, so it was not test-scored")
+    if not v.has_test and v.baseline_val is not None:
+        lines.append("No test split: the comparison is on the validation split only")
+    if v.outside:
+        lines.append(f"The baseline ran as configured, outside the space: {'; '.join(v.outside)}")
+    return lines
+
+
+@dataclass(frozen=True)
+class RefitStory:
+    """refit=true: the champion's params trained on train + validation for its best epoch count."""
+
+    epochs: int = 0
+    images: int = 0
+    test: float | None = None  # the refit model's test accuracy (None: no test split)
+    champion_test: float | None = None  # the champion's own checkpoint's
+    registered: str | None = None
+    skipped: str | None = None  # why there is no refit model
+
+
+def refit_lines(r: RefitStory) -> list[str]:
+    if r.skipped:
+        return [f"Refit: none ({r.skipped})"]
+    lines = [
+        f"Refit: the champion's params trained on train + validation ({r.images} images) for its best epoch count"
+        f" ({r.epochs})" + (f", registered as {r.registered}" if r.registered else "")
+    ]
+    if r.test is None:
+        lines.append("The refit model was not test-scored: the dataset has no test split")
+    elif r.champion_test is not None:
+        lines.append(
+            f"Refit test_accuracy {r.test:.4f} against the champion's own checkpoint {r.champion_test:.4f},"
+            f" {gain(r.test, r.champion_test, 'max')}"
+        )
+    else:
+        lines.append(f"Refit test_accuracy {r.test:.4f}")
+    return lines
+
+
+@dataclass(frozen=True)
 class SweepStory:
     name: str
     experiment_id: str
@@ -48,6 +144,8 @@ class SweepStory:
     plots: Sequence[str] = ()  # artifact paths of the report, e.g. report/slice.png
     stopped_because: str | None = None
     extra: Sequence[str] = field(default_factory=tuple)  # further Markdown lines (Pareto front, model)
+    versus: Versus | None = None  # the champion against the baseline (baseline=true)
+    refit: RefitStory | None = None  # refit=true
 
 
 def view_key(sweep: str) -> str:
@@ -103,6 +201,10 @@ def sweep_note(story: SweepStory) -> str:
         if s.best.run_id:
             trial = f"[{trial}]({run_link(s.experiment_id, s.best.run_id)})"
         lines += [f"**Best {trial}:** {s.metric} = **{s.best.value:.4f}** ({s.mode})", ""]
+    if s.versus is not None:
+        lines += ["**Against your model:**", "", *(f"- {line}" for line in versus_lines(s.versus)), ""]
+    if s.refit is not None:
+        lines += [*(f"- {line}" for line in refit_lines(s.refit)), ""]
     # The UI shows the first lines until "Show more": the outcome first, the details after.
     table = f" ([all trials, with their params and {s.metric}]({experiment_link(s.experiment_id, '/runs', view_key(s.name))}))"
     lines += [f"**Trials:** {counts_line(s.counts)}{table}", ""]

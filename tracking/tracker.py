@@ -489,7 +489,10 @@ class SweepTracker:
                 pip_requirements=_model_requirements(),
                 metadata={PREPROCESSING_KEY: dict(preprocessing)} if preprocessing else None,
             )
-        self.client.set_terminated(run_id, status=RunStatus.FINISHED.value)
+        if run_id == self.parent_run_id:  # the sweep's own run (the refit model) goes on until end_sweep
+            self.client.update_run(run_id, status="RUNNING")
+        else:
+            self.client.set_terminated(run_id, status=RunStatus.FINISHED.value)
         return info.model_uri
 
 

@@ -354,6 +354,7 @@ class Report:
     files: dict[str, Path]
     parent_run_id: str | None  # None: no MLflow parent run found, nothing logged
     logged: list[str]
+    against_baseline: tuple[str, ...] = ()  # the champion against the baseline, as the sweep's summary said it
 
 
 def find_parent_run(output_dir: Path, name: str, tracking_uri: str, experiment: str) -> RunRecord | None:
@@ -386,7 +387,9 @@ def make_report(name: str, output_dir: Path, tracking_uri: str, experiment: str,
     for plot in plots:
         files.update(render(plot, directory))
     logged = log_report_files(tracking_uri, parent.run_id, files.values()) if parent is not None else []
-    return Report(name, directory, frame, files, parent.run_id if parent is not None else None, logged)
+    # The sweep's own words (sweeps.sweep.AGAINST_BASELINE), written once its test scores were known.
+    versus = tuple(parent.tags.get("sweeps.against_baseline", "").splitlines()) if parent is not None else ()
+    return Report(name, directory, frame, files, parent.run_id if parent is not None else None, logged, versus)
 
 
 def write_report(name: str, output_dir: Path, tracking_uri: str, experiment: str) -> dict[str, Path]:

@@ -95,6 +95,9 @@ class SweepConfig:
     tracking: TrackingSettings
     warm_start: WarmStartSettings
     model: dict[str, Any]
+    baseline: bool  # trial 0 evaluates the configured model (sweeps.space.baseline_point)
+    refit: bool  # the champion refit on train + validation, registered (models.refit)
+    max_infeasible_in_a_row: int  # redraws of infeasible proposals before the sweep stops (sweeps.samplers.feasibility)
     space: Space
     resolved: dict[str, Any]  # the whole composed config, resolved, for logging
     space_note: str = ""  # space=auto: what the space was derived from and why each range (sweeps.autospace)

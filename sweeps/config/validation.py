@@ -174,6 +174,23 @@ def _warm_start(raw: dict[str, Any], space: Space) -> WarmStartSettings:
     )
 
 
+def _with_default(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    """`raw` with `key` set from conf/config.yaml where it lacks it (a config saved before the key
+    existed, resumed): the default has one home, the YAML."""
+    if key in raw:
+        return raw
+    import yaml
+
+    return {**raw, key: yaml.safe_load((CONF_DIR / "config.yaml").read_text()).get(key)}
+
+
+def _flag(raw: dict[str, Any], key: str) -> bool:
+    value = _with_default(raw, key)[key]
+    if not isinstance(value, bool):
+        raise ConfigError(key, f"{value!r} is not true or false", f"write {key}=true or {key}=false")
+    return value
+
+
 def _objectives(raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     """`objectives=[val_accuracy:max, params:min]`, or the single metric/mode."""
     value = raw.get("objectives")
@@ -348,8 +365,9 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
     if scheduler.name == "pbt":
         sampler, raw = _pbt_population(scheduler, sampler, space, max_epochs, explicit, raw)
     n_trials = _number(raw, "n_trials", int, 1)
-    if sampler.grid is not None:
-        n_trials = min(n_trials, grid_size(sampler.grid))  # a grid has no more points to try
+    baseline = _flag(raw, "baseline")
+    if sampler.grid is not None:  # a grid has no more points to try (beside the baseline, which is no grid point)
+        n_trials = min(n_trials, grid_size(sampler.grid) + int(baseline))
     return SweepConfig(
         name=name,
         n_trials=n_trials,
@@ -389,6 +407,9 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
             log_report=bool(tr.get("log_report", True)),
         ),
         warm_start=_warm_start(raw.get("warm_start") or {}, space),
+        baseline=baseline,
+        refit=_flag(raw, "refit"),
+        max_infeasible_in_a_row=_number(_with_default(raw, "max_infeasible_in_a_row"), "max_infeasible_in_a_row", int, 1),
         model=flatten(model),  # nested groups (augment: {flip: ...}) as the dotted keys a space names
         space=space,
         resolved=raw,

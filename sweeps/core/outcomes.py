@@ -42,8 +42,9 @@ RUN_STATUS = {
     Outcome.NOT_RUN: "KILLED",
 }
 
-# Outcomes that used up one of the sweep's n_trials; the others are run again on resume.
-COUNTED = (Outcome.COMPLETE, Outcome.PRUNED, Outcome.INFEASIBLE, Outcome.FAILED)
+# Outcomes that used up one of the sweep's n_trials; the others are run again on resume. An
+# infeasible proposal is recorded but redrawn (sweeps.samplers.feasibility): it spends none of the budget.
+COUNTED = (Outcome.COMPLETE, Outcome.PRUNED, Outcome.FAILED)
 
 
 def trial_outcome(last_result: dict[str, Any] | None, error: bool) -> Outcome:

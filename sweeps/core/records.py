@@ -13,6 +13,9 @@ CHECKPOINT_ATTR = "checkpoint"  # the best epoch's model file of its newest chec
 OUTCOME_ATTR = "outcome"  # its sweeps.core.outcomes.Outcome value
 INFEASIBLE_ATTR = "infeasible_reason"  # why its model cannot be built (the report key of the same name)
 PBT_FINAL_ATTR = "pbt_final_params"  # scheduler=pbt: the params a member ended with, where PBT changed them
+INFEASIBLE_KIND_ATTR = "infeasible_kind"  # the rule that rejected it (models.plan.KINDS)
+BASELINE_ATTR = "baseline"  # the trial that evaluates the configured model (sweeps.space.baseline_point)
+OUTSIDE_ATTR = "baseline_outside_space"  # its params whose values the space cannot hold: {key: value}
 
 # MLflow tags
 STATE_TAG = "sweeps.state"  # a run's outcome, as sweeps writes it (parent: the sweep's, nested: the trial's)

@@ -19,6 +19,7 @@ class Progress:
     counts: Counter[str] = field(default_factory=Counter)
     running: int = 0
     best: float | None = None
+    redraws: int = 0
 
     def trial_started(self) -> None:
         self.running += 1
@@ -30,8 +31,13 @@ class Progress:
             self.best = value
         print(self.line(outcome, detail, time.monotonic() - self.started), file=self.out, flush=True)
 
+    def redrawn(self, reason: str) -> None:
+        """An infeasible proposal, recorded and redrawn: said, not counted among the trials done."""
+        self.redraws += 1
+        print(f"  [redrawn, not counted: infeasible #{self.redraws}] {reason[:120]}", file=self.out, flush=True)
+
     def line(self, outcome: str, detail: str, elapsed: float) -> str:
-        done = sum(self.counts.values())
+        done = sum(n for k, n in self.counts.items() if k != "INFEASIBLE")
         c = self.counts
         failed = c["FAILED"] + c["INTERRUPTED"]
         best = f"best {self.metric} {self.best:.4f}" if self.best is not None else "no trial completed yet"

@@ -55,7 +55,15 @@ def _story(cfg: SweepConfig, tracker: Any, summary: Summary, dataset: Dataset, p
         else Best(summary.best_number, float(summary.best_value), summary.best_params, summary.best_run_id)
     )  # type: ignore[arg-type]
     extra = (
-        [f"**Best model:** `{summary.model_uri}`" + (f", registered as `{summary.registered}`" if summary.registered else ""), ""]
+        [
+            f"**Best model:** `{summary.model_uri}`"
+            + (
+                f", registered as `{summary.registered}`"
+                if summary.registered and not (summary.refit is not None and summary.refit.registered)
+                else ""
+            ),
+            "",
+        ]
         if summary.model_uri
         else []
     )
@@ -76,6 +84,8 @@ def _story(cfg: SweepConfig, tracker: Any, summary: Summary, dataset: Dataset, p
             plots=plots,
             stopped_because=summary.stopped_because,
             extra=extra,
+            versus=summary.versus,
+            refit=summary.refit,
         )
     )
 

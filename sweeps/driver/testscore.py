@@ -114,14 +114,15 @@ def confusion_figure(result: HeldOutScore, path: Path) -> Path:
     return path
 
 
-def record(tracker: Any, result: HeldOutScore, registered: tuple[str, str] | None) -> None:
+def record(tracker: Any, result: HeldOutScore, registered: tuple[str, str] | None, prefix: str = "") -> None:
     """The score on the sweep's run (metrics, JSON, confusion-matrix plot) and on the registered
-    model version (tags), so the registry shows how the champion does on unseen data."""
+    model version (tags), so the registry shows how the champion does on unseen data. `prefix`
+    (e.g. "champion_", "baseline_") keeps a second model's score beside the registered one's."""
     run_id = tracker.parent_run_id
-    tracker.log_metrics(run_id, result.metrics())
-    tracker.log_dict(run_id, result.to_json(), "test/test_score.json")
+    tracker.log_metrics(run_id, {f"{prefix}{k}": v for k, v in result.metrics().items()})
+    tracker.log_dict(run_id, result.to_json(), f"test/{prefix}test_score.json")
     with tempfile.TemporaryDirectory(prefix="sweeps-test-") as folder:
-        tracker.log_artifact(run_id, confusion_figure(result, Path(folder) / "confusion_matrix.png"), "test")
+        tracker.log_artifact(run_id, confusion_figure(result, Path(folder) / f"{prefix}confusion_matrix.png"), "test")
     if registered is not None:
         name, version = registered
         tracker.set_version_tags(
@@ -137,10 +138,12 @@ def record(tracker: Any, result: HeldOutScore, registered: tuple[str, str] | Non
         )
 
 
-def score_best_model(tracker: Any, model: Any, dataset: Any, registered: tuple[str, str] | None) -> HeldOutScore | None:
-    """Evaluate the kept best model on the test split, if the dataset has one, and record it."""
+def score_best_model(
+    tracker: Any, model: Any, dataset: Any, registered: tuple[str, str] | None, prefix: str = ""
+) -> HeldOutScore | None:
+    """Evaluate a model on the test split, once, if the dataset has one, and record it."""
     if not dataset.has_test:
         return None
     result = evaluate(model, dataset)
-    record(tracker, result, registered)
+    record(tracker, result, registered, prefix)
     return result

@@ -77,9 +77,12 @@ def carry_over(source: str, finished: Sequence[FrozenTrial], space: Space) -> tu
     unknown: Counter[str] = Counter()
     outside: Counter[str] = Counter()
     carried = []
+    from sweeps.space import outside_values
+
     for trial in finished:
         params, distributions, fits = {}, {}, True
-        for name, value in trial.params.items():
+        # A baseline's values outside its space (sweeps.space.OUTSIDE_ATTR) are part of its point too.
+        for name, value in {**trial.params, **outside_values(trial)}.items():
             dist = space.searched.get(name)
             if dist is None:
                 unknown[name] += 1

@@ -4,6 +4,7 @@ warmed in the driver."""
 from __future__ import annotations
 
 import importlib
+import json
 import math
 import shutil
 import threading
@@ -15,7 +16,15 @@ from ray import tune
 from sweeps.core.metrics import EPOCH_METRICS
 from sweeps.core.outcomes import RUN_STATUS, Outcome, trial_outcome
 from sweeps.core.protocol import CLONED_FROM, EPOCH, EXPLORED_PREFIX, FAILED_ERROR, INFEASIBLE, MODEL_FILE, best_key, trial_params
-from sweeps.core.records import CHECKPOINT_ATTR, RUN_ID_ATTR, STATE_TAG, TRIAL_DIR_ATTR, TUNE_TRIAL_ATTR
+from sweeps.core.records import (
+    BASELINE_ATTR,
+    CHECKPOINT_ATTR,
+    OUTSIDE_ATTR,
+    RUN_ID_ATTR,
+    STATE_TAG,
+    TRIAL_DIR_ATTR,
+    TUNE_TRIAL_ATTR,
+)
 from sweeps.driver.checkpoints import BestCheckpoints
 from sweeps.driver.progress import Progress
 from sweeps.testing import faults
@@ -76,8 +85,9 @@ class KeepBestCheckpoints(tune.Callback):
         gone = self.book.finished(trial_id, value)
         for dropped in gone:
             folder = self.folders.get(dropped)
-            if folder is None:
-                continue
+            ot_trial = self.tracking.search.optuna_trial(dropped)
+            if folder is None or (ot_trial is not None and ot_trial.user_attrs.get(BASELINE_ATTR)):
+                continue  # the baseline's model is kept: the summary test-scores it beside the champion
             for checkpoint in folder.glob("checkpoint_*"):
                 shutil.rmtree(checkpoint, ignore_errors=True)
             run_id = self.tracking.run_ids.get(dropped)
@@ -113,7 +123,7 @@ class TrackingCallback(tune.Callback):
         ot_trial = self.search.optuna_trial(trial.trial_id)
         number = ot_trial.number if ot_trial is not None else -1
         params = trial_params(trial.config)
-        tags = {"tune.trial_id": trial.trial_id, "optuna.trial_number": str(number)}
+        tags = {"tune.trial_id": trial.trial_id, "optuna.trial_number": str(number), **baseline_tags(ot_trial)}
         continued = self.search.continued.get(trial.trial_id)
         if continued is not None and continued.run_id:
             run_id = continued.run_id
@@ -157,6 +167,26 @@ class TrackingCallback(tune.Callback):
                 {f"sweeps.{k}": str(result[k]) for k in ("node", "node_id", "device") if k in result},
             )
         self.tracker.log_metrics(self.run_ids[trial.trial_id], values, step=step)
+
+    def record_infeasible(self, ot_trial: Any, config: dict[str, Any], rejected: Any) -> None:
+        """An infeasible proposal's MLflow run, as an infeasible trial's always was (ended KILLED,
+        sweeps.state INFEASIBLE, its reason), though it is never trained nor counted
+        (sweeps.samplers.feasibility)."""
+        tags = {"optuna.trial_number": str(ot_trial.number), **baseline_tags(ot_trial)}
+        run_id = self.tracker.start_trial(f"trial-{ot_trial.number:03d}", trial_params(config), tags)
+        ot_trial.set_user_attr(RUN_ID_ATTR, run_id)
+        self.tracker.end_trial(
+            run_id,
+            RunStatus(RUN_STATUS[Outcome.INFEASIBLE]),
+            {
+                STATE_TAG: Outcome.INFEASIBLE.value,
+                "sweeps.epochs": "0",
+                "sweeps.infeasible_reason": rejected.reason,
+                "sweeps.infeasible_kind": rejected.kind,
+                "sweeps.redrawn": "true (never trained, not counted in n_trials)",
+            },
+        )
+        self.progress.redrawn(rejected.reason)
 
     def _cloned(self, trial: Any, source: str, step: int, explored: dict[str, float]) -> None:
         """PBT's exploit, recorded on the trial's run: which trial it cloned, from which epoch, with
@@ -240,3 +270,14 @@ def _error_text(trial: Any) -> str:
     if path and Path(path).is_file():
         return Path(path).read_text(errors="replace")
     return "the trial's worker died without leaving an error file"
+
+
+def baseline_tags(ot_trial: Any) -> dict[str, str]:
+    """The MLflow tags of the baseline's run: it is the configured model, and what of it lies outside the space."""
+    if ot_trial is None or not ot_trial.user_attrs.get(BASELINE_ATTR):
+        return {}
+    outside = ot_trial.user_attrs.get(OUTSIDE_ATTR) or {}
+    return {
+        "sweeps.baseline": "true (the configured model, evaluated first)",
+        **({"sweeps.baseline_outside_space": json.dumps(outside, sort_keys=True)[:5000]} if outside else {}),
+    }

@@ -39,9 +39,10 @@ from sweeps.execution.runtime import slots, start_ray  # noqa: E402
 from sweeps.execution.search import SweepSearch  # noqa: E402
 from sweeps.execution.stoppers import FailureLimit, GoalReached, Interrupted  # noqa: E402
 from sweeps.samplers.factories import make_sampler  # noqa: E402
+from sweeps.samplers.feasibility import Proposer, Redraws, describe_space  # noqa: E402
 from sweeps.schedulers.builtin import make_scheduler, pause_epochs, stop_epochs  # noqa: E402
 from sweeps.schedulers.pbt import Population, population  # noqa: E402
-from sweeps.space import define_by_run  # noqa: E402
+from sweeps.space import BaselinePoint, baseline_point, define_by_run  # noqa: E402
 from sweeps.storage.storages import open_storage
 from sweeps.storage.studystore import close_drivers, driver_storage  # noqa: E402
 from sweeps.worker.trainable import train_trial
@@ -66,14 +67,22 @@ def first_points(
     points: list[dict[str, Any]],
     rerun: tuple[tuple[str, dict[str, Any]], ...],
     known: tuple[optuna.trial.FrozenTrial, ...],
+    baseline: BaselinePoint | None = None,
 ) -> None:
-    """A fresh study's first proposals: warm_start.points as given, then the earlier sweep's best
+    """A fresh study's first proposals: the baseline (the configured model, trial 0: the yardstick
+    of every other trial, re-runs included, so it exists whatever ends the sweep early), then
+    warm_start.points as given, then the earlier sweep's best
     re-run (each marked with the trial it re-runs), both as Optuna's enqueue_trial does (the sampler
     fills in params a point leaves out); then the earlier sweep's finished trials as known results.
     In that order: enqueue_trial(skip_if_exists) skips a point that any trial of the study holds,
     the known results included, and should skip only a point already queued here."""
     from sweeps.driver.warmstart import RERUN_ATTR
 
+    if baseline is not None:
+        # An earlier best that is the configured model is re-run once, as the baseline, labelled both ways.
+        same = [label for label, params in rerun if params == baseline.inside and not baseline.outside]
+        study.enqueue_trial(baseline.inside, user_attrs={**baseline.user_attrs(), **({RERUN_ATTR: same[0]} if same else {})})
+        rerun = tuple((label, params) for label, params in rerun if label not in same)
     for point in points:
         study.enqueue_trial(point, skip_if_exists=True)
     for label, params in rerun:
@@ -110,6 +119,17 @@ def run_sweep(
     scheduler = make_scheduler(cfg)
     n = n_trials or cfg.n_trials
     points = [dict(p) for p in cfg.warm_start.points] if fresh else []
+    baseline = baseline_point(cfg.model, cfg.space) if cfg.baseline and fresh else None
+    # Every proposal planned before it reaches a worker: infeasible ones recorded and redrawn.
+    proposer = Proposer(
+        model=dict(cfg.model),
+        fixed=dict(cfg.space.fixed),
+        input_shape=settings.input_shape,
+        num_classes=settings.num_classes,
+        max_params=cfg.space.max_params,
+        max_flops=cfg.space.max_flops,
+        redraws=Redraws(cfg.max_infeasible_in_a_row, describe_space(cfg.space.searched)),
+    )
     search: SweepSearch | Population  # both TrialRecords (sweeps.execution.search)
     if isinstance(scheduler, PopulationBasedTraining):  # it refuses a searcher: its own population
         search = population(
@@ -117,8 +137,9 @@ def run_sweep(
             storage,
             n,
             [objective_key(m) for m in metrics],
-            (lambda s: first_points(s, points, rerun, warm_start)) if fresh else None,
+            (lambda s: first_points(s, points, rerun, warm_start, baseline)) if fresh else None,
             progress.out,
+            proposer,
         )
         explored = search.explored
         search_alg: Any = None  # Tune's own, over the population as one grid of whole configs
@@ -134,10 +155,16 @@ def run_sweep(
             storage=storage,
             objective_keys=[objective_key(m) for m in metrics],
             continuations=continuations,
+            proposer=proposer,
         )
         if fresh:
-            first_points(search.study, points, rerun, warm_start)
+            first_points(search.study, points, rerun, warm_start, baseline)
     callback = TrackingCallback(tracker, search, metrics, progress)
+    if isinstance(search, Population):
+        for rejected in search.rejected:  # asked up front, before the tracking existed
+            callback.record_infeasible(*rejected)
+    else:
+        proposer.record = callback.record_infeasible
     limit = FailureLimit(callback, cfg.max_failures, cfg.max_failure_rate)
     goal = GoalReached(callback, cfg.metric, cfg.mode, cfg.stop_at)
     interrupted = Interrupted()
@@ -149,6 +176,7 @@ def run_sweep(
         explored=explored,
         continue_from=tuple((c.number, c.checkpoint or "") for c in continuations),
     )
+    warm = WarmDriverImport() if cfg.tracking.log_best_model else None
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, data=data, settings=settings),
         {"cpu": cfg.resources.cpus_per_trial, "gpu": cfg.resources.gpus_per_trial, **cfg.resources.custom},
@@ -178,7 +206,7 @@ def run_sweep(
                 KeepBestCheckpoints(cfg.resources.keep_checkpoints, cfg.metric, cfg.mode, callback, newest_only=not explored),
                 JsonLoggerCallback(),
                 CSVLoggerCallback(),
-                *([WarmDriverImport()] if cfg.tracking.log_best_model else []),
+                *([warm] if warm is not None else []),
             ],
             verbose=2 if cfg.verbose else 0,
             # One checkpoint per trial, its newest (KeepBestCheckpoints.on_checkpoint), except under PBT,
@@ -197,6 +225,10 @@ def run_sweep(
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
     if interrupted.signum is not None:
         raise KeyboardInterrupt(f"signal {interrupted.signum}")
+    if isinstance(search, SweepSearch) and search.error is not None:
+        if warm is not None and warm.thread is not None:
+            warm.thread.join()  # its import holds fd 2 (models.native_log) until done: the error must reach the terminal
+        raise search.error  # too many infeasible proposals in a row: bad input, once the trials are over
     return SweepRun(
         study=search.study,
         run_ids=dict(callback.run_ids),

@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
+from sweeps.core.errors import ConfigError
 from sweeps.core.protocol import CONTINUES, EPOCH, FAILED_ERROR, INFEASIBLE
+from sweeps.samplers.factories import exhausted
+from sweeps.samplers.feasibility import Proposer
 from sweeps.samplers.tell import tell
 from sweeps.testing import faults
 
@@ -32,13 +35,22 @@ class SweepSearch(OptunaSearch):
     """OptunaSearch that tells Optuna the truth: early-stopped trials PRUNED, errors FAIL, the
     objective = the best epoch's value (the checkpoint that is kept), infeasible trials PRUNED with
     no intermediate value so TPE ranks them worst and learns to avoid them. Interrupted trials of
-    a resumed sweep are proposed first, as themselves: same Optuna trial, same params."""
+    a resumed sweep are proposed first, as themselves: same Optuna trial, same params. Every other
+    proposal is planned first (`proposer`, sweeps.samplers.feasibility): an infeasible one is
+    recorded, told to the sampler and redrawn, never trained nor counted."""
 
     def __init__(
-        self, *args: Any, objective_keys: list[str], continuations: tuple[Continuation, ...] = (), **kwargs: Any
+        self,
+        *args: Any,
+        objective_keys: list[str],
+        continuations: tuple[Continuation, ...] = (),
+        proposer: Proposer | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._objective_keys = objective_keys
+        self.proposer = proposer
+        self.error: ConfigError | None = None  # too many infeasible in a row: raised once Tune has stopped
         self._to_continue = list(continuations)
         self.continued: dict[str, Continuation] = {}  # tune trial id -> what it continues
         self._last: dict[str, dict] = {}  # tune trial id -> its last result
@@ -52,8 +64,10 @@ class SweepSearch(OptunaSearch):
 
     def suggest(self, trial_id: str) -> dict | None:
         faults.at_driver(suggested=len(self._ot_trials) + 1)
-        if not self._to_continue or trial_id in self._ot_trials:
+        if trial_id in self._ot_trials or (not self._to_continue and self.proposer is None):
             return super().suggest(trial_id)
+        if not self._to_continue:
+            return self._feasible(trial_id)
         todo = self._to_continue.pop(0)
         storage = self._ot_study._storage
         ot_trial = optuna.Trial(
@@ -63,6 +77,29 @@ class SweepSearch(OptunaSearch):
         self.continued[trial_id] = todo
         params = self._suggest_from_define_by_run_func(self._space, ot_trial)  # the values it already has
         return {**params, CONTINUES: todo.number}
+
+    def _feasible(self, trial_id: str) -> dict | str | None:
+        """A proposal the plan accepts, the rejected ones recorded and redrawn; FINISHED once a grid
+        or brute force has no point left, or after too many infeasible in a row (`error`)."""
+        from ray.tune.search import Searcher
+        from ray.tune.utils.util import unflatten_dict
+
+        assert self.proposer is not None
+        study = self._ot_study
+        try:
+            proposed = self.proposer.propose(
+                study,
+                lambda t: self._suggest_from_define_by_run_func(self._space, t),
+                lambda: exhausted(study.sampler, study),
+            )
+        except ConfigError as exc:
+            self.error = exc
+            return Searcher.FINISHED
+        if proposed is None:
+            return Searcher.FINISHED
+        ot_trial, params = proposed
+        self._ot_trials[trial_id] = ot_trial
+        return unflatten_dict(params)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         self._last[trial_id] = result

@@ -23,10 +23,27 @@ class _GridSampler(optuna.samplers.GridSampler):
 
 
 class _BruteForceSampler(optuna.samplers.BruteForceSampler):
-    """BruteForceSampler without its `study.stop()` once the space is exhausted (as _GridSampler)."""
+    """BruteForceSampler whose `study.stop()` once the space is exhausted (which raises under
+    ask/tell) only marks it exhausted: the searcher then ends the sweep (`exhausted`)."""
+
+    exhausted = False
 
     def after_trial(self, study, trial, state, values) -> None:  # type: ignore[no-untyped-def]
-        return None
+        ended: list[bool] = []
+        study.stop = lambda: ended.append(True)  # the instance's, for this call only
+        try:
+            super().after_trial(study, trial, state, values)
+        finally:
+            del study.stop
+        self.exhausted = self.exhausted or bool(ended)
+
+
+def exhausted(sampler: optuna.samplers.BaseSampler, study: optuna.Study) -> bool:
+    """Whether a discrete sampler has proposed every point (grid, bruteforce): the searcher ends
+    the sweep then, instead of proposing visited points again."""
+    if isinstance(sampler, optuna.samplers.GridSampler):
+        return sampler.is_exhausted(study)
+    return bool(getattr(sampler, "exhausted", False))
 
 
 def make_sampler(settings: SamplerSettings, seed: int) -> optuna.samplers.BaseSampler:
@@ -68,6 +85,10 @@ class _StudyView:
 
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def _violated(trial: FrozenTrial) -> bool:
+    return any(v > 0 for v in trial.constraints.values())
 
 
 class _BoundedTPESampler(optuna.samplers.TPESampler):
@@ -120,19 +141,22 @@ class _BoundedTPESampler(optuna.samplers.TPESampler):
         if len(study.directions) == 1:  # the best of (best so far + new) is the best of all: Optuna's order, kept stable
             n_below = (self._gamma or tpe_module.default_gamma)(self._history)
             pool = sorted([*self._best, *new], key=lambda x: x.number)
+            pool = [t for t in pool if not _violated(t)]  # TPE ranks them below every feasible trial
             complete = tpe_module._split_complete_trials([t for t in pool if t.state == TrialState.COMPLETE], study, n_below)[0]
             pruned = tpe_module._split_pruned_trials([t for t in pool if t.state == TrialState.PRUNED], study, n_below)[0]
             self._best = complete + pruned
 
     def _below(self, study: optuna.Study) -> list[FrozenTrial]:
-        """What TPE's `_split_trials` puts in "below" (less the constraints, which the product does not set)."""
+        """What TPE's `_split_trials` puts in "below": the best feasible trials (an infeasible
+        proposal, sweeps.samplers.feasibility, would come after every feasible one: with `history` >= 250
+        there are always enough feasible ones before it)."""
         from optuna.samplers._tpe import sampler as tpe_module
 
         if len(study.directions) > 1:  # Pareto ranks do not compose: from all complete trials
             n_below = (self._gamma or tpe_module.default_gamma_multiobjective)(self._history)
-            complete = [t for t in self._finished if t.state == TrialState.COMPLETE]
+            complete = [t for t in self._finished if t.state == TrialState.COMPLETE and not _violated(t)]
             best = tpe_module._split_complete_trials(complete, study, n_below)[0]
-            pruned = [t for t in self._finished if t.state == TrialState.PRUNED]
+            pruned = [t for t in self._finished if t.state == TrialState.PRUNED and not _violated(t)]
             return best + tpe_module._split_pruned_trials(pruned, study, n_below - len(best))[0]
         n_below = (self._gamma or tpe_module.default_gamma)(self._history)
         complete = [t for t in self._best if t.state == TrialState.COMPLETE]

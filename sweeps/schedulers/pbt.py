@@ -15,6 +15,7 @@ from sweeps.config.settings import SweepConfig
 from sweeps.core.protocol import EPOCH, FAILED_ERROR, FINISHED, INFEASIBLE, MEMBER, MEMBER_NUMBER, trial_params
 from sweeps.core.records import PBT_FINAL_ATTR
 from sweeps.samplers.factories import make_sampler
+from sweeps.samplers.feasibility import Proposer, Rejection
 from sweeps.samplers.tell import tell
 from sweeps.space import define_by_run, pbt_mutations
 
@@ -33,18 +34,32 @@ class Population(tune.Callback):
     def __init__(
         self,
         study: optuna.Study,
-        suggest: Callable[[optuna.Trial], None],
+        suggest: Callable[[optuna.Trial], dict[str, Any] | None],
         n: int,
         objective_keys: list[str],
         explored: tuple[str, ...],
+        proposer: Proposer | None = None,
     ) -> None:
         self._ot_study, self._objective_keys, self.explored = study, objective_keys, explored
         self._members: dict[int, optuna.Trial] = {}
+        self.configs: list[dict[str, Any]] = []
+        # Infeasible members are redrawn as SweepSearch redraws; their records wait for the tracking.
+        self.rejected: list[tuple[optuna.Trial, dict[str, Any], Rejection]] = []
+        if proposer is not None:
+            proposer.record = lambda trial, config, why: self.rejected.append((trial, config, why))
+
+        def config_of(member: optuna.Trial) -> dict[str, Any]:
+            outside = suggest(member)  # the baseline's values outside the space, else None
+            return {**member.params, **(outside or {})}
+
         for _ in range(n):
-            member = study.ask()
-            suggest(member)
+            if proposer is not None:
+                member, config = proposer.propose(study, config_of)  # type: ignore[misc]
+            else:
+                member = study.ask()
+                config = config_of(member)
             self._members[member.number] = member
-        self.configs = [{**m.params, MEMBER_NUMBER: number} for number, m in self._members.items()]
+            self.configs.append({**config, MEMBER_NUMBER: member.number})
         self._ot_trials: dict[str, optuna.Trial] = {}
         self.continued: dict[str, Continuation] = {}  # a resumed PBT sweep continues no trial
         self._last: dict[str, tuple[dict, dict]] = {}  # tune trial id -> last result, config then
@@ -138,6 +153,7 @@ def population(
     objective_keys: list[str],
     first: Callable[[optuna.Study], None] | None,
     out: Any,
+    proposer: Proposer | None = None,
 ) -> Population:
     """scheduler=pbt's search: the sweep's study (`first` queues a fresh one's first points), its population
     of n members sampled at random from the space, and the line that tells the terminal so."""
@@ -151,7 +167,7 @@ def population(
     )
     if first is not None:
         first(study)
-    search = Population(study, define_by_run(cfg.space, cfg.model), n, objective_keys, explored)
+    search = Population(study, define_by_run(cfg.space, cfg.model), n, objective_keys, explored, proposer)
     print(
         f"scheduler=pbt: a population of {n} sampled at random from the space (seed {cfg.seed}); every"
         f" {cfg.scheduler.perturbation_interval} epochs the worst clone the best and explore {', '.join(explored)}"

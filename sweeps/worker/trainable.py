@@ -185,7 +185,10 @@ def train_trial(config: dict[str, Any], data: dict[str, Any], settings: TrialSet
     continue_from = dict(settings.continue_from).get(config[CONTINUES]) if CONTINUES in config else None
     params = {**settings.model, **trial_params(config)}
     try:
-        plan = plan_conv2d(params, settings.input_shape, settings.num_classes, settings.max_params, settings.max_flops)
+        # The driver's searcher planned it already (sweeps.samplers.feasibility) and sends only nets it can
+        # build within the budgets, or the baseline, which the budgets do not bound: planned again
+        # here for its size, and as a guard.
+        plan = plan_conv2d(params, settings.input_shape, settings.num_classes)
     except InfeasibleModel as exc:
         # Tune insists on the objectives in every report: give them the worst values, flagged infeasible.
         report: dict[str, Any] = {INFEASIBLE: str(exc), FINISHED: True, EPOCH: 0}

@@ -27,6 +27,7 @@ def sweep(tmp_path_factory):
         "dataset.limit=200",
         "scheduler=none",
         "resources.num_cpus=2",
+        "refit=false",  # the champion's own checkpoint is registered (the refit's registration: test_baseline_e2e)
         f"output_dir={out}",
         cwd=out.parent,
     )

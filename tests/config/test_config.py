@@ -127,8 +127,10 @@ def test_grid_counts_points_and_caps_trials():
             "space.learning_rate=choice(1e-3,1e-2)",
         ]
     )
-    # filters 3 x kernel 2 x padding 2 x dilation 2 x strength 2 x lr 2
-    assert cfg.n_trials == 96 and len(cfg.sampler.grid["filters"]) == 3
+    # filters 3 x kernel 2 x padding 2 x dilation 2 x strength 2 x lr 2, and the baseline (your model, no grid point)
+    assert cfg.n_trials == 96 + 1 and len(cfg.sampler.grid["filters"]) == 3
+    fixed = ["space.kernel_regularizer_strength=0.0001", "space.learning_rate=0.001", "baseline=false"]
+    assert load_config(["sampler=grid", "n_trials=500", *fixed]).n_trials == 3 * 2 * 2 * 2
 
 
 def test_budgets_and_even_kernel_warning():

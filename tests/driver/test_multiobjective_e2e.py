@@ -36,11 +36,18 @@ def test_pareto_front_and_budget(cli, tmp_path):
     study = optuna.load_study(study_name="mo", storage=f"sqlite:///{out / 'optuna.db'}")
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
     for trial in study.trials:
+        if trial.user_attrs.get("baseline"):  # your model first: 32 filters, outside choice(4, 8, 64), run as configured
+            assert trial.number == 0 and trial.user_attrs["baseline_outside_space"] == {"filters": 32}
+            assert trial.user_attrs["outcome"] == "COMPLETE" and len(trial.values) == 2
+            continue
         over_budget = trial.params["filters"] == 64  # ~108k parameters > 50,000
         assert trial.user_attrs["outcome"] == ("INFEASIBLE" if over_budget else "COMPLETE")
         if over_budget:
             assert "exceed max_params=50,000" in trial.user_attrs["infeasible_reason"]
     assert {t.user_attrs["outcome"] for t in study.trials} == {"COMPLETE", "INFEASIBLE"}
+    # infeasible proposals are redrawn: the 5 trials of the budget all trained
+    assert sum(t.user_attrs["outcome"] == "COMPLETE" for t in study.trials) == 5
+    assert "the baseline (your configured model, trial #0)" in result.stdout
     front = {t.number for t in study.best_trials}
     assert front
 
@@ -54,3 +61,4 @@ def test_pareto_front_and_budget(cli, tmp_path):
     assert {p["number"] for p in logged["front"]} == front
     assert logged["objectives"] == [["val_accuracy", "max"], ["params", "min"]]
     assert parent.data.tags["sweeps.objectives"] == "val_accuracy:max,params:min"
+    assert "the baseline (your configured model, trial #0)" in parent.data.tags["sweeps.against_baseline"]

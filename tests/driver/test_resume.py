@@ -34,6 +34,7 @@ ARGS = [
     "model.optimizer=sgd",
     "resources.checkpoint_every_s=0",
     "tracking.log_best_model=false",
+    "baseline=false",  # one trial per grid value, each named by its filters (the baseline's resume: test_baseline_modes_e2e)
 ]
 
 

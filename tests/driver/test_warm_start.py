@@ -196,6 +196,7 @@ COMMON = [
     "tracking.log_best_model=false",
     "space.padding=same",
     "space.dilation_rate=1",
+    "baseline=false",  # the re-runs first, alone: with the baseline, test_baseline_modes_e2e
 ]
 
 

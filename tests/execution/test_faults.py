@@ -31,6 +31,7 @@ GRID = [
     "max_failures=null",
     "max_failure_rate=null",
     "resources.checkpoint_every_s=0",  # every better epoch is written, so a retry resumes from epoch 1
+    "baseline=false",  # each grid point once, nothing else: the faults are keyed on its params
 ]
 
 

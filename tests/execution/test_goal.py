@@ -131,6 +131,8 @@ def test_warm_start_points_are_evaluated_first_and_recorded(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     study = optuna.load_study(study_name="warm", storage=f"sqlite:///{out / 'optuna.db'}")
     trials = sorted(study.trials, key=lambda t: t.number)
+    assert trials[0].user_attrs["baseline"] is True  # your model first, then the points, as proposed
+    trials = trials[1:]
     assert {k: trials[0].params[k] for k in ("learning_rate", "filters")} == {"learning_rate": 0.0123, "filters": 32}
     assert trials[1].params["filters"] == 8 and trials[1].params["learning_rate"] != 0.0123  # the sampler filled the rest
     client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")

@@ -63,6 +63,7 @@ def test_grid_walks_every_point_once():
             "space.kernel_regularizer_strength=0.0001",
             "space.filters=choice(8,16)",
             "n_trials=1000",
+            "baseline=false",  # the baseline would be one trial more, beside the grid
         ]
     )
     study, _ = _drive(cfg, cfg.n_trials, input_shape=(8, 8, 1))

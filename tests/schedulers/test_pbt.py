@@ -79,6 +79,7 @@ def test_pbt_members_clone_from_the_checkpoint_pbt_hands_them_and_are_recorded(t
         "max_epochs=8",
         "dataset.limit=300",
         "seed=5",  # learning rates 1.8e-6 and 0.0092
+        "baseline=false",  # two sampled members (the baseline as a member: test_baseline_modes_e2e)
         "resources.num_cpus=2",
         "tracking.log_report=false",
         "tracking.log_best_model=false",
