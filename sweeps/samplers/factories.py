@@ -106,7 +106,7 @@ class _BoundedTPESampler(optuna.samplers.TPESampler):
         # Every trial in number order (Optuna's list for this ask, not a copy). Those before
         # `self._open` are finished and taken: only the trials since the oldest unfinished are read.
         trials = study._get_trials(deepcopy=False, use_cache=True)
-        if any(trials[i].number != i for i in {0, self._open, len(trials) - 1} if i < len(trials)):
+        if any(trials[i].number != i for i in {0, self._open, len(trials) - 1} if 0 <= i < len(trials)):
             self._open = 0  # not numbered by position (never seen with Optuna's storages): read them all
         new, self._running, oldest_open = [], [], None
         for t in trials[self._open :]:
