@@ -24,7 +24,19 @@ from sweeps.core.errors import ConfigError
 from sweeps.core.metrics import EPOCH_METRICS
 from sweeps.core.redaction import redact
 from sweeps.samplers.factories import STORAGE_SCHEMES
-from sweeps.space import BUDGETS, RULES, Space, SpaceError, flatten, grid_points, grid_size, parse_space, pbt_mutations, rule_for
+from sweeps.space import (
+    BUDGETS,
+    RULES,
+    Space,
+    SpaceError,
+    flatten,
+    grid_points,
+    grid_size,
+    grid_values,
+    parse_space,
+    pbt_mutations,
+    rule_for,
+)
 
 CONF_DIR = Path(__file__).resolve().parent.parent.parent / "conf"
 REPORTED_METRICS = EPOCH_METRICS  # the objectives a trial reports each epoch
@@ -53,7 +65,8 @@ class SamplerSettings:
     n_startup_trials: int | None = None
     history: int | None = None  # TPE: the most finished trials it models (sweeps.samplers.factories._BoundedTPESampler)
     population_size: int | None = None  # NSGA-II's generation size
-    grid: dict[str, list[Any]] | None = None  # a discrete sampler's points (the space's choices)
+    grid: dict[str, list[Any]] | None = None  # a discrete sampler's values per parameter (the space's choices)
+    points: list[dict[str, Any]] | None = None  # and its distinct active points, each tried once (space.grid_points)
 
 
 @dataclass(frozen=True)
@@ -450,7 +463,9 @@ def _read_settings(raw: dict[str, Any], group: str, name: str, keys: tuple[str, 
     return values
 
 
-def _sampler(raw: dict[str, Any], space: Space, objectives: tuple[tuple[str, str], ...]) -> SamplerSettings:
+def _sampler(
+    raw: dict[str, Any], space: Space, model: dict[str, Any], objectives: tuple[tuple[str, str], ...]
+) -> SamplerSettings:
     name = _choice(raw, "name", tuple(registry.SAMPLERS), "sampler.name")
     entry = registry.SAMPLERS[name]
     if not entry.multi_objective and len(objectives) > 1:
@@ -462,13 +477,13 @@ def _sampler(raw: dict[str, Any], space: Space, objectives: tuple[tuple[str, str
             f"{name} ({entry.summary}) needs {entry.package or entry.requires}, which is not installed",
             f"{entry.install or f'pip install {entry.requires}'}, or use sampler=tpe",
         )
-    grid = None
+    grid = points = None
     if entry.discrete:
         try:
-            grid = grid_points(space)
+            grid, points = grid_values(space), grid_points(space, model)
         except SpaceError as exc:
             raise ConfigError(f"space.{exc.key}", exc.problem, exc.fix) from None
-    return SamplerSettings(name=name, grid=grid, **_read_settings(raw, "sampler", name, entry.settings))
+    return SamplerSettings(name=name, grid=grid, points=points, **_read_settings(raw, "sampler", name, entry.settings))
 
 
 def _scheduler(raw: dict[str, Any]) -> SchedulerSettings:
@@ -545,12 +560,12 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
     except SpaceError as exc:
         key = exc.key if exc.key.startswith("model.") else f"space.{exc.key}"
         raise ConfigError(key, exc.problem, exc.fix) from None
-    sampler = _sampler(sm, space, objectives)
+    sampler = _sampler(sm, space, model, objectives)
     if scheduler.name == "pbt":
         sampler, raw = _pbt_population(scheduler, sampler, space, max_epochs, explicit, raw)
     n_trials = _number(raw, "n_trials", int, 1)
-    if sampler.grid is not None:
-        n_trials = min(n_trials, grid_size(sampler.grid))  # a grid has no more points to try
+    if sampler.points is not None:
+        n_trials = min(n_trials, grid_size(sampler.points))  # a grid has no more points to try
     return SweepConfig(
         name=name,
         n_trials=n_trials,
