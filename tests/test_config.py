@@ -4,6 +4,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sweeps.config.validation import CONF_DIR, ConfigError, load_config, split_space_overrides
 from sweeps.registry import SAMPLERS
@@ -25,7 +26,13 @@ def test_every_config_group_option_composes(group, option):
             load_config(overrides)
         return
     cfg = load_config(overrides)
-    assert cfg.resolved[group] is not None
+    # The option's own file is what composed: each of its settings, as written (interpolations and
+    # the settings the overrides above set aside), is in the composed group.
+    written = yaml.safe_load((CONF_DIR / group / f"{option}.yaml").read_text()) or {}
+    overridden = {o.split("=", 1)[0].removeprefix(f"{group}.") for o in overrides}
+    expected = {k: v for k, v in written.items() if k not in overridden and "${" not in str(v)}
+    assert expected, f"{group}/{option}.yaml sets nothing this check can compare"
+    assert {k: cfg.resolved[group].get(k) for k in expected} == expected
 
 
 def test_each_group_has_options():
