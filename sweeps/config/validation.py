@@ -116,6 +116,11 @@ class DatasetSettings:
     options: dict[str, Any] = field(default_factory=dict)  # the group's other keys (a folder's image_size, ...)
 
 
+# The settings `resume` may change (a resumed sweep keeps its space, data and model): the check in
+# sweeps.driver.sweep and `resume --help` both read this one list.
+RESUMABLE = ("n_trials", "time_budget_s", "max_failures", "max_failure_rate", "verbose")
+
+
 @dataclass(frozen=True)
 class SweepConfig:
     """One validated sweep: what the runner, the tracker and the trials read."""

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from sweeps.config.validation import ConfigError, SweepConfig, validate
+from sweeps.config.validation import RESUMABLE, ConfigError, SweepConfig, validate
 from sweeps.core.redaction import is_redacted, redact, redact_text, restore
 from sweeps.data.datasets import Dataset, load_dataset, record_folder
 from sweeps.samplers.factories import (
@@ -347,9 +347,6 @@ def load_saved_config(name: str, output_dir: Path, overrides: list[str]) -> Swee
             f"give it again: python -m sweeps resume {name} '{hidden[0]}=<the full value>'",
         )
     return validate(raw)
-
-
-RESUMABLE = ("n_trials", "time_budget_s", "max_failures", "max_failure_rate", "verbose")
 
 
 def start(cfg: SweepConfig, out: Any = sys.stdout) -> Summary:
