@@ -1,7 +1,8 @@
 """python -m benchmarks compare [--quick] [--trials N] [--slots K] [--seeds 5] [--datasets digits:0.98,photos:0.5] [--out DIR] ...
 python -m benchmarks scaling [--quick] [--trials N] [--out DIR] ...
 python -m benchmarks scale [--slots 16,64,128] [--trials N] [--epochs E] [--epoch-s S] [--postgres URL]
-python -m benchmarks tpe-history [--histories 0,250,500] [--compare 0,250] [--trials 2000] [--seeds 5] [--quality-trials 1000]"""
+python -m benchmarks tpe-history [--histories 0,250,500] [--compare 0,250] [--trials 2000] [--seeds 5] [--quality-trials 1000]
+python -m benchmarks baseline [--seeds 3] [--budgets 1,2,4] [--datasets digits,photos] [--folder PATH[:HxW[:grayscale]]] ..."""
 
 from __future__ import annotations
 
@@ -81,6 +82,22 @@ def _parser() -> argparse.ArgumentParser:
     th.add_argument("--seeds", type=int, default=5, help="seeds per quality study (default 5)")
     th.add_argument("--quality-trials", type=int, default=1000, help="trials per quality study (default 1000)")
     th.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    bl = sub.add_parser(
+        "baseline", help="the product's champion against the article's CNN on held-out test splits (benchmarks/baseline.py)"
+    )
+    bl.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (default 3)")
+    bl.add_argument("--budgets", default="1,2,4", help="multiples of the product's default n_trials (default 1,2,4)")
+    bl.add_argument("--trials", type=int, help="the default budget's trials (default: conf/config.yaml n_trials)")
+    bl.add_argument("--epochs", type=int, help="max_epochs of the product and the CNN's epochs (default: conf/config.yaml)")
+    bl.add_argument("--slots", type=int, default=2, help="the product's trials at once (default 2)")
+    bl.add_argument("--datasets", help="comma-separated subset of digits, photos (default both)")
+    bl.add_argument(
+        "--folder",
+        action="append",
+        help="a class folder with train/ and test/: PATH[:HxW[:grayscale]] (default 64x64 rgb); repeatable",
+    )
+    bl.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"where results go (default {DEFAULT_OUT})")
+    bl.add_argument("--keep", action="store_true", help="keep the tools' working folders")
     pl = sub.add_parser("scale-plain", help=argparse.SUPPRESS)  # internal: plain Ray Tune in its own process
     pl.add_argument("spec", type=Path)
 
@@ -118,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print(retarget(args.summary, args.target).read_text())
         return 0
+    if args.command == "baseline":
+        from benchmarks import baseline
+
+        return baseline.main(args)
     if args.command == "tpe-history":
         from benchmarks import tpe_history
 

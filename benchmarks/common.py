@@ -47,6 +47,9 @@ class Budget:
     dataset: str = "digits"  # a name of sweeps.data.datasets, or "folder" (then dataset_path and dataset_options)
     dataset_path: str | None = None
     dataset_options: dict[str, Any] | None = None  # a folder's image_size, color_mode (the product's dataset.*)
+    # The product's space=: the peers search small (benchmarks/peers.py), so a comparison pins it (the
+    # product's default for a folder or .npz is auto); None: the product's own default (benchmarks baseline).
+    space: str | None = "small"
 
     def __post_init__(self) -> None:
         if self.grace_period > self.max_epochs:  # the first rung cannot lie past the last epoch
@@ -73,6 +76,8 @@ def load_data(budget: Budget) -> dict[str, Any]:
         "y_val": ds.y_val,
         "input_shape": tuple(ds.input_shape),
         "num_classes": int(ds.num_classes),
+        "x_test": ds.x_test,  # the held-out test split (None without one): scored once, never trained on
+        "y_test": ds.y_test,
     }
 
 

@@ -20,9 +20,10 @@ from typing import Any, TextIO
 import pandas as pd
 
 from benchmarks import peers, product, report
-from benchmarks.common import Budget, ToolRun, metrics
+from benchmarks.common import Budget, ToolRun, load_data, metrics
 
-TOOLS = ("product", "kerastuner-random", "kerastuner-hyperband", "kerastuner-bayes", "raytune-optuna", "optuna")
+# The article's CNN (benchmarks/peers.py) is a baseline, one training of the network a user already has.
+TOOLS = ("product", "kerastuner-random", "kerastuner-hyperband", "kerastuner-bayes", "raytune-optuna", "optuna", "article-cnn")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 _WRITING = threading.Lock()
 
@@ -60,6 +61,9 @@ def compare(
     load_before = os.getloadavg()
     say = _printer(log)
     data = label or dataset_label(budget)
+    tools, left_out = fitting_tools(budget, tools)
+    if left_out:
+        say(f"compare: {left_out}")
     say(
         f"compare: {', '.join(tools)}; {budget.n_trials} trials x {budget.max_epochs} epochs, {budget.slots} slots, "
         f"{data}, seeds {budget.seed}..{budget.seed + seeds - 1}; work in {work}"
@@ -83,6 +87,7 @@ def compare(
                 "data": data,
                 "planned": seeds,
                 "failures": lost,
+                "left_out": left_out,
             }
             text = summary_text(df, mine, budget, target, context, tools, done, ray_nice)
             paths["summary"] = out / f"{stem}.txt"
@@ -135,6 +140,19 @@ def compare(
             say(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def fitting_tools(budget: Budget, tools: Sequence[str]) -> tuple[list[str], str]:
+    """The tools that can run on the budget's data, and why any is left out: the article's CNN needs
+    inputs of 16x16 or more (two 5x5 valid convolutions and two 2x2 poolings), which the 8x8 digits
+    are not (python -m benchmarks baseline upscales them, the same way for both tools)."""
+    if "article-cnn" not in tools:
+        return list(tools), ""
+    shape = load_data(budget)["input_shape"]
+    if peers.article_fits(shape):
+        return list(tools), ""
+    why = f"{report_tool('article-cnn')} left out: it needs 16x16 or more, this data is {'x'.join(map(str, shape))}"
+    return [t for t in tools if t != "article-cnn"], why
 
 
 def report_tool(tool: str) -> str:
@@ -284,12 +302,14 @@ def summary_text(
             else []
         ),
         *([f"runs that failed twice and are left out: {', '.join(context['failures'])}"] if context.get("failures") else []),
+        *([context["left_out"]] if context.get("left_out") else []),
         "",
         report.format_table(df),
         "",
         *report.to_target_table(runs, target),
         "",
         *report.headline(df, target),
+        *report.against_baseline(df),
         "",
         *report.targets(df, _tracking_share(runs)),
         "",

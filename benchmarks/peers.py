@@ -29,7 +29,9 @@ LABELS = {
     "kerastuner-bayes": "KerasTuner BayesianOptimization",
     "raytune-optuna": "Ray Tune + OptunaSearch (plain)",
     "optuna": "Optuna alone (n_jobs)",
+    "article-cnn": "the article's CNN (plain Keras, one training)",
 }
+ARTICLE = LABELS["article-cnn"]  # a baseline, not a search: no peer of the compute-to-target targets
 
 
 # ----------------------------------------------------------------------------------- shared bits
@@ -351,6 +353,76 @@ def run_raytune(budget: Budget, workdir: Path) -> dict[str, Any]:
     }
 
 
+# ----------------------------------------------------------------------------------- the article's CNN
+
+
+def article_cnn(input_shape: tuple[int, ...], num_classes: int) -> Any:
+    """The network the product's source article writes out, as it writes it: Conv2D(32, 5x5, stride
+    1, relu) -> MaxPooling2D(2x2, stride 2) -> Conv2D(64, 5x5, relu) -> MaxPooling2D(2x2) -> Flatten
+    -> Dense(1000, relu) -> Dense(classes, softmax); categorical cross-entropy on one-hot labels,
+    Adam at 1e-3, accuracy as the metric."""
+    import keras
+
+    model = keras.Sequential(
+        [
+            keras.Input(shape=input_shape),
+            keras.layers.Conv2D(32, kernel_size=(5, 5), strides=(1, 1), activation="relu"),
+            keras.layers.MaxPooling2D(pool_size=(2, 2), strides=(2, 2)),
+            keras.layers.Conv2D(64, (5, 5), activation="relu"),
+            keras.layers.MaxPooling2D(pool_size=(2, 2)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(1000, activation="relu"),
+            keras.layers.Dense(num_classes, activation="softmax"),
+        ]
+    )
+    model.compile(
+        loss=keras.losses.categorical_crossentropy, optimizer=keras.optimizers.Adam(learning_rate=1e-3), metrics=["accuracy"]
+    )
+    return model
+
+
+ARTICLE_BATCH = 128
+
+
+def article_fits(input_shape: tuple[int, ...]) -> bool:
+    """Whether the article's CNN can be built on these inputs: 16x16 leaves 1x1 after its layers."""
+    return min(input_shape[:2]) >= 16
+
+
+def run_article_cnn(budget: Budget, workdir: Path) -> dict[str, Any]:
+    """One training of the article's CNN, seeded, on the product's train split (batch 128, the
+    budget's max_epochs, the validation split as its validation data), then scored once on the
+    held-out test split when the data has one."""
+    import keras
+
+    data = load_data(budget)
+    keras.utils.set_random_seed(budget.seed)
+    classes = data["num_classes"]
+    record = Trial("0", time.time(), 0.0, 0.0, 0, FAILED)
+    model = article_cnn(data["input_shape"], classes)
+    model.fit(
+        data["x_train"],
+        keras.utils.to_categorical(data["y_train"], classes),
+        batch_size=ARTICLE_BATCH,
+        epochs=budget.max_epochs,
+        validation_data=(data["x_val"], keras.utils.to_categorical(data["y_val"], classes)),
+        verbose=0,
+        callbacks=[_keras_timing_callback(record)],
+    )
+    record.end, record.state = time.time(), COMPLETE
+    extra: dict[str, Any] = {"params": int(model.count_params())}
+    if data["y_test"] is not None and len(data["y_test"]):
+        _, accuracy = model.evaluate(data["x_test"], keras.utils.to_categorical(data["y_test"], classes), verbose=0)
+        extra["test_accuracy"] = float(accuracy)
+    return {
+        "trials": [record],
+        "slots": 1,
+        "early_stopping": "none",
+        "notes": f"the article's network as written, Adam 1e-3, batch {ARTICLE_BATCH}, {budget.max_epochs} epochs, one training",
+        "extra": extra,
+    }
+
+
 # ----------------------------------------------------------------------------------- process plumbing
 
 RUNNERS = {
@@ -359,6 +431,7 @@ RUNNERS = {
     "kerastuner-bayes": lambda b, w: run_kerastuner(b, w, "bayes"),
     "raytune-optuna": run_raytune,
     "optuna": run_optuna,
+    "article-cnn": run_article_cnn,
 }
 
 
@@ -421,5 +494,6 @@ def launch(tool: str, budget: Budget, workdir: Path, timeout_s: float | None = N
             "early_stopping": out["early_stopping"],
             "notes": out["notes"],
             "log": str(log),
+            "extra": out.get("extra", {}),
         }
     )

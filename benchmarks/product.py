@@ -46,6 +46,8 @@ def command(budget: Budget, out: Path, name: str) -> list[str]:
         f"scheduler.reduction_factor={budget.reduction_factor}",
         "time_budget_s=null",  # the budget is the trial count, as for the peers
     ]
+    if budget.space is not None:
+        overrides.insert(0, f"space={budget.space}")
     if budget.dataset != "digits":
         overrides.insert(0, f"dataset={budget.dataset}")  # a group choice: before the group's keys
     if budget.dataset_path is not None:
@@ -93,7 +95,22 @@ def run(
     )
     if probe:
         result.extra["breakdown"] = breakdown(result, events, driver_pid=proc.pid)
+    result.extra["test_accuracy"] = held_out_accuracy(out, name)
     return result
+
+
+def held_out_accuracy(out: Path, name: str) -> float | None:
+    """The sweep's `test_accuracy` (its best model scored once on the held-out test split, recorded
+    on the parent run); None when the data has no test split."""
+    from mlflow import MlflowClient
+
+    from tracking import find_sweep_run
+
+    uri = f"sqlite:///{out / 'mlflow.db'}"
+    parent = find_sweep_run(uri, "sweeps", name)
+    if parent is None:
+        raise RuntimeError(f"no sweep {name!r} in {uri}")
+    return MlflowClient(uri).get_run(parent.run_id).data.metrics.get("test_accuracy")
 
 
 def read_probe(folder: Path) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.common import COLUMNS, ToolRun, best_so_far, metrics
+from benchmarks.peers import ARTICLE
 from benchmarks.product import LABEL as PRODUCT
 
 # The product's targets, checked after every comparison.
@@ -85,7 +86,7 @@ def headline(df: pd.DataFrame, target: float) -> list[str]:
     p = rows[PRODUCT]
     lines = [f"Ratios peer / this product (above 1: this product is better; target val_accuracy {target:g}):"]
     for tool, r in rows.items():
-        if tool == PRODUCT:
+        if tool in (PRODUCT, ARTICLE):  # the article's CNN is a baseline: `against_baseline`
             continue
         ttt = _ratio(r["time_to_target_s"], p["time_to_target_s"])
         ttt_text = (
@@ -99,6 +100,21 @@ def headline(df: pd.DataFrame, target: float) -> list[str]:
             f"utilisation {r['utilisation']:.0%} vs {p['utilisation']:.0%}"
         )
     return lines
+
+
+def against_baseline(df: pd.DataFrame) -> list[str]:
+    """This product's best against the article's CNN trained once (the model a user already has)."""
+    rows = {r["tool"]: r for r in df.to_dict("records")}
+    if PRODUCT not in rows or ARTICLE not in rows:
+        return []
+    p, a = rows[PRODUCT], rows[ARTICLE]
+    gain = (p["best_val_accuracy"] - a["best_val_accuracy"]) * 100
+    return [
+        f"Against the baseline, {ARTICLE}: best val_accuracy {p['best_val_accuracy']:.4f} vs {a['best_val_accuracy']:.4f} "
+        f"({gain:+.1f} points), {p['epochs']:g} trial-epochs vs {a['epochs']:g} "
+        f"({_ratio(p['epochs'], a['epochs']):.1f}x), wall {p['wall_s']:g} s vs {a['wall_s']:g} s "
+        f"({_ratio(p['wall_s'], a['wall_s']):.1f}x); the test-split figures: python -m benchmarks baseline"
+    ]
 
 
 def targets(df: pd.DataFrame, tracking_share: float | None = None) -> list[str]:
@@ -289,7 +305,9 @@ def compute_targets(runs: list[ToolRun], target: float) -> list[str]:
         tool: {k: censored_median([r[k] for r in rows]) for k in ("epochs_to_target", "slot_s_to_target")}
         for tool, rows in by_tool.items()
     }
-    mine, peers = med.pop(PRODUCT), med
+    mine, peers = med.pop(PRODUCT), {t: v for t, v in med.items() if t != ARTICLE}  # a baseline is no search peer
+    if not peers:
+        return []
     n = len(by_tool[PRODUCT])
     out = [f"Compute-to-target targets for this product (medians over {n} seed{'s' if n > 1 else ''}):"]
 

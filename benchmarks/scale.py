@@ -180,7 +180,7 @@ def _recorded(out: Path, storage: str | None, n: int) -> tuple[str, int]:
     import optuna
     from mlflow import MlflowClient
 
-    from sweeps.samplers.factories import open_storage
+    from sweeps.storage.storages import open_storage
 
     study = optuna.load_study(study_name="scale", storage=open_storage(out, storage))
     client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
@@ -388,7 +388,8 @@ def ask_latency(
     import optuna
 
     from sweeps.config.validation import load_config
-    from sweeps.samplers.factories import make_sampler, open_storage
+    from sweeps.samplers.factories import make_sampler
+    from sweeps.storage.storages import open_storage
 
     warnings.simplefilter("ignore")
     optuna.logging.set_verbosity(optuna.logging.ERROR)

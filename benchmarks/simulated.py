@@ -58,7 +58,8 @@ def simulated_trial(config: dict[str, Any], data: dict[str, Any], settings: Any)
     flag, checkpoints where the scheduler may stop the trial), no TensorFlow."""
     from ray import tune
 
-    from sweeps.worker.trainable import EPOCH_METRICS, FINISHED, MODEL_FILE, STATE_FILE, best_key
+    from sweeps.core.metrics import EPOCH_METRICS
+    from sweeps.core.protocol import FINISHED, MODEL_FILE, STATE_FILE, best_key
 
     epoch_s = float(os.environ.get(EPOCH_S_ENV, "1"))
     checkpoint_kb = int(os.environ.get(CHECKPOINT_KB_ENV, "256"))

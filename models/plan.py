@@ -11,8 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from sweeps.core.errors import SweepsError
 
-class InfeasibleModel(ValueError):
+
+class InfeasibleModel(SweepsError, ValueError):
     """The params describe a network Keras cannot build (or one over budget); says why."""
 
 

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from sweeps.commands.report import Report
-    from sweeps.config.validation import SweepConfig
-    from sweeps.driver.sweep import Summary
+    from sweeps.config.settings import SweepConfig
+    from sweeps.driver.summary import Summary
     from tracking import RunRecord
 
 __all__ = ["ConfigError", "DatasetError", "InputError", "Sweep", "SweepsError", "compose", "load", "report", "run"]
@@ -55,7 +55,7 @@ def run(overrides: Sequence[str] = (), *, cfg: SweepConfig | None = None, out: A
     _quiet_libraries(cfg.verbose)
     stream = RedactingStream(out or sys.stdout)
     from sweeps.driver import sweep
-    from sweeps.samplers import factories as search
+    from sweeps.storage import storages as search
 
     try:
         return sweep.start(cfg, stream)
@@ -73,6 +73,10 @@ class Sweep:
     parent_run: RunRecord | None  # run_id, params, tags, metrics; None where the store has no such run
     trials: pd.DataFrame  # the report's table: see sweeps.commands.report.build_trials_frame for its columns
     tracking_uri: str
+    # The sweep's logged models (its kept checkpoints; the champion's role is "champion"), ranked by
+    # the objective as mlflow.search_logged_models ranks them: name, trial, step, model_id, uri,
+    # status, role, source_run_id, and one column per metric at the model's step.
+    models: pd.DataFrame | None = None
 
 
 def load(name: str, output_dir: str | Path | None = None, overrides: Sequence[str] = ()) -> Sweep:
@@ -86,7 +90,20 @@ def load(name: str, output_dir: str | Path | None = None, overrides: Sequence[st
     uri = cfg.tracking_uri
     parent = find_parent_run(cfg.output_dir, name, uri, cfg.tracking.experiment)
     runs = trial_histories(uri, parent) if parent is not None else {}
-    return Sweep(name, study, parent, build_trials_frame(study, runs), uri)
+    return Sweep(name, study, parent, build_trials_frame(study, runs), uri, _models(uri, parent, name, cfg.metric, cfg.mode))
+
+
+def _models(uri: str, parent: RunRecord | None, name: str, metric: str, mode: str) -> pd.DataFrame:
+    from tracking.models import sweep_models
+
+    if parent is not None:  # the objective the sweep ran with, not the config's now
+        metric, mode = parent.params.get("metric", metric), parent.params.get("mode", mode)
+    experiment = parent.experiment_id if parent is not None else None
+    if experiment is None:
+        import pandas as pd
+
+        return pd.DataFrame(columns=["name", "trial", "step", "model_id", "uri", "status", "role", "source_run_id"])
+    return sweep_models(uri, experiment, name, metric, mode)
 
 
 def report(name: str, output_dir: str | Path | None = None, overrides: Sequence[str] = ()) -> Report:

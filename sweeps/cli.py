@@ -14,7 +14,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from sweeps.config.validation import RESUMABLE, SweepConfig, load_config
+from sweeps.config.saved import RESUMABLE
+from sweeps.config.settings import SweepConfig
+from sweeps.config.validation import load_config
 from sweeps.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ConfigError, InputError, SweepsError, message
 from sweeps.core.redaction import RedactingStream
 
@@ -118,8 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted: the sweep's MLflow run is ended KILLED; python -m sweeps resume NAME continues it", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
-        if "sweeps.samplers.factories" in sys.modules:  # the command owns the study storages it opened
-            sys.modules["sweeps.samplers.factories"].close_storages()
+        if "sweeps.storage.storages" in sys.modules:  # the command owns the study storages it opened
+            sys.modules["sweeps.storage.storages"].close_storages()
 
 
 def _dispatch(args: argparse.Namespace, tf_level_chosen: bool = False) -> int:
@@ -243,7 +245,8 @@ def _ui(cfg: SweepConfig, port: int) -> int:
             "run a sweep first, or set output_dir=<the sweep's folder> or tracking.uri=sqlite:///<its mlflow.db>",
         )
     from tracking import experiment_id
-    from tracking.note import experiment_link
+    from tracking.note import experiment_link, view_key
+    from tracking.query import latest_sweep
 
     # One worker serves one user (uvicorn's default starts several, each a full MLflow import).
     command = [
@@ -261,7 +264,9 @@ def _ui(cfg: SweepConfig, port: int) -> int:
         "1",
     ]
     found = experiment_id(uri, cfg.tracking.experiment)
-    page = f"/{experiment_link(found)}" if found else ""
+    latest = latest_sweep(uri, cfg.tracking.experiment) if found else None
+    # The latest sweep's trials, as its saved view shows them (objective, trial, outcome, params).
+    page = f"/{experiment_link(found, '/runs' if latest else '', view_key(latest) if latest else None)}" if found else ""
     print(f"MLflow UI on http://127.0.0.1:{port}{page}  ({' '.join(command)})", flush=True)
     # MLflow's job runners (GenAI judges and scorers: six more processes) have nothing to do for a sweep.
     env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}

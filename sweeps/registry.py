@@ -74,6 +74,9 @@ class Dataset(Entry):
 
     arrays: bool = True
     needs: str = "nothing"  # "nothing" (embedded), "network" (downloaded once), "path" (the user's file or folder)
+    # "module:function": (path, options) -> sweeps.data.datasets.InputFacts (input shape, classes,
+    # training images) read cheaply, for space=auto; None: the dataset is loaded to learn them.
+    facts: str | None = None
 
 
 @dataclass(frozen=True)
@@ -157,18 +160,41 @@ SCHEDULERS: dict[str, Scheduler] = {
 }
 
 DATASETS: dict[str, Dataset] = {
-    "digits": Dataset("sweeps.data.datasets:load_digits", "scikit-learn's 1,797 real 8x8 handwritten digits (embedded)"),
-    "mnist": Dataset("sweeps.data.datasets:load_mnist", "keras.datasets.mnist (or dataset.path=FILE.npz)", needs="network"),
-    "fashion_mnist": Dataset(
-        "sweeps.data.datasets:load_fashion_mnist", "keras.datasets.fashion_mnist (or dataset.path=FILE.npz)", needs="network"
+    "digits": Dataset(
+        "sweeps.data.datasets:load_digits",
+        "scikit-learn's 1,797 real 8x8 handwritten digits (embedded)",
+        facts="sweeps.data.datasets:digits_facts",
     ),
-    "cifar10": Dataset("sweeps.data.datasets:load_cifar10", "keras.datasets.cifar10 (or dataset.path=FILE.npz)", needs="network"),
-    "npz": Dataset("sweeps.data.datasets:load_npz", "a local .npz with x_train, y_train (x_test, y_test)", needs="path"),
+    "mnist": Dataset(
+        "sweeps.data.datasets:load_mnist",
+        "keras.datasets.mnist (or dataset.path=FILE.npz)",
+        needs="network",
+        facts="sweeps.data.datasets:mnist_facts",
+    ),
+    "fashion_mnist": Dataset(
+        "sweeps.data.datasets:load_fashion_mnist",
+        "keras.datasets.fashion_mnist (or dataset.path=FILE.npz)",
+        needs="network",
+        facts="sweeps.data.datasets:fashion_mnist_facts",
+    ),
+    "cifar10": Dataset(
+        "sweeps.data.datasets:load_cifar10",
+        "keras.datasets.cifar10 (or dataset.path=FILE.npz)",
+        needs="network",
+        facts="sweeps.data.datasets:cifar10_facts",
+    ),
+    "npz": Dataset(
+        "sweeps.data.datasets:load_npz",
+        "a local .npz with x_train, y_train (x_test, y_test)",
+        needs="path",
+        facts="sweeps.data.datasets:npz_facts",
+    ),
     "folder": Dataset(
         "sweeps.data.datasets:load_folder",
         "a folder of class subfolders of images, streamed when large",
         arrays=False,
         needs="path",
+        facts="sweeps.data.datasets:folder_facts",
     ),
 }
 

@@ -22,8 +22,10 @@ from optuna.distributions import (
     IntDistribution,
 )
 
+from sweeps.core.errors import SweepsError
 
-class SpaceError(ValueError):
+
+class SpaceError(SweepsError, ValueError):
     """A search space or model setting that cannot be searched; names the key and the fix."""
 
     def __init__(self, key: str, problem: str, fix: str) -> None:

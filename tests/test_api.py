@@ -46,7 +46,7 @@ def test_input_error_names_field_problem_fix_redacted_and_survives_pickling():
 
 def test_the_old_names_still_import_from_their_modules():
     from sweeps.commands.submit import EXIT_BAD_INPUT, SubmitError
-    from sweeps.config.validation import ConfigError
+    from sweeps.core.errors import ConfigError
     from sweeps.data.datasets import DatasetError
     from sweeps.data.folders import FolderError
 

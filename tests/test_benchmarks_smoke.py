@@ -4,6 +4,7 @@ they depend on the machine and its neighbours."""
 
 import math
 
+import numpy as np
 import pytest
 import yaml
 
@@ -223,4 +224,114 @@ def test_photos_dataset_is_a_folder_the_product_and_the_peers_read_alike(tmp_pat
     assert len(data["x_train"]) + len(data["x_val"]) == 80 and len(data["x_val"]) == 16
     argv = command(budget, tmp_path / "out", "bench")  # what the product is told: the same folder, size and split
     assert argv[4] == "dataset=folder" and f"dataset.path={root}" in argv
+    assert argv[5] == "space=small"  # the space the peers search (the product's default for a folder is auto)
     assert "dataset.image_size=[16,16]" in argv and "dataset.color_mode=rgb" in argv and "seed=3" in argv
+
+
+# ----------------------------------------------------------------------------------- the article's CNN as a baseline
+
+
+def test_the_article_cnn_in_plain_keras_is_the_products_article_point():
+    """benchmarks' plain-Keras network and conf/model/conv2d.yaml with sweeps.autospace.ARTICLE_CNN
+    are the same network: the same layers, shapes and 1,087,106 parameters on 28x28x1."""
+    from benchmarks.peers import article_cnn
+    from models.conv2d import build_conv2d
+    from sweeps.autospace import ARTICLE_CNN
+    from sweeps.space import flatten
+
+    plain = article_cnn((28, 28, 1), 10)
+    product = build_conv2d({**flatten(model_defaults()), **ARTICLE_CNN}, (28, 28, 1), 10)
+    shapes = [(type(layer).__name__, tuple(layer.output.shape[1:])) for layer in plain.layers]
+    assert shapes == [(type(layer).__name__, tuple(layer.output.shape[1:])) for layer in product.layers]
+    assert plain.count_params() == product.count_params() == 1_087_106
+    assert plain.loss.__name__ == "categorical_crossentropy" and float(plain.optimizer.learning_rate) == pytest.approx(1e-3)
+
+
+def test_compare_leaves_the_cnn_out_where_it_cannot_be_built(tmp_path):
+    from benchmarks.harness import fitting_tools
+    from benchmarks.photos import photo_regions_folder
+
+    tools, why = fitting_tools(Budget(limit=50), ("product", "article-cnn"))
+    assert tools == ["product"] and "needs 16x16 or more, this data is 8x8x1" in why
+    root = photo_regions_folder(tmp_path / "photos", rows=2, cols=2, per_class=4)
+    photos = Budget(dataset="folder", dataset_path=str(root), dataset_options={"image_size": [16, 16]})
+    assert fitting_tools(photos, ("product", "article-cnn")) == (["product", "article-cnn"], "")
+
+
+def test_baseline_digits_are_upscaled_the_same_for_both_with_a_held_out_test_split(tmp_path):
+    from benchmarks.baseline import _budget, digits_data, folder_data
+    from benchmarks.common import load_data
+    from benchmarks.product import command
+
+    data = digits_data(tmp_path)
+    budget = Budget(dataset=data.dataset, dataset_path=data.path, seed=1)
+    loaded = load_data(budget)  # what the CNN trains on, through the product's loader
+    assert loaded["input_shape"] == (16, 16, 1) and len(loaded["x_test"]) == 359
+    assert len(loaded["x_train"]) + len(loaded["x_val"]) + len(loaded["x_test"]) == 1797
+    assert np.bincount(loaded["y_test"]).min() >= 35  # stratified: every class held out
+    assert np.array_equal(loaded["x_test"][0][::2, ::2], loaded["x_test"][0][1::2, 1::2])  # each pixel repeated 2x2
+    argv = command(_budget(data, 30, 12, 2, seed=1), tmp_path / "o", "b")
+    assert f"dataset.path={data.path}" in argv and "dataset=npz" in argv
+    assert not any(a.startswith("space=") for a in argv)  # the product's own default space (auto), as a user runs it
+    (tmp_path / "f" / "train").mkdir(parents=True)
+    (tmp_path / "f" / "test").mkdir()
+    assert folder_data(f"{tmp_path / 'f'}:28:grayscale").options == {"image_size": [28, 28], "color_mode": "grayscale"}
+    assert folder_data(f"{tmp_path / 'f'}:32x48").options == {"image_size": [32, 48], "color_mode": "rgb"}
+    with pytest.raises(SystemExit, match="needs train/ and test/"):
+        folder_data(str(tmp_path))
+
+
+def _rows(cnn, champion, cnn_wall=10.0, wall=70.0):
+    rows = []
+    for seed, (a, b) in enumerate(zip(cnn, champion)):
+        rows.append({"dataset": "d", "seed": seed, "tool": "article-cnn", "trials": 1, "test_accuracy": a,
+                     "best_val_accuracy": a, "trial_epochs": 6, "wall_s": cnn_wall})  # fmt: skip
+        rows.append({"dataset": "d", "seed": seed, "tool": "product 1x", "trials": 30, "test_accuracy": b,
+                     "best_val_accuracy": b, "trial_epochs": 120, "wall_s": wall})  # fmt: skip
+    return rows
+
+
+@pytest.mark.parametrize(
+    "cnn, champion, wall, verdicts, words",
+    [
+        ([0.95, 0.96, 0.97], [0.98, 0.97, 0.99], 70.0, ("MET", "MET"), ["+1.0 points over the target", "7.0x"]),
+        ([0.95, 0.96, 0.97], [0.96, 0.965, 0.97], 90.0, ("MISSED", "MISSED"), ["short by 0.5 points", "over by 10.0 s (9.0x)"]),
+    ],
+)
+def test_baseline_targets_say_met_or_missed_and_by_how_much(cnn, champion, wall, verdicts, words):
+    from benchmarks.baseline import summary, targets
+
+    rows = _rows(cnn, champion, wall=wall)
+    lines = targets(rows)
+    assert [line.split("]")[0].strip(" [") for line in lines[1:]] == list(verdicts)
+    for w in words:
+        assert w in "\n".join(lines), (w, lines)
+    by_tool = {r["tool"]: r for r in summary(rows)}
+    assert by_tool["article-cnn"]["test_accuracy"] == "0.96 [0.95-0.97]"
+    assert by_tool["product 1x"]["epochs_vs_cnn"] == "20.0x" and by_tool["product 1x"]["wall_vs_cnn"] == f"{wall / 10:.1f}x"
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_baseline_command_at_its_tiniest(tmp_path):
+    """python -m benchmarks baseline, 1 seed, 1 budget of 2 trials, 1 epoch, digits only: the
+    command runs both tools end to end and writes its figures (values not asserted)."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "results"
+    argv = ["--datasets", "digits", "--seeds", "1", "--budgets", "1", "--trials", "2", "--epochs", "1", "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "baseline", *argv], cwd=ROOT, capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    record = json.loads((out / "baseline.json").read_text())
+    assert [r["tool"] for r in record["rows"]] == ["article-cnn", "product 1x"]
+    assert all(0.0 <= r["test_accuracy"] <= 1.0 for r in record["rows"]), record["rows"]
+    assert record["rows"][0]["trial_epochs"] == 1 and record["rows"][1]["trials"] == 2
+    text = (out / "baseline.txt").read_text()
+    assert "product at commit" in text and "load average" in text and "machine" in text
+    assert "upscaled 8x8 -> 16x16" in text and "Targets at the default budget (product 1x)" in text
+    assert text.count("] digits: ") == 2  # the accuracy and the wall-time target, each MET or MISSED
+    assert (out / "baseline.csv").is_file()

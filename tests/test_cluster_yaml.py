@@ -132,7 +132,8 @@ def test_the_dashboard_listens_on_the_heads_loopback_only(path):
 def test_the_nodes_install_this_project_at_its_pins(path):
     config = load(path)
     mounts = {str(Path(local)): remote for remote, local in config["file_mounts"].items()}
-    needed = [*PYPROJECT["tool"]["setuptools"]["packages"], "conf", "pyproject.toml", "README.md"]
+    packages = [p.rstrip("*") for p in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]]  # sweeps*, ...
+    needed = [*packages, "conf", "pyproject.toml", "README.md"]
     for name in needed:
         assert name in mounts, f"{name} is not copied to the nodes"
         assert (ROOT / name).exists()

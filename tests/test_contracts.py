@@ -4,7 +4,7 @@ collection time, so a new entry is tested without touching this file. An option 
 here is a visible skip with its reason, never left out of the parametrisation.
 
 The schedulers' real-sweep half (a trial a scheduler stops is PRUNED in Optuna and KILLED in
-MLflow; one that never stops trials prunes none) is `tests/test_schedulers_e2e.py`, parametrised
+MLflow; one that never stops trials prunes none) is `tests/schedulers/test_schedulers_e2e.py`, parametrised
 from the same registry."""
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ import yaml
 
 from models.plan import InfeasibleModel, plan_conv2d
 from sweeps import registry
-from sweeps.config.validation import CONF_DIR, SamplerSettings, SchedulerSettings, load_config
+from sweeps.config.compose import CONF_DIR
+from sweeps.config.settings import SamplerSettings, SchedulerSettings
+from sweeps.config.validation import load_config
 from sweeps.space import define_by_run, resolve_params
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -169,7 +171,7 @@ def test_sampler_goes_on_after_infeasible_and_failed_trials(name):
 def test_sampler_handles_several_objectives_or_is_refused_for_them(name):
     entry = registry.SAMPLERS[name]
     if not entry.multi_objective:
-        from sweeps.config.validation import ConfigError
+        from sweeps.core.errors import ConfigError
 
         with pytest.raises(ConfigError, match="one objective only"):
             load_config([f"sampler={name}", "objectives=[val_accuracy:max,params:min]"])
@@ -226,7 +228,7 @@ def _keras_cache(name: str) -> bool:
 
 @pytest.mark.parametrize("name", list(registry.DATASETS))
 def test_dataset_loads_consistent_shapes_and_a_stable_digest(name, tmp_path):
-    from sweeps.data.datasets import load_dataset
+    from sweeps.data.datasets import input_facts, load_dataset
 
     entry = registry.DATASETS[name]
     if entry.needs == "network" and not _keras_cache(name):
@@ -237,9 +239,12 @@ def test_dataset_loads_consistent_shapes_and_a_stable_digest(name, tmp_path):
             pytest.skip(f"dataset={name} reads the user's files; tests/test_contracts.py SAMPLE_INPUTS has no sample for it")
         path = SAMPLE_INPUTS[name](tmp_path)
     conf = yaml.safe_load((CONF_DIR / "dataset" / f"{name}.yaml").read_text())
-    options = {k: v for k, v in conf.items() if k not in ("name", "path", "val_fraction", "limit")}
+    options = {k: v for k, v in conf.items() if k not in ("name", "path", "val_fraction", "limit", "defaults")}
     args = dict(path=path, val_fraction=conf["val_fraction"], limit=40, options=options, output_dir=tmp_path / "out")
     first, again = load_dataset(name, seed=0, **args), load_dataset(name, seed=0, **args)
+    # What space=auto reads without loading (sweeps.data.datasets.input_facts) is what the loader gives.
+    facts = input_facts(name, path, conf["val_fraction"], 40, 0, options)
+    assert (facts.shape, facts.classes, facts.train_images) == (first.input_shape, first.num_classes, len(first.x_train))
     assert first.digest == again.digest, "two loads of the same data and settings disagree"
     assert len(first.digest) == 32 and int(first.digest, 16) >= 0  # BLAKE2b-128, hex
     assert first.name == name and first.num_classes >= 2
@@ -306,7 +311,7 @@ def test_an_option_is_one_yaml_file_and_one_registry_entry(tmp_path, monkeypatch
 
 
 def test_an_unregistered_name_is_one_clear_error_before_anything_runs():
-    from sweeps.config.validation import ConfigError
+    from sweeps.core.errors import ConfigError
 
     for key in ("sampler.name", "scheduler.name", "dataset.name"):
         with pytest.raises(ConfigError) as info:
@@ -326,7 +331,7 @@ def test_each_tracking_backend_is_accepted_and_known_by_its_scheme(scheme):
 
 @pytest.mark.parametrize("uri", ["mlruns", "/tmp/mlruns", "ftp://host/store", "s3://bucket/store"])
 def test_a_tracking_uri_of_no_registered_backend_is_one_clear_error(uri):
-    from sweeps.config.validation import ConfigError
+    from sweeps.core.errors import ConfigError
 
     with pytest.raises(ConfigError) as info:
         load_config([f"tracking.uri={uri}"])

@@ -41,7 +41,7 @@ def test_only_tensorflow_info_and_warning_lines_are_dropped(line, noise):
 
 @pytest.mark.parametrize("name", ["tpe", "random", "qmc", "cmaes", "nsga2"])
 def test_samplers_are_built_without_warnings(name):
-    from sweeps.config.validation import SamplerSettings
+    from sweeps.config.settings import SamplerSettings
     from sweeps.samplers.factories import make_sampler
 
     with warnings.catch_warnings():

@@ -22,7 +22,7 @@ def _open_files(path: Path) -> int:
 def test_one_storage_per_url_and_closing_releases_its_connections(tmp_path):
     import optuna
 
-    from sweeps.samplers import factories as search
+    from sweeps.storage import storages as search
 
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     optuna.create_study(study_name="s", storage=search.open_storage(tmp_path, url))
@@ -91,7 +91,7 @@ def test_a_pickled_storage_holds_no_password(tmp_path):
     """Ray Tune pickles its searcher, and the study storage with it, into the sweep's folder."""
     import pickle
 
-    from sweeps.samplers import factories as search
+    from sweeps.storage import storages as search
 
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     storage = search.open_storage(tmp_path, url)

@@ -24,12 +24,13 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
+from sweeps.core.errors import SweepsError
 from tracking.query import quote, search_runs, store_exists
 
 DEFAULT_ALIAS = "champion"
 
 
-class RegistryError(LookupError):
+class RegistryError(SweepsError, LookupError):
     """A model URI or registered model that cannot be found or used; the message says which and why."""
 
 

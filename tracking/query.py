@@ -111,6 +111,19 @@ def find_sweep_run(tracking_uri: str, experiment: str, name: str) -> RunRecord |
     return _record(runs[0]) if runs else None
 
 
+def latest_sweep(tracking_uri: str, experiment: str) -> str | None:
+    """The name of the sweep in `experiment` started last (None: none yet)."""
+    if not store_exists(tracking_uri):
+        return None
+    found = _client(tracking_uri).get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    runs = _client(tracking_uri).search_runs(
+        [found.experiment_id], "tags.`sweeps.kind` = 'sweep'", max_results=1, order_by=["attributes.start_time DESC"]
+    )
+    return runs[0].data.tags.get("sweeps.name") if runs else None
+
+
 def list_trial_runs(tracking_uri: str, parent: RunRecord) -> list[RunRecord]:
     """The nested trial runs of a sweep's parent run, oldest first."""
     runs = search_runs(

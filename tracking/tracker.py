@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import time
 import traceback
@@ -140,6 +141,9 @@ class SweepTracker:
         self.parent_run_id: str | None = None
         self._dataset_input: DatasetInput | None = None
         self.writes = WriteBehind("mlflow-writer")  # keyed by run id
+        self.models: Any = None  # tracking.models.ModelContext: kept checkpoints are logged models
+        self.model_ids: dict[str, str] = {}  # trial run id -> its kept checkpoint's logged model
+        self._kept_checkpoints: dict[str, tuple[int, Path, dict[str, Any], str, float]] = {}  # run id -> to log
 
     def __getstate__(self) -> dict[str, Any]:
         # Ray Tune pickles its callbacks, and so this tracker, with its experiment state into the
@@ -166,14 +170,51 @@ class SweepTracker:
         self.parent_run_id = run_id
         self.client.update_run(run_id, status="RUNNING")
 
-    def save_runs_view(self, key: str, name: str, params: Sequence[str], metrics: Sequence[str]) -> None:
-        """A view of the experiment's runs table whose columns are these metrics and params (the UI
-        shows Dataset, Duration and Source otherwise); opened by links that name `key`."""
-        import json
+    def save_runs_view(
+        self,
+        key: str,
+        name: str,
+        params: Sequence[str],
+        metrics: Sequence[str],
+        tags: Sequence[str] = (),
+        search_filter: str = "",
+        order_by: str | None = None,
+        ascending: bool = False,
+    ) -> None:
+        """A view of the experiment's runs table (the UI's Views menu; opened by links that name
+        `key`): these metrics, tags and params as columns (the UI shows Dataset, Duration and Source
+        otherwise), the runs `search_filter` matches, sorted by the metric `order_by`.
 
-        columns = [*(f"metrics.`{m}`" for m in metrics), *(f"params.`{p}`" for p in params), "attributes.`Dataset`"]
+        MLflow 3.17's UI takes filter and order from the URL too (searchFilter, orderByKey,
+        orderByAsc), but never the columns, and it ignores a shared view when the URL has either:
+        so links carry only the view's key, and the view holds all of it."""
+        columns = [
+            *(f"metrics.`{m}`" for m in metrics),
+            *(f"tags.`{t}`" for t in tags),
+            *(f"params.`{p}`" for p in params),
+            "attributes.`Models`",
+        ]
+        # Tags first, then metrics and params, then the UI's own attributes: what is in view without
+        # scrolling is what compares trials (the grid groups columns by kind, in another order).
+        ordered = [
+            "attributes.`Run Name`",
+            *(c for c in columns if c.startswith("tags.")),
+            *(c for c in columns if c.startswith(("metrics.", "params."))),
+            "runDateAndNestInfo",
+            "duration",
+            "attributes.`Models`",
+        ]
+        widths = {c: 120 for c in columns if c.startswith(("tags.", "metrics."))}
+        state: dict[str, Any] = {
+            "selectedColumns": columns,
+            "columnOrder": ordered,
+            "columnWidths": widths,
+            "searchFilter": search_filter,
+        }
+        if order_by:
+            state.update(orderByKey=f"metrics.`{order_by}`", orderByAsc=ascending)
         now = _now_ms()
-        envelope = {"name": name, "createdAt": now, "updatedAt": now, "state": json.dumps({"selectedColumns": columns})}
+        envelope = {"name": name, "createdAt": now, "updatedAt": now, "state": json.dumps(state)}
         self.client.set_experiment_tag(self.experiment_id, VIEW_TAG + key, json.dumps(envelope))
 
     def describe(self, run_id: str, markdown: str) -> None:
@@ -185,6 +226,8 @@ class SweepTracker:
     ) -> None:
         """End the parent run; `error`, the traceback of what stopped the sweep, becomes its artifact."""
         assert self.parent_run_id is not None
+        if self._kept_checkpoints and self.models is not None:  # stopped before the summary logged them
+            self.log_kept_models()
         self.log_metrics(self.parent_run_id, metrics)
         self.set_tags(self.parent_run_id, tags)
         self.flush()
@@ -357,7 +400,67 @@ class SweepTracker:
         assert self._dataset_input is not None
         self.client.log_inputs(run_id, datasets=[self._dataset_input])
 
-    def log_keras_model(self, run_id: str, model: Any, preprocessing: Mapping[str, Any] | None = None) -> str:
+    # ------------------------------------------------------------ kept checkpoints as logged models
+
+    def log_models(self, context: Any) -> None:
+        """From now on each kept checkpoint becomes a logged model (tracking.models.ModelContext)."""
+        self.models = context
+
+    def log_checkpoint(
+        self, run_id: str, number: int, checkpoint: Path, params: Mapping[str, Any], objective: str, value: float
+    ) -> None:
+        """A trial's checkpoint is among the sweep's kept ones: it becomes a logged model when the
+        search ends (`log_kept_models`), unless retention drops it first. Nothing is written now."""
+        if self.models is not None:
+            self._kept_checkpoints[run_id] = (number, checkpoint, dict(params), objective, value)
+
+    def drop_checkpoint(self, run_id: str) -> None:
+        """Retention deleted the trial's checkpoint: no model of it (and the one logged, if any, goes)."""
+        self._kept_checkpoints.pop(run_id, None)
+        model_id = self.model_ids.pop(run_id, None)
+        if model_id is not None:
+            from tracking.models import delete_model
+
+            self.writes.submit(run_id, delete_model, self.client, model_id)
+
+    def log_kept_models(self) -> dict[str, str]:
+        """Log the kept checkpoints as logged models, the worst first: the Models tab lists models
+        newest first, so it shows them ranked by the objective, as search_logged_models ranks them.
+        Once, when the search has ended (K models, not one per trial that was ever among the best);
+        returns trial run id -> model id. A model that cannot be logged is a warning, not a failure."""
+        from tracking.models import log_checkpoint_model
+
+        self.flush()
+        pending, self._kept_checkpoints = self._kept_checkpoints, {}
+        order = sorted(pending.items(), key=lambda item: (item[1][4] if self.models.mode == "max" else -item[1][4], -item[1][0]))
+        last = 0
+        for run_id, (number, checkpoint, params, objective, _) in order:
+            while _now_ms() <= last:  # a creation time of its own: the tab's order is theirs
+                time.sleep(0.001)
+            last = _now_ms()
+            try:
+                model_id = log_checkpoint_model(self.client, self.models, run_id, number, checkpoint, params, objective)
+            except Exception as exc:  # the model is lost to the Models tab, not the sweep
+                print(
+                    f"warning: trial #{number}'s checkpoint was not logged as a model ({type(exc).__name__}: {exc})",
+                    file=sys.stderr,
+                )
+                continue
+            if model_id is not None:
+                self.model_ids[run_id] = model_id
+        return dict(self.model_ids)
+
+    def checkpoint_model(self, run_id: str) -> str | None:
+        """`models:/<id>` of the trial run's kept checkpoint (None: none logged)."""
+        from tracking.models import find_checkpoint_model
+
+        self.flush(run_id)
+        model_id = self.model_ids.get(run_id) or find_checkpoint_model(self.client, self.experiment_id, run_id)
+        return f"models:/{model_id}" if model_id else None
+
+    def log_keras_model(
+        self, run_id: str, model: Any, preprocessing: Mapping[str, Any] | None = None, name: str = "model"
+    ) -> str:
         """Log a Keras model with its signature; returns the model URI (runs:/<id>/model).
 
         The signature comes from the model's own input and output specs, and the requirements are
@@ -381,7 +484,7 @@ class SweepTracker:
         with mlflow.start_run(run_id=run_id):
             info = mlflow.keras.log_model(
                 model,
-                name="model",
+                name=name,
                 signature=signature,
                 pip_requirements=_model_requirements(),
                 metadata={PREPROCESSING_KEY: dict(preprocessing)} if preprocessing else None,

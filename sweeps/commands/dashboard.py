@@ -25,7 +25,7 @@ def main(name: str, output_dir: Path, study_storage: str | None, host: str, port
     """Serve until interrupted; raises ConfigError for an unknown sweep or a missing install."""
     import optuna
 
-    from sweeps.samplers.factories import open_storage, storage_url
+    from sweeps.storage.storages import open_storage, storage_url
 
     try:
         import optuna_dashboard

@@ -35,8 +35,9 @@ import pandas as pd
 from sweeps.core.errors import ConfigError
 from sweeps.core.metrics import EPOCH_METRICS
 from sweeps.core.outcomes import state_name
+from sweeps.core.records import RUN_ID_ATTR
 from sweeps.driver.warmstart import own_trials
-from sweeps.samplers.factories import open_storage
+from sweeps.storage.storages import open_storage
 
 if TYPE_CHECKING:
     from tracking import RunRecord
@@ -88,7 +89,7 @@ def _match_runs(trials: Sequence[optuna.trial.FrozenTrial], runs: Mapping[str, R
     by_number = {run.tags.get("optuna.trial_number"): run for run in runs.values()}
     matched = {}
     for trial in trials:
-        run = runs.get(trial.user_attrs.get("mlflow_run_id", "")) or by_number.get(str(trial.number))
+        run = runs.get(trial.user_attrs.get(RUN_ID_ATTR, "")) or by_number.get(str(trial.number))
         if run is not None:
             matched[trial.number] = run
     return matched
@@ -108,7 +109,7 @@ def _row(trial: optuna.trial.FrozenTrial, run: RunRecord | None, n_objectives: i
     # Optuna's clock runs from proposal to result; MLflow's end time moves when the best model is logged later.
     row["duration_s"] = trial.duration.total_seconds() if trial.duration is not None else math.nan
     row["node"] = run.tags.get("sweeps.node", "") if run is not None else ""
-    row["mlflow_run_id"] = trial.user_attrs.get("mlflow_run_id") or (run.run_id if run is not None else "")
+    row["mlflow_run_id"] = trial.user_attrs.get(RUN_ID_ATTR) or (run.run_id if run is not None else "")
     return row
 
 

@@ -13,9 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sweeps.config.validation import ConfigError
+from sweeps.core.errors import ConfigError
 from sweeps.core.redaction import redact_text
-from sweeps.samplers.factories import DRIVER_FIX, missing_driver
+from sweeps.storage.storages import DRIVER_FIX, missing_driver
 
 AUTH_ENV = ("MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY")
 

@@ -6,39 +6,29 @@ of Hydra's hands first: in compose mode Hydra would read them as its own multiru
 
 from __future__ import annotations
 
-import difflib
 import importlib.util
 import re
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from hydra import compose, initialize_config_dir
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
-
 from sweeps import registry
+from sweeps.autospace import AUTO, derive_space
+from sweeps.config.compose import CONF_DIR, _nearest, compose_config, explicit_keys
+from sweeps.config.settings import (
+    DatasetSettings,
+    ResourceSettings,
+    SamplerSettings,
+    SchedulerSettings,
+    SweepConfig,
+    TrackingSettings,
+    WarmStartSettings,
+)
 from sweeps.core.errors import ConfigError
 from sweeps.core.metrics import EPOCH_METRICS
-from sweeps.core.redaction import redact
-from sweeps.samplers.factories import STORAGE_SCHEMES
-from sweeps.space import (
-    BUDGETS,
-    RULES,
-    Space,
-    SpaceError,
-    flatten,
-    grid_points,
-    grid_size,
-    grid_values,
-    parse_space,
-    pbt_mutations,
-    rule_for,
-)
+from sweeps.space import Space, SpaceError, flatten, grid_points, grid_size, grid_values, parse_space, pbt_mutations
+from sweeps.storage.storages import STORAGE_SCHEMES
 
-CONF_DIR = Path(__file__).resolve().parent.parent.parent / "conf"
 REPORTED_METRICS = EPOCH_METRICS  # the objectives a trial reports each epoch
 OBJECTIVE_METRICS = (*REPORTED_METRICS, "params", "flops")  # params/flops: known before training
 # The lowest value of each sampler/scheduler setting an entry of sweeps.registry may read; the
@@ -57,252 +47,10 @@ FRACTIONS = ("quantile_fraction",)  # settings that are numbers, not whole numbe
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
-# Sampler and scheduler settings: None where the option does not read it (sweeps.registry names
-# what each reads); the values, defaults included, come from its YAML in conf/, never from here.
-@dataclass(frozen=True)
-class SamplerSettings:
-    name: str
-    n_startup_trials: int | None = None
-    history: int | None = None  # TPE: the most finished trials it models (sweeps.samplers.factories._BoundedTPESampler)
-    population_size: int | None = None  # NSGA-II's generation size
-    grid: dict[str, list[Any]] | None = None  # a discrete sampler's values per parameter (the space's choices)
-    points: list[dict[str, Any]] | None = None  # and its distinct active points, each tried once (space.grid_points)
-
-
-@dataclass(frozen=True)
-class SchedulerSettings:
-    name: str
-    grace_period: int | None = None
-    reduction_factor: int | None = None
-    min_samples: int | None = None  # median: trials whose results make the median
-    perturbation_interval: int | None = None  # pbt: epochs between exploit/explore steps (checkpoints there)
-    quantile_fraction: float | None = None  # pbt: the bottom fraction clones the top fraction
-
-
-@dataclass(frozen=True)
-class WarmStartSettings:
-    points: tuple[dict[str, Any], ...] = ()  # evaluated first, as given (searched params only)
-    from_sweep: str | None = None  # an earlier sweep whose finished trials are added as known results (sweeps.driver.warmstart)
-    rerun_best: int = 1  # and whose best this many trials are evaluated first (sweeps.driver.warmstart.rerun_points)
-
-
-@dataclass(frozen=True)
-class ResourceSettings:
-    cpus_per_trial: float
-    gpus_per_trial: float
-    num_cpus: int | None
-    max_retries: int
-    custom: dict[str, float] = field(default_factory=dict)  # extra Ray resources per trial
-    checkpoint_every_s: float = 60.0  # an unsaved better epoch is written after at most this long
-    keep_checkpoints: int | None = 10  # finished trials whose checkpoints stay: the sweep's best k (None: all)
-
-
-@dataclass(frozen=True)
-class TrackingSettings:
-    uri: str | None
-    experiment: str
-    log_best_model: bool
-    registered_model: str | None = None
-    log_report: bool = True  # tables and plots on the parent run at the end
-    study_storage: str | None = None  # Optuna storage URL (postgresql://, mysql://, sqlite://, grpc://host:port)
-
-
-@dataclass(frozen=True)
-class DatasetSettings:
-    name: str
-    path: str | None
-    val_fraction: float
-    limit: int | None
-    options: dict[str, Any] = field(default_factory=dict)  # the group's other keys (a folder's image_size, ...)
-
-
-# The settings `resume` may change (a resumed sweep keeps its space, data and model): the check in
-# sweeps.driver.sweep and `resume --help` both read this one list.
-RESUMABLE = ("n_trials", "time_budget_s", "max_failures", "max_failure_rate", "verbose")
-
-
-@dataclass(frozen=True)
-class SweepConfig:
-    """One validated sweep: what the runner, the tracker and the trials read."""
-
-    name: str
-    n_trials: int
-    metric: str  # the first objective: drives early stopping and the kept checkpoint
-    mode: str
-    objectives: tuple[tuple[str, str], ...]  # (metric, mode) of every objective; one unless multi-objective
-    max_epochs: int
-    seed: int
-    time_budget_s: float | None
-    stop_at: float | None  # end the sweep once a trial's first objective reaches this (Katib's objective.goal)
-    max_failures: int | None  # stop the sweep when more trials than this fail
-    max_failure_rate: float | None  # ... or when more than this fraction of finished trials failed
-    output_dir: Path
-    verbose: bool
-    dataset: DatasetSettings
-    sampler: SamplerSettings
-    scheduler: SchedulerSettings
-    resources: ResourceSettings
-    tracking: TrackingSettings
-    warm_start: WarmStartSettings
-    model: dict[str, Any]
-    space: Space
-    resolved: dict[str, Any]  # the whole composed config, resolved, for logging
-
-    @property
-    def multi_objective(self) -> bool:
-        return len(self.objectives) > 1
-
-    def to_yaml(self) -> str:
-        return OmegaConf.to_yaml(OmegaConf.create(redact(self.resolved)))
-
-    @property
-    def sweep_dir(self) -> Path:
-        return self.output_dir / "sweeps" / self.name
-
-    @property
-    def tracking_uri(self) -> str:
-        """The MLflow store: `tracking.uri`, else the sqlite file in `output_dir` (the one rule)."""
-        from tracking import default_tracking_uri  # MLflow's door, opened only by who needs the store
-
-        return self.tracking.uri or default_tracking_uri(self.output_dir)
-
-
 # ---------------------------------------------------------------- composing
 
 
-def split_space_overrides(overrides: list[str]) -> tuple[list[str], dict[str, Any]]:
-    """Separate `space.<key>=<grammar or value>` overrides from the ones Hydra composes."""
-    parser = OverridesParser.create()
-    hydra_overrides: list[str] = []
-    space: dict[str, Any] = {}
-    for text in overrides:
-        key = text.split("=", 1)[0].lstrip("+~")
-        if not key.startswith("space.") or "=" not in text:
-            hydra_overrides.append(text)
-            continue
-        try:
-            parsed = parser.parse_override(text.lstrip("+"))
-        except HydraException as exc:
-            raise ConfigError(
-                key, f"cannot parse override {text!r}: {exc}", "write space.<param>='choice(a,b)' or space.<param>=<value>"
-            ) from None
-        space[key.removeprefix("space.")] = text.split("=", 1)[1] if parsed.is_sweep_override() else parsed.value()
-    return hydra_overrides, space
-
-
-def compose_config(overrides: list[str], config_dir: Path = CONF_DIR) -> dict[str, Any]:
-    """Hydra composition of conf/ plus overrides -> a plain, fully resolved dict."""
-    hydra_overrides, space_overrides = split_space_overrides(overrides)
-    try:
-        with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-            cfg: DictConfig = compose(config_name="config", overrides=hydra_overrides)
-        resolved = OmegaConf.to_container(cfg, resolve=True)
-    except HydraException as exc:
-        missing = re.search(r"Could not override '([\w.]+)'", str(exc))
-        if missing:  # `n_trail=5` without '+': the same typo, the same answer
-            refuse_unknown_keys(_with_key({}, missing[1]), config_dir)
-        raise ConfigError("override", str(exc).strip().splitlines()[0] + _hydra_hint(str(exc)), _hydra_fix(str(exc))) from None
-    except OmegaConfBaseException as exc:
-        raise ConfigError(
-            "config", str(exc).strip().splitlines()[0], "check the value's type and spelling in conf/ or the override"
-        ) from None
-    assert isinstance(resolved, dict)
-    resolved["space"] = {**(resolved.get("space") or {}), **space_overrides}
-    refuse_unknown_keys(resolved, config_dir)
-    return resolved
-
-
-def _with_key(raw: dict[str, Any], dotted: str) -> dict[str, Any]:
-    section, _, leaf = dotted.partition(".")
-    return {section: {leaf: None}} if leaf else {section: None}
-
-
-def explicit_keys(overrides: list[str]) -> frozenset[str]:
-    """The dotted keys the user set on the command line (`scheduler.grace_period=3`), as opposed to
-    values that come from conf/: only those may make a dependent default an error."""
-    return frozenset(text.split("=", 1)[0].lstrip("+~") for text in overrides if "=" in text)
-
-
 # ---------------------------------------------------------------- known keys
-
-
-def _yaml_keys(path: Path) -> set[str]:
-    loaded = OmegaConf.to_container(OmegaConf.load(path), resolve=False) if path.is_file() else {}
-    return {str(k) for k in loaded} - {"defaults"} if isinstance(loaded, dict) else set()
-
-
-def known_keys(config_dir: Path = CONF_DIR) -> dict[str, frozenset[str]]:
-    """Every key the settings read, per section ("" is the top level): the fields of the typed
-    settings plus every key that any option file of that group in conf/ defines."""
-    known: dict[str, set[str]] = {
-        "": {f.name for f in fields(SweepConfig)} - {"resolved"} | _yaml_keys(config_dir / "config.yaml")
-    }
-    for section, settings in {
-        "dataset": DatasetSettings,
-        "sampler": SamplerSettings,
-        "scheduler": SchedulerSettings,
-        "resources": ResourceSettings,
-        "tracking": TrackingSettings,
-        "warm_start": WarmStartSettings,
-    }.items():
-        known[section] = {f.name for f in fields(settings)}
-        for option in sorted((config_dir / section).glob("*.yaml")):
-            known[section] |= _yaml_keys(option)
-    known["sampler"] -= {"grid"}  # derived from the space, never set
-    return {k: frozenset(v) for k, v in known.items()}
-
-
-def _nearest(key: str, options: frozenset[str] | set[str] | tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(key, sorted(options), n=1, cutoff=0.6)
-    return f"did you mean {close[0]}?" if close else f"known keys: {', '.join(sorted(options))}"
-
-
-def refuse_unknown_keys(raw: dict[str, Any], config_dir: Path = CONF_DIR) -> None:
-    """A key no setting reads (`+n_trail=5`, `+dataset.vall_fraction=0.1`) is a typo that would
-    otherwise cost a whole sweep run with the default: refuse it, naming the nearest known key."""
-    known = known_keys(config_dir)
-    for key in raw:
-        if key not in known[""]:
-            raise ConfigError(key, "unknown setting", f"{_nearest(key, known[''])} (python -m sweeps run --cfg shows every key)")
-    for section, keys in known.items():
-        value = raw.get(section)
-        if not section or not isinstance(value, dict):
-            continue
-        for key in value:
-            if key not in keys:
-                full = f"{section}.{key}"
-                raise ConfigError(
-                    full,
-                    "unknown setting",
-                    f"{_nearest(key, keys).replace('mean ', f'mean {section}.')} (python -m sweeps run --cfg shows every key)",
-                )
-    for section in ("model", "space"):
-        value = raw.get(section)
-        for key in flatten(value) if isinstance(value, dict) else []:
-            if section == "space" and key in BUDGETS:
-                continue
-            try:
-                rule_for(key)
-            except SpaceError:
-                options = (*RULES, *BUDGETS) if section == "space" else tuple(RULES)
-                raise ConfigError(
-                    f"{section}.{key}",
-                    "unknown parameter",
-                    f"{_nearest(key, options).replace('mean ', f'mean {section}.')} (or {section}.blockN.<Conv2D argument>)",
-                ) from None
-
-
-def _hydra_hint(message: str) -> str:
-    match = re.search(r"Available options in '(\w+)':\s*((?:\n\s+\w+)+)", message)
-    return f" (options: {', '.join(match[2].split())})" if match else ""
-
-
-def _hydra_fix(message: str) -> str:
-    if "To append to your config use" in message:
-        return "check the key's spelling (python -m sweeps run --cfg shows every key), or add a new key with +key=value"
-    if "Could not find" in message:
-        return "pick one of the listed options, or add a YAML file to that group in conf/"
-    return "write overrides as key=value (e.g. n_trials=20 sampler=random); quote values with parentheses"
 
 
 # ---------------------------------------------------------------- validating
@@ -534,6 +282,35 @@ def _pbt_population(
     return replace(sampler, name="random"), {**raw, "sampler": {**raw.get("sampler", {}), "name": "random"}}
 
 
+def _dataset(d: dict[str, Any]) -> DatasetSettings:
+    return DatasetSettings(
+        name=_choice(d, "name", tuple(registry.DATASETS), "dataset.name"),
+        path=d.get("path"),
+        val_fraction=_number(d, "val_fraction", float, label="dataset.val_fraction"),
+        limit=_number(d, "limit", int, 2, allow_none=True, label="dataset.limit"),
+        options={k: v for k, v in d.items() if k not in ("name", "path", "val_fraction", "limit")},
+    )
+
+
+def _auto_space(spec: dict[str, Any], dataset: DatasetSettings, seed: int) -> tuple[dict[str, Any], str]:
+    """With `auto: true`, the space `sweeps.autospace` derives from the dataset's input shape, classes
+    and training images (read cheaply: `sweeps.data.datasets.input_facts`), the user's other entries
+    over it, and the note saying why; the spec as it was otherwise. The derived spec is what the sweep
+    records (its resolved config, the saved config a resume reads), so a resume keeps the same space."""
+    if AUTO not in spec:
+        return spec, ""
+    auto, given = spec[AUTO], {k: v for k, v in flatten(spec).items() if k != AUTO}
+    if not isinstance(auto, bool):
+        raise ConfigError("space.auto", f"{auto!r} is not true or false", "write space=auto, or choose another space=<name>")
+    if not auto:
+        return given, ""
+    from sweeps.data.datasets import input_facts
+
+    facts = input_facts(dataset.name, dataset.path, dataset.val_fraction, dataset.limit, seed, dataset.options)
+    derived = derive_space(*facts.shape, facts.classes, facts.train_images, facts.field).given(given)
+    return derived.spec, derived.explain()
+
+
 def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> SweepConfig:
     """`explicit`: the keys the user set on the command line (see `explicit_keys`)."""
     name = str(raw.get("name"))
@@ -560,6 +337,10 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
             f"{scheduler.grace_period} is more than max_epochs={max_epochs}",
             f"set scheduler.grace_period to at most {max_epochs}",
         )
+    dataset = _dataset(d)
+    space_spec, space_note = _auto_space(space_spec, dataset, _number(raw, "seed", int))
+    if space_note:
+        raw = {**raw, "space": space_spec}
     try:
         space = parse_space(space_spec, model)
     except SpaceError as exc:
@@ -585,13 +366,7 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
         max_failure_rate=_rate(raw),
         output_dir=Path(str(output_dir)).expanduser().resolve(),
         verbose=bool(raw.get("verbose", False)),
-        dataset=DatasetSettings(
-            name=_choice(d, "name", tuple(registry.DATASETS), "dataset.name"),
-            path=d.get("path"),
-            val_fraction=_number(d, "val_fraction", float, label="dataset.val_fraction"),
-            limit=_number(d, "limit", int, 2, allow_none=True, label="dataset.limit"),
-            options={k: v for k, v in d.items() if k not in ("name", "path", "val_fraction", "limit")},
-        ),
+        dataset=dataset,
         sampler=sampler,
         scheduler=scheduler,
         resources=ResourceSettings(
@@ -619,6 +394,7 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
         model=flatten(model),  # nested groups (augment: {flip: ...}) as the dotted keys a space names
         space=space,
         resolved=raw,
+        space_note=space_note,
     )
 
 

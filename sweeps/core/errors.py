@@ -66,6 +66,22 @@ class SubmitError(SweepsError):
     exit_code = EXIT_BAD_INPUT
 
 
+class DoNotRetry(SweepsError):
+    """A trial failure a retry cannot help (see sweeps.worker.trainable.deterministic): raised in the worker
+    in place of its cause, which it carries with the epochs the trial finished, so the trial reports it as
+    its last result (failed_error) instead of raising it to Tune, which would retry it."""
+
+    def __init__(self, cause: BaseException, epochs_done: int = 0) -> None:
+        import traceback
+
+        super().__init__(str(cause))
+        self.cause, self.epochs_done = cause, epochs_done
+        self.text = "".join(traceback.format_exception(cause))  # the cause's own traceback, as format_exc gives it
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (type(self), (self.cause, self.epochs_done))
+
+
 def message(exc: SweepsError) -> str:
     """The one line the CLI prints for `exc`."""
     return f"error: {exc}"

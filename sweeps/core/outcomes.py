@@ -1,13 +1,16 @@
 """What happened to a trial: one vocabulary shared by the runner, Optuna, MLflow and the summary.
 
-Pure: imports nothing at all (the tracker and the report read the vocabulary too), so the
-recovery path can use it without Ray.
+Pure: imports only sweeps.core's protocol keys (the tracker and the report read the vocabulary too), so
+the recovery path can use it without Ray.
 """
 
 from __future__ import annotations
 
 from enum import Enum
 from typing import Any
+
+from sweeps.core.protocol import FAILED_ERROR, FINISHED, INFEASIBLE
+from sweeps.core.records import OUTCOME_ATTR
 
 
 class Outcome(str, Enum):
@@ -45,12 +48,6 @@ COUNTED = (Outcome.COMPLETE, Outcome.PRUNED, Outcome.INFEASIBLE, Outcome.FAILED)
 
 def trial_outcome(last_result: dict[str, Any] | None, error: bool) -> Outcome:
     """What happened to a trial, from its last report: the single rule for Optuna and MLflow."""
-    from sweeps.worker.trainable import (  # here: importing this module stays free of side effects
-        FAILED_ERROR,
-        FINISHED,
-        INFEASIBLE,
-    )
-
     if error or (last_result and last_result.get(FAILED_ERROR)):
         return Outcome.FAILED  # raised; or failed in a way a retry cannot help, reported instead
     if not last_result or FINISHED not in last_result:
@@ -63,7 +60,7 @@ def trial_outcome(last_result: dict[str, Any] | None, error: bool) -> Outcome:
 def outcome_of(trial: Any) -> Outcome:
     """The outcome of a finished Optuna trial (a `FrozenTrial`): the label the sweep gave it (Optuna
     cannot say INFEASIBLE, INTERRUPTED or NOT_RUN), else its Optuna state; a FAIL is FAILED."""
-    label = trial.user_attrs.get("outcome")
+    label = trial.user_attrs.get(OUTCOME_ATTR)
     if label in Outcome.__members__:
         return Outcome(label)
     return {"COMPLETE": Outcome.COMPLETE, "PRUNED": Outcome.PRUNED}.get(trial.state.name, Outcome.FAILED)

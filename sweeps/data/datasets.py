@@ -13,7 +13,7 @@ import hashlib
 import json
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -142,28 +142,41 @@ def _keras_loader(name: str) -> Callable[[str | None], Raw]:
     return load
 
 
-def load_npz(path: str | None) -> Raw:
+def _npz_file(path: str | None) -> Path:
     if not path:
         raise DatasetError("dataset.path", "no file given", "run with dataset=npz dataset.path=/path/to/file.npz")
     file = Path(path).expanduser().resolve()
     if not file.is_file():
         raise DatasetError("dataset.path", f"{file} does not exist", "point dataset.path at an existing .npz file")
+    return file
+
+
+def _unreadable(file: Path, exc: Exception) -> DatasetError:
+    return DatasetError(
+        "dataset.path",
+        f"{file} is not a readable .npz ({type(exc).__name__}: {exc})",
+        "write it with numpy.savez(path, x_train=..., y_train=...)",
+    )
+
+
+def _lacking(file: Path, names: list[str]) -> None:
+    missing = [k for k in ("x_train", "y_train") if k not in names]
+    if missing:
+        raise DatasetError(
+            "dataset.path",
+            f"{file} lacks {', '.join(missing)} (has {', '.join(names) or 'nothing'})",
+            "save the arrays under the names x_train and y_train (optionally x_test and y_test)",
+        )
+
+
+def load_npz(path: str | None) -> Raw:
+    file = _npz_file(path)
     try:
         with np.load(file, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise DatasetError(
-            "dataset.path",
-            f"{file} is not a readable .npz ({type(exc).__name__}: {exc})",
-            "write it with numpy.savez(path, x_train=..., y_train=...)",
-        ) from None
-    missing = [k for k in ("x_train", "y_train") if k not in arrays]
-    if missing:
-        raise DatasetError(
-            "dataset.path",
-            f"{file} lacks {', '.join(missing)} (has {', '.join(arrays) or 'nothing'})",
-            "save the arrays under the names x_train and y_train (optionally x_test and y_test)",
-        )
+        raise _unreadable(file, exc) from None
+    _lacking(file, list(arrays))
     return arrays["x_train"], arrays["y_train"], arrays.get("x_test"), arrays.get("y_test"), file.as_uri()
 
 
@@ -184,15 +197,19 @@ def image_scale(x: np.ndarray) -> float:
     return top if top > 1.0 else 1.0
 
 
+def _check_images(dtype: np.dtype, shape: tuple[int, ...], key: str) -> None:
+    if dtype.kind not in "uif" or dtype == np.bool_:
+        raise DatasetError(key, f"images have dtype {dtype}", "store images as integers or floats")
+    if len(shape) not in (3, 4):
+        raise DatasetError(key, f"images have shape {shape}", "use (N, height, width) or (N, height, width, channels)")
+
+
 def as_images(x: np.ndarray, key: str, scale: float | None = None) -> np.ndarray:
     """Check and shape images to (N, H, W, C) float32 divided by `scale` (default: their own
     `image_scale`; give the training scale for any other images, as predict does)."""
-    if x.dtype.kind not in "uif" or x.dtype == np.bool_:
-        raise DatasetError(key, f"images have dtype {x.dtype}", "store images as integers or floats")
+    _check_images(x.dtype, x.shape, key)
     if x.ndim == 3:
         x = x[..., np.newaxis]
-    if x.ndim != 4:
-        raise DatasetError(key, f"images have shape {x.shape}", "use (N, height, width) or (N, height, width, channels)")
     if x.dtype.kind == "f" and not np.isfinite(x).all():
         raise DatasetError(key, "images contain NaN or infinity", "clean the data before the sweep")
     scale = image_scale(x) if scale is None else scale
@@ -215,6 +232,17 @@ def _labels(y: np.ndarray, n: int, key: str) -> np.ndarray:
     return y.astype(np.int64)
 
 
+def _check_request(name: str, path: str | None, val_fraction: float, limit: int | None) -> str | None:
+    """The checks every dataset request passes first; the path, None where the group left it unset."""
+    if name not in DATASETS:  # sweeps.registry: each name's loader, imported here
+        raise DatasetError("dataset", f"unknown dataset {name!r}", f"use one of {', '.join(DATASETS)} (dataset=<name>)")
+    if not 0.0 < val_fraction < 1.0:
+        raise DatasetError("dataset.val_fraction", f"{val_fraction} is not between 0 and 1", "use e.g. 0.2")
+    if limit is not None and limit < 2:
+        raise DatasetError("dataset.limit", f"{limit} keeps too few images", "use null (all) or a number >= 2")
+    return None if path == "???" else path  # a group's mandatory path left unset (OmegaConf's marker survives to_container)
+
+
 def load_dataset(
     name: str,
     path: str | None = None,
@@ -228,14 +256,7 @@ def load_dataset(
 
     `options`: the dataset group's other settings (a folder's image_size, color_mode, ...);
     `output_dir`: where a folder's hash cache and manifests are kept (None: no cache)."""
-    if name not in DATASETS:  # sweeps.registry: each name's loader, imported here
-        raise DatasetError("dataset", f"unknown dataset {name!r}", f"use one of {', '.join(DATASETS)} (dataset=<name>)")
-    if not 0.0 < val_fraction < 1.0:
-        raise DatasetError("dataset.val_fraction", f"{val_fraction} is not between 0 and 1", "use e.g. 0.2")
-    if limit is not None and limit < 2:
-        raise DatasetError("dataset.limit", f"{limit} keeps too few images", "use null (all) or a number >= 2")
-    if path == "???":  # a group's mandatory path left unset (OmegaConf's marker survives to_container)
-        path = None
+    path = _check_request(name, path, val_fraction, limit)
     entry = DATASETS[name]
     if not entry.arrays:
         return entry.load()(path, val_fraction, limit, seed, options or {}, output_dir)
@@ -288,11 +309,9 @@ def _split_order(n: int, val_fraction: float, limit: int | None, seed: int) -> t
     return order[n_val:], order[:n_val]
 
 
-def load_folder(
-    path: str | None, val_fraction: float, limit: int | None, seed: int, options: dict[str, Any], output_dir: Path | None
-) -> Dataset:
+def _scan_folder(path: str | None, options: dict[str, Any]) -> tuple[Any, Any]:
+    """A folder dataset's checked options and its scan (no image decoded)."""
     from sweeps.data import folders
-    from sweeps.worker import feed
 
     if not path:
         raise DatasetError(
@@ -300,9 +319,18 @@ def load_folder(
         )
     try:
         opts = folders.parse_options(options)
-        scanned = folders.scan(str(path), opts.test_path)
+        return opts, folders.scan(str(path), opts.test_path)
     except folders.FolderError as exc:
         raise DatasetError(exc.key, exc.problem, exc.fix) from None
+
+
+def load_folder(
+    path: str | None, val_fraction: float, limit: int | None, seed: int, options: dict[str, Any], output_dir: Path | None
+) -> Dataset:
+    from sweeps.data import folders
+    from sweeps.worker import feed
+
+    opts, scanned = _scan_folder(path, options)
     h, w = opts.image_size
     decoded_mb = len(scanned.files) * h * w * opts.channels * 4 / 2**20  # as float32, what a trial trains on
     streamed = decoded_mb > opts.memory_limit_mb
@@ -393,3 +421,84 @@ def record_folder(dataset: Dataset, output_dir: Path, tracker: Any, run_id: str)
 
     folders.save_manifest(output_dir, dataset.manifest)
     tracker.log_dict(run_id, dataset.manifest.to_json(), "dataset/manifest.json")
+
+
+# ---------------------------------------------------------------- input facts, for space=auto
+
+
+@dataclass(frozen=True)
+class InputFacts:
+    """What `space=auto` derives a space from (`sweeps.autospace`), read without loading the images."""
+
+    shape: tuple[int, int, int]  # height, width, channels of the model's input
+    classes: int
+    train_images: int  # in the training split (before `input_facts` takes validation and limit out: after)
+    field: str  # the setting that decides the shape, for an error that names it
+
+
+def input_facts(
+    name: str, path: str | None, val_fraction: float, limit: int | None, seed: int, options: dict[str, Any] | None = None
+) -> InputFacts:
+    """The input shape, class count and training images (after `limit` and the validation split) of
+    a dataset, cheaply where its registry entry says how (`facts`: a header, a folder scan, known
+    sizes), else by loading it; bad input raises the loader's own errors."""
+    path = _check_request(name, path, val_fraction, limit)
+    entry = DATASETS[name]
+    if entry.facts is None:
+        data = load_dataset(name, path, val_fraction, limit, seed, options)
+        return InputFacts(data.input_shape, data.num_classes, len(data.x_train), "dataset")
+    module, _, function = entry.facts.partition(":")
+    import importlib
+
+    found: InputFacts = getattr(importlib.import_module(module), function)(path, options or {})
+    n = found.train_images if limit is None else min(found.train_images, limit)
+    return replace(found, train_images=n - max(1, int(round(n * val_fraction))))
+
+
+def digits_facts(path: str | None, options: dict[str, Any]) -> InputFacts:
+    return InputFacts((8, 8, 1), 10, 1797, "dataset")
+
+
+def _keras_facts(shape: tuple[int, int, int], images: int) -> Callable[[str | None, dict[str, Any]], InputFacts]:
+    """keras.datasets' published sizes (10 classes each); with dataset.path, the file's own."""
+
+    def facts(path: str | None, options: dict[str, Any]) -> InputFacts:
+        return npz_facts(path, options) if path else InputFacts(shape, 10, images, "dataset")
+
+    return facts
+
+
+mnist_facts = _keras_facts((28, 28, 1), 60_000)
+fashion_mnist_facts = _keras_facts((28, 28, 1), 60_000)
+cifar10_facts = _keras_facts((32, 32, 3), 50_000)
+
+
+def npz_facts(path: str | None, options: dict[str, Any]) -> InputFacts:
+    """x_train's shape from its .npy header (the images are not read), the classes from y_train."""
+    file = _npz_file(path)
+    try:
+        with np.load(file, allow_pickle=False) as npz:
+            _lacking(file, list(npz.files))
+            with npz.zip.open("x_train.npy") as member:
+                version = np.lib.format.read_magic(member)
+                readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+                shape, _, dtype = readers[version](member) if version in readers else (npz["x_train"].shape, 0, None)
+                dtype = npz["x_train"].dtype if dtype is None else dtype
+            y = npz["y_train"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+        raise _unreadable(file, exc) from None
+    _check_images(np.dtype(dtype), tuple(shape), "dataset x_train")
+    labels = _labels(y, int(shape[0]), "dataset y_train")
+    classes = int(labels.max()) + 1 if labels.size else 0
+    if classes < 2:
+        raise DatasetError("dataset y_train", "fewer than two classes", "give labels of at least two classes")
+    height, width, *rest = shape[1:]
+    return InputFacts((int(height), int(width), int(rest[0]) if rest else 1), classes, int(shape[0]), "dataset.path")
+
+
+def folder_facts(path: str | None, options: dict[str, Any]) -> InputFacts:
+    """A folder's input from dataset.image_size and color_mode, classes and images from its scan
+    (no image is decoded; corrupt ones are found when the folder is loaded)."""
+    opts, scanned = _scan_folder(path, options)
+    train = sum(1 for f in scanned.files if f.split == "train")
+    return InputFacts((*opts.image_size, opts.channels), len(scanned.class_names), train, "dataset.image_size")

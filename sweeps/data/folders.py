@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from sweeps.core.errors import FolderError
+from sweeps.core.errors import FolderError, SweepsError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 COLOR_MODES = {"rgb": 3, "grayscale": 1}
@@ -417,7 +417,7 @@ def diff(a: Manifest, b: Manifest) -> Diff:
 # ---------------------------------------------------------------- decoding: one function for every path
 
 
-class CorruptImage(ValueError):
+class CorruptImage(SweepsError, ValueError):
     pass
 
 

@@ -16,7 +16,9 @@ from pathlib import Path
 import optuna
 
 from sweeps.core.outcomes import COUNTED, RUN_STATUS, Outcome, outcome_of
-from sweeps.worker.trainable import EPOCH, newest_snapshot, read_history
+from sweeps.core.protocol import EPOCH
+from sweeps.core.records import CHECKPOINT_ATTR, OUTCOME_ATTR, RUN_ID_ATTR, STATE_TAG, TRIAL_DIR_ATTR
+from sweeps.worker.snapshots import newest_snapshot, read_history
 from tracking import RunStatus, SweepTracker, list_trial_runs, metric_histories
 from tracking.query import RunRecord
 
@@ -42,10 +44,10 @@ def last_snapshot(trial: optuna.trial.FrozenTrial) -> tuple[str | None, int]:
     """The newest whole checkpoint of a trial: the one the driver recorded, or a newer one its
     worker had already written to the trial's folder when the driver died."""
     folders = []
-    if trial.user_attrs.get("checkpoint"):
-        folders.append(Path(trial.user_attrs["checkpoint"]).parent)
-    if trial.user_attrs.get("trial_dir"):
-        folders += Path(trial.user_attrs["trial_dir"]).glob("checkpoint_*")
+    if trial.user_attrs.get(CHECKPOINT_ATTR):
+        folders.append(Path(trial.user_attrs[CHECKPOINT_ATTR]).parent)
+    if trial.user_attrs.get(TRIAL_DIR_ATTR):
+        folders += Path(trial.user_attrs[TRIAL_DIR_ATTR]).glob("checkpoint_*")
     folder, epoch = newest_snapshot(folders)
     return (str(folder) if folder is not None else None), epoch
 
@@ -101,16 +103,16 @@ def reconcile(study: optuna.Study, tracker: SweepTracker, parent: RunRecord, lab
             continue
         if run is None:  # proposed, never started: give it a run while the trial can still take attrs
             run_id = tracker.start_trial(f"trial-{trial.number:03d}", trial.params, {"optuna.trial_number": str(trial.number)})
-            study._storage.set_trial_user_attr(trial._trial_id, "mlflow_run_id", run_id)
+            study._storage.set_trial_user_attr(trial._trial_id, RUN_ID_ATTR, run_id)
         else:
             run_id = run.run_id
         if running:
-            study._storage.set_trial_user_attr(trial._trial_id, "outcome", label.value)
+            study._storage.set_trial_user_attr(trial._trial_id, OUTCOME_ATTR, label.value)
             study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
             outcome = label
         else:
             outcome = outcome_of(trial)  # Optuna heard the end; MLflow did not
-        tags = {"sweeps.state": outcome.value}
+        tags = {STATE_TAG: outcome.value}
         if outcome in _WHY:
             tags["sweeps.error"] = _WHY[outcome]
         tracker.end_trial(run_id, RunStatus(RUN_STATUS[outcome]), tags)

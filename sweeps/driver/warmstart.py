@@ -31,7 +31,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeps.config.validation import ConfigError
+from sweeps.core.errors import ConfigError
 from sweeps.space import Space
 
 FIELD = "warm_start.from_sweep"

@@ -12,22 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from ray import tune
 
+from sweeps.core.metrics import EPOCH_METRICS
 from sweeps.core.outcomes import RUN_STATUS, Outcome, trial_outcome
+from sweeps.core.protocol import CLONED_FROM, EPOCH, EXPLORED_PREFIX, FAILED_ERROR, INFEASIBLE, MODEL_FILE, best_key, trial_params
+from sweeps.core.records import CHECKPOINT_ATTR, RUN_ID_ATTR, STATE_TAG, TRIAL_DIR_ATTR, TUNE_TRIAL_ATTR
 from sweeps.driver.checkpoints import BestCheckpoints
 from sweeps.driver.progress import Progress
 from sweeps.testing import faults
 from sweeps.worker.sysmetrics import system_metrics
-from sweeps.worker.trainable import (
-    CLONED_FROM,
-    EPOCH,
-    EPOCH_METRICS,
-    EXPLORED_PREFIX,
-    FAILED_ERROR,
-    INFEASIBLE,
-    MODEL_FILE,
-    best_key,
-    trial_params,
-)
 from tracking import RunStatus, SweepTracker
 
 if TYPE_CHECKING:
@@ -43,13 +35,26 @@ class KeepBestCheckpoints(tune.Callback):
         self.book, self.key, self.tracking = BestCheckpoints(keep, mode), best_key(metric), tracking
         self.newest_only = newest_only  # False under PBT: Tune keeps the few a clone may still be reading
         self.folders: dict[str, Path] = {}
+        self.newest: dict[str, Path] = {}  # trial id -> its newest checkpoint (the one a kept trial keeps)
+        self.metric = metric
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.folders[trial.trial_id] = Path(trial.storage.trial_fs_path)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         complete = trial_outcome(trial.last_result, error=False) is Outcome.COMPLETE
-        self._finished(trial.trial_id, trial.last_result.get(self.key) if complete else None)
+        value = trial.last_result.get(self.key) if complete else None
+        dropped = self._finished(trial.trial_id, value)  # every finished trial, complete or not
+        if complete and trial.trial_id not in dropped:
+            self._kept(trial, float(value))
+
+    def _kept(self, trial: Any, value: float) -> None:
+        """A kept checkpoint: a logged model once the search ends (tracking.models), unless dropped first."""
+        run_id, checkpoint = self.tracking.run_ids.get(trial.trial_id), self.newest.get(trial.trial_id)
+        ot_trial = self.tracking.search.optuna_trial(trial.trial_id)
+        if run_id and checkpoint is not None and ot_trial is not None:
+            params = trial_params(trial.config)
+            self.tracking.tracker.log_checkpoint(run_id, ot_trial.number, checkpoint, params, self.metric, value)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._finished(trial.trial_id, None)
@@ -59,15 +64,17 @@ class KeepBestCheckpoints(tune.Callback):
         # PBT goes on from: the older ones go. (Tune's own CheckpointConfig(num_to_keep) would do
         # this, but forces a snapshot of the whole experiment's state, every trial's, at each
         # checkpoint: quadratic in the trials, and the product resumes from its own records.)
+        newest = Path(checkpoint.path)
+        self.newest[trial.trial_id] = newest
         if not self.newest_only:
             return
-        newest = Path(checkpoint.path)
         for older in newest.parent.glob("checkpoint_*"):
             if older != newest:
                 shutil.rmtree(older, ignore_errors=True)
 
-    def _finished(self, trial_id: str, value: float | None) -> None:
-        for dropped in self.book.finished(trial_id, value):
+    def _finished(self, trial_id: str, value: float | None) -> list[str]:
+        gone = self.book.finished(trial_id, value)
+        for dropped in gone:
             folder = self.folders.get(dropped)
             if folder is None:
                 continue
@@ -78,6 +85,8 @@ class KeepBestCheckpoints(tune.Callback):
                 self.tracking.tracker.set_tags(
                     run_id, {"sweeps.checkpoint": "deleted: not among the sweep's best resources.keep_checkpoints"}
                 )
+                self.tracking.tracker.drop_checkpoint(run_id)
+        return gone
 
 
 class TrackingCallback(tune.Callback):
@@ -118,10 +127,10 @@ class TrackingCallback(tune.Callback):
         self.run_ids[trial.trial_id] = run_id
         self.progress.trial_started()
         if ot_trial is not None:
-            ot_trial.set_user_attr("mlflow_run_id", run_id)
-            ot_trial.set_user_attr("tune_trial_id", trial.trial_id)
+            ot_trial.set_user_attr(RUN_ID_ATTR, run_id)
+            ot_trial.set_user_attr(TUNE_TRIAL_ATTR, trial.trial_id)
             if trial.path:  # where its checkpoints go, for a resume that finds no checkpoint attr
-                ot_trial.set_user_attr("trial_dir", str(trial.path))
+                ot_trial.set_user_attr(TRIAL_DIR_ATTR, str(trial.path))
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if result.get(INFEASIBLE) or result.get(FAILED_ERROR) or trial.trial_id not in self.run_ids:
@@ -168,7 +177,7 @@ class TrackingCallback(tune.Callback):
         # of this run or of a later resume; recorded while the Optuna trial is still open.
         ot_trial = self.search.optuna_trial(trial.trial_id)
         if ot_trial is not None:
-            ot_trial.set_user_attr("checkpoint", str(Path(checkpoint.path) / MODEL_FILE))
+            ot_trial.set_user_attr(CHECKPOINT_ATTR, str(Path(checkpoint.path) / MODEL_FILE))
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         run_id = self.run_ids.get(trial.trial_id)
@@ -187,7 +196,7 @@ class TrackingCallback(tune.Callback):
             return
         self.outcomes[trial.trial_id] = outcome
         tags = {
-            "sweeps.state": outcome.value,
+            STATE_TAG: outcome.value,
             "sweeps.epochs": str(trial.last_result.get(EPOCH, trial.last_result.get("training_iteration", 0))),
         }
         error_text = None

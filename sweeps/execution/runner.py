@@ -30,24 +30,21 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback  # noqa: E402
 from ray.tune.schedulers import PopulationBasedTraining  # noqa: E402
 from ray.tune.stopper import CombinedStopper  # noqa: E402
 
-from sweeps.config.validation import SweepConfig  # noqa: E402
+from sweeps.config.settings import SweepConfig  # noqa: E402
+from sweeps.core.protocol import MEMBER, TrialSettings, objective_key  # noqa: E402
 from sweeps.driver.progress import Progress  # noqa: E402
 from sweeps.driver.recovery import Continuation  # noqa: E402
 from sweeps.execution.callbacks import KeepBestCheckpoints, TrackingCallback, WarmDriverImport  # noqa: E402
 from sweeps.execution.runtime import slots, start_ray  # noqa: E402
 from sweeps.execution.search import SweepSearch  # noqa: E402
 from sweeps.execution.stoppers import FailureLimit, GoalReached, Interrupted  # noqa: E402
-from sweeps.samplers.factories import make_sampler, open_storage  # noqa: E402
+from sweeps.samplers.factories import make_sampler  # noqa: E402
 from sweeps.schedulers.builtin import make_scheduler, pause_epochs, stop_epochs  # noqa: E402
 from sweeps.schedulers.pbt import Population, population  # noqa: E402
 from sweeps.space import define_by_run  # noqa: E402
+from sweeps.storage.storages import open_storage
 from sweeps.storage.studystore import close_drivers, driver_storage  # noqa: E402
-from sweeps.worker.trainable import (  # noqa: E402
-    MEMBER,
-    TrialSettings,
-    objective_key,
-    train_trial,
-)
+from sweeps.worker.trainable import train_trial
 from tracking import SweepTracker  # noqa: E402
 
 

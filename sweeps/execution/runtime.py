@@ -15,7 +15,8 @@ from typing import Any
 
 import ray
 
-from sweeps.config.validation import ConfigError, SweepConfig
+from sweeps.config.settings import SweepConfig
+from sweeps.core.errors import ConfigError
 from sweeps.testing import faults
 
 

@@ -3,20 +3,17 @@ callbacks read a searcher through (`TrialRecords`)."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
-from sweeps.driver.recovery import Continuation
+from sweeps.core.protocol import CONTINUES, EPOCH, FAILED_ERROR, INFEASIBLE
 from sweeps.samplers.tell import tell
 from sweeps.testing import faults
-from sweeps.worker.trainable import (
-    CONTINUES,
-    EPOCH,
-    FAILED_ERROR,
-    INFEASIBLE,
-)
+
+if TYPE_CHECKING:
+    from sweeps.driver.recovery import Continuation
 
 
 class TrialRecords(Protocol):

@@ -9,13 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ray import tune
 
 from sweeps.core.outcomes import Outcome
-from sweeps.worker.trainable import (
-    EPOCH,
-    FAILED_ERROR,
-    FINISHED,
-    INFEASIBLE,
-    reached_goal,
-)
+from sweeps.core.protocol import EPOCH, FAILED_ERROR, FINISHED, INFEASIBLE, reached_goal
 
 if TYPE_CHECKING:
     from sweeps.execution.callbacks import TrackingCallback

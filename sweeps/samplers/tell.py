@@ -14,7 +14,8 @@ from typing import Any
 import optuna
 
 from sweeps.core.outcomes import Outcome, trial_outcome
-from sweeps.worker.trainable import INFEASIBLE
+from sweeps.core.protocol import INFEASIBLE
+from sweeps.core.records import INFEASIBLE_ATTR, OUTCOME_ATTR
 
 
 def tell(
@@ -22,9 +23,9 @@ def tell(
 ) -> Outcome:
     """Decide the trial's outcome from its last result (sweeps.core.outcomes), record it and tell Optuna."""
     outcome = trial_outcome(result, error)
-    ot_trial.set_user_attr("outcome", outcome.value)
+    ot_trial.set_user_attr(OUTCOME_ATTR, outcome.value)
     if outcome is Outcome.INFEASIBLE:
-        ot_trial.set_user_attr("infeasible_reason", str(result[INFEASIBLE]))  # type: ignore[index]
+        ot_trial.set_user_attr(INFEASIBLE_ATTR, str(result[INFEASIBLE]))  # type: ignore[index]
     if outcome is Outcome.COMPLETE:
         values = [float(result[key]) for key in objective_keys]  # type: ignore[index]
         study.tell(ot_trial, values if len(values) > 1 else values[0])

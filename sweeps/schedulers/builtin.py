@@ -8,11 +8,9 @@ import math
 
 from ray.tune.schedulers import TrialScheduler
 
-from sweeps.config.validation import SweepConfig
+from sweeps.config.settings import SweepConfig
+from sweeps.core.protocol import EPOCH
 from sweeps.registry import SCHEDULERS
-from sweeps.worker.trainable import (
-    EPOCH,
-)
 
 
 def asha(cfg: SweepConfig) -> TrialScheduler:

@@ -5,26 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from ray import tune
 from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
 
-from sweeps.config.validation import SweepConfig
-from sweeps.driver.recovery import Continuation
+from sweeps.config.settings import SweepConfig
+from sweeps.core.protocol import EPOCH, FAILED_ERROR, FINISHED, INFEASIBLE, MEMBER, MEMBER_NUMBER, trial_params
+from sweeps.core.records import PBT_FINAL_ATTR
 from sweeps.samplers.factories import make_sampler
 from sweeps.samplers.tell import tell
 from sweeps.space import define_by_run, pbt_mutations
-from sweeps.worker.trainable import (
-    EPOCH,
-    FAILED_ERROR,
-    FINISHED,
-    INFEASIBLE,
-    MEMBER,
-    MEMBER_NUMBER,
-    trial_params,
-)
+
+if TYPE_CHECKING:
+    from sweeps.driver.recovery import Continuation
 
 
 class Population(tune.Callback):
@@ -91,7 +86,7 @@ class Population(tune.Callback):
         result, config = self._last.pop(trial.trial_id, (trial.last_result, dict(trial.config)))
         final = trial_params(config)
         if final != ot_trial.params:
-            ot_trial.set_user_attr("pbt_final_params", final)
+            ot_trial.set_user_attr(PBT_FINAL_ATTR, final)
         tell(self._ot_study, ot_trial, result, error, self._objective_keys)
         self._told.add(trial.trial_id)
 

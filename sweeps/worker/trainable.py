@@ -12,83 +12,34 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sweeps.core.metrics import EPOCH_METRICS  # the metrics each report carries (re-exported)
+from sweeps.core.errors import DoNotRetry
+from sweeps.core.metrics import EPOCH_METRICS
+from sweeps.core.protocol import (
+    CLONED_FROM,
+    CONTINUES,
+    EPOCH,
+    EXPLORED_PREFIX,
+    FAILED_ERROR,
+    FINISHED,
+    INFEASIBLE,
+    MODEL_FILE,
+    RESUME_FILE,
+    STATE_FILE,
+    TrialSettings,
+    best_key,
+    objective_key,
+    reached_goal,
+    trial_params,
+)
+from sweeps.worker.snapshots import Snapshot, load_snapshot, newest_snapshot
 
 # Keep TensorFlow's C++ start-up chatter out of trial logs.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-MODEL_FILE = "model.keras"  # the best epoch's model: what the sweep keeps
-RESUME_FILE = "resume.keras"  # the last epoch's model and optimizer, where it is not the best epoch's
-STATE_FILE = "state.json"  # the snapshot's epoch, best-so-far record and files; written last
-EPOCH = "epoch"  # every report's epoch: the step its metrics are logged at, the scheduler's clock
-# A config key set only for an interrupted trial that a resumed sweep continues: its Optuna trial
-# number, which `TrialSettings.continue_from` maps to the snapshot it goes on from.
-CONTINUES = "continues"
-# scheduler=pbt: a trial's config is {MEMBER: {**params, MEMBER_NUMBER: its Optuna trial number}}
-# (runner.Population gives Tune the population as one grid of whole configs). PBT copies the whole
-# config when it clones a trial, the number too: the runner reads it once, at the trial's start.
-MEMBER = "pbt_member"
-MEMBER_NUMBER = "optuna_trial_number"
-# Reported once by a trial that went on from another trial's checkpoint (PBT's exploit): that trial's id.
-CLONED_FROM = "pbt_cloned_from"
-EXPLORED_PREFIX = "pbt/"  # each epoch's report: pbt/<param> = the value of each param PBT explores
-
-
-def trial_params(config: dict[str, Any]) -> dict[str, Any]:
-    """The sampled params in a Tune trial's config (without the keys that only route it)."""
-    flat = config.get(MEMBER, config)
-    return {k: v for k, v in flat.items() if k not in (CONTINUES, MEMBER_NUMBER)}
-
-
-# Keys every report carries besides the per-epoch metrics.
-FINISHED = "trial_finished"  # True only on the report after the last epoch the trial meant to train
-INFEASIBLE = "infeasible_reason"
-# The traceback of a failure that would fail again on any worker (see `deterministic`): reported as
-# the trial's last result instead of raised, so Tune does not retry it.
-FAILED_ERROR = "failed_error"
-
-
-@dataclass(frozen=True)
-class TrialSettings:
-    """Everything a trial needs besides its sampled params; picklable, sent once per sweep."""
-
-    model: dict[str, Any]  # model defaults merged with the space's constants
-    input_shape: tuple[int, int, int]
-    num_classes: int
-    objectives: tuple[tuple[str, str], ...]  # (metric, mode); the first picks the kept checkpoint
-    max_epochs: int
-    seed: int
-    cpus: int
-    gpu_fraction: float = 0.0  # the GPU share Ray gave each trial (0: CPU only)
-    max_params: int | None = None
-    max_flops: int | None = None
-    # Epochs after which the scheduler may stop a trial (its rungs and the last epoch): the best
-    # epoch's weights are written there. Empty: after every improving epoch.
-    stop_epochs: frozenset[int] = frozenset()
-    # Epochs after which the scheduler may pause a trial (HyperBand's milestones): it goes on later
-    # from its newest checkpoint, so one is written there whether or not the epoch improved.
-    pause_epochs: frozenset[int] = frozenset()
-    checkpoint_every_s: float = 60.0  # and at most this long after the last one, for retries and resumes
-    # Interrupted trials a resumed sweep continues: Optuna trial number -> snapshot folder ("": none).
-    continue_from: tuple[tuple[int, str], ...] = ()
-    stop_at: float | None = None  # the sweep's goal for the first objective: a trial reaching it ends there, complete
-    explored: tuple[str, ...] = ()  # scheduler=pbt: the params it explores, reported each epoch
-
-
-def best_key(metric: str) -> str:
-    return f"best_{metric}"
-
-
-def objective_key(metric: str) -> str:
-    """The report key whose final value a trial's objective takes: the best epoch for epoch
-    metrics (the checkpoint that is kept), the value itself for params and flops."""
-    return best_key(metric) if metric in EPOCH_METRICS else metric
 
 
 def _worst(mode: str) -> float:
@@ -198,66 +149,6 @@ def _forget_custom_gradients() -> Iterator[None]:
         gc.collect()
 
 
-@dataclass
-class Snapshot:
-    """One consistent point of a trial: the model and optimizer after `epoch`, and the best epoch's
-    record and weights up to then. A retried or continued trial goes on from exactly here."""
-
-    model: Any
-    epoch: int
-    best: dict[str, float]
-    best_epoch: int
-    best_weights: list[Any]
-    history: list[dict[str, float]]  # each epoch's metrics up to `epoch`, for a driver that never got them
-    trial_id: str | None = None  # the Tune trial that wrote it
-
-
-def read_history(folder: Path) -> list[dict[str, float]]:
-    """The per-epoch metrics a snapshot holds (no Keras needed)."""
-    return list(json.loads((folder / STATE_FILE).read_text()).get("history", []))
-
-
-def load_snapshot(folder: Path) -> Snapshot:
-    import keras
-
-    state = json.loads((folder / STATE_FILE).read_text())
-    model = keras.saving.load_model(folder / state["resume_file"])  # weights and optimizer state
-    if state["resume_file"] == MODEL_FILE:
-        best_weights = model.get_weights()
-    else:
-        best_weights = keras.saving.load_model(folder / MODEL_FILE, compile=False).get_weights()
-    return Snapshot(
-        model,
-        int(state["epoch"]),
-        dict(state["best"]),
-        int(state["best_epoch"]),
-        best_weights,
-        list(state.get("history", [])),
-        state.get("trial_id"),
-    )
-
-
-def complete_snapshot(folder: Path) -> bool:
-    """Whether a checkpoint folder holds a whole snapshot (its state file is written last and
-    names the size of every other file; a copy cut short by a kill fails this)."""
-    try:
-        files = json.loads((folder / STATE_FILE).read_text())["files"]
-        return all((folder / name).stat().st_size == size for name, size in files.items())
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-
-
-def newest_snapshot(folders: Iterable[Path]) -> tuple[Path | None, int]:
-    """The whole snapshot of the latest epoch among `folders`, and that epoch ((None, 0): none)."""
-    best: tuple[Path | None, int] = (None, 0)
-    for folder in folders:
-        if complete_snapshot(folder):
-            epoch = int(json.loads((folder / STATE_FILE).read_text())["epoch"])
-            if epoch > best[1]:
-                best = (folder, epoch)
-    return best
-
-
 def _own_folder(tune: Any) -> Path | None:
     try:
         return Path(tune.get_context().get_storage().trial_fs_path)
@@ -314,11 +205,10 @@ def train_trial(config: dict[str, Any], data: dict[str, Any], settings: TrialSet
         try:
             _train(params, plan, data, settings, reporting, _placement(device), continue_from)
         except Exception as exc:
-            if not deterministic(exc):
+            if not isinstance(exc, DoNotRetry) and not deterministic(exc):
                 raise  # may pass on another worker or a second try: Tune retries it (max_retries)
-            import traceback
-
-            report = {FAILED_ERROR: traceback.format_exc(), FINISHED: True, EPOCH: getattr(exc, "sweeps_epoch", 0)}
+            failure = exc if isinstance(exc, DoNotRetry) else DoNotRetry(exc)
+            report = {FAILED_ERROR: failure.text, FINISHED: True, EPOCH: failure.epochs_done}
             for metric, mode in settings.objectives:
                 report[metric] = report[objective_key(metric)] = _worst(mode)
             reporting.report(report)
@@ -329,11 +219,7 @@ def deterministic(exc: BaseException) -> bool:
     model raised, memory ran out for this model's size (TensorFlow's ResourceExhaustedError), or the
     loss diverged (same seed, same data order: it diverges again). A worker that died never gets
     here (Tune sees its actor die and retries it); other errors (I/O, ...) may be transient."""
-    return (
-        bool(getattr(exc, "sweeps_building", False))
-        or isinstance(exc, FloatingPointError)
-        or type(exc).__name__ == "ResourceExhaustedError"
-    )
+    return isinstance(exc, DoNotRetry) or isinstance(exc, FloatingPointError) or type(exc).__name__ == "ResourceExhaustedError"
 
 
 def _train(
@@ -362,8 +248,7 @@ def _train(
             faults.at_build(params)
             model, done, best, history = build_conv2d(params, settings.input_shape, settings.num_classes), 0, {}, []
         except Exception as exc:
-            exc.sweeps_building = True  # type: ignore[attr-defined]  # the same params fail the same way
-            raise
+            raise DoNotRetry(exc) from exc  # the same params fail the same way
     else:
         model, done, best, history = snapshot.model, snapshot.epoch, snapshot.best, snapshot.history
         kept.restore(snapshot)
@@ -379,7 +264,8 @@ def _train(
                 faults.at_epoch(params, epoch)
                 metrics = _fit_one_epoch(model, feed, int(params["batch_size"]), epoch)
             except Exception as exc:
-                exc.sweeps_epoch = epoch - 1  # type: ignore[attr-defined]  # the epochs it finished
+                if deterministic(exc):
+                    raise DoNotRetry(exc, epochs_done=epoch - 1) from exc
                 raise
             history.append({EPOCH: epoch, **metrics})
             if _better(metrics[metric], best.get(metric), mode):
@@ -436,11 +322,6 @@ def _with_params(model: Any, params: dict[str, Any], settings: TrialSettings) ->
             mine.assign(theirs)
     fresh.optimizer.learning_rate = float(params["learning_rate"])  # after the copy, which held the old one
     return fresh
-
-
-def reached_goal(value: float, goal: float | None, mode: str) -> bool:
-    """Whether `value` reaches the sweep's `stop_at` (at or above it for max, at or below for min)."""
-    return goal is not None and (value >= goal if mode == "max" else value <= goal)
 
 
 class _BestWeights:

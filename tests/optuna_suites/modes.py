@@ -20,7 +20,7 @@ import pytest
 from optuna.testing.storages import StorageSupplier as _OptunaStorageSupplier
 
 from sweeps.samplers import factories
-from sweeps.storage import studystore
+from sweeps.storage import storages, studystore
 from sweeps.storage.studystore import DriverStudyStorage, driver_storage
 
 CONTROL = "cached_sqlite"
@@ -85,7 +85,7 @@ def rdb_url(mode: str) -> str:
 
 class StorageSupplier(_OptunaStorageSupplier):
     """Optuna's supplier, plus `driver_sqlite`: a fresh output folder, the study storage a sweep
-    opens there (sweeps.samplers.factories.open_storage), wrapped by `driver_storage`."""
+    opens there (sweeps.storage.storages.open_storage), wrapped by `driver_storage`."""
 
     def __enter__(self):  # type: ignore[no-untyped-def]
         if self.storage_specifier != OURS:
@@ -93,8 +93,8 @@ class StorageSupplier(_OptunaStorageSupplier):
         if self.extra_args:
             raise ValueError(f"{OURS} is built as a sweep builds it: it takes no arguments ({self.extra_args})")
         self._folder = tempfile.TemporaryDirectory(prefix="optuna-suite-")
-        self._url = factories.storage_url(Path(self._folder.name))
-        self.backend_storage = factories.open_storage(Path(self._folder.name))
+        self._url = storages.storage_url(Path(self._folder.name))
+        self.backend_storage = storages.open_storage(Path(self._folder.name))
         self.storage = driver_storage(self.backend_storage)
         assert isinstance(self.storage, DriverStudyStorage)
         return self.storage
@@ -107,7 +107,7 @@ class StorageSupplier(_OptunaStorageSupplier):
         finally:
             if self.storage in studystore._LIVE:
                 studystore._LIVE.remove(self.storage)
-            backend = factories._OPEN.pop(self._url, None)
+            backend = storages._OPEN.pop(self._url, None)
             if isinstance(backend, optuna.storages.RDBStorage):
                 backend.remove_session()
                 backend.engine.dispose()

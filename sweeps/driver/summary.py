@@ -1,0 +1,183 @@
+"""The summary of a finished sweep: what the terminal and the API return (best trial, against the baseline,
+where to look), built from the study and the MLflow runs; the best model logged, registered and scored."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sweeps.config.validation import SweepConfig
+from sweeps.core.records import CHECKPOINT_ATTR, RUN_ID_ATTR
+from sweeps.core.redaction import redact_text
+from sweeps.data.datasets import Dataset
+from sweeps.storage.storages import (
+    storage_url,
+)
+
+
+@dataclass(frozen=True)
+class Summary:
+    name: str
+    wall_time_s: float
+    counts: dict[str, int]
+    best_number: int | None
+    best_value: float | None
+    best_params: dict[str, Any]
+    best_run_id: str | None
+    model_uri: str | None
+    parent_run_id: str
+    experiment_id: str
+    tracking_uri: str
+    metric: str
+    study_url: str
+    objectives: tuple[tuple[str, str], ...] = ()
+    pareto: tuple[dict[str, Any], ...] = ()  # multi-objective: the non-dominated trials
+    stopped_because: str | None = None
+    goal_reached: str | None = None  # stop_at reached: why it ended before n_trials (a success)
+    registered: str | None = None  # the registry alias of the best model
+    test_accuracy: float | None = None  # the best model's score on the held-out test split, if any
+
+    def text(self) -> str:
+        c = self.counts
+        lines = [
+            f"Sweep {self.name} finished in {self.wall_time_s:.1f} s",
+            f"Trials: {sum(c.values())} | completed {c.get('COMPLETE', 0)} | stopped early {c.get('PRUNED', 0)}"
+            f" | infeasible {c.get('INFEASIBLE', 0)} | failed {c.get('FAILED', 0) + c.get('INTERRUPTED', 0)}"
+            + (f" | not run {c['NOT_RUN']}" if c.get("NOT_RUN") else ""),
+        ]
+        if self.stopped_because:
+            lines.insert(0, f"Sweep {self.name} STOPPED: {self.stopped_because}")
+        if self.goal_reached:
+            lines.insert(1, f"Ended early, goal met: {self.goal_reached}")
+        if self.best_number is None:
+            lines.append("Best trial: none completed")
+        else:
+            lines.append(f"Best trial #{self.best_number}: {self.metric} = {self.best_value:.4f} (MLflow run {self.best_run_id})")
+            lines += [f"    {k} = {v}" for k, v in self.best_params.items()]
+        if len(self.objectives) > 1:
+            names = [m for m, _ in self.objectives]
+            lines.append(f"Pareto front of {', '.join(f'{m} ({d})' for m, d in self.objectives)}: {len(self.pareto)} trials")
+            for point in self.pareto:
+                values = ", ".join(f"{n} = {point['values'][n]:.4g}" for n in names)
+                lines.append(f"    #{point['number']}: {values}")
+        if self.test_accuracy is not None:
+            lines.append(f"Test accuracy of the best model (held-out split, not used for selection): {self.test_accuracy:.4f}")
+        if self.model_uri:
+            lines.append(f"Best model: {self.model_uri}" + (f", registered as {self.registered}" if self.registered else ""))
+        lines.append(f"MLflow UI: {redact_text(ui_command(self.tracking_uri))}")
+        lines.append(
+            f"  then open {ui_url(self.tracking_uri, self.experiment_id, self.name)}   (the trials; or: python -m sweeps ui)"
+        )
+        lines.append(f"  the sweep's run: {ui_url(self.tracking_uri, self.experiment_id, self.name, run_id=self.parent_run_id)}")
+        lines.append(f"Optuna study '{self.name}': {redact_text(self.study_url)}")
+        return "\n".join(lines)
+
+
+def ui_command(tracking_uri: str, port: int = 5000) -> str:
+    if tracking_uri.startswith("http"):
+        return f"already served at {tracking_uri}"
+    return f"{sys.executable} -m mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port {port}"
+
+
+def ui_url(tracking_uri: str, experiment_id: str, sweep: str, port: int = 5000, run_id: str | None = None) -> str:
+    """The sweep's trials in the UI's runs table (its saved view), or the page of run `run_id`."""
+    from tracking.note import experiment_link, run_link, view_key
+
+    base = tracking_uri.rstrip("/") if tracking_uri.startswith("http") else f"http://127.0.0.1:{port}"
+    page = run_link(experiment_id, run_id) if run_id else experiment_link(experiment_id, "/runs", view_key(sweep))
+    return f"{base}/{page}"
+
+
+def crown_champion(tracker: Any, model_uri: str, cfg: SweepConfig) -> tuple[str | None, str | None]:
+    """The one place a model becomes the sweep's champion (tracking.models.crown): today the best
+    trial's kept checkpoint; a refit after the search hands its own model here instead."""
+    from tracking.models import crown
+
+    return crown(tracker, model_uri, cfg.tracking.registered_model, cfg.name)
+
+
+def _summarise(
+    cfg: SweepConfig, study: Any, tracker: Any, dataset: Dataset, started: float, stopped_because: str | None
+) -> Summary:
+    import optuna
+    from optuna.study._multi_objective import _get_pareto_front_trials_by_trials
+
+    from sweeps.core.outcomes import outcome_of
+    from sweeps.driver.warmstart import own_trials
+
+    trials = own_trials(study.get_trials(deepcopy=False))  # not those a warm start added
+    counts = Counter(outcome_of(t).value for t in trials)
+    completed = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    front = _get_pareto_front_trials_by_trials(completed, study.directions) if completed else []
+    # The best trial (whose model is kept) is the front's best on the first objective.
+    best = (max if cfg.mode == "max" else min)(front, key=lambda t: t.values[0]) if front else None
+    pareto = (
+        tuple(
+            {
+                "number": t.number,
+                "values": dict(zip([m for m, _ in cfg.objectives], t.values)),
+                "params": t.params,
+                "mlflow_run_id": t.user_attrs.get(RUN_ID_ATTR),
+            }
+            for t in sorted(front, key=lambda t: t.number)
+        )
+        if cfg.multi_objective
+        else ()
+    )
+    if pareto:
+        tracker.log_dict(
+            tracker.parent_run_id, {"objectives": [list(o) for o in cfg.objectives], "front": list(pareto)}, "pareto_front.json"
+        )
+    model_uri = registered = None
+    best_run_id = best.user_attrs.get(RUN_ID_ATTR) if best else None
+    checkpoint = Path(best.user_attrs.get(CHECKPOINT_ATTR, "")) if best else None
+    kept = test = None
+    # The champion: the best trial's kept checkpoint, logged as a model with the others (worst first).
+    if cfg.tracking.log_best_model:
+        tracker.log_kept_models()
+    if best is not None and cfg.tracking.log_best_model and best_run_id:
+        model_uri = tracker.checkpoint_model(best_run_id)
+    needs_model = (cfg.tracking.log_best_model and model_uri is None) or dataset.has_test
+    if best is not None and needs_model and checkpoint and checkpoint.is_file():
+        from models.conv2d import load_model
+
+        kept = load_model(checkpoint)
+    version = None
+    if model_uri is None and kept is not None and cfg.tracking.log_best_model and best_run_id:
+        from tracking.models import model_name
+
+        # Not logged as the search ended (a sweep resumed from before models were logged so): log it now.
+        model_uri = tracker.log_keras_model(best_run_id, kept, dataset.preprocessing(), name=model_name(cfg.name, best.number))
+        if dataset.class_names:  # `predict` prints names, not indices
+            tracker.set_model_tags(model_uri, {"sweeps.class_names": json.dumps(list(dataset.class_names), ensure_ascii=False)})
+    if model_uri is not None:
+        registered, version = crown_champion(tracker, model_uri, cfg)
+    if kept is not None:  # the held-out split, once, on the kept model; never part of selection
+        from sweeps.driver.testscore import score_best_model
+
+        test = score_best_model(tracker, kept, dataset, (cfg.tracking.registered_model, version) if version else None)
+    return Summary(
+        name=cfg.name,
+        wall_time_s=time.monotonic() - started,
+        counts=dict(counts),
+        best_number=best.number if best else None,
+        best_value=best.values[0] if best else None,
+        best_params=dict(best.params) if best else {},
+        best_run_id=best_run_id,
+        model_uri=model_uri,
+        parent_run_id=tracker.parent_run_id,
+        experiment_id=tracker.experiment_id,
+        tracking_uri=tracker.tracking_uri,
+        metric=cfg.metric,
+        study_url=storage_url(cfg.output_dir, cfg.tracking.study_storage),
+        objectives=cfg.objectives,
+        pareto=pareto,
+        stopped_because=stopped_because,
+        registered=registered,
+        test_accuracy=test.accuracy if test is not None else None,
+    )
