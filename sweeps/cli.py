@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from sweeps.config.saved import RESUMABLE
 from sweeps.config.settings import SweepConfig
 from sweeps.config.validation import load_config
 from sweeps.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ConfigError, InputError, SweepsError, message
@@ -44,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument(
         "overrides",
         nargs="*",
-        help=f"output_dir=... to find it; may change {', '.join(('n_trials', 'time_budget_s', 'max_failures', 'max_failure_rate'))}",
+        help=f"output_dir=... to find it; may change {', '.join(RESUMABLE)}",
     )
     report = sub.add_parser("report", help="tables and plots of a sweep: python -m sweeps report NAME")
     report.add_argument("name")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -366,8 +366,8 @@ def _even_kernels(searched: Mapping[str, BaseDistribution], fixed: Mapping[str, 
     return tuple(found)
 
 
-def grid_points(space: Space) -> dict[str, list[Any]]:
-    """The values a grid sampler walks through; SpaceError for a continuous parameter."""
+def grid_values(space: Space) -> dict[str, list[Any]]:
+    """The values a grid sampler may give each parameter; SpaceError for a continuous parameter."""
     grid: dict[str, list[Any]] = {}
     for key, dist in space.searched.items():
         if isinstance(dist, CategoricalDistribution):
@@ -386,8 +386,29 @@ def grid_points(space: Space) -> dict[str, list[Any]]:
     return grid
 
 
-def grid_size(grid: Mapping[str, list[Any]]) -> int:
-    return math.prod(len(values) for values in grid.values())
+def grid_points(space: Space, model: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every distinct point a grid walks, once: a value for each parameter that is active at that
+    point and nothing for the others (a regularizer's strength only where there is a regularizer,
+    block 3's params only with 3 blocks), in the order parents before the parameters they enable.
+    Not the product of every parameter's values, which repeats an active point once per value of
+    each parameter it leaves inactive. SpaceError for a continuous parameter."""
+    values = grid_values(space)
+    base = {**flatten(model), **space.fixed}
+    points: list[dict[str, Any]] = [{}]
+    for key in space.searched:  # parents first (parse_space orders them), so is_active sees them set
+        grown: list[dict[str, Any]] = []
+        for point in points:
+            if is_active(key, {**base, **point}):
+                grown += [{**point, key: value} for value in values[key]]
+            else:
+                grown.append(point)
+        points = grown
+    return points
+
+
+def grid_size(points: Sequence[Mapping[str, Any]]) -> int:
+    """How many trials a grid has: its distinct active points (`grid_points`)."""
+    return len(points)
 
 
 def _check_model_value(key: str, value: Any) -> None:

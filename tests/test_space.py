@@ -4,7 +4,7 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from sweeps.space import SpaceError, define_by_run, is_active, parse_space, parse_value, resolve_params
+from sweeps.space import SpaceError, define_by_run, grid_points, grid_size, is_active, parse_space, parse_value, resolve_params
 
 MODEL = {
     "blocks": 2,
@@ -136,3 +136,25 @@ def test_resolve_params_layers_defaults_constants_and_samples():
     space = parse_space({"padding": "valid", "filters": "choice(8, 16)"}, MODEL)
     params = resolve_params(MODEL, space, {"filters": 8})
     assert params["padding"] == "valid" and params["filters"] == 8 and params["kernel_size"] == 3
+
+
+def test_a_grid_holds_each_distinct_active_point_once():
+    """A strength exists only with its regularizer, block 2's filters only with 2 blocks: the grid is
+    the 1 + 2 regularizer points times the 1 + 2 block points, not the product of every value (16)."""
+    model = {"blocks": 1, "kernel_regularizer": "none"}
+    space = parse_space(
+        {
+            "kernel_regularizer": "choice(none, l2)",
+            "kernel_regularizer_strength": "choice(1e-4, 1e-3)",
+            "blocks": "choice(1, 2)",
+            "block2.filters": "choice(8, 16)",
+        },
+        model,
+    )
+    points = grid_points(space, model)
+    assert grid_size(points) == len(points) == 3 * 3
+    assert len({tuple(sorted(p.items())) for p in points}) == len(points)  # each once
+    for point in points:
+        values = {**model, **point}
+        assert set(point) == {k for k in space.searched if is_active(k, values)}, point
+    assert {"kernel_regularizer": "none", "blocks": 1} in points

@@ -241,8 +241,9 @@ def link_champion(client: MlflowClient, parent_run_id: str, model_id: str) -> No
     """The champion on the sweep's parent run: the run's page lists it under its logged models
     (the UI reads a run's model outputs), and with them the registered versions that name it."""
     model = client.get_logged_model(model_id)
-    step = max((m.step for m in model.metrics or []), default=0)
-    client.log_outputs(parent_run_id, [LoggedModelOutput(model_id, step)])
+    if model.source_run_id != parent_run_id:  # a model logged on the parent run (the refit) is its output already
+        step = max((m.step for m in model.metrics or []), default=0)
+        client.log_outputs(parent_run_id, [LoggedModelOutput(model_id, step)])
     client.set_logged_model_tags(model_id, {ROLE_TAG: "champion"})
 
 

@@ -21,7 +21,8 @@ class SamplerSettings:
     n_startup_trials: int | None = None
     history: int | None = None  # TPE: the most finished trials it models (sweeps.samplers.factories._BoundedTPESampler)
     population_size: int | None = None  # NSGA-II's generation size
-    grid: dict[str, list[Any]] | None = None  # a discrete sampler's points (the space's choices)
+    grid: dict[str, list[Any]] | None = None  # a discrete sampler's values per parameter (the space's choices)
+    points: list[dict[str, Any]] | None = None  # and its distinct active points, each tried once (space.grid_points)
 
 
 @dataclass(frozen=True)

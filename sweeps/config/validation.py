@@ -26,7 +26,7 @@ from sweeps.config.settings import (
 )
 from sweeps.core.errors import ConfigError
 from sweeps.core.metrics import EPOCH_METRICS
-from sweeps.space import Space, SpaceError, flatten, grid_points, grid_size, parse_space, pbt_mutations
+from sweeps.space import Space, SpaceError, flatten, grid_points, grid_size, grid_values, parse_space, pbt_mutations
 from sweeps.storage.storages import STORAGE_SCHEMES
 
 REPORTED_METRICS = EPOCH_METRICS  # the objectives a trial reports each epoch
@@ -233,7 +233,9 @@ def _read_settings(raw: dict[str, Any], group: str, name: str, keys: tuple[str, 
     return values
 
 
-def _sampler(raw: dict[str, Any], space: Space, objectives: tuple[tuple[str, str], ...]) -> SamplerSettings:
+def _sampler(
+    raw: dict[str, Any], space: Space, model: dict[str, Any], objectives: tuple[tuple[str, str], ...]
+) -> SamplerSettings:
     name = _choice(raw, "name", tuple(registry.SAMPLERS), "sampler.name")
     entry = registry.SAMPLERS[name]
     if not entry.multi_objective and len(objectives) > 1:
@@ -245,13 +247,13 @@ def _sampler(raw: dict[str, Any], space: Space, objectives: tuple[tuple[str, str
             f"{name} ({entry.summary}) needs {entry.package or entry.requires}, which is not installed",
             f"{entry.install or f'pip install {entry.requires}'}, or use sampler=tpe",
         )
-    grid = None
+    grid = points = None
     if entry.discrete:
         try:
-            grid = grid_points(space)
+            grid, points = grid_values(space), grid_points(space, model)
         except SpaceError as exc:
             raise ConfigError(f"space.{exc.key}", exc.problem, exc.fix) from None
-    return SamplerSettings(name=name, grid=grid, **_read_settings(raw, "sampler", name, entry.settings))
+    return SamplerSettings(name=name, grid=grid, points=points, **_read_settings(raw, "sampler", name, entry.settings))
 
 
 def _scheduler(raw: dict[str, Any]) -> SchedulerSettings:
@@ -361,13 +363,13 @@ def validate(raw: dict[str, Any], explicit: frozenset[str] = frozenset()) -> Swe
     except SpaceError as exc:
         key = exc.key if exc.key.startswith("model.") else f"space.{exc.key}"
         raise ConfigError(key, exc.problem, exc.fix) from None
-    sampler = _sampler(sm, space, objectives)
+    sampler = _sampler(sm, space, model, objectives)
     if scheduler.name == "pbt":
         sampler, raw = _pbt_population(scheduler, sampler, space, max_epochs, explicit, raw)
     n_trials = _number(raw, "n_trials", int, 1)
     baseline = _flag(raw, "baseline")
-    if sampler.grid is not None:  # a grid has no more points to try (beside the baseline, which is no grid point)
-        n_trials = min(n_trials, grid_size(sampler.grid) + int(baseline))
+    if sampler.points is not None:  # a grid has no more points to try (beside the baseline, which is no grid point)
+        n_trials = min(n_trials, grid_size(sampler.points) + int(baseline))
     return SweepConfig(
         name=name,
         n_trials=n_trials,

@@ -15,8 +15,20 @@ from sweeps.config.settings import SamplerSettings  # plain settings: no cycle b
 
 
 class _GridSampler(optuna.samplers.GridSampler):
-    """GridSampler without its end-of-grid `study.stop()`, which only works inside
-    `study.optimize` and raises under ask/tell (Ray Tune's loop); n_trials is capped at the grid size."""
+    """GridSampler over the space's distinct active points (space.grid_points), each once, without
+    its end-of-grid `study.stop()`, which only works inside `study.optimize` and raises under ask/tell
+    (Ray Tune's loop); n_trials is capped at the number of points.
+
+    Optuna's GridSampler walks the product of every parameter's values: on a conditional space it
+    gives a point once per value of each parameter the point leaves inactive (a strength without its
+    regularizer), which define-by-run never asks for, so the same trial runs again. Here the grid is
+    the active points themselves (None where a parameter is inactive; never read)."""
+
+    def __init__(self, search_space: dict[str, list[Any]], points: list[dict[str, Any]], seed: int | None = None) -> None:
+        super().__init__(search_space, seed=seed)
+        self._all_grids = [tuple(point.get(name) for name in self._param_names) for point in points]
+        self._rng.rng.shuffle(self._all_grids)  # as Optuna's: a seeded order
+        self._n_min_trials = len(self._all_grids)
 
     def after_trial(self, study, trial, state, values) -> None:  # type: ignore[no-untyped-def]
         return None
@@ -121,7 +133,7 @@ class _BoundedTPESampler(optuna.samplers.TPESampler):
         # Every trial in number order (Optuna's list for this ask, not a copy). Those before
         # `self._open` are finished and taken: only the trials since the oldest unfinished are read.
         trials = study._get_trials(deepcopy=False, use_cache=True)
-        if any(trials[i].number != i for i in {0, self._open, len(trials) - 1} if i < len(trials)):
+        if any(trials[i].number != i for i in {0, self._open, len(trials) - 1} if 0 <= i < len(trials)):
             self._open = 0  # not numbered by position (never seen with Optuna's storages): read them all
         new, self._running, oldest_open = [], [], None
         for t in trials[self._open :]:
@@ -197,8 +209,8 @@ def random(settings: SamplerSettings, seed: int) -> optuna.samplers.BaseSampler:
 
 
 def grid(settings: SamplerSettings, seed: int) -> optuna.samplers.BaseSampler:
-    assert settings.grid is not None
-    return _GridSampler(settings.grid, seed=seed)
+    assert settings.grid is not None and settings.points is not None
+    return _GridSampler(settings.grid, settings.points, seed=seed)
 
 
 def cmaes(settings: SamplerSettings, seed: int) -> optuna.samplers.BaseSampler:

@@ -22,8 +22,11 @@ from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution, check_distribution_compatibility
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage
 from optuna.storages._cached_storage import _CachedStorage
+from optuna.storages._rdb import models
+from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
@@ -65,12 +68,13 @@ class DriverStudyStorage(_CachedStorage):
         if not self._owned(trial_id):
             return self._backend.set_trial_param(trial_id, param_name, param_value_internal, distribution)
         with self._lock:
+            trial = self._updatable(trial_id)  # a refused write changes nothing, not even the study's distributions
             study_id, _ = self._trial_id_to_study_id_and_number[trial_id]
             known = self._studies[study_id].param_distribution.get(param_name)
             if known is not None:
                 check_distribution_compatibility(known, distribution)
-            self._studies[study_id].param_distribution[param_name] = distribution
-            trial = self._updatable(trial_id)
+            else:
+                self._studies[study_id].param_distribution[param_name] = distribution  # the first one, as Optuna's cache keeps
             trial.params = {**trial.params, param_name: distribution.to_external_repr(param_value_internal)}
             trial.distributions = {**trial.distributions, param_name: distribution}
             self._put(trial)
@@ -80,20 +84,31 @@ class DriverStudyStorage(_CachedStorage):
         if not self._owned(trial_id):
             return self._backend.set_trial_state_values(trial_id, state=state, values=values)
         with self._lock:
-            self.check_trial_is_updatable(trial_id, self._cached(trial_id).state)
-        if not self._now(trial_id, self._backend.set_trial_state_values, trial_id, state=state, values=values):
+            self._refuse_finished(trial_id)
+        written, start, complete = self._now(trial_id, self._set_state_values, trial_id, state, values)
+        if not written:
             return False  # a WAITING trial another ask claimed first
         with self._lock:
             trial = self._updatable(trial_id)
             trial.state = state
             if values is not None:
                 trial.values = list(values)
-            if state == TrialState.RUNNING:
-                trial.datetime_start = datetime.now()
-            if state.is_finished():
-                trial.datetime_complete = datetime.now()
+            trial.datetime_start, trial.datetime_complete = start, complete  # the database's own
             self._put(trial)
         return True
+
+    def _set_state_values(
+        self, trial_id: int, state: TrialState, values: Sequence[float] | None
+    ) -> tuple[bool, datetime | None, datetime | None]:
+        """On the writer thread: the backend's write, then the trial's start and completion as the
+        database now holds them. The backend stamps them with its own clock inside its transaction
+        (and a database may store them coarser than Python does), so the copy in memory takes them
+        from there, not from a `now()` of its own a moment later."""
+        if not self._backend.set_trial_state_values(trial_id, state=state, values=values):
+            return False, None, None
+        with _create_scoped_session(self._backend.scoped_session) as session:
+            row = models.TrialModel.find_or_raise_by_id(trial_id, session)
+            return True, row.datetime_start, row.datetime_complete
 
     def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
         if not self._owned(trial_id):
@@ -125,9 +140,16 @@ class DriverStudyStorage(_CachedStorage):
 
     def _updatable(self, trial_id: int) -> FrozenTrial:
         """A copy of the cached trial to change (readers may hold the old one), if it may change."""
+        return copy.copy(self._refuse_finished(trial_id))
+
+    def _refuse_finished(self, trial_id: int) -> FrozenTrial:
+        """The cached trial; Optuna's UpdateFinishedTrialError if it is finished. Called under
+        `self._lock`, so it raises from the trial in hand: Optuna's `check_trial_is_updatable` looks
+        the trial up again through `get_trial`, which takes that lock a second time."""
         trial = self._cached(trial_id)
-        self.check_trial_is_updatable(trial_id, trial.state)
-        return copy.copy(trial)
+        if trial.state.is_finished():
+            raise UpdateFinishedTrialError(f"Trial#{trial.number} has already finished and can not be updated.")
+        return trial
 
     def _put(self, trial: FrozenTrial) -> None:
         study_id, number = self._trial_id_to_study_id_and_number[trial._trial_id]

@@ -265,7 +265,7 @@ def test_the_parent_runs_page_tells_the_story(browser, sweep, tmp_path):
     study = optuna.load_study(study_name=NAME, storage=f"sqlite:///{sweep['out'] / 'optuna.db'}")
     best = study.best_trial
     assert sweep["run_page"].endswith(f"/runs/{sweep['parent'].info.run_id}?workflowType=machine_learning")
-    champion = f"{NAME}-trial-{best.number:03d}"
+    champion = f"{NAME}-refit"  # refit=true (the default): the champion is retrained on train + validation
     _open(browser, sweep["run_page"])
     text = browser.wait_for(
         lambda t: "Best trial #" in t and champion in t and "digits-conv2d" in t, PAGE_S, "the best trial and the champion"

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from sweeps.config.compose import CONF_DIR, split_space_overrides
 from sweeps.config.validation import load_config
@@ -12,6 +13,9 @@ from sweeps.core.errors import ConfigError
 from sweeps.registry import SAMPLERS
 from tests.image_folders import photo_folder
 
+# Keys of a group file that direct composition rather than set a value: Hydra's defaults list, and
+# space=auto's `auto` (the space is derived from the data, sweeps/autospace.py).
+DIRECTIVES = {"defaults", "auto"}
 GROUPS = ("dataset", "model", "space", "sampler", "scheduler", "resources", "tracking")
 OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((CONF_DIR / g).glob("*.yaml"))]
 
@@ -32,7 +36,14 @@ def test_every_config_group_option_composes(group, option, tmp_path):
             load_config(overrides)
         return
     cfg = load_config(overrides)
-    assert cfg.resolved[group] is not None
+    # The option's own file is what composed: each of its settings, as written (interpolations, Hydra's
+    # defaults list and the settings the overrides above set aside), is in the composed group.
+    written = yaml.safe_load((CONF_DIR / group / f"{option}.yaml").read_text()) or {}
+    overridden = {o.split("=", 1)[0].removeprefix(f"{group}.") for o in overrides}
+    expected = {k: v for k, v in written.items() if k not in overridden | DIRECTIVES and "${" not in str(v)}
+    if not expected:  # space=auto: a directive only; what composed is the space derived from the data
+        assert group == "space" and cfg.space.searched, f"{group}/{option}.yaml sets nothing this check can compare"
+    assert {k: cfg.resolved[group].get(k) for k in expected} == expected
 
 
 def test_each_group_has_options():

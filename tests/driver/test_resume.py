@@ -319,3 +319,15 @@ def test_a_second_driver_of_a_running_sweep_stops_and_a_killed_one_leaves_no_loc
         _kill(driver)
     result = _resume(tmp_path, "held")
     assert "continuing 1 interrupted" in result.stdout, result.stdout
+
+
+def test_resume_help_lists_every_setting_a_resume_may_change(capsys):
+    """`resume --help` names the settings the resume check accepts: all of them (it left out verbose)."""
+    from sweeps.cli import main
+    from sweeps.config.saved import RESUMABLE
+
+    with pytest.raises(SystemExit):
+        main(["resume", "--help"])
+    helped = " ".join(capsys.readouterr().out.split())  # argparse wraps the line
+    listed = helped.split("may change ", 1)[1].split()[: len(RESUMABLE)]
+    assert [key.rstrip(",") for key in listed] == list(RESUMABLE), helped

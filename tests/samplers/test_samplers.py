@@ -10,7 +10,7 @@ from sweeps.config.compose import CONF_DIR
 from sweeps.config.validation import load_config
 from sweeps.registry import SAMPLERS
 from sweeps.samplers.factories import make_sampler
-from sweeps.space import define_by_run, is_active, resolve_params
+from sweeps.space import define_by_run, resolve_params
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 SPACES = sorted(p.stem for p in (CONF_DIR / "space").glob("*.yaml"))
@@ -38,13 +38,18 @@ def _drive(cfg, n_trials, input_shape=(28, 28, 1)):
 
 @pytest.mark.parametrize("space", SPACES)
 @pytest.mark.parametrize("sampler", CONTINUOUS_OK)
-def test_sampler_drives_every_space_with_only_active_params(sampler, space):
+def test_sampler_drives_every_space_within_its_distributions(sampler, space):
+    """12 trials asked and told on each shipped space; each value the sampler proposes lies in its
+    parameter's distribution, and the proposals are not one point over and over. (Only active params
+    in a trial is define-by-run's guarantee, whatever the sampler: tests/test_space.py.)"""
     cfg = load_config([f"space={space}", f"sampler={sampler}"])
     study, _ = _drive(cfg, 12)
-    assert len(study.trials) == 12
+    assert len(study.trials) == 12 and all(t.state.is_finished() for t in study.trials)
     for trial in study.trials:
-        values = resolve_params(cfg.model, cfg.space, trial.params)
-        assert all(is_active(k, values) for k in trial.params), trial.params
+        for key, value in trial.params.items():
+            dist = cfg.space.searched[key]
+            assert dist._contains(dist.to_internal_repr(value)), (key, value, dist)
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) > 1
 
 
 @pytest.mark.parametrize("sampler", CONTINUOUS_OK)
@@ -69,6 +74,27 @@ def test_grid_walks_every_point_once():
     study, _ = _drive(cfg, cfg.n_trials, input_shape=(8, 8, 1))
     points = {tuple(sorted(t.params.items())) for t in study.trials}
     assert len(points) == cfg.n_trials == 2 * 2 * 2 * 2 * 2
+
+
+CONDITIONAL_GRID = [
+    "space.kernel_regularizer=choice(none,l2)",  # its strength is active only with l2
+    "space.kernel_regularizer_strength=choice(0.0001,0.001)",
+    "space.filters=choice(8,16)",
+    "space.kernel_size=3",
+    "space.padding=same",
+    "space.dilation_rate=1",
+    "space.learning_rate=0.01",
+    "n_trials=1000",
+]
+
+
+@pytest.mark.parametrize("sampler", [s for s, e in SAMPLERS.items() if e.discrete])
+def test_a_grid_on_a_conditional_space_tries_each_active_point_once_then_stops(sampler):
+    cfg = load_config([f"sampler={sampler}", *CONDITIONAL_GRID])
+    assert cfg.n_trials == 2 * (1 + 2)  # filters x (none, or l2 with either strength)
+    study, _ = _drive(cfg, cfg.n_trials, input_shape=(8, 8, 1))
+    points = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(set(points)) == len(points) == cfg.n_trials, points
 
 
 def test_tpe_learns_to_avoid_infeasible_trials():

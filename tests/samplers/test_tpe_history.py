@@ -169,3 +169,13 @@ def test_a_sweep_saved_before_the_setting_existed_resumes_with_its_default(tmp_p
     (tmp_path / "sweeps" / "old").mkdir(parents=True)
     (tmp_path / "sweeps" / "old" / "config.yaml").write_text(yaml.safe_dump(raw))
     assert load_saved_config("old", tmp_path, []).sampler.history == resumed
+
+
+def test_the_bounded_tpe_samples_a_study_that_has_no_trial_yet():
+    """A sample from a study with no trial at all, past the start-up trials (Optuna's own
+    `test_constrained_sample_independent_zero_startup`): Optuna's TPE answers, so must ours."""
+    settings = load_config(["sampler=tpe"]).sampler
+    sampler = make_sampler(replace(settings, history=250, n_startup_trials=0), 0)
+    study = optuna.create_study()
+    trial = create_trial(state=TrialState.RUNNING)
+    assert 1.0 <= sampler.sample_independent(study, trial, "x", FloatDistribution(1.0, 100.0)) <= 100.0

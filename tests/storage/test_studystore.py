@@ -208,3 +208,89 @@ def test_a_command_that_ends_leaves_every_queued_write_in_the_database(tmp_path)
     close_storages()
     stored = _in_database(tmp_path, "ends")[trial.number]
     assert (stored.intermediate_values, stored.user_attrs["checkpoint"]) == ({1: 0.25}, "/ckpt/0")
+
+
+# -- Optuna's contract where the driver broke it (issue 22; tests/optuna_suites runs Optuna's own tests) --
+
+
+def _in_thread(fn, timeout_s=20.0):
+    """Runs `fn` in a thread and returns what it raised (None if nothing); fails, rather than hangs,
+    if it has not returned after `timeout_s`."""
+    raised = []
+
+    def run():
+        try:
+            fn()
+        except BaseException as e:  # noqa: BLE001 - handed back to the test
+            raised.append(e)
+        else:
+            raised.append(None)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    assert not worker.is_alive(), f"the write did not return in {timeout_s} s: it blocks on the storage's own lock"
+    return raised[0]
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda trial: trial.set_user_attr("k", "v"),
+        lambda trial: trial.storage.set_trial_system_attr(trial._trial_id, "k", "v"),
+        lambda trial: trial.report(0.5, 1),
+        lambda trial: trial.suggest_float("late", 0.0, 1.0),
+        lambda trial: trial.storage.set_trial_state_values(trial._trial_id, TrialState.COMPLETE, [2.0]),
+        lambda trial: trial.storage.set_trial_state_values(trial._trial_id, TrialState.FAIL),
+    ],
+    ids=["user-attr", "system-attr", "intermediate-value", "param", "values", "state"],
+)
+def test_a_write_to_a_finished_trial_is_refused_at_once_never_blocked(tmp_path, write):
+    study = _study(tmp_path, "late-write")
+    trial = _ask(study)
+    study.tell(trial, 1.0)
+    trial.storage = study._storage
+
+    raised = _in_thread(lambda: write(trial))
+
+    assert isinstance(raised, optuna.exceptions.UpdateFinishedTrialError), raised
+    assert f"Trial#{trial.number} has already finished" in str(raised)
+    assert study.trials[trial.number].value == 1.0
+    assert _in_thread(lambda: study.tell(_ask(study), 0.5)) is None  # and the storage goes on
+
+
+def test_a_refused_param_leaves_the_study_s_distributions_as_they_were(tmp_path):
+    study = _study(tmp_path, "refused-param")
+    finished = _ask(study)
+    study.tell(finished, 1.0)
+    storage = study._storage
+    wide = optuna.distributions.FloatDistribution(0.0, 1.0)
+    choices = optuna.distributions.CategoricalDistribution(["p", "q"])
+
+    refused = _in_thread(lambda: storage.set_trial_param(finished._trial_id, "later", 0.25, wide))
+    assert isinstance(refused, optuna.exceptions.UpdateFinishedTrialError), refused  # the trial is told
+    open_trial = study.ask()
+    storage.set_trial_param(open_trial._trial_id, "later", 1, choices)  # so "later" is still free to be anything
+
+    assert storage.get_trial(open_trial._trial_id).distributions["later"] == choices
+    storage.flush()
+    assert _in_database(tmp_path, "refused-param")[open_trial.number].distributions["later"] == choices
+
+
+def test_a_trial_s_start_and_completion_in_memory_are_what_the_database_stored(tmp_path):
+    name = "datetimes"
+    study = _study(tmp_path, name)
+    study.enqueue_trial({"x": 0.5, "c": "b"})
+    told = _ask(study)  # claimed from WAITING: started by the backend's RUNNING write
+    study.tell(told, 0.5)
+    failed = _ask(study)
+    study.tell(failed, state=TrialState.FAIL)
+    running = _ask(study)
+    study._storage.flush()
+
+    stored = _in_database(tmp_path, name)
+    for trial in (told, failed, running):
+        mine = study._storage.get_trial(trial._trial_id)
+        theirs = stored[trial.number]
+        assert (mine.datetime_start, mine.datetime_complete) == (theirs.datetime_start, theirs.datetime_complete), trial.number
+    assert stored[told.number].datetime_complete is not None and stored[running.number].datetime_complete is None

@@ -32,6 +32,7 @@ def sweep(tmp_path_factory):
         "dataset.limit=300",
         "scheduler=none",
         "sampler=random",
+        "refit=false",  # the champion here is the best trial's checkpoint (the refit's: tests/driver/test_baseline_e2e.py)
         "resources.num_cpus=2",
         f"resources.keep_checkpoints={KEEP}",
         "tracking.log_report=false",
