@@ -90,7 +90,7 @@ CONDITIONAL_GRID = [
 
 @pytest.mark.parametrize("sampler", [s for s, e in SAMPLERS.items() if e.discrete])
 def test_a_grid_on_a_conditional_space_tries_each_active_point_once_then_stops(sampler):
-    cfg = load_config([f"sampler={sampler}", *CONDITIONAL_GRID])
+    cfg = load_config([f"sampler={sampler}", "baseline=false", *CONDITIONAL_GRID])  # the grid alone: no baseline trial beside it
     assert cfg.n_trials == 2 * (1 + 2)  # filters x (none, or l2 with either strength)
     study, _ = _drive(cfg, cfg.n_trials, input_shape=(8, 8, 1))
     points = [tuple(sorted(t.params.items())) for t in study.trials]
