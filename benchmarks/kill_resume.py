@@ -52,6 +52,9 @@ def _one(code: Path, work: Path, epochs: int, kill_at: int, extra: list[str]) ->
         "PYTHONUNBUFFERED": "1",
         "SWEEPS_FAULTS": f"stall_once@filters=16@{kill_at}",
         "SWEEPS_FAULTS_DIR": str(work),
+        # The product turns Tune's own loggers off (its results are in MLflow); this count is from the
+        # workers' side, so Tune's JSON logger is back on here: one result.json line per trained epoch.
+        "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "0",
     }
     started = time.monotonic()
     with (work / "driver.log").open("w") as log:

@@ -8,7 +8,6 @@ import pytest
 from mlflow import MlflowClient
 
 from sweeps.core.records import INFEASIBLE_ATTR
-
 from tests.conftest import ROOT, run_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]

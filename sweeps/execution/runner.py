@@ -16,8 +16,9 @@ from typing import Any
 
 import optuna
 
-# Our one-line progress replaces Ray's tables unless verbose; TensorBoard's logger is left out
-# (it rejects the -inf an infeasible trial reports); JSON and CSV results are kept, explicitly.
+# Our one-line progress replaces Ray's tables unless verbose. None of Tune's own loggers (JSON,
+# CSV, TensorBoard): every result is in MLflow already, and they grow the driver with the trial
+# count, an open file and a buffer per trial (Ray issue #64231).
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 # Ctrl+C and SIGTERM stop the Tuner through `Interrupted`, which then raises KeyboardInterrupt so
@@ -26,7 +27,6 @@ os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
 
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
-from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback  # noqa: E402
 from ray.tune.schedulers import PopulationBasedTraining  # noqa: E402
 from ray.tune.stopper import CombinedStopper  # noqa: E402
 
@@ -204,8 +204,6 @@ def run_sweep(
                 *([search] if isinstance(search, Population) else []),  # before the tracking: maps trials first
                 callback,
                 KeepBestCheckpoints(cfg.resources.keep_checkpoints, cfg.metric, cfg.mode, callback, newest_only=not explored),
-                JsonLoggerCallback(),
-                CSVLoggerCallback(),
                 *([warm] if warm is not None else []),
             ],
             verbose=2 if cfg.verbose else 0,
