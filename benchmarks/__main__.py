@@ -1,6 +1,6 @@
 """python -m benchmarks compare [--quick] [--trials N] [--slots K] [--seeds 5] [--datasets digits:0.98,photos:0.5] [--out DIR] ...
 python -m benchmarks scaling [--quick] [--trials N] [--out DIR] ...
-python -m benchmarks scale [--slots 16,64,128] [--trials N] [--epochs E] [--epoch-s S] [--postgres URL]
+python -m benchmarks scale [--slots 16,64,128] [--trials 1000,5000] [--no-plain] [--epochs E] [--epoch-s S] [--postgres URL]
 python -m benchmarks tpe-history [--histories 0,250,500] [--compare 0,250] [--trials 2000] [--seeds 5] [--quality-trials 1000]
 python -m benchmarks baseline [--seeds 3] [--budgets 1,2,4] [--datasets digits,photos] [--folder PATH[:HxW[:grayscale]]] ...
 python -m benchmarks infeasible [--trials 100] [--seeds 0,1,2] [--samplers tpe,random,qmc,cmaes,nsga2]"""
@@ -68,7 +68,10 @@ def _parser() -> argparse.ArgumentParser:
 
     sc = sub.add_parser("scale", help="the product's driver at K slots (simulated trials) against plain Ray Tune")
     sc.add_argument("--slots", default="16,64,128", help="Ray's logical CPUs K, comma-separated (default 16,64,128)")
-    sc.add_argument("--trials", type=int, default=1000)
+    sc.add_argument(
+        "--trials", default="1000", help="trial counts, comma-separated (default 1000); 1000,5000 gives the driver's RSS growth"
+    )
+    sc.add_argument("--no-plain", action="store_true", help="the product alone, without plain Ray Tune beside it")
     sc.add_argument("--epochs", type=int, default=4, help="max epochs per trial (default 4)")
     sc.add_argument("--epoch-s", type=float, default=1.0, help="seconds one simulated epoch sleeps (default 1)")
     sc.add_argument("--postgres", help="also run the product with its Optuna study on this PostgreSQL URL, beside sqlite")
@@ -170,9 +173,9 @@ def main(argv: list[str] | None = None) -> int:
             scale.plain_main(args.spec)
         else:
             slots = [int(k) for k in args.slots.split(",")]
-            scale.scale(
-                slots, args.trials, args.epochs, args.epoch_s, args.out, [None, *([args.postgres] if args.postgres else [])]
-            )
+            counts = [int(n) for n in args.trials.split(",")]
+            storages = [None, *([args.postgres] if args.postgres else [])]
+            scale.scale(slots, counts, args.epochs, args.epoch_s, args.out, storages, plain=not args.no_plain)
         return 0
 
     from benchmarks.common import Budget

@@ -9,7 +9,11 @@ so the workers mostly sleep and the driver's cost shows:
 - plain Ray Tune: Tuner + random search + FIFO, no tracking, in its own process.
 
 Ideal time = sum over trials of epochs run x epoch_s / K (each tool's own epochs: ASHA runs fewer).
-Figures go to benchmarks/results/scale.{txt,csv} with commit, machine and date.
+The driver's peak RSS (the `python -m sweeps run` process alone, not Ray's raylet, GCS or workers:
+its VmHWM, polled from /proc) is taken at each trial count; with several (`--trials 1000,5000`) the
+growth per 1,000 trials between them is the target (issue 22: under 50 MB per 1,000 trials, every
+trial recorded in both stores). Figures go to benchmarks/results/scale.{txt,csv} with commit,
+machine and date.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -47,6 +52,7 @@ class Run:
     ask_ms: dict[int, float] = field(default_factory=dict)  # Optuna ask latency at trial n
     queue_max: int = 0
     disk_mb: float = 0.0
+    peak_rss_mb: float = float("nan")  # the driver process's VmHWM (Linux), Ray's own processes left out
 
     @property
     def overhead_pct(self) -> float:
@@ -87,9 +93,12 @@ def run_product(k: int, n: int, epochs: int, epoch_s: float, work: Path, storage
     started = time.monotonic()
     log = work / "log.txt"
     with log.open("w") as sink:
-        code = subprocess.call(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "sweeps", "run", *overrides], cwd=work, env=env, stdout=sink, stderr=subprocess.STDOUT
         )
+        peak = PeakRss(proc.pid)
+        code = proc.wait()
+        peak.stop()
     wall = time.monotonic() - started
     if code != 0:
         raise RuntimeError(f"the product failed (exit {code}):\n{log.read_text()[-3000:]}")
@@ -120,7 +129,43 @@ def run_product(k: int, n: int, epochs: int, epoch_s: float, work: Path, storage
         ask_ms,
         queue,
         _du_mb(out),
+        peak.mb,
     )
+
+
+class PeakRss:
+    """A process's peak resident set (VmHWM: the kernel's own high-water mark), read until it exits.
+
+    VmHWM only grows, so the last read before the exit is the peak; reads stop when /proc has no
+    such process. NaN where /proc is missing (not Linux)."""
+
+    def __init__(self, pid: int, every_s: float = 0.5) -> None:
+        self.pid, self.every_s, self.kib = pid, every_s, -1
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._done.is_set() and self._read():
+            self._done.wait(self.every_s)
+
+    def _read(self) -> bool:
+        try:
+            with open(f"/proc/{self.pid}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmHWM:"):
+                        self.kib = max(self.kib, int(line.split()[1]))
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+        return True
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
+
+    @property
+    def mb(self) -> float:
+        return self.kib * 1024 / 1e6 if self.kib >= 0 else float("nan")
 
 
 # The driver's work per result, by part. MLflow: values queued for the writer thread (per epoch)
@@ -208,14 +253,24 @@ def run_plain(k: int, n: int, epochs: int, epoch_s: float, work: Path) -> Run:
         }
     )
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "scale-plain", str(spec)], cwd=work, env=env, capture_output=True, text=True
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks", "scale-plain", str(spec)],
+        cwd=work,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+    peak = PeakRss(proc.pid)
+    stdout, stderr = proc.communicate()
+    peak.stop()
     wall = time.monotonic() - started
-    if result.returncode != 0:
-        raise RuntimeError(f"plain Ray Tune failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
-    epochs_run = int(result.stdout.strip().splitlines()[-1])
-    return Run("plain Ray Tune (random, FIFO, no tracking)", k, n, epochs_run, wall, epochs_run * epoch_s / k, f"{n} results")
+    if proc.returncode != 0:
+        raise RuntimeError(f"plain Ray Tune failed:\n{stdout[-2000:]}{stderr[-2000:]}")
+    epochs_run = int(stdout.strip().splitlines()[-1])
+    run = Run("plain Ray Tune (random, FIFO, no tracking)", k, n, epochs_run, wall, epochs_run * epoch_s / k, f"{n} results")
+    run.peak_rss_mb = peak.mb
+    return run
 
 
 def plain_main(spec_path: Path) -> None:
@@ -247,23 +302,61 @@ def plain_main(spec_path: Path) -> None:
     ray.shutdown()
 
 
-def scale(slots: list[int], n: int, epochs: int, epoch_s: float, out: Path, storages: list[str | None]) -> list[Run]:
+def scale(
+    slots: list[int],
+    counts: list[int],
+    epochs: int,
+    epoch_s: float,
+    out: Path,
+    storages: list[str | None],
+    plain: bool = True,
+) -> list[Run]:
     runs: list[Run] = []
     base = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-scale-{os.getpid()}"
     try:
         for k in slots:
-            for i, storage in enumerate(storages):
-                run = run_product(k, n, epochs, epoch_s, base / f"product-{k}-{i}", storage)
-                run.tool += f" [{'sqlite' if storage is None else storage.split(':', 1)[0]}]"
-                runs.append(run)
-                print(_line(run), flush=True)
-            run = run_plain(k, n, epochs, epoch_s, base / f"plain-{k}")
-            runs.append(run)
-            print(_line(run), flush=True)
+            for n in counts:
+                for i, storage in enumerate(storages):
+                    run = run_product(k, n, epochs, epoch_s, base / f"product-{k}-{n}-{i}", storage)
+                    run.tool += f" [{'sqlite' if storage is None else storage.split(':', 1)[0]}]"
+                    runs.append(run)
+                    print(_line(run), flush=True)
+                    _write(runs, out, counts, epochs, epoch_s)  # an interrupted measurement keeps what it measured
+                if plain:
+                    run = run_plain(k, n, epochs, epoch_s, base / f"plain-{k}-{n}")
+                    runs.append(run)
+                    print(_line(run), flush=True)
+                    _write(runs, out, counts, epochs, epoch_s)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    _write(runs, out, n, epochs, epoch_s)
+    for line in rss_growth(runs):
+        print(line, flush=True)
     return runs
+
+
+GROWTH_TARGET_MB = 50.0  # issue 22: the driver's peak RSS grows by less than this per 1,000 trials
+
+
+def rss_growth(runs: list[Run]) -> list[str]:
+    """Per tool and K: the driver's peak RSS growth per 1,000 trials between consecutive trial counts."""
+    lines = []
+    groups: dict[tuple[str, int], list[Run]] = defaultdict(list)
+    for r in runs:
+        groups[(r.tool, r.slots)].append(r)
+    for (tool, k), group in groups.items():
+        group.sort(key=lambda r: r.trials)
+        for a, b in zip(group, group[1:]):
+            per_1000 = (b.peak_rss_mb - a.peak_rss_mb) / (b.trials - a.trials) * 1000.0
+            verdict = (
+                f"target < {GROWTH_TARGET_MB:.0f} MB: {'met' if per_1000 < GROWTH_TARGET_MB else 'MISSED'}"
+                if tool.startswith("sweeps")
+                else "peer"
+            )
+            lines.append(
+                f"K={k:>3} {tool:<48} driver peak RSS {a.peak_rss_mb:.0f} MB at {a.trials} trials -> "
+                f"{b.peak_rss_mb:.0f} MB at {b.trials}: {per_1000:+.1f} MB per 1,000 trials ({verdict})"
+            )
+    return lines
 
 
 def _line(r: Run) -> str:
@@ -272,7 +365,7 @@ def _line(r: Run) -> str:
     asks = ", ".join(f"#{i} {v:.1f} ms" for i, v in r.ask_ms.items())
     return (
         f"K={r.slots:>3} {r.tool:<48} wall {r.wall_s:7.1f} s  ideal {r.ideal_s:6.1f} s  overhead {r.overhead_pct:6.0f}%  "
-        f"{r.trials_per_hour:8.0f} trials/h  epochs {r.epochs_run}"
+        f"{r.trials_per_hour:8.0f} trials/h  epochs {r.epochs_run}  driver peak RSS {r.peak_rss_mb:.0f} MB"
         + (
             f"\n      driver ms/result (wall): {parts} (total {sum(r.driver_ms.values()):.2f})"
             f"\n      driver ms/result (CPU): {cpu} (total {sum(r.driver_cpu_ms.values()):.2f})"
@@ -284,16 +377,16 @@ def _line(r: Run) -> str:
     )
 
 
-def _write(runs: list[Run], out: Path, n: int, epochs: int, epoch_s: float) -> None:
+def _write(runs: list[Run], out: Path, counts: list[int], epochs: int, epoch_s: float) -> None:
     out.mkdir(parents=True, exist_ok=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     header = (
-        f"python -m benchmarks scale --slots {','.join(str(k) for k in dict.fromkeys(r.slots for r in runs))} --trials {n} "
+        f"python -m benchmarks scale --slots {','.join(str(k) for k in dict.fromkeys(r.slots for r in runs))} --trials {','.join(str(n) for n in counts)} "
         f"--epochs {epochs} --epoch-s {epoch_s}: commit {commit}, {platform.node()} ({os.cpu_count()} cores, "
         f"load average {load} at the end), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
     )
-    (out / "scale.txt").write_text(header + "\n" + "\n".join(_line(r) for r in runs) + "\n")
+    (out / "scale.txt").write_text(header + "\n" + "\n".join([*map(_line, runs), *rss_growth(runs)]) + "\n")
     with (out / "scale.csv").open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(
@@ -313,6 +406,7 @@ def _write(runs: list[Run], out: Path, n: int, epochs: int, epoch_s: float) -> N
                 "ask_ms",
                 "mlflow_queue_max",
                 "outputs_mb",
+                "driver_peak_rss_mb",
                 "recorded",
                 "commit",
             ]
@@ -335,6 +429,7 @@ def _write(runs: list[Run], out: Path, n: int, epochs: int, epoch_s: float) -> N
                     json.dumps(r.ask_ms),
                     r.queue_max,
                     f"{r.disk_mb:.1f}",
+                    f"{r.peak_rss_mb:.1f}",
                     r.recorded,
                     commit,
                 ]
