@@ -153,6 +153,8 @@ def _install() -> None:
 
             mod.train_trial = simulated_trial
         cls = mod.SweepSearch
+        # SweepSearch has its own suggest (the feasibility redraws): OptunaSearch's patched one is not called.
+        cls.suggest = timed("searcher.suggest", cls.suggest)
         cls.on_trial_complete = timed("searcher.tell", cls.on_trial_complete)
         cls.on_trial_result = timed("searcher.result", cls.on_trial_result)
         # The product's Tune callbacks, whole: what they do besides MLflow's calls (timed inside
