@@ -7,7 +7,8 @@ sampler is told through Optuna's constraint (`trial.set_constraint`, feasible at
 
 - tpe (c-TPE): a trial whose constraint is violated is ranked below every feasible one (complete
   or pruned) when TPE splits its history, so it lands in the "above" density and TPE proposes
-  away from it;
+  away from it; never in "below" (Optuna fills it with the least violating infeasible trials
+  while too few feasible ones have finished: the product's TPE does not, samplers.factories);
 - gp and nsga2 read constraints only on COMPLETE trials, beside their objective values: a net
   never trained has no objective value, so they learn nothing from it and only redraw;
 - random, qmc, cmaes, grid and bruteforce have no feasibility model: they redraw (grid and
