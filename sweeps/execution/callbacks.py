@@ -8,6 +8,7 @@ import json
 import math
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,13 +39,25 @@ if TYPE_CHECKING:
 class KeepBestCheckpoints(tune.Callback):
     """Keeps one checkpoint per trial, its newest, and deletes the checkpoints of finished trials
     outside the sweep's best k (sweeps.driver.checkpoints); a 1,000-trial sweep keeps k models, not 1,000.
-    Failed, pruned and infeasible trials keep none."""
+    Failed, pruned and infeasible trials keep none.
 
-    def __init__(self, keep: int | None, metric: str, mode: str, tracking: TrackingCallback, newest_only: bool = True) -> None:
+    Under PBT (`pinned`: the scheduler's sweeps.schedulers.pbt.PBT.pinned) a checkpoint PBT handed
+    to a clone, or may hand at its next exploit, is spared until PBT no longer names it, then
+    deleted like any other: the clone restores it however far its source has trained since."""
+
+    def __init__(
+        self,
+        keep: int | None,
+        metric: str,
+        mode: str,
+        tracking: TrackingCallback,
+        pinned: Callable[[], set[str]] | None = None,
+    ) -> None:
         self.book, self.key, self.tracking = BestCheckpoints(keep, mode), best_key(metric), tracking
-        self.newest_only = newest_only  # False under PBT: Tune keeps the few a clone may still be reading
+        self.pinned = pinned
         self.folders: dict[str, Path] = {}
         self.newest: dict[str, Path] = {}  # trial id -> its newest checkpoint (the one a kept trial keeps)
+        self.spared: set[Path] = set()  # checkpoints that would have gone but were pinned: deleted once not
         self.metric = metric
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -56,6 +69,7 @@ class KeepBestCheckpoints(tune.Callback):
         dropped = self._finished(trial.trial_id, value)  # every finished trial, complete or not
         if complete and trial.trial_id not in dropped:
             self._kept(trial, float(value))
+        self._release()
 
     def _kept(self, trial: Any, value: float) -> None:
         """A kept checkpoint: a logged model once the search ends (tracking.models), unless dropped first."""
@@ -67,29 +81,54 @@ class KeepBestCheckpoints(tune.Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._finished(trial.trial_id, None)
+        self._release()
 
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
         # A trial's newest checkpoint holds its best epoch so far and is what a retry, a resume or
         # PBT goes on from: the older ones go. (Tune's own CheckpointConfig(num_to_keep) would do
         # this, but forces a snapshot of the whole experiment's state, every trial's, at each
-        # checkpoint: quadratic in the trials, and the product resumes from its own records.)
+        # checkpoint: quadratic in the trials, and the product resumes from its own records. Nor
+        # does it know PBT: it deleted the checkpoint a clone was handed once the source had saved
+        # num_to_keep newer ones, before a clone that started late had restored it.)
         newest = Path(checkpoint.path)
+        previous = self.newest.get(trial.trial_id)
         self.newest[trial.trial_id] = newest
-        if not self.newest_only:
+        if self.pinned is None:
+            for older in newest.parent.glob("checkpoint_*"):
+                if older != newest:
+                    shutil.rmtree(older, ignore_errors=True)
             return
-        for older in newest.parent.glob("checkpoint_*"):
-            if older != newest:
-                shutil.rmtree(older, ignore_errors=True)
+        # Under PBT the older one may be what a clone was handed: it goes only once no pin holds it.
+        if previous is not None and previous != newest:
+            self.spared.add(previous)
+        self._release()
+
+    def _release(self) -> None:
+        """Deletes the spared checkpoints that nothing pins any longer (nor is a trial's newest)."""
+        if self.pinned is None or not self.spared:
+            return
+        held = {Path(p) for p in self.pinned()} | set(self.newest.values())
+        for checkpoint in sorted(self.spared - held):
+            shutil.rmtree(checkpoint, ignore_errors=True)
+            self.spared.discard(checkpoint)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self._release()  # every trial is over: no clone is left to restore a pinned one
 
     def _finished(self, trial_id: str, value: float | None) -> list[str]:
         gone = self.book.finished(trial_id, value)
+        pinned = {Path(p) for p in self.pinned()} if self.pinned is not None else set()
         for dropped in gone:
             folder = self.folders.get(dropped)
             ot_trial = self.tracking.search.optuna_trial(dropped)
             if folder is None or (ot_trial is not None and ot_trial.user_attrs.get(BASELINE_ATTR)):
                 continue  # the baseline's model is kept: the summary test-scores it beside the champion
+            self.newest.pop(dropped, None)
             for checkpoint in folder.glob("checkpoint_*"):
-                shutil.rmtree(checkpoint, ignore_errors=True)
+                if checkpoint in pinned:  # PBT handed it to a clone that has not saved since
+                    self.spared.add(checkpoint)
+                else:
+                    shutil.rmtree(checkpoint, ignore_errors=True)
             run_id = self.tracking.run_ids.get(dropped)
             if run_id:
                 self.tracking.tracker.set_tags(

@@ -41,7 +41,7 @@ from sweeps.execution.stoppers import FailureLimit, GoalReached, Interrupted  # 
 from sweeps.samplers.factories import make_sampler  # noqa: E402
 from sweeps.samplers.feasibility import Proposer, Redraws, describe_space  # noqa: E402
 from sweeps.schedulers.builtin import make_scheduler, pause_epochs, stop_epochs  # noqa: E402
-from sweeps.schedulers.pbt import Population, population  # noqa: E402
+from sweeps.schedulers.pbt import PBT, Population, population  # noqa: E402
 from sweeps.space import BaselinePoint, baseline_point, define_by_run  # noqa: E402
 from sweeps.storage.storages import open_storage
 from sweeps.storage.studystore import close_drivers, driver_storage  # noqa: E402
@@ -203,14 +203,21 @@ def run_sweep(
             callbacks=[
                 *([search] if isinstance(search, Population) else []),  # before the tracking: maps trials first
                 callback,
-                KeepBestCheckpoints(cfg.resources.keep_checkpoints, cfg.metric, cfg.mode, callback, newest_only=not explored),
+                KeepBestCheckpoints(
+                    cfg.resources.keep_checkpoints,
+                    cfg.metric,
+                    cfg.mode,
+                    callback,
+                    pinned=scheduler.pinned if isinstance(scheduler, PBT) else None,
+                ),
                 *([warm] if warm is not None else []),
             ],
             verbose=2 if cfg.verbose else 0,
-            # One checkpoint per trial, its newest (KeepBestCheckpoints.on_checkpoint), except under PBT,
-            # which clones a member's checkpoint of its last perturbation: a newer one must not delete it.
-            # Tune's own num_to_keep forces a snapshot of the whole experiment at each checkpoint.
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if explored else None),
+            # One checkpoint per trial, its newest, and under PBT those PBT still needs: the one it handed
+            # a clone not yet saved since, the one it may hand next (KeepBestCheckpoints, PBT.pinned).
+            # Not Tune's num_to_keep: it forces a snapshot of the whole experiment at each checkpoint, and
+            # deleted a handed checkpoint under a clone that started late, whatever the number kept.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
             failure_config=tune.FailureConfig(max_failures=cfg.resources.max_retries),
         ),
     )

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 from ray import tune
+from ray.train._internal.session import _FutureTrainingResult  # what Tune's PBT holds for a save not yet read
 from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
 
 from sweeps.config.settings import SweepConfig
@@ -118,19 +119,46 @@ class _KeepInside:
         return {**config, MEMBER: {**member, **inside}}
 
 
-class _PBT(PopulationBasedTraining):
+class PBT(PopulationBasedTraining):
     """Tune's PBT, which perturbs at any result: not at a trial's last one (its function has
-    returned; a clone would train no epoch with the config it was given)."""
+    returned; a clone would train no epoch with the config it was given). It names the checkpoints
+    it still needs (`pinned`), which the sweep's retention spares (sweeps.execution.callbacks)."""
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         if result.get(FINISHED):
             return TrialScheduler.CONTINUE
         return super().on_trial_result(tune_controller, trial, result)
 
+    def pinned(self) -> set[str]:
+        """The checkpoints PBT still needs, by path: no retention may delete them yet.
+
+        - each unfinished member's restore point (Tune's `trial.checkpoint`): a clone's is the
+          checkpoint `_exploit` handed it, a folder of its source's, and stays so until the clone
+          registers a checkpoint of its own, however late it starts (it may wait for a slot while the
+          source trains on) and through a retry before then;
+        - each member's checkpoint of its last step in the top quantile (`last_checkpoint`), which the
+          next exploit may hand to a clone, though the member has saved newer ones since.
+
+        Everything else of a member but its newest checkpoint may go, so disk stays bounded over a
+        long run: a pin ends when the clone saves, or the member steps again, or finishes."""
+        paths: set[str] = set()
+        for trial, state in self._trial_state.items():
+            if trial.is_finished():
+                continue  # restores nothing, and PBT clones no finished member (`_quantiles`)
+            for checkpoint in (trial.checkpoint, state.last_checkpoint):
+                if isinstance(checkpoint, _FutureTrainingResult):
+                    # a save PBT asked for: once done, it names the checkpoint the member had then;
+                    # until then, that is the member's newest, which the retention keeps anyway
+                    done = checkpoint.resolve(block=False)
+                    checkpoint = done.checkpoint if done is not None else None
+                if checkpoint is not None:
+                    paths.add(str(checkpoint.path))
+        return paths
+
 
 def pbt(cfg: SweepConfig) -> TrialScheduler:
     mutations = pbt_mutations(cfg.space)
-    return _PBT(
+    return PBT(
         time_attr=EPOCH,
         perturbation_interval=cfg.scheduler.perturbation_interval,
         quantile_fraction=cfg.scheduler.quantile_fraction,

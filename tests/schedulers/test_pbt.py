@@ -136,3 +136,76 @@ def test_pbt_members_clone_from_the_checkpoint_pbt_hands_them_and_are_recorded(t
         assert any(v == pytest.approx(before["val_accuracy"]) for v in theirs), (theirs, state["history"])
         assert trial.user_attrs["pbt_final_params"]["learning_rate"] == pytest.approx(lr[-1].value)
     assert clones >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_a_clone_that_starts_late_restores_the_checkpoint_pbt_handed_it(tmp_path):
+    """The checkpoint PBT hands a clone lives until the clone has restored it, however far its source
+    trains first; then it goes, as every checkpoint but a trial's newest (disk stays bounded).
+
+    Forced by the schedule, not by the machine's load: one slot, so PBT time-shares it (its
+    choose_trial_to_run: the member with the fewest epochs first, ties in creation order). The better
+    member (first, by the warm-start points) saves at every epoch (checkpoint_every_s=0). At epoch 8
+    the worse one clones its epoch-8 checkpoint and waits: the exploit gave it its source's 8 epochs,
+    and the source, created first, takes the slot and trains epochs 9-12 (four newer checkpoints)
+    before the clone restores. With Tune's num_to_keep=4 the clone found the handed one deleted."""
+    from tests.conftest import run_cli
+
+    out = tmp_path / "outputs"
+    result = run_cli(
+        "run",
+        "name=pbt-late",
+        "scheduler=pbt",
+        "scheduler.perturbation_interval=4",  # steps at epochs 4, 8, 12
+        "scheduler.quantile_fraction=0.5",
+        "n_trials=2",
+        "max_epochs=13",
+        "warm_start.points=[{learning_rate:0.005},{learning_rate:0.0000001}]",  # the better member first
+        "baseline=false",
+        "resources.num_cpus=1",  # one slot
+        "resources.checkpoint_every_s=0",  # a checkpoint after every epoch
+        "resources.keep_checkpoints=null",
+        "dataset.limit=300",
+        "seed=5",
+        "tracking.log_report=false",
+        "tracking.log_best_model=false",
+        "space.learning_rate=tag(log,interval(0.0000001,0.05))",
+        "space.filters=8",
+        "space.kernel_size=3",
+        "space.padding=same",
+        "space.dilation_rate=1",
+        "space.kernel_regularizer_strength=0.0001",
+        f"output_dir={out}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    study = optuna.load_study(study_name="pbt-late", storage=f"sqlite:///{out / 'optuna.db'}")
+    client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
+    runs = {
+        r.data.tags["tune.trial_id"]: r
+        for r in client.search_runs([client.get_experiment_by_name("sweeps").experiment_id])
+        if r.data.tags.get("sweeps.kind") == "trial"
+    }
+    assert len(study.trials) == 2 and len(runs) == 2
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    assert {r.data.tags["sweeps.state"] for r in runs.values()} == {"COMPLETE"}, {
+        r.data.tags.get("sweeps.error") for r in runs.values()
+    }
+
+    def timestamps(run, step):  # when the driver logged that epoch of the run (twice: trained again after a clone)
+        return [m.timestamp for m in client.get_metric_history(run.info.run_id, "val_accuracy") if m.step == step]
+
+    late = 0
+    for clone in (r for r in runs.values() if "sweeps.pbt_clones" in r.data.tags):
+        # each event: "epoch 9: went on from trial <id> (run <id>) at epoch 8, learning_rate=..."
+        for event in clone.data.tags["sweeps.pbt_clones"].split("; "):
+            epoch = int(event.split(":")[0].removeprefix("epoch "))
+            source = runs[event.split("went on from trial ")[1].split()[0]]
+            restored = max(timestamps(clone, epoch))  # its first epoch from the handed checkpoint
+            # the source had saved 4 newer checkpoints (epochs epoch..epoch+3) before the clone restored
+            late += bool(timestamps(source, epoch + 3)) and min(timestamps(source, epoch + 3)) < restored
+    assert late >= 1, {r.data.tags["tune.trial_id"]: r.data.tags.get("sweeps.pbt_clones") for r in runs.values()}
+    for trial in study.trials:  # the handed one and every older checkpoint deleted: each trial keeps its newest
+        newest = Path(trial.user_attrs["checkpoint"]).parent
+        assert sorted(newest.parent.glob("checkpoint_*")) == [newest]
