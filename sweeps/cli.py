@@ -122,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if "sweeps.storage.storages" in sys.modules:  # the command owns the study storages it opened
             sys.modules["sweeps.storage.storages"].close_storages()
+        if "models.native_log" in sys.modules:  # a background Keras import holding fd 2 has our last lines
+            sys.modules["models.native_log"].wait_for_filtered_imports()
 
 
 def _dispatch(args: argparse.Namespace, tf_level_chosen: bool = False) -> int:
