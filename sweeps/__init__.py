@@ -46,6 +46,7 @@ def compose(overrides: Sequence[str] = (), output_dir: str | Path | None = None)
 def run(overrides: Sequence[str] = (), *, cfg: SweepConfig | None = None, out: Any = None) -> Summary:
     """Run a sweep (or resume the one of that name with the same config) and return its summary:
     `summary.text()` is what the CLI prints; `best_value`, `best_params`, `counts`, `parent_run_id`...
+    `summary.not_registered`: why the best model is not registered as asked (the CLI's error line, exit 1).
 
     Give Hydra `overrides`, or `cfg=sweeps.compose(overrides)` (a validated config, to look at
     first). Progress goes to `out` (default: stdout), through the same redaction as the CLI's."""

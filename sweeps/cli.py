@@ -1,7 +1,8 @@
 """`python -m sweeps <command>`: parse arguments, call the library, print what it returns.
 
 The one place errors become exit codes (`sweeps.core.errors`): a `SweepsError` is caught here once and
-printed as one line. 0 done; 1 the sweep ran but no trial completed, or failures stopped it;
+printed as one line. 0 done; 1 the sweep ran but no trial completed, or failures stopped it, or its
+best model was not registered as asked (the summary first, then that one line);
 2 bad input (one line naming the field and the fix; nothing written); 130 interrupted.
 """
 
@@ -122,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if "sweeps.storage.storages" in sys.modules:  # the command owns the study storages it opened
             sys.modules["sweeps.storage.storages"].close_storages()
+        if "models.native_log" in sys.modules:  # a background Keras import holding fd 2 has our last lines
+            sys.modules["models.native_log"].wait_for_filtered_imports()
 
 
 def _dispatch(args: argparse.Namespace, tf_level_chosen: bool = False) -> int:
@@ -182,6 +185,10 @@ def _dispatch(args: argparse.Namespace, tf_level_chosen: bool = False) -> int:
 
 def _finish(summary) -> int:
     print(summary.text())
+    if summary.not_registered:  # asked for, not done: after the summary of the sweep that finished, one line
+        sys.stdout.flush()
+        print(message(SweepsError(summary.not_registered)), file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK if summary.best_number is not None and not summary.stopped_because else EXIT_FAILED
 
 

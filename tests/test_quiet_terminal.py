@@ -21,6 +21,26 @@ def test_importing_the_model_builder_prints_no_tensorflow_start_up_lines():
     assert out.stderr.strip() == "after the import"
 
 
+def test_a_line_written_while_a_background_import_holds_fd_2_reaches_the_terminal_before_exit():
+    """The driver's last stderr line (an error after the summary) while WarmDriverImport's Keras import
+    still holds fd 2: `python -m sweeps` exits with os._exit, so the CLI waits for the import first."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+    code = (
+        "import os, sys, threading, time\n"
+        "from models import native_log\n"
+        "started = threading.Event()\n"
+        "def slow_import():\n"
+        "    with native_log.tensorflow_start_up_filtered():\n"
+        "        started.set(); time.sleep(1.5)\n"
+        "threading.Thread(target=slow_import, daemon=True).start(); started.wait()\n"
+        "print('error: the last line', file=sys.stderr)\n"
+        "native_log.wait_for_filtered_imports()\n"
+        "os._exit(1)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
+    assert out.returncode == 1 and out.stderr == "error: the last line\n", out.stderr[-2000:]
+
+
 @pytest.mark.parametrize(
     ("line", "noise"),
     [

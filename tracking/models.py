@@ -37,6 +37,8 @@ SOURCE_NAME_TAG = "mlflow.source.name"  # the UI's "Source" of a model or run
 SOURCE_TYPE_TAG = "mlflow.source.type"
 MODEL_TYPE = "keras-conv2d"
 
+REGISTRATION_ERROR_TAG = "sweeps.registration_error"  # on the parent run: why the champion is not registered
+
 
 def model_name(sweep: str, number: int) -> str:
     """The logged model's name: the sweep and the trial (`digits-small-trial-007`)."""
@@ -295,15 +297,22 @@ def crown(
     """Make `model_uri` the sweep's champion, whatever model it is (a kept checkpoint's, or one the
     driver trained after the search, e.g. a refit on train plus validation): the parent run lists it
     as its logged model, and it becomes the new version of `registered_model` (if set) under the alias
-    `champion`. Returns (the registration as the summary words it, the version), both None if unregistered."""
-    from tracking.model_registry import DEFAULT_ALIAS, register_best_model
+    `champion`. Returns (the registration as the summary words it, the version), both None if unregistered.
+
+    A registry that refuses it raises RegistryError, after the parent run records why (REGISTRATION_ERROR_TAG):
+    the model stays logged and linked, the sweep's runs as they were."""
+    from tracking.model_registry import DEFAULT_ALIAS, RegistryError, register_best_model
 
     model_id = model_uri[len("models:/") :].split("/", 1)[0] if model_uri.startswith("models:/m-") else None
     if model_id is not None:
         link_champion(tracker.client, tracker.parent_run_id, model_id)
     if not registered_model:
         return None, None
-    version = register_best_model(tracker.tracking_uri, model_uri, registered_model, tags={SWEEP_TAG: sweep, **(tags or {})})
+    try:
+        version = register_best_model(tracker.tracking_uri, model_uri, registered_model, tags={SWEEP_TAG: sweep, **(tags or {})})
+    except RegistryError as exc:
+        tracker.set_tags(tracker.parent_run_id, {REGISTRATION_ERROR_TAG: str(exc)[:5000]})
+        raise
     registered = f"models:/{registered_model}@{DEFAULT_ALIAS} (version {version})"
     tracker.set_tags(tracker.parent_run_id, {"sweeps.registered_model": registered})
     return registered, version

@@ -13,7 +13,7 @@ from sweeps.core.redaction import redact_text
 
 # Exit codes of `python -m sweeps`, as a shell sees them.
 EXIT_OK = 0
-EXIT_FAILED = 1  # the sweep ran but no trial completed, failures stopped it, or a submitted job failed
+EXIT_FAILED = 1  # the sweep ran but no trial completed, failures stopped it, its champion was not registered as asked, or a submitted job failed
 EXIT_BAD_INPUT = 2  # nothing was run or written: one line names the field and the fix
 EXIT_INTERRUPTED = 130  # as a shell reports a process ended by Ctrl+C
 

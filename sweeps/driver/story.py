@@ -69,6 +69,8 @@ def _story(cfg: SweepConfig, tracker: Any, summary: Summary, dataset: Dataset, p
     )
     if summary.goal_reached:
         extra += [f"**Ended early, goal met:** {summary.goal_reached}", ""]
+    if summary.not_registered:
+        extra += [f"**Not registered:** {summary.not_registered}", ""]
     return sweep_note(
         SweepStory(
             name=cfg.name,

@@ -42,6 +42,9 @@ class Summary:
     stopped_because: str | None = None
     goal_reached: str | None = None  # stop_at reached: why it ended before n_trials (a success)
     registered: str | None = None  # the registry alias of the best model
+    # Registration was asked for (tracking.registered_model) and the registry refused it: what failed and
+    # the fix, in one line (the CLI's error, exit code 1). The sweep itself finished, its records kept.
+    not_registered: str | None = None
     test_accuracy: float | None = None  # the best model's score on the held-out test split, if any
     versus: Any = None  # tracking.note.Versus: the champion against the baseline (baseline=true)
     refit: Any = None  # tracking.note.RefitStory (refit=true)
@@ -81,6 +84,7 @@ class Summary:
             lines.append(
                 f"Best model: {self.model_uri}"
                 + (f", registered as {self.registered}" if self.registered and not refit_registered else "")
+                + (", not registered (the error below says why)" if self.not_registered else "")
             )
         lines.append(f"MLflow UI: {redact_text(ui_command(self.tracking_uri))}")
         lines.append(
@@ -106,12 +110,31 @@ def ui_url(tracking_uri: str, experiment_id: str, sweep: str, port: int = 5000, 
     return f"{base}/{page}"
 
 
-def crown_champion(tracker: Any, model_uri: str, cfg: SweepConfig, refit: bool = False) -> tuple[str | None, str | None]:
+def crown_champion(
+    tracker: Any, model_uri: str, cfg: SweepConfig, refit: bool = False
+) -> tuple[str | None, str | None, str | None]:
     """The one place a model becomes the sweep's champion (tracking.models.crown): today the best
-    trial's kept checkpoint; a refit after the search hands its own model here instead."""
+    trial's kept checkpoint; a refit after the search hands its own model here instead.
+
+    Returns (the registration, its version, None), or (None, None, the error line) when the registry
+    refuses the model: registering is a step after a sweep that finished, so its failure does not
+    fail the sweep (its runs end as they are, the summary is printed), the CLI exits 1 with that line."""
+    from tracking import RegistryError
     from tracking.models import crown
 
-    return crown(tracker, model_uri, cfg.tracking.registered_model, cfg.name, {"sweeps.refit": "true" if refit else "false"})
+    try:
+        registered, version = crown(
+            tracker, model_uri, cfg.tracking.registered_model, cfg.name, {"sweeps.refit": "true" if refit else "false"}
+        )
+    except RegistryError as exc:
+        return (
+            None,
+            None,
+            f"tracking.registered_model: the sweep finished and its trials are recorded, but its best model was not"
+            f" registered: {exc}. Fix: a name the registry accepts (tracking.registered_model=<name>), or"
+            f" tracking.registered_model=null to keep the model logged ({model_uri}) without registering it",
+        )
+    return registered, version, None
 
 
 def _summarise(
@@ -174,7 +197,7 @@ def _summarise(
         else:
             refit, epochs, images = made
             refit_story = RefitStory(epochs=epochs, images=images)
-    version = refit_uri = None
+    version = refit_uri = not_registered = None
     names = {"sweeps.class_names": json.dumps(list(dataset.class_names), ensure_ascii=False)} if dataset.class_names else {}
     if model_uri is None and kept is not None and cfg.tracking.log_best_model and best_run_id:
         from tracking.models import model_name
@@ -191,7 +214,7 @@ def _summarise(
         tracker.set_model_tags(refit_uri, {**names, SOURCE_NAME_TAG: source_name(cfg.name)})
     delivered = refit_uri or model_uri
     if delivered is not None:
-        registered, version = crown_champion(tracker, delivered, cfg, refit=refit_uri is not None)
+        registered, version, not_registered = crown_champion(tracker, delivered, cfg, refit=refit_uri is not None)
     from sweeps.driver.testscore import score_best_model
 
     on_registry = (cfg.tracking.registered_model, version) if version else None
@@ -231,6 +254,7 @@ def _summarise(
         pareto=pareto,
         stopped_because=stopped_because,
         registered=registered,
+        not_registered=not_registered,
         test_accuracy=test.accuracy if test is not None else None,
         versus=versus,
         refit=refit_story,

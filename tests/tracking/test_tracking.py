@@ -95,3 +95,23 @@ def test_a_reopened_trial_run_gets_the_dataset_link_its_killed_driver_had_queued
     tracker.flush()
     for run_id in (bare, linked):
         assert [d.dataset.digest for d in client.get_run(run_id).inputs.dataset_inputs] == ["d" * 32], run_id
+
+
+def test_a_refused_registration_is_recorded_on_the_parent_run_which_stays_as_it_was(tmp_path):
+    """tracking.models.crown: the registry's RegistryError reaches the caller, and the parent run says why."""
+    import pytest
+
+    from tracking import RegistryError
+    from tracking.models import REGISTRATION_ERROR_TAG, crown
+
+    uri = default_tracking_uri(tmp_path)
+    tracker = SweepTracker(uri, "exp", tmp_path / "artifacts")
+    parent = tracker.start_sweep("s", {}, {}, "a: 1\n")
+    with pytest.raises(RegistryError, match="has no model at 'model'"):
+        crown(tracker, f"runs:/{parent}/model", "digits-conv2d", "s")  # no model was ever logged there
+    tags = tracker.run_tags(parent)
+    assert "has no model at 'model'" in tags[REGISTRATION_ERROR_TAG] and "sweeps.registered_model" not in tags
+    client = MlflowClient(uri, registry_uri=uri)
+    assert client.get_run(parent).info.status == "RUNNING"  # the sweep ends it as it ended, not the registry
+    assert client.search_registered_models() == []
+    tracker.close()
