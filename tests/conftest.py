@@ -11,6 +11,18 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# PBT's end-to-end sweeps: a space where only the learning rate is searched (the one param PBT
+# explores), everything else constant, so a clone differs from its source only by what PBT changed.
+PBT_LEARNING_RATE_ONLY = (
+    "space.learning_rate=tag(log,interval(0.0000001,0.05))",
+    "space.filters=8",
+    "space.kernel_size=3",
+    "space.padding=same",
+    "space.dilation_rate=1",
+    "space.kernel_regularizer_strength=0.0001",
+)
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """`python -m sweeps ...` in a subprocess, as a user runs it."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

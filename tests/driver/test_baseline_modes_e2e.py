@@ -93,7 +93,7 @@ def test_no_test_split_warm_start_and_resume(tmp_path):
 
 
 def test_under_pbt_the_baseline_is_one_member(tmp_path):
-    from tests.conftest import run_cli
+    from tests.conftest import PBT_LEARNING_RATE_ONLY, run_cli
 
     out = tmp_path / "outputs"
     result = run_cli(
@@ -109,12 +109,7 @@ def test_under_pbt_the_baseline_is_one_member(tmp_path):
         "resources.num_cpus=2",
         "tracking.log_report=false",
         "tracking.log_best_model=false",
-        "space.learning_rate=tag(log,interval(0.0000001,0.05))",
-        "space.filters=8",
-        "space.kernel_size=3",
-        "space.padding=same",
-        "space.dilation_rate=1",
-        "space.kernel_regularizer_strength=0.0001",
+        *PBT_LEARNING_RATE_ONLY,
         f"output_dir={out}",
         cwd=tmp_path,
     )

@@ -17,6 +17,12 @@ from sweeps.schedulers.pbt import _KeepInside
 from sweeps.space import pbt_mutations
 
 
+def _trial_runs(client):
+    """The sweep's trial runs (not its parent run)."""
+    runs = client.search_runs([client.get_experiment_by_name("sweeps").experiment_id])
+    return [r for r in runs if r.data.tags.get("sweeps.kind") == "trial"]
+
+
 def test_pbt_explores_the_continuous_params_every_model_has():
     cfg = load_config(
         [
@@ -62,7 +68,7 @@ def test_explored_values_stay_inside_the_space():
 @pytest.mark.slow
 @pytest.mark.ray
 def test_pbt_members_clone_from_the_checkpoint_pbt_hands_them_and_are_recorded(tmp_path):
-    from tests.conftest import run_cli
+    from tests.conftest import PBT_LEARNING_RATE_ONLY, run_cli
 
     out = tmp_path / "outputs"
     result = run_cli(
@@ -84,12 +90,7 @@ def test_pbt_members_clone_from_the_checkpoint_pbt_hands_them_and_are_recorded(t
         "tracking.log_report=false",
         "tracking.log_best_model=false",
         "resources.keep_checkpoints=null",
-        "space.learning_rate=tag(log,interval(0.0000001,0.05))",
-        "space.filters=8",
-        "space.kernel_size=3",
-        "space.padding=same",
-        "space.dilation_rate=1",
-        "space.kernel_regularizer_strength=0.0001",
+        *PBT_LEARNING_RATE_ONLY,
         f"output_dir={out}",
         cwd=tmp_path,
     )
@@ -97,11 +98,7 @@ def test_pbt_members_clone_from_the_checkpoint_pbt_hands_them_and_are_recorded(t
     assert "scheduler=pbt: a population of 2 sampled at random" in result.stdout
     study = optuna.load_study(study_name="pbt", storage=f"sqlite:///{out / 'optuna.db'}")
     client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
-    runs = {
-        r.info.run_id: r
-        for r in client.search_runs([client.get_experiment_by_name("sweeps").experiment_id])
-        if r.data.tags.get("sweeps.kind") == "trial"
-    }
+    runs = {r.info.run_id: r for r in _trial_runs(client)}
     assert len(study.trials) == 2 and len(runs) == 2
     by_tune_id = {r.data.tags["tune.trial_id"]: r for r in runs.values()}
     clones = 0
@@ -150,7 +147,7 @@ def test_a_clone_that_starts_late_restores_the_checkpoint_pbt_handed_it(tmp_path
     the worse one clones its epoch-8 checkpoint and waits: the exploit gave it its source's 8 epochs,
     and the source, created first, takes the slot and trains epochs 9-12 (four newer checkpoints)
     before the clone restores. With Tune's num_to_keep=4 the clone found the handed one deleted."""
-    from tests.conftest import run_cli
+    from tests.conftest import PBT_LEARNING_RATE_ONLY, run_cli
 
     out = tmp_path / "outputs"
     result = run_cli(
@@ -170,23 +167,14 @@ def test_a_clone_that_starts_late_restores_the_checkpoint_pbt_handed_it(tmp_path
         "seed=5",
         "tracking.log_report=false",
         "tracking.log_best_model=false",
-        "space.learning_rate=tag(log,interval(0.0000001,0.05))",
-        "space.filters=8",
-        "space.kernel_size=3",
-        "space.padding=same",
-        "space.dilation_rate=1",
-        "space.kernel_regularizer_strength=0.0001",
+        *PBT_LEARNING_RATE_ONLY,
         f"output_dir={out}",
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     study = optuna.load_study(study_name="pbt-late", storage=f"sqlite:///{out / 'optuna.db'}")
     client = MlflowClient(f"sqlite:///{out / 'mlflow.db'}")
-    runs = {
-        r.data.tags["tune.trial_id"]: r
-        for r in client.search_runs([client.get_experiment_by_name("sweeps").experiment_id])
-        if r.data.tags.get("sweeps.kind") == "trial"
-    }
+    runs = {r.data.tags["tune.trial_id"]: r for r in _trial_runs(client)}
     assert len(study.trials) == 2 and len(runs) == 2
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
     assert {r.data.tags["sweeps.state"] for r in runs.values()} == {"COMPLETE"}, {
