@@ -314,7 +314,7 @@ def _run_and_summarise(
             rerun=warm.rerun if warm is not None else (),
         )
         study, stopped_because, goal_reached = result.study, result.stopped_because, result.goal_reached
-        runtime.release()
+        runtime.shutdown()  # the summary and report need no Ray
         # What was measured: the dataset's size in the object store and the nodes that ran trials
         # (bytes moved per node are not measured, so no figure claims them).
         moved = {"data_bytes": result.data_bytes, "data_nodes": result.data_nodes}

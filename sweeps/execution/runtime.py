@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -166,22 +165,10 @@ def _check_shared_output(cfg: SweepConfig) -> None:
         )
 
 
-_stopping: threading.Thread | None = None
-
-
-def release() -> None:
-    """Start shutting Ray down in the background once the trials are over: stopping its processes
-    takes ~1.3 s, and the summary and report that follow need no Ray. `shutdown` waits for it."""
-    global _stopping
-    if ray.is_initialized() and _stopping is None:
-        _stopping = threading.Thread(target=ray.shutdown, name="ray-shutdown")
-        _stopping.start()
-
-
 def shutdown() -> None:
-    global _stopping
-    if _stopping is not None:
-        _stopping.join()
-        _stopping = None
-    elif ray.is_initialized():
+    """Stop Ray, in the calling thread. Not in the background while the summary is written: a
+    Ray object freed in another thread while `ray.shutdown` tears the core worker down (a Tune
+    trial's ObjectRef, collected at any moment) makes Ray's C++ end the process with exit code 1,
+    nothing printed and nothing flushed (a sweep stopped by its failure limit lost its summary so)."""
+    if ray.is_initialized():
         ray.shutdown()
