@@ -207,11 +207,18 @@ def _summarise(
         if names:  # `predict` prints names, not indices
             tracker.set_model_tags(model_uri, names)
     if refit is not None and cfg.tracking.log_best_model:  # on the sweep's run: trained by no trial
-        from tracking.models import SOURCE_NAME_TAG, source_name
+        from tracking.models import ROLE_TAG, SOURCE_NAME_TAG, SWEEP_TAG, source_name
 
         refit_uri = tracker.log_keras_model(tracker.parent_run_id, refit, dataset.preprocessing(), name=f"{cfg.name}-refit")
-        # Its source in the Models tab is the sweep's command, as the kept checkpoints' is, not `__main__.py`.
-        tracker.set_model_tags(refit_uri, {**names, SOURCE_NAME_TAG: source_name(cfg.name)})
+        # Found with the sweep's other models (`sweeps.sweep(name).models`, the Models tab's filter on
+        # sweeps.name); its source there is the sweep's command, as the kept checkpoints' is.
+        tags = {
+            SWEEP_TAG: cfg.name,
+            ROLE_TAG: "refit",
+            "sweeps.refit_of": str(best.number),
+            SOURCE_NAME_TAG: source_name(cfg.name),
+        }
+        tracker.set_model_tags(refit_uri, {**names, **tags})
     delivered = refit_uri or model_uri
     if delivered is not None:
         registered, version, not_registered = crown_champion(tracker, delivered, cfg, refit=refit_uri is not None)

@@ -5,23 +5,54 @@ one must be written at that epoch). `make_scheduler` builds the configured one, 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
-from ray.tune.schedulers import TrialScheduler
+from ray.tune.schedulers import AsyncHyperBandScheduler, MedianStoppingRule, TrialScheduler
 
 from sweeps.config.settings import SweepConfig
 from sweeps.core.protocol import EPOCH
 from sweeps.registry import SCHEDULERS
 
 
-def asha(cfg: SweepConfig) -> TrialScheduler:
-    from ray.tune.schedulers import ASHAScheduler
+class SparesTheBaseline:
+    """A scheduler that never stops the sweep's baseline (the user's own model, trial 0) before
+    max_epochs: it is the reference every champion is set against, so it is trained as written. Its
+    results still enter the rungs (ASHA) and the running means (median rule) the others are cut by.
+    `spared(trial_id)` is set by the runner once the search that knows the baseline exists."""
 
-    return ASHAScheduler(
+    spared: Callable[[str], bool] = staticmethod(lambda trial_id: False)
+    last_epoch: int = 0
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        decision = super().on_trial_result(tune_controller, trial, result)  # type: ignore[misc]
+        if decision == TrialScheduler.STOP and result.get(EPOCH, 0) < self.last_epoch and self.spared(trial.trial_id):
+            self._forget_stop(trial)
+            return TrialScheduler.CONTINUE
+        return decision
+
+    def _forget_stop(self, trial: Any) -> None:
+        """Undo what the scheduler noted when it decided to stop `trial` (ASHA notes nothing)."""
+
+
+class _ASHA(SparesTheBaseline, AsyncHyperBandScheduler):
+    pass
+
+
+class _Median(SparesTheBaseline, MedianStoppingRule):
+    def _forget_stop(self, trial: Any) -> None:
+        self._stopped_trials.discard(trial)  # else its next result trips Tune's "never seen again" assertion
+
+
+def asha(cfg: SweepConfig) -> TrialScheduler:
+    scheduler = _ASHA(
         time_attr=EPOCH,
         max_t=cfg.max_epochs,  # a continued trial's clock goes on from its checkpoint
         grace_period=cfg.scheduler.grace_period,
         reduction_factor=cfg.scheduler.reduction_factor,
     )
+    scheduler.last_epoch = cfg.max_epochs
+    return scheduler
 
 
 def asha_rungs(cfg: SweepConfig) -> frozenset[int]:
@@ -61,11 +92,9 @@ def hyperband_milestones(max_t: int, eta: int) -> frozenset[int]:
 
 
 def median(cfg: SweepConfig) -> TrialScheduler:
-    from ray.tune.schedulers import MedianStoppingRule
-
-    return MedianStoppingRule(
-        time_attr=EPOCH, grace_period=cfg.scheduler.grace_period, min_samples_required=cfg.scheduler.min_samples
-    )
+    scheduler = _Median(time_attr=EPOCH, grace_period=cfg.scheduler.grace_period, min_samples_required=cfg.scheduler.min_samples)
+    scheduler.last_epoch = cfg.max_epochs
+    return scheduler
 
 
 def from_grace(cfg: SweepConfig) -> frozenset[int]:

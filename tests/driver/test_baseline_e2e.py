@@ -119,6 +119,17 @@ def test_the_champion_is_refit_registered_and_both_are_test_scored_once(records)
     assert "test/refit_test_score.json" in {a.path for a in client.list_artifacts(parent.info.run_id, "test")}
 
 
+def test_the_refit_model_is_listed_with_the_sweeps_models(records, sweep):
+    import sweeps
+
+    client, parent, children, study = records
+    models = sweeps.load("bl", sweep[0]).models  # as the Models tab filters: tags.sweeps.name
+    (refit,) = models[models["source_run_id"] == parent.info.run_id].itertuples()
+    assert refit.role == "champion" and refit.name == "bl-refit"  # crowned: the registered one
+    champion = children[parent.data.tags["sweeps.best_run_id"]].data.tags["optuna.trial_number"]
+    assert client.get_logged_model(refit.model_id).tags["sweeps.refit_of"] == champion
+
+
 def test_summary_note_and_report_state_the_champion_against_the_baseline(records, sweep):
     from tests.conftest import run_cli
 

@@ -26,7 +26,5 @@ print("survived", flush=True)
 
 
 def test_ray_objects_freed_after_the_driver_shuts_ray_down_do_not_end_the_process():
-    done = subprocess.run(
-        [sys.executable, "-c", FREE_REFS_AFTER_SHUTDOWN], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
+    done = subprocess.run([sys.executable, "-c", FREE_REFS_AFTER_SHUTDOWN], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "survived" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
