@@ -315,4 +315,5 @@ def crown(
         raise
     registered = f"models:/{registered_model}@{DEFAULT_ALIAS} (version {version})"
     tracker.set_tags(tracker.parent_run_id, {"sweeps.registered_model": registered})
+    tracker.delete_tags(tracker.parent_run_id, [REGISTRATION_ERROR_TAG])  # an earlier segment's refusal, now mended
     return registered, version

@@ -363,6 +363,13 @@ class SweepTracker:
             self.journal.append(run_id, values)
         self.writes.submit(run_id, self.client.log_batch, run_id, synchronous=True, **values)
 
+    def delete_tags(self, run_id: str, keys: Sequence[str]) -> None:
+        """Remove the tags `keys` where the run has them (after its queued writes, which may set them)."""
+        held = self.run_tags(run_id)
+        for key in keys:
+            if key in held:
+                self.client.delete_tag(run_id, key)
+
     def run_tags(self, run_id: str) -> dict[str, str]:
         self.flush(run_id)
         return dict(self.client.get_run(run_id).data.tags)

@@ -115,3 +115,32 @@ def test_a_refused_registration_is_recorded_on_the_parent_run_which_stays_as_it_
     assert client.get_run(parent).info.status == "RUNNING"  # the sweep ends it as it ended, not the registry
     assert client.search_registered_models() == []
     tracker.close()
+
+
+def test_a_registration_that_succeeds_later_clears_the_earlier_refusal(tmp_path):
+    """A resumed sweep whose champion registers this time: the parent run no longer says it was refused."""
+    import mlflow
+    import pytest
+    from mlflow.pyfunc import PythonModel
+
+    from tracking import RegistryError
+    from tracking.models import REGISTRATION_ERROR_TAG, crown
+
+    class Constant(PythonModel):
+        def predict(self, context, model_input):
+            return model_input
+
+    uri = default_tracking_uri(tmp_path)
+    tracker = SweepTracker(uri, "exp", tmp_path / "artifacts")
+    parent = tracker.start_sweep("s", {}, {}, "a: 1\n")
+    with pytest.raises(RegistryError):
+        crown(tracker, f"runs:/{parent}/model", "digits-conv2d", "s")  # nothing logged there yet
+    assert REGISTRATION_ERROR_TAG in tracker.run_tags(parent)
+    mlflow.set_tracking_uri(uri)
+    with mlflow.start_run(run_id=parent):
+        mlflow.pyfunc.log_model(name="model", python_model=Constant(), pip_requirements=[])
+    registered, version = crown(tracker, f"runs:/{parent}/model", "digits-conv2d", "s")
+    tags = tracker.run_tags(parent)
+    assert version == "1" and tags["sweeps.registered_model"] == registered
+    assert REGISTRATION_ERROR_TAG not in tags
+    tracker.close()
