@@ -22,28 +22,23 @@ class RefitDiverged(FloatingPointError):
 
 def refit_conv2d(
     params: Mapping[str, Any],
-    x: np.ndarray,
-    y: np.ndarray,
+    x: Any,
+    y: np.ndarray | None,
     epochs: int,
     seed: int,
     input_shape: tuple[int, ...],
     num_classes: int,
 ) -> keras.Model:
     """A fresh model of `params`, seeded as the trials are (keras.utils.set_random_seed(seed)),
-    fitted on (x, y) for `epochs` epochs with the params' batch size, shuffled, no validation."""
+    fitted on (x, y) for `epochs` epochs with the params' batch size, shuffled, no validation.
+    With y None, x is a dataset of (images, labels) batches, shuffled and batched already (a
+    streamed folder: sweeps.worker.feed.train_and_validation_batches)."""
     if epochs < 1:
         raise ValueError(f"a refit needs at least one epoch, got {epochs}")
     keras.utils.set_random_seed(seed)
     model = build_conv2d(params, input_shape, num_classes)
-    history = model.fit(
-        x,
-        y,
-        batch_size=int(params["batch_size"]),
-        epochs=int(epochs),
-        shuffle=True,
-        callbacks=[keras.callbacks.TerminateOnNaN()],
-        verbose=0,
-    ).history
+    batching = {"batch_size": int(params["batch_size"]), "shuffle": True} if y is not None else {}
+    history = model.fit(x, y, epochs=int(epochs), callbacks=[keras.callbacks.TerminateOnNaN()], verbose=0, **batching).history
     loss = history["loss"][-1]
     if len(history["loss"]) < epochs or not math.isfinite(loss):
         raise RefitDiverged(f"the refit's training loss became {loss} at epoch {len(history['loss'])}")

@@ -94,13 +94,16 @@ def versus(
 
 def refit_champion(model_params: dict[str, Any], best: FrozenTrial, dataset: Any, seed: int) -> tuple[Any, int, int] | str:
     """The refit model, its epochs and images; or, where there is none, why (a sentence)."""
-    if dataset.stream is not None:
-        return "the data is streamed from its folder; a refit needs the arrays in memory"
     epochs = best_epoch(best.user_attrs.get("checkpoint"))
     if epochs is None:
         return "the champion's best epoch is not known (its checkpoint is gone)"
     from models.refit import refit_conv2d, train_and_validation
 
-    x, y = train_and_validation(dataset)
     params = {**model_params, **full_params(best)}
+    if dataset.stream is not None:  # batches from this node's decoded cache: the folder never in memory
+        from sweeps.worker.feed import train_and_validation_batches
+
+        x, images = train_and_validation_batches(dataset.stream, int(params["batch_size"]), seed)
+        return refit_conv2d(params, x, None, epochs, seed, dataset.input_shape, dataset.num_classes), epochs, images
+    x, y = train_and_validation(dataset)
     return refit_conv2d(params, x, y, epochs, seed, dataset.input_shape, dataset.num_classes), epochs, len(y)

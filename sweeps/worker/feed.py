@@ -165,6 +165,31 @@ def batches(images: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bo
     return data.batch(batch_size).map(mapped, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
+class _Joined:
+    """Two memory-mapped splits read as one, the first then the second, without copying either:
+    what `batches` gathers from (a sorted index, so its rows come first-split first, as the
+    concatenated labels do)."""
+
+    def __init__(self, first: np.ndarray, second: np.ndarray) -> None:
+        self.first, self.second = first, second
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.first) + len(self.second), *self.first.shape[1:])
+
+    def __getitem__(self, index: np.ndarray) -> np.ndarray:
+        index, cut = np.asarray(index), len(self.first)
+        return np.concatenate([self.first[index[index < cut]], self.second[index[index >= cut] - cut]])
+
+
+def train_and_validation_batches(spec: StreamSpec, batch_size: int, seed: int) -> tuple[Any, int]:
+    """A refit's input from a streamed folder: train then validation, shuffled, from this node's
+    decoded cache (built here if no trial of this node built it); and how many images that is."""
+    images = _Joined(cached_images(spec, "train"), cached_images(spec, "val"))
+    labels = np.concatenate([spec.labels("train"), spec.labels("val")])
+    return batches(images, labels, batch_size, shuffle=True, seed=seed), len(labels)
+
+
 @dataclass
 class Feed:
     """What `model.fit` takes: (x, y) arrays, or a tf.data dataset with y None."""

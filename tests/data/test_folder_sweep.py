@@ -94,8 +94,8 @@ def test_every_run_names_the_manifest_digest_and_the_sweep_holds_a_test_score(wo
     assert {"test/confusion_matrix.png", "test/test_score.json"} <= listed
     version = parent.data.tags["sweeps.registered_model"].split("version ")[1].rstrip(")")
     tags = client.get_model_version("folder-conv2d", version).tags
-    # the registered model's own score: the refit's (refit=true), or the champion's where the data is streamed (no refit)
-    registered_score = metrics.get("refit_test_accuracy", metrics["test_accuracy"])
+    # the registered model's own score: the refit's (refit=true, in memory and streamed alike)
+    registered_score = metrics["refit_test_accuracy"]
     assert float(tags["test_accuracy"]) == pytest.approx(registered_score, abs=1e-6)
     assert "Test accuracy of the best model" in world["printed"][name]
 
@@ -112,6 +112,15 @@ def test_streamed_folder_decodes_each_file_once_and_matches_in_memory_accuracy(w
     best_mem, best_stream = mem.data.metrics["best_val_accuracy"], stream.data.metrics["best_val_accuracy"]
     assert best_mem > 0.6 and abs(best_mem - best_stream) < 0.1, (best_mem, best_stream)
     assert abs(mem.data.metrics["test_accuracy"] - stream.data.metrics["test_accuracy"]) < 0.1
+
+
+def test_a_streamed_folder_is_refit_on_train_and_validation_as_one_in_memory_is(world):
+    mem, stream = _sweep(world, "mem")[0], _sweep(world, "stream")[0]
+    for parent in (mem, stream):  # 700 files: 140 test, 560 train + validation
+        assert "train + validation (560 images)" in parent.data.tags["sweeps.refit"], parent.data.tags["sweeps.refit"]
+        assert parent.data.metrics["refit_epochs"] >= 1
+    # the same network refit on the same pixels, read from the node's cache or from memory
+    assert abs(mem.data.metrics["refit_test_accuracy"] - stream.data.metrics["refit_test_accuracy"]) < 0.1
 
 
 def test_predict_prints_class_names_of_a_folder_model(world):

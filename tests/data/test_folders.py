@@ -236,6 +236,12 @@ def test_streamed_data_decodes_each_file_once_per_node_into_the_same_pixels(digi
     assert np.allclose(x.numpy(), in_memory.x_val[:32]) and np.array_equal(y.numpy(), in_memory.y_val[:32])
     seen = np.concatenate([b[1].numpy() for b in trial_feed.train_x])
     assert np.array_equal(np.sort(seen), np.sort(in_memory.y_train))
+    # a refit's feed: train then validation from the same cache, each image with its own label
+    refit, n = feed.train_and_validation_batches(spec, batch_size=32, seed=0)
+    x_all, y_all = np.concatenate([in_memory.x_train, in_memory.x_val]), np.concatenate([in_memory.y_train, in_memory.y_val])
+    pairs = sorted((img.tobytes(), int(label)) for img, label in zip(x_all, y_all, strict=True))
+    fed = sorted((img.tobytes(), int(label)) for x, y in refit for img, label in zip(x.numpy(), y.numpy(), strict=True))
+    assert n == len(y_all) and fed == pairs
 
 
 def test_stream_decision_follows_memory_limit(digits):
