@@ -106,6 +106,9 @@ def run_product(k: int, n: int, epochs: int, epoch_s: float, work: Path, storage
     wall = time.monotonic() - started
     if code != 0:
         raise RuntimeError(f"the product failed (exit {code}):\n{log.read_text()[-3000:]}")
+    memory = probe / "memory.jsonl"  # the probe's memory points (BENCH_MEMORY_EVERY), kept beside the figures
+    if memory.is_file():
+        memory.rename(work.parent / f"memory-{k}-{n}.jsonl")
     events = [json.loads(line) for path in probe.glob("*.jsonl") for line in path.read_text().splitlines() if line.strip()]
     driver = _driver_pid(events)
     results = [e for e in events if e["kind"] == "callback.TrackingCallback.on_trial_result" and e["pid"] == driver]
@@ -326,6 +329,7 @@ def scale(
                     runs.append(run)
                     print(_line(run), flush=True)
                     _write(runs, out, counts, epochs, epoch_s)  # an interrupted measurement keeps what it measured
+                    _keep_memory(base / f"memory-{k}-{n}.jsonl", out)
                 if plain:
                     run = run_plain(k, n, epochs, epoch_s, base / f"plain-{k}-{n}")
                     runs.append(run)
@@ -336,6 +340,19 @@ def scale(
     for line in rss_growth(runs):
         print(line, flush=True)
     return runs
+
+
+def _keep_memory(points: Path, out: Path) -> None:
+    """The driver's RSS by trials finished (the probe's BENCH_MEMORY_EVERY), as trials,VmRSS,VmHWM
+    (MiB) in out/, where the run set it."""
+    if not points.is_file():
+        return
+    rows = [json.loads(line) for line in points.read_text().splitlines() if line.strip()]
+    with (out / points.with_suffix(".csv").name).open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["label", "trials_finished", "vm_rss_mib", "vm_hwm_mib"])
+        for r in rows:
+            writer.writerow([r["label"], r["finished"], f"{r.get('VmRSS', 0):.1f}", f"{r.get('VmHWM', 0):.1f}"])
 
 
 GROWTH_TARGET_MB = 50.0  # issue 22: the driver's peak RSS grows by less than this per 1,000 trials

@@ -144,6 +144,9 @@ class SweepTracker:
         self.models: Any = None  # tracking.models.ModelContext: kept checkpoints are logged models
         self.model_ids: dict[str, str] = {}  # trial run id -> its kept checkpoint's logged model
         self._kept_checkpoints: dict[str, tuple[int, Path, dict[str, Any], str, float]] = {}  # run id -> to log
+        # Trial runs whose end is queued: a value after it (retention's tag on a dropped checkpoint)
+        # reopens the run's journal file, which must close again once that value is stored.
+        self._ended: set[str] = set()
 
     def __getstate__(self) -> dict[str, Any]:
         # Ray Tune pickles its callbacks, and so this tracker, with its experiment state into the
@@ -275,6 +278,7 @@ class SweepTracker:
         driver killed before it lands leaves the run RUNNING; `resume` ends it from Optuna's record
         (`sweeps.driver.recovery.reconcile`)."""
         self.set_tags(run_id, tags)
+        self._ended.add(run_id)
         text = None if error is None else error if isinstance(error, str) else "".join(traceback.format_exception(error))
         self.writes.reap()
         self.writes.submit(run_id, self._end_run, run_id, status, text)
@@ -290,6 +294,7 @@ class SweepTracker:
     def reopen_trial(self, run_id: str, params: Mapping[str, Any]) -> None:
         """Continue an interrupted trial's run: RUNNING again, with every param it should have
         (the driver may have died before they were written)."""
+        self._ended.discard(run_id)
         run = self.client.get_run(run_id)
         self.log_params(run_id, {k: v for k, v in params.items() if str(k) not in run.data.params})
         if not run.inputs.dataset_inputs:
@@ -362,6 +367,9 @@ class SweepTracker:
         if self.journal is not None:
             self.journal.append(run_id, values)
         self.writes.submit(run_id, self.client.log_batch, run_id, synchronous=True, **values)
+        if self.journal is not None and run_id in self._ended:
+            # Journaled until stored, as every value is; then the file goes, as at the run's end.
+            self.writes.submit(run_id, self.journal.close, run_id)
 
     def delete_tags(self, run_id: str, keys: Sequence[str]) -> None:
         """Remove the tags `keys` where the run has them (after its queued writes, which may set them)."""

@@ -21,6 +21,13 @@ source changes; functions are wrapped after their module has been imported:
                         becomes benchmarks.simulated.simulated_trial (python -m benchmarks scale only)
 and, once per process, a "process" event from the process's start to this file's import.
 
+Memory (opt-in, the driver only): with BENCH_MEMORY_EVERY=N, every N finished trials (and around
+Tune's experiment-state snapshot `TuneController.save_to_dir`, and after run_sweep) one line goes
+to BENCH_PROBE_DIR/memory.jsonl: trials finished, VmRSS and VmHWM. With BENCH_TRACEMALLOC=F as
+well, tracemalloc starts (F frames) at the first such point, and at each later one the 30 biggest
+growers since then, by traceback, go to BENCH_PROBE_DIR/tracemalloc-<trials>.txt, beside the
+Python object counts by type that grew most (gc.get_objects).
+
 Without BENCH_PROBE_DIR this file does nothing.
 """
 
@@ -176,12 +183,108 @@ def _install() -> None:
         for name in ("load_dataset", "_check_feasible", "_check_study_storage", "_prepare_output", "_summarise", "_log_report"):
             if hasattr(mod, name):  # the product changes: time what exists
                 setattr(mod, name, timed(f"sweep.{name.lstrip('_')}", getattr(mod, name)))
+        for name in ("_summarise", "_log_report") if memory_every else ():
+            if hasattr(mod, name):
+                setattr(mod, name, after_memory_point(f"{name.lstrip('_')} end", getattr(mod, name)))
+
+    def after_memory_point(label: str, fn):  # type: ignore[no-untyped-def]
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                memory_point(label)
+
+        return wrapper
 
     def patch_nothing(mod) -> None:  # type: ignore[no-untyped-def]
         return None
 
+    memory_every = int(os.environ.get("BENCH_MEMORY_EVERY", "0"))
+    frames = int(os.environ.get("BENCH_TRACEMALLOC", "0"))
+    memory: dict = {"finished": 0}
+
+    def vm() -> dict:
+        found = {}
+        with open(f"/proc/{os.getpid()}/status") as fh:
+            for line in fh:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    found[line.split(":")[0]] = int(line.split()[1]) / 1024.0  # MiB
+        return found
+
+    def memory_point(label: str) -> None:
+        record = {"label": label, "t": time.time(), "finished": memory["finished"], **vm()}
+        with lock:
+            with open(os.path.join(_DIR, "memory.jsonl"), "a") as fh:
+                fh.write(json.dumps(record) + "\n")
+        if not frames or label != "finished":
+            return
+        import collections
+        import gc as gc_module
+        import tracemalloc
+
+        types = collections.Counter(type(o).__qualname__ for o in gc_module.get_objects())
+        if "snapshot" not in memory:
+            tracemalloc.start(frames)
+            memory["snapshot"], memory["types"] = tracemalloc.take_snapshot(), types
+            return
+        snapshot = tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen importlib._bootstrap*")]
+        )
+        diff = snapshot.compare_to(memory["snapshot"], "traceback")
+        grown = (types - memory["types"]).most_common(30)
+        with open(os.path.join(_DIR, f"tracemalloc-{memory['finished']}.txt"), "w") as fh:
+            fh.write(f"{memory['finished']} trials finished, {record}\n")
+            fh.write("objects by type, grown since the first point: " + ", ".join(f"{k} +{v}" for k, v in grown) + "\n\n")
+            for stat in diff[:30]:
+                fh.write(f"{stat.size_diff / 1e6:+.2f} MB in {stat.count_diff:+d} blocks\n")
+                fh.write("\n".join("    " + line for line in stat.traceback.format()[-2 * frames :]) + "\n")
+
+    def patch_memory_runner(mod) -> None:  # type: ignore[no-untyped-def]
+        for name in ("on_trial_complete", "on_trial_error"):
+            inner = getattr(mod.TrackingCallback, name)
+
+            def finished(*args, __inner=inner, **kwargs):  # type: ignore[no-untyped-def]
+                try:
+                    return __inner(*args, **kwargs)
+                finally:
+                    memory["finished"] += 1
+                    if memory["finished"] % memory_every == 0:
+                        memory_point("finished")
+
+            setattr(mod.TrackingCallback, name, finished)
+        inner_run = mod.run_sweep
+
+        @functools.wraps(inner_run)
+        def run_sweep(*args, **kwargs):  # type: ignore[no-untyped-def]
+            try:
+                return inner_run(*args, **kwargs)
+            finally:
+                memory_point("run_sweep end")
+
+        mod.run_sweep = run_sweep
+
+    def patch_controller(mod) -> None:  # type: ignore[no-untyped-def]
+        inner = mod.TuneController.save_to_dir
+
+        @functools.wraps(inner)
+        def save_to_dir(*args, **kwargs):  # type: ignore[no-untyped-def]
+            memory_point("save_to_dir before")
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                memory_point("save_to_dir after")
+
+        mod.TuneController.save_to_dir = save_to_dir
+
+    def patch_runner_and_memory(mod) -> None:  # type: ignore[no-untyped-def]
+        patch_runner(mod)
+        if memory_every:
+            patch_memory_runner(mod)
+
     patches = {
-        "sweeps.execution.runner": patch_runner,
+        "sweeps.execution.runner": patch_runner_and_memory,
+        **({"ray.tune.execution.tune_controller": patch_controller} if memory_every else {}),
         "sweeps.execution.runtime": patch_runtime,
         "sweeps.driver.sweep": patch_sweep,
         "tensorflow": patch_nothing,

@@ -282,6 +282,30 @@ class TrackingCallback(tune.Callback):
         faults.at_driver(ended=len(self.outcomes))
 
 
+class ForgetFinished(tune.Callback):
+    """Drops what Tune keeps of a finished trial that no one reads: its running statistics of every
+    numeric key it reported (`metric_analysis`: max, min, mean, and the means of the last 5 and 10
+    values, each in its own deque), some 55 KB a trial, the driver's largest grower
+    (docs/performance.md, the driver's memory). Tune reads them only in ExperimentAnalysis's best
+    trial, which the product never asks for: its best is Optuna's, its values MLflow's. The
+    trial's last result stays (Tune's ResultGrid and the callbacks read it).
+
+    Listed after the other callbacks, so each has read the finished trial first; Tune writes the
+    trial's state into its experiment snapshot after these calls, without the statistics."""
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._forget(trial)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._forget(trial)
+
+    @staticmethod
+    def _forget(trial: Any) -> None:
+        # Assigned, not cleared in place: _TrainingRunMetadata drops its cached JSON on assignment.
+        trial.run_metadata.metric_analysis = {}
+        trial.run_metadata.metric_n_steps = {}
+
+
 class WarmDriverImport(tune.Callback):
     """Imports Keras in the driver, in the background, once the first epoch is reported.
 

@@ -21,6 +21,11 @@ import optuna
 # count, an open file and a buffer per trial (Ray issue #64231).
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+# A trial's checkpoints, one per epoch that improved its best, each kept by Tune with the whole
+# result it came with, for every trial of the sweep (num_to_keep=None: retention is
+# KeepBestCheckpoints'): Tune's own switch keeps only the score attribute's value (none is set)
+# beside each. The newest checkpoint keeps its result; nothing else reads them.
+os.environ.setdefault("TUNE_ONLY_STORE_CHECKPOINT_SCORE_ATTRIBUTE", "1")
 # Ctrl+C and SIGTERM stop the Tuner through `Interrupted`, which then raises KeyboardInterrupt so
 # the sweep's run ends KILLED; Tune's own handler would return as if the sweep had finished.
 os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
@@ -35,7 +40,12 @@ from sweeps.core.protocol import MEMBER, TrialSettings, objective_key  # noqa: E
 from sweeps.core.records import BASELINE_ATTR  # noqa: E402
 from sweeps.driver.progress import Progress  # noqa: E402
 from sweeps.driver.recovery import Continuation  # noqa: E402
-from sweeps.execution.callbacks import KeepBestCheckpoints, TrackingCallback, WarmDriverImport  # noqa: E402
+from sweeps.execution.callbacks import (  # noqa: E402
+    ForgetFinished,
+    KeepBestCheckpoints,
+    TrackingCallback,
+    WarmDriverImport,
+)
 from sweeps.execution.runtime import slots, start_ray  # noqa: E402
 from sweeps.execution.search import SweepSearch  # noqa: E402
 from sweeps.execution.stoppers import FailureLimit, GoalReached, Interrupted  # noqa: E402
@@ -214,6 +224,7 @@ def run_sweep(
                     pinned=scheduler.pinned if isinstance(scheduler, PBT) else None,
                 ),
                 *([warm] if warm is not None else []),
+                ForgetFinished(),  # last: every other callback has read the finished trial
             ],
             verbose=2 if cfg.verbose else 0,
             # One checkpoint per trial, its newest, and under PBT those PBT still needs: the one it handed

@@ -144,3 +144,24 @@ def test_a_registration_that_succeeds_later_clears_the_earlier_refusal(tmp_path)
     assert version == "1" and tags["sweeps.registered_model"] == registered
     assert REGISTRATION_ERROR_TAG not in tags
     tracker.close()
+
+
+def test_a_tag_set_after_a_trial_ended_leaves_no_journal_file_open(tmp_path):
+    """Retention tags a finished trial's run when it drops its checkpoint, after the run's end is
+    queued or stored. Its journal file (the kill -9 log of queued values) used to be opened again
+    for it and never closed: an open file in the driver per such trial, a thousand for a thousand."""
+    uri = default_tracking_uri(tmp_path)
+    tracker = SweepTracker(uri, "exp", tmp_path / "artifacts", journal_dir=tmp_path / "journal")
+    tracker.start_sweep("s", {}, {}, "a: 1\n")
+    runs = [tracker.start_trial(f"trial-{i:03d}", {"filters": 16}, {}) for i in range(3)]
+    for i, run_id in enumerate(runs):
+        tracker.end_trial(run_id, RunStatus.FINISHED, {"sweeps.state": "COMPLETE"})
+        if i == 0:
+            tracker.flush()  # its end stored before the late tag: the order a busy writer gives too
+        tracker.set_tags(run_id, {"sweeps.checkpoint": "deleted"})
+    tracker.flush()
+    assert tracker.journal is not None
+    assert not set(tracker.journal._files) & set(runs)
+    assert not {p.stem for p in (tmp_path / "journal").glob("*.jsonl")} & set(runs)
+    client = MlflowClient(uri)
+    assert all(client.get_run(r).data.tags["sweeps.checkpoint"] == "deleted" for r in runs)
