@@ -28,6 +28,7 @@ from sweeps.core.records import (
 )
 from sweeps.driver.checkpoints import BestCheckpoints
 from sweeps.driver.progress import Progress
+from sweeps.execution.search import is_baseline
 from sweeps.testing import faults
 from sweeps.worker.sysmetrics import system_metrics
 from tracking import RunStatus, SweepTracker
@@ -120,8 +121,7 @@ class KeepBestCheckpoints(tune.Callback):
         pinned = {Path(p) for p in self.pinned()} if self.pinned is not None else set()
         for dropped in gone:
             folder = self.folders.get(dropped)
-            ot_trial = self.tracking.search.optuna_trial(dropped)
-            if folder is None or (ot_trial is not None and ot_trial.user_attrs.get(BASELINE_ATTR)):
+            if folder is None or is_baseline(self.tracking.search, dropped):
                 continue  # the baseline's model is kept: the summary test-scores it beside the champion
             self.newest.pop(dropped, None)
             for checkpoint in folder.glob("checkpoint_*"):

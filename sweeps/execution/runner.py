@@ -37,7 +37,6 @@ from ray.tune.stopper import CombinedStopper  # noqa: E402
 
 from sweeps.config.settings import SweepConfig  # noqa: E402
 from sweeps.core.protocol import MEMBER, TrialSettings, objective_key  # noqa: E402
-from sweeps.core.records import BASELINE_ATTR  # noqa: E402
 from sweeps.driver.progress import Progress  # noqa: E402
 from sweeps.driver.recovery import Continuation  # noqa: E402
 from sweeps.execution.callbacks import (  # noqa: E402
@@ -47,7 +46,7 @@ from sweeps.execution.callbacks import (  # noqa: E402
     WarmDriverImport,
 )
 from sweeps.execution.runtime import slots, start_ray  # noqa: E402
-from sweeps.execution.search import SweepSearch  # noqa: E402
+from sweeps.execution.search import SweepSearch, is_baseline  # noqa: E402
 from sweeps.execution.stoppers import FailureLimit, GoalReached, Interrupted  # noqa: E402
 from sweeps.samplers.factories import make_sampler  # noqa: E402
 from sweeps.samplers.feasibility import Proposer, Redraws, describe_space  # noqa: E402
@@ -171,7 +170,7 @@ def run_sweep(
         if fresh:
             first_points(search.study, points, rerun, warm_start, baseline)
     if isinstance(scheduler, SparesTheBaseline):
-        scheduler.spared = lambda trial_id: _is_baseline(search, trial_id)
+        scheduler.spared = lambda trial_id: is_baseline(search, trial_id)
     callback = TrackingCallback(tracker, search, metrics, progress)
     if isinstance(search, Population):
         for rejected in search.rejected:  # asked up front, before the tracking existed
@@ -257,8 +256,3 @@ def run_sweep(
         data_bytes=sum(int(getattr(a, "nbytes", 0)) for a in data.values()),
         data_nodes=len(callback.nodes),
     )
-
-
-def _is_baseline(search: SweepSearch | Population, trial_id: str) -> bool:
-    ot_trial = search.optuna_trial(trial_id)
-    return ot_trial is not None and bool(ot_trial.user_attrs.get(BASELINE_ATTR))

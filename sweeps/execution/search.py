@@ -10,6 +10,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from sweeps.core.errors import ConfigError
 from sweeps.core.protocol import CONTINUES, EPOCH, FAILED_ERROR, INFEASIBLE
+from sweeps.core.records import BASELINE_ATTR
 from sweeps.samplers.factories import exhausted
 from sweeps.samplers.feasibility import Proposer
 from sweeps.samplers.tell import tell
@@ -29,6 +30,12 @@ class TrialRecords(Protocol):
 
     @property
     def study(self) -> optuna.Study: ...
+
+
+def is_baseline(search: TrialRecords, trial_id: str) -> bool:
+    """Whether Tune trial `trial_id` evaluates the sweep's baseline (the configured model)."""
+    ot_trial = search.optuna_trial(trial_id)
+    return ot_trial is not None and bool(ot_trial.user_attrs.get(BASELINE_ATTR))
 
 
 class SweepSearch(OptunaSearch):
