@@ -274,6 +274,8 @@ def test_an_option_is_one_yaml_file_and_one_registry_entry(tmp_path, monkeypatch
     from sweeps.cli import main
     from sweeps.data.datasets import load_dataset
     from sweeps.samplers.factories import make_sampler
+    from ray.tune.schedulers import MedianStoppingRule
+
     from sweeps.schedulers.builtin import make_scheduler, stop_epochs
 
     conf = tmp_path / "conf"
@@ -302,7 +304,7 @@ def test_an_option_is_one_yaml_file_and_one_registry_entry(tmp_path, monkeypatch
     cfg = load_config(["sampler=throwaway", "scheduler=throwaway", "dataset=throwaway", "max_epochs=4"], config_dir=conf)
     assert (cfg.sampler.n_startup_trials, cfg.scheduler.grace_period) == (3, 2)  # from the YAML
     assert make_sampler(cfg.sampler, 0)._n_startup_trials == 3
-    assert type(make_scheduler(cfg)).__name__ == "MedianStoppingRule" and stop_epochs(cfg) == {2, 3, 4}
+    assert isinstance(make_scheduler(cfg), MedianStoppingRule) and stop_epochs(cfg) == {2, 3, 4}
     data = load_dataset(cfg.dataset.name, cfg.dataset.path, cfg.dataset.val_fraction, seed=0)
     assert (data.num_classes, data.input_shape, len(data.x_val)) == (2, (6, 6, 1), 10)
     with pytest.raises(SystemExit):
