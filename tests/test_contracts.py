@@ -271,11 +271,11 @@ def throwaway_dataset(path):
 def test_an_option_is_one_yaml_file_and_one_registry_entry(tmp_path, monkeypatch, capsys):
     """A sampler, a scheduler and a dataset added the documented way, in a copy of conf/, reach
     validation, --help, the factories and the loaders with no other edit."""
+    from ray.tune.schedulers import MedianStoppingRule
+
     from sweeps.cli import main
     from sweeps.data.datasets import load_dataset
     from sweeps.samplers.factories import make_sampler
-    from ray.tune.schedulers import MedianStoppingRule
-
     from sweeps.schedulers.builtin import make_scheduler, stop_epochs
 
     conf = tmp_path / "conf"
