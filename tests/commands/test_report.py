@@ -182,6 +182,48 @@ def test_importances_are_left_out_when_no_param_ever_varies(tmp_path):
     assert _files(tmp_path) == set()
 
 
+def _many(n):
+    study = optuna.create_study(direction="maximize")
+    for i in range(n):
+        params = {"filters": (16, 32)[i % 2], "learning_rate": 1e-4 * (1 + i), "blocks": 1 + i % 3}
+        study.add_trial(_trial(TrialState.COMPLETE, params, "COMPLETE", value=0.5 + 0.01 * (i % 2) + 1e-4 * i))
+    return study
+
+
+def test_importances_learn_from_a_seeded_sample_of_a_large_study_and_say_so():
+    from sweeps.commands.importances import importance_sample
+
+    study = _many(40)
+    sample, title = importance_sample(study, 10)
+    again, _ = importance_sample(study, 10)
+    key = [(t.params, t.value) for t in sample.trials]
+    assert len(key) == 10 and key == [(t.params, t.value) for t in again.trials]  # seeded
+    assert all(pair in [(t.params, t.value) for t in study.trials] for pair in key)
+    assert title == "Hyperparameter Importances (fANOVA on a seeded sample of 10 of 40 completed trials)"
+    assert importance_sample(study, 40) == (study, "Hyperparameter Importances")
+
+
+def test_the_importances_plot_computes_fanova_once_for_both_files(tmp_path, monkeypatch):
+    from optuna.importance import FanovaImportanceEvaluator
+
+    import sweeps.commands.importances as importances
+    import sweeps.commands.report as report
+
+    learnt_from = []
+    real = FanovaImportanceEvaluator.evaluate
+
+    def counted(self, study, params=None, *, target=None):
+        learnt_from.append(len(study.trials))
+        return real(self, study, params, target=target)
+
+    monkeypatch.setattr(FanovaImportanceEvaluator, "evaluate", counted)
+    monkeypatch.setattr(importances, "IMPORTANCE_TRIALS", 10)
+    plots = {p.stem: p for p in report.study_plots(_many(40))}
+    files = report.render(plots["param_importances"], tmp_path)
+    assert set(files) == {"param_importances.html", "param_importances.png"} and learnt_from == [10]
+    assert "a seeded sample of 10 of 40 completed trials" in (tmp_path / "param_importances.html").read_text()
+
+
 def test_unknown_sweep_in_an_empty_folder_writes_nothing(tmp_path, capsys):
     code, _, err = main_in_process(capsys, "report", "nope", f"output_dir={tmp_path}")
     assert code == 2
