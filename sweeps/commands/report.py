@@ -378,12 +378,20 @@ def find_parent_run(output_dir: Path, name: str, tracking_uri: str, experiment: 
         return find_sweep_run(tracking_uri, experiment, name)
 
 
-def make_report(name: str, output_dir: Path, tracking_uri: str, experiment: str, study_storage: str | None = None) -> Report:
-    """Load, tabulate, plot, write, log; raises ConfigError (nothing written) for an unknown sweep."""
+def make_report(
+    name: str,
+    output_dir: Path,
+    tracking_uri: str,
+    experiment: str,
+    study_storage: str | None = None,
+    study: optuna.Study | None = None,
+) -> Report:
+    """Load, tabulate, plot, write, log; raises ConfigError (nothing written) for an unknown sweep.
+    `study`: the sweep's study as its driver holds it, so that it is not read a second time."""
     from tracking import log_report_files, trial_histories
 
     output_dir = Path(output_dir)
-    study = load_sweep_study(name, output_dir, study_storage)
+    study = study if study is not None else load_sweep_study(name, output_dir, study_storage)
     parent = find_parent_run(output_dir, name, tracking_uri, experiment)
     runs = trial_histories(tracking_uri, parent) if parent is not None else {}
     frame = build_trials_frame(study, runs)

@@ -25,7 +25,7 @@ def _git_commit() -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def _log_report(cfg: SweepConfig, tracking_uri: str, out: Any) -> list[str]:
+def _log_report(cfg: SweepConfig, tracking_uri: str, out: Any, study: Any = None) -> list[str]:
     """The report's plots on the parent run, so the MLflow UI shows them; a plot that cannot be
     drawn must not turn a finished sweep into a failed one. Returns the logged artifact paths."""
     from sweeps.commands.report import make_report
@@ -33,7 +33,11 @@ def _log_report(cfg: SweepConfig, tracking_uri: str, out: Any) -> list[str]:
 
     faults.at_driver(point="report")
     try:
-        report = make_report(cfg.name, cfg.output_dir, tracking_uri, cfg.tracking.experiment, cfg.tracking.study_storage)
+        # The driver's own study: every trial is in it, and a second copy from the storage would be the
+        # report's largest allocation that grows with the trials (~30 MB per 1,000).
+        report = make_report(
+            cfg.name, cfg.output_dir, tracking_uri, cfg.tracking.experiment, cfg.tracking.study_storage, study=study
+        )
         print(f"Report: {len(report.files)} files in {report.directory} (python -m sweeps report {cfg.name})", file=out)
         return list(report.logged)
     except Exception as exc:  # plotting libraries fail in many ways; the sweep's records are intact

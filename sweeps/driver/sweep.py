@@ -323,7 +323,7 @@ def _run_and_summarise(
     reconcile(study, tracker, get_run(tracking_uri, state.parent_run_id), Outcome.NOT_RUN)
     faults.at_driver(point="summary")
     summary = replace(_summarise(cfg, study, tracker, dataset, started, stopped_because), goal_reached=goal_reached)
-    plots = _log_report(cfg, tracking_uri, out) if cfg.tracking.log_report else []
+    plots = _log_report(cfg, tracking_uri, out, study) if cfg.tracking.log_report else []
     tracker.describe(state.parent_run_id, _story(cfg, tracker, summary, dataset, plots))
     status = RunStatus.FINISHED if stopped_because is None else RunStatus.FAILED
     tracker.end_sweep(

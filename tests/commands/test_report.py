@@ -1,6 +1,7 @@
 """`python -m sweeps report`: the trials table from an in-memory study, then a real sweep's report."""
 
 import math
+import shutil
 from datetime import datetime, timedelta
 
 import optuna
@@ -252,6 +253,8 @@ def reported(tmp_path_factory):
         cwd=out.parent,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # The sweep's own report, drawn from the driver's study in memory, before a reread overwrites it.
+    shutil.copy(out / "reports" / "rep" / "trials.parquet", out.parent / "driver-trials.parquet")
     uri = default_tracking_uri(out)
     return out, uri, write_report("rep", out, uri, "sweeps")
 
@@ -288,6 +291,13 @@ def test_report_table_matches_the_study_and_mlflow(reported):
     assert len(done) >= 1 and (done["epochs"] == 2).all()
     assert (done["value"] == done["best_val_accuracy"]).all()  # the objective is the best epoch
     assert frame["mlflow_run_id"].str.len().eq(32).all()
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_the_sweeps_own_report_from_its_study_in_memory_is_the_report_read_back_from_the_stores(reported):
+    out, _, files = reported
+    pd.testing.assert_frame_equal(pd.read_parquet(out.parent / "driver-trials.parquet"), pd.read_parquet(files["trials.parquet"]))
 
 
 @pytest.mark.slow
