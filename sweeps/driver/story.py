@@ -25,7 +25,7 @@ def _git_commit() -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def _log_report(cfg: SweepConfig, tracking_uri: str, out: Any, study: Any = None) -> list[str]:
+def _log_report(cfg: SweepConfig, tracking_uri: str, out: Any, study: Any) -> list[str]:
     """The report's plots on the parent run, so the MLflow UI shows them; a plot that cannot be
     drawn must not turn a finished sweep into a failed one. Returns the logged artifact paths."""
     from sweeps.commands.report import make_report
